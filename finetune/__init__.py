@@ -1,0 +1,1 @@
+"""finetune: StarCoder2 data preparation, training and export for sc2lsp."""

@@ -1,0 +1,1 @@
+"""Data pipeline: collect -> filter -> (dedup, redact) -> repository samples with FIM -> pack."""

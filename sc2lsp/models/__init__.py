@@ -1,0 +1,1 @@
+"""Model tooling: registry (models.toml), pull, convert, quantize."""
