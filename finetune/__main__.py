@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pretrain", help="train all weights (resumes from OUT/ckpt.pt)")
     p.add_argument("--config", help="TOML preset, e.g. finetune/configs/sc2-tiny.toml")
     p.add_argument("overrides", nargs="*", help="key=value overriding the preset")
+    p = sub.add_parser("eval", help="held-out next-line exact match / edit similarity of GGUF models")
+    p.add_argument("--model", action="append", required=True, help="a models.toml name or .gguf path (repeat to compare)")
+    p.add_argument("--data", required=True, help="a prepared data directory (with heldout_files.json)")
+    p.add_argument("--per-file", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
     args, extra = ap.parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
     try:
@@ -28,11 +34,35 @@ def main(argv: list[str] | None = None) -> int:
             from .pretrain import train
 
             train(load(PretrainConfig, args.config, overrides))
+        elif args.cmd == "eval":
+            return _eval(args)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _eval(args) -> int:
+    import json
+    from pathlib import Path
+
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend
+    from sc2lsp.models.registry import resolve
+
+    from .evaluate import evaluate, load_heldout, next_line_cases
+
+    cases = next_line_cases(load_heldout(Path(args.data) / "heldout_files.json"), per_file=args.per_file, seed=args.seed)
+    results = {}
+    for name in args.model:
+        results[name] = evaluate(LlamaCppBackend(resolve(name)), cases)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print(f"{'model':40} {'cases':>6} {'exact':>7} {'edit sim':>9} {'ms/case':>8}")
+        for name, r in results.items():
+            print(f"{name:40} {r['cases']:>6} {r['exact_match']:>7.3f} {r['edit_similarity']:>9.3f} {r['ms_per_case']:>8.1f}")
     return 0
 
 

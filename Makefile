@@ -1,0 +1,40 @@
+# sc2lsp: `make demo` and `make test` are the two commands a fresh machine needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-fast model clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU build of torch first, so nothing later pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	# llama-cpp-python compiles from source (~6 min on 2 cores); pip caches the wheel
+	$(BIN)/python -m pip install -q -e ".[train,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## A FIM completion from the embedded model sc2-tiny through llama.cpp, with timings.
+demo: $(STAMP)
+	$(BIN)/sc2lsp complete examples/demo/geometry.py --line 14 --col 16
+	$(BIN)/sc2lsp complete examples/demo/geometry.py --line 22 --col 5
+
+## The whole suite (slow tests included).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+## Everything but the tests marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## Rebuild the embedded model from scratch (about an hour on 2 cores); see models/sc2-tiny/MODEL_CARD.md.
+model: $(STAMP)
+	$(BIN)/python -m finetune prepare-stdlib
+	$(BIN)/python -m finetune pretrain --config finetune/configs/sc2-tiny.toml
+	$(BIN)/python -m finetune export-tiny
+
+clean-venv:
+	rm -rf $(VENV)
