@@ -29,14 +29,18 @@ class StdlibDataConfig:
     max_chars: int = 1200
     seed: int = 1234
     tokenizer: str = ""  #: an existing tokenizer directory; "" = train one on the training files
+    root: str = ""  #: a source tree to use instead of the stdlib ("" = this interpreter's stdlib)
+    max_files: int = 0  #: keep only the first N files (0 = all); for quick tests
 
 
 def prepare(cfg: StdlibDataConfig) -> dict:
     t0 = time.time()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    root = stdlib_root()
+    root = Path(cfg.root) if cfg.root else stdlib_root()
     files = collect(root, (".py",), STDLIB_EXCLUDE)
+    if cfg.max_files:
+        files = files[: cfg.max_files]
     kept = [(f.path, f.text) for f in files if f.text is not None]
     train = [(p, t) for p, t in kept if not is_heldout(p, cfg.heldout_fraction)]
     held = [(p, t) for p, t in kept if is_heldout(p, cfg.heldout_fraction)]
@@ -46,7 +50,7 @@ def prepare(cfg: StdlibDataConfig) -> dict:
     if cfg.tokenizer:
         tok = tokmod.load(cfg.tokenizer)
     else:
-        tok = tokmod.train_bpe((t for _, t in train), vocab_size=cfg.vocab_size)
+        tok = tokmod.train_bpe((t for _, t in train), vocab_size=cfg.vocab_size, show_progress=False)
     tok.save_pretrained(out / "tokenizer")
 
     streams = []
