@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-file", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export-tiny", help="export runs/sc2-tiny to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
+    p.add_argument("--run", default="runs/sc2-tiny")
+    p.add_argument("--out", default="models/sc2-tiny")
     args, extra = ap.parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
     try:
@@ -34,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
             from .pretrain import train
 
             train(load(PretrainConfig, args.config, overrides))
+        elif args.cmd == "export-tiny":
+            import json
+
+            from .export import export_run
+
+            m = export_run(args.run, args.out, "sc2-tiny")
+            print(json.dumps({k: v for k, v in m.items() if k != "heldout_next_line"}, indent=1))
+            print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
         elif args.cmd == "eval":
             return _eval(args)
     except (ConfigError, FileNotFoundError, ValueError) as e:
