@@ -1,0 +1,1 @@
+"""Workspace files: which ones may be read (scan rules shared by the server and finetune)."""
