@@ -23,7 +23,8 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-STDLIB_EXCLUDE = ("site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3/tests")
+# encodings/ (code-page tables) and pydoc_data/ (one huge string) are data, not code to learn from
+STDLIB_EXCLUDE = ("site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3/tests", "encodings", "pydoc_data")
 
 
 def iter_files(root: Path, suffixes: tuple[str, ...], exclude_dirs: tuple[str, ...] = ()) -> Iterator[Path]:
