@@ -1,0 +1,500 @@
+"""What of the model's raw output is shown as ghost text.
+
+Pure string functions: no I/O, no parser. The caller may pass ``syntax_errors(text) -> int``
+(``sc2lsp.context.syntax`` builds one from tree-sitter) to enable syntax-validated truncation.
+
+``postprocess(raw, prefix, suffix)`` runs these steps in order; each one may only shorten the
+suggestion (or empty it), never add text, so the result is always a prefix of the raw output
+(modulo CRLF conversion):
+
+``stop``          cut at the first special token (``<file_sep>``, ``<|endoftext|>``, FIM tokens).
+``blank``         whitespace-only output shows nothing.
+``single_line``   the cursor is mid-line (the rest of the line holds more than closing
+                  brackets, quotes, ``;,:`` and whitespace): keep the first line only.
+``scope``         stop where the suggestion leaves the block it started in. The block's indent
+                  is that of the cursor's line. If the user started that line and it opens a
+                  block (ends with ``:`` in Python, or leaves a bracket open), the suggestion
+                  ends with that block: at the
+                  first line indented no deeper than the opener; a line there that starts with a
+                  closing bracket (``}``) is kept as the block's end, one that continues the
+                  statement (``} else {``, ``else:``, ``except ...:``) does not end it. Otherwise
+                  a line indented less than the cursor's line ends it, unless it starts inside a
+                  bracket the suggestion opened (a continuation line).
+``repeat``        a block of 1-4 lines followed by itself (counting up to four lines above the
+                  cursor) is cut before the copy; if the cursor's own line is the copy, nothing is
+                  shown. Lines without a letter (``}``, ``[0, 0],``) never count as repeats.
+``next_lines``    cut before the line that equals the next non-blank line after the cursor's line
+                  (same indentation, contains a letter or digit), or that is an unfinished copy of
+                  it at the very end.
+``max_lines``     at most ``options.max_lines`` lines.
+``brackets``      a closing bracket the suggestion did not open is cut (with everything after
+                  it) when the text after the cursor already supplies it: at the same indentation
+                  for a closer that starts a line, else counting the brackets the cursor's line
+                  left open.
+``line_overlap``  drop a tail that repeats the start of the rest of the line: all of it, at
+                  least ``options.min_overlap_chars`` of it, or only punctuation (but not only
+                  closing brackets, which ``brackets`` weighs).
+``trailing``      trailing blank lines (and, at the end of a line, trailing spaces) are dropped.
+``syntax``        with ``syntax_errors``: the longest prefix of the suggestion (whole lines
+                  first, then token boundaries within the next line) such that
+                  ``prefix + cut + suffix`` has no more errors than ``prefix + suffix``.
+
+``advance_suggestion(shown, typed)`` is the fast path for a user who types what the ghost text
+says: the rest of the suggestion, or ``None`` when they diverged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .tokens import SPECIAL_TOKENS
+
+SyntaxErrors = Callable[[str], int]
+
+_CLOSE_TO_OPEN = {")": "(", "]": "[", "}": "{"}
+_OPENERS = "([{"
+_CLOSERS = ")]}"
+#: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs).
+_TRAILING_OK = frozenset(")]}\"'`;,: \t")
+_CLAUSE_WORDS = ("else", "elif", "except", "finally", "catch")
+_LETTER = re.compile(r"[A-Za-z_]")
+_ALNUM = re.compile(r"[A-Za-z0-9_]")
+_TOKEN_END = re.compile(r"\w+|[^\w\s]")
+#: Special tokens that end a suggestion; the PII placeholders (<NAME>, <EMAIL>, ...) do not.
+_STOP_AT = tuple(t for t in SPECIAL_TOKENS if not re.fullmatch(r"<[A-Z]+>", t))
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    """Just enough lexical syntax to find brackets outside strings and comments."""
+
+    line_comments: tuple[str, ...]
+    block_comment: tuple[str, str] | None
+    quotes: tuple[str, ...]
+    colon_blocks: bool  # a line ending in ':' opens an indented block (Python)
+    pattern: re.Pattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = [re.escape(c) + r"[^\n]*" for c in self.line_comments]
+        if self.block_comment:
+            a, b = map(re.escape, self.block_comment)
+            parts.append(a + r"[\s\S]*?(?:" + b + r"|\Z)")
+        for q in sorted(self.quotes, key=len, reverse=True):
+            e = re.escape(q)
+            if len(q) == 3:
+                parts.append(e + r"[\s\S]*?(?:" + e + r"|\Z)")
+            elif q == "`":
+                parts.append(r"`(?:\\[\s\S]|[^`\\])*`?")
+            else:
+                parts.append(e + r"(?:\\.|[^" + e + r"\\\n])*" + e + "?")
+        parts.append(r"(?P<b>[()\[\]{}])")
+        object.__setattr__(self, "pattern", re.compile("|".join(parts)))
+
+
+_PYTHON = _Syntax(("#",), None, ('"""', "'''", '"', "'"), True)
+_C_LIKE = _Syntax(("//",), ("/*", "*/"), ('"', "'", "`"), False)
+_SYNTAX: dict[str, _Syntax] = {
+    "python": _PYTHON,
+    "rust": _Syntax(("//",), ("/*", "*/"), ('"',), False),  # 'a is a lifetime
+    "ruby": _Syntax(("#",), None, ('"', "'"), False),
+    "shellscript": _Syntax(("#",), None, ('"', "'"), False),
+}
+_ALIASES = {"py": "python", "rs": "rust", "sh": "shellscript", "bash": "shellscript"}
+
+
+def _syntax_for(language: str) -> _Syntax:
+    name = language.lower()
+    return _SYNTAX.get(_ALIASES.get(name, name), _C_LIKE)
+
+
+@dataclass(frozen=True)
+class PostprocessOptions:
+    """How much of a suggestion to show. Every field has a default."""
+
+    language: str = ""
+    """LSP language id (``python``, ``javascript``, ...): picks comment and string syntax for
+    bracket counting and whether ``:`` opens a block. Unknown ids use C-like rules."""
+    max_lines: int = 16
+    """At most this many lines in a multi-line suggestion."""
+    multiline: bool = True
+    """Allow multi-line suggestions at all (when the rest of the line is empty)."""
+    tab_size: int = 4
+    """Width of a tab when comparing indentation."""
+    min_overlap_chars: int = 1
+    """A partial overlap with the rest of the line is trimmed from this many characters (any
+    length if it is only punctuation; the whole rest of the line always). The default trims any
+    overlap: a FIM middle whose end repeats the start of the suffix is almost always a repeat
+    (``if not x`` before ``x:``), rarely two tokens that merge."""
+    max_syntax_checks: int = 40
+    """At most this many ``syntax_errors`` calls per suggestion (then the best cut so far)."""
+
+    def __post_init__(self) -> None:
+        if self.max_lines < 1 or self.tab_size < 1 or self.min_overlap_chars < 1 or self.max_syntax_checks < 1:
+            raise ValueError("max_lines, tab_size, min_overlap_chars and max_syntax_checks must be >= 1")
+
+
+@dataclass(frozen=True)
+class Postprocessed:
+    text: str
+    """The suggestion to show ("" for nothing)."""
+    applied: tuple[str, ...]
+    """Names of the steps that changed the text, in order (see the module docstring)."""
+
+
+def postprocess(
+    raw: str,
+    prefix: str,
+    suffix: str,
+    options: PostprocessOptions = PostprocessOptions(),
+    syntax_errors: SyntaxErrors | None = None,
+) -> str:
+    """The suggestion to show for ``raw`` model output at the cursor between prefix and suffix."""
+    return postprocess_trace(raw, prefix, suffix, options, syntax_errors).text
+
+
+def advance_suggestion(shown: str, typed: str) -> str | None:
+    """The rest of ``shown`` after the user typed ``typed`` at the cursor, or ``None``.
+
+    ``""`` means they typed all of it. The rest needs no model call; re-running
+    ``postprocess(rest, new_prefix, new_suffix)`` without a syntax hook costs well under a
+    millisecond and re-applies the overlap and bracket rules to the new cursor.
+    """
+    return shown[len(typed):] if shown.startswith(typed) else None
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def postprocess_trace(
+    raw: str,
+    prefix: str,
+    suffix: str,
+    options: PostprocessOptions = PostprocessOptions(),
+    syntax_errors: SyntaxErrors | None = None,
+) -> Postprocessed:
+    """``postprocess`` with the names of the steps that changed the text."""
+    crlf = "\r\n" in prefix or "\r\n" in suffix
+    if crlf or "\r" in raw:
+        raw, prefix, suffix = (s.replace("\r\n", "\n") for s in (raw, prefix, suffix))
+    syn = _syntax_for(options.language)
+    applied: list[str] = []
+    text = raw
+
+    def step(name: str, new: str) -> None:
+        nonlocal text
+        if new != text:
+            applied.append(name)
+            text = new
+
+    nl = prefix.rfind("\n")
+    line_before = prefix[nl + 1:]
+    end = suffix.find("\n")
+    line_after = suffix if end < 0 else suffix[:end]
+    mid_line = any(c not in _TRAILING_OK for c in line_after)
+
+    step("stop", _cut_at_special(text))
+    if not text.strip():
+        step("blank", "")
+    if text and (mid_line or not options.multiline):
+        step("single_line", text.split("\n", 1)[0])
+    if text and "\n" in text:
+        step("scope", _keep_lines(text, _scope_end(text, line_before, syn, options.tab_size)))
+    if text:
+        above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
+        tail = line_after if "\n" not in text else ""
+        step("repeat", _keep_lines(text, _repeat_end(text, line_before, tail, above)))
+    if text and not mid_line:
+        step("next_lines", _keep_lines(text, _next_lines_end(text, line_before, suffix, end)))
+    if text:
+        step("max_lines", _keep_lines(text, options.max_lines))
+    if text:
+        step("brackets", _cut_supplied_closer(text, line_before, suffix, syn, options.tab_size))
+    if text and line_after:
+        step("line_overlap", _trim_line_overlap(text, line_after, options.min_overlap_chars))
+    if text:
+        step("trailing", _trim_trailing(text, at_line_end=not line_after.strip()))
+    if text and syntax_errors is not None:
+        step("syntax", _syntax_cut(text, prefix, suffix, syntax_errors, options.max_syntax_checks))
+    if text and not text.strip():
+        step("blank", "")
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    return Postprocessed(text, tuple(applied))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cut_at_special(text: str) -> str:
+    if "<" not in text:
+        return text
+    cut = len(text)
+    for tok in _STOP_AT:
+        i = text.find(tok, 0, cut)
+        if i >= 0:
+            cut = i
+    return text[:cut]
+
+
+def _keep_lines(text: str, n: int | None) -> str:
+    if n is None:
+        return text
+    return "\n".join(text.split("\n")[:n]) if n > 0 else ""
+
+
+def _indent(line: str, tab: int) -> int:
+    width = 0
+    for c in line:
+        if c == " ":
+            width += 1
+        elif c == "\t":
+            width += tab - width % tab
+        else:
+            break
+    return width
+
+
+def _brackets(text: str, syn: _Syntax) -> list[tuple[int, str]]:
+    """(offset, char) of every bracket outside strings and comments."""
+    return [(m.start(), m.group("b")) for m in syn.pattern.finditer(text) if m.group("b")]
+
+
+def _code(line: str, syn: _Syntax) -> str:
+    """``line`` without comments, strings replaced by a placeholder, stripped."""
+    return syn.pattern.sub(lambda m: m.group(0) if m.group("b") else ("" if _is_comment(m.group(0), syn) else '""'), line).strip()
+
+
+def _is_comment(tok: str, syn: _Syntax) -> bool:
+    return tok.startswith(syn.line_comments) or bool(syn.block_comment and tok.startswith(syn.block_comment[0]))
+
+
+def _line_depths(text: str, syn: _Syntax) -> list[int]:
+    """Bracket depth at the start of each line of ``text``, then at its end."""
+    events = _brackets(text, syn)
+    starts = [0]
+    i = text.find("\n")
+    while i >= 0:
+        starts.append(i + 1)
+        i = text.find("\n", i + 1)
+    depths, depth, k = [], 0, 0
+    for s in starts:
+        while k < len(events) and events[k][0] < s:
+            depth += 1 if events[k][1] in _OPENERS else -1
+            k += 1
+        depths.append(depth)
+    while k < len(events):
+        depth += 1 if events[k][1] in _OPENERS else -1
+        k += 1
+    depths.append(depth)  # at the very end
+    return depths
+
+
+def _scope_end(text: str, line_before: str, syn: _Syntax, tab: int) -> int | None:
+    """Number of suggestion lines inside the block the suggestion started in."""
+    lines = text.split("\n")
+    full = line_before + text
+    depths = _line_depths(full, syn)  # depths[j]: at the start of line j; depths[-1]: at the end
+    first = line_before + lines[0]
+    start = 0
+    if not first.strip():
+        start = next((j for j in range(1, len(lines)) if lines[j].strip()), None)
+        if start is None:
+            return None
+        first = lines[start]
+    base = _indent(first, tab)
+    code = _code(first, syn)
+    by_bracket = depths[start + 1] > depths[start]
+    # On a blank line the user writes statements of the enclosing block; on a line they started,
+    # an opener means they want its body.
+    opener = bool(line_before.strip()) and (by_bracket or (syn.colon_blocks and code.endswith(":")))
+    for j in range(start + 1, len(lines)):
+        line = lines[j]
+        if not line.strip():
+            continue
+        ind = _indent(line, tab)
+        if opener:
+            if ind > base:
+                continue
+            code = _code(line, syn)
+            if _continues_statement(code, syn):
+                continue
+            if by_bracket and code[:1] in _CLOSERS:
+                return j + 1
+            return j
+        if depths[j] > depths[start]:
+            continue  # a continuation line inside brackets the suggestion opened
+        if ind < base:
+            return j
+    return None
+
+
+def _continues_statement(code: str, syn: _Syntax) -> bool:
+    """``} else {``, ``else:``, ``except E:``: a line that keeps the opener's statement going."""
+    if code[:1] in _CLOSERS and code[-1:] in _OPENERS:
+        return True
+    word = re.match(r"[A-Za-z]+", code)
+    ends = code.endswith(":") if syn.colon_blocks else code.endswith("{")
+    return bool(word and word.group(0) in _CLAUSE_WORDS and ends)
+
+
+def _significant(block: list[str]) -> bool:
+    return any(_LETTER.search(line) for line in block)
+
+
+def _repeat_end(text: str, line_before: str, line_after: str, above: list[str]) -> int | None:
+    """Cut before a block of 1-4 lines that repeats the block just before it."""
+    lines = text.split("\n")
+    full = [line_before + lines[0] + line_after] + lines[1:]
+    seq = [s.rstrip() for s in above + full]
+    na = len(above)
+    for second in range(na, len(seq)):  # where the copy would start
+        for p in range(1, 5):
+            first = second - p
+            if first < 0 or second + p > len(seq):
+                continue
+            block = seq[first:second]
+            if seq[second:second + p] == block and _significant(block):
+                return second - na
+    return None
+
+
+def _iter_lines(text: str, start: int):
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+def _next_lines_end(text: str, line_before: str, suffix: str, eol: int) -> int | None:
+    """Cut before the suggestion line that re-writes the next non-blank line after the cursor."""
+    if eol < 0:
+        return None
+    nxt = next((s for s in _iter_lines(suffix, eol + 1) if s.strip()), None)
+    if nxt is None or not _ALNUM.search(nxt):
+        return None
+    nxt = nxt.rstrip()
+    lines = text.split("\n")
+    full = [line_before + lines[0]] + lines[1:]
+    for j, line in enumerate(full):
+        if line.rstrip() == nxt and (j or lines[0].strip()):
+            return j
+    last = full[-1].rstrip()
+    if len(full) > 1 and len(last.strip()) >= 4 and nxt.startswith(last):
+        return len(full) - 1
+    return None
+
+
+def _unclosed(line: str, syn: _Syntax) -> int:
+    depth = 0
+    for _, b in _brackets(line, syn):
+        depth = depth + 1 if b in _OPENERS else max(depth - 1, 0)
+    return depth
+
+
+def _suffix_closers(suffix: str, line_indent: int, tab: int) -> list[tuple[str, int]]:
+    """The closing brackets the suffix starts with (whitespace between them skipped), each with
+    the indent of its line (``line_indent`` while still on the cursor's line)."""
+    out: list[tuple[str, int]] = []
+    indent = line_indent
+    for i, c in enumerate(suffix):
+        if c == "\n":
+            indent = _indent(suffix[i + 1:i + 81], tab)
+        elif c in _CLOSERS:
+            out.append((c, indent))
+        elif not c.isspace():
+            break
+    return out
+
+
+def _cut_supplied_closer(text: str, line_before: str, suffix: str, syn: _Syntax, tab: int) -> str:
+    """Cut at the first closing bracket the suggestion did not open if the suffix supplies it.
+
+    A closer that starts a line is supplied by a suffix closer of the same kind at the same
+    indentation (so the ``}`` of an inner block is not confused with the function's); one inside
+    a line by any suffix closer of its kind, after the brackets the cursor's line left open have
+    taken what the suffix lacks (``foo(bar(`` + ``x))`` + ``)`` keeps one).
+    """
+    if not any(c in text for c in _CLOSERS):
+        return text
+    supplied = _suffix_closers(suffix, _indent(line_before, tab), tab)
+    if not supplied:
+        return text
+    kinds = {c for c, _ in supplied}
+    spare = max(_unclosed(line_before, syn) - len(supplied), 0)
+    full = line_before + text
+    stack: list[str] = []
+    for pos, b in _brackets(text, syn):
+        if b in _OPENERS:
+            stack.append(b)
+            continue
+        if stack and stack[-1] == _CLOSE_TO_OPEN[b]:
+            stack.pop()
+            continue
+        at = len(line_before) + pos
+        line_start = full.rfind("\n", 0, at) + 1
+        if not full[line_start:at].strip():  # a closing line
+            if (b, _indent(full[line_start:], tab)) in supplied:
+                return text[:pos]
+        elif spare:
+            spare -= 1
+        elif b in kinds:
+            return text[:pos]
+    return text
+
+
+def _trim_line_overlap(text: str, line_after: str, min_chars: int) -> str:
+    """Drop a tail of the suggestion that repeats the start of the rest of the line."""
+    rest = line_after.rstrip()
+    last = text[text.rfind("\n") + 1:]
+    for k in range(min(len(last), len(rest)), 0, -1):
+        head = rest[:k]
+        if not head.strip(_CLOSERS + " \t"):
+            continue  # brackets alone are the ``brackets`` step's business
+        if last.endswith(head) and (k == len(rest) or k >= min_chars or not _ALNUM.search(head)):
+            return text[: len(text) - k]
+    return text
+
+
+def _trim_trailing(text: str, at_line_end: bool) -> str:
+    if at_line_end:
+        return text.rstrip()
+    head, sep, last = text.rpartition("\n")
+    while sep and not last.strip():  # blank trailing lines
+        head, sep, last = head.rpartition("\n")
+    return head + sep + last
+
+
+def _syntax_cut(text: str, prefix: str, suffix: str, count: SyntaxErrors, limit: int) -> str:
+    """The longest prefix of ``text`` (lines, then tokens) adding no syntax error."""
+    base = count(prefix + suffix)
+    checks = 1
+
+    def ok(cand: str) -> bool:
+        nonlocal checks
+        checks += 1
+        return count(prefix + cand + suffix) <= base
+
+    if ok(text):
+        return text
+    lines = text.split("\n")
+    k = 0
+    for n in range(len(lines) - 1, 0, -1):
+        if checks >= limit:
+            return ""
+        if ok("\n".join(lines[:n])):
+            k = n
+            break
+    head = "\n".join(lines[:k]) + ("\n" if k else "")
+    line = lines[k]
+    ends = [m.end() for m in _TOKEN_END.finditer(line) if m.end() < len(line.rstrip())]
+    for e in reversed(ends):
+        if checks >= limit:
+            break
+        if ok(head + line[:e]):
+            return head + line[:e]
+    return head.removesuffix("\n") if k else ""
