@@ -1,9 +1,10 @@
-"""python -m finetune COMMAND: prepare-stdlib | pretrain (more commands land with the finetune issue)."""
+"""python -m finetune COMMAND: prepare | prepare-stdlib | train | pretrain | eval | export | export-tiny."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .config import ConfigError, PretrainConfig, load
 
@@ -12,6 +13,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m finetune")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="a repository (or several) -> StarCoder2-format training data for fine-tuning")
+    p.add_argument("repos", nargs="+", metavar="REPO", help="repository directories (and key=value overrides)")
+    p.add_argument("--out", help="output directory (default runs/repo-data)")
+    p.add_argument("--tokenizer", help="tokenizer directory (default models/sc2-tiny/hf)")
+    p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("prepare-stdlib", help="tokenizer + packed StarCoder2-format data from the Python stdlib")
     p.add_argument("overrides", nargs="*", help="key=value for StdlibDataConfig")
     p = sub.add_parser("pretrain", help="train all weights (resumes from OUT/ckpt.pt)")
@@ -29,7 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = ap.parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
     try:
-        if args.cmd == "prepare-stdlib":
+        if args.cmd == "prepare":
+            from .prepare import RepoDataConfig, prepare
+
+            repos = [r for r in args.repos if not ("=" in r and not Path(r).exists())]
+            kv = [r for r in args.repos if r not in repos] + overrides
+            kv += [f"out={args.out}"] * bool(args.out) + [f"tokenizer={args.tokenizer}"] * bool(args.tokenizer)
+            kv += ["progress=false"] * args.no_progress
+            prepare(repos, load(RepoDataConfig, None, kv))
+        elif args.cmd == "prepare-stdlib":
             from .prepare_stdlib import StdlibDataConfig, prepare
 
             prepare(load(StdlibDataConfig, None, overrides))

@@ -97,7 +97,10 @@ def evaluate(backend, cases: Sequence[Case], *, mode: FimMode = FimMode.SPM, max
 
 
 def load_heldout(spec: str | Path) -> list[tuple[str, str]]:
-    """``heldout_files.json`` written by data preparation: ``{"root": ..., "files": [...]}``."""
+    """``heldout_files.json`` written by data preparation: ``{"root": ..., "files": [...]}``.
+
+    ``root`` is absolute (``prepare-stdlib``) or relative to the JSON file (``prepare``).
+    """
     meta = json.loads(Path(spec).read_text())
-    root = Path(meta["root"])
+    root = Path(spec).parent / meta["root"]  # a relative root (``finetune prepare``'s copies) is next to the file
     return [(p, (root / p).read_text(encoding="utf-8")) for p in meta["files"]]

@@ -1,0 +1,267 @@
+"""``python -m finetune prepare REPO... --out DATA``: a private repository as StarCoder2 training data.
+
+Steps: scan with the server's rules (``sc2lsp.workspace.scan``: ignore files, secret files,
+vendored/binary/generated/minified, size) -> source extensions -> The Stack v2 filters
+(``data.filters``) -> exact + near dedup (``data.dedup``) -> secret/PII redaction
+(``data.redact``) -> held-out split by file -> repository-format samples with FIM
+(``data.pack.make_documents`` -> ``sc2lsp.core.prompt.repository_sample``) -> tokens -> packed rows.
+
+Writes the layout of ``prepare_stdlib`` so the trainers and ``eval`` read both: ``tokenizer/``,
+``train.npy``, ``heldout.npy``, ``heldout_files.json`` + ``heldout/`` (copies of the held-out
+texts, so eval does not need the repository), ``manifest.json`` (every file kept or dropped and
+why; token counts) and ``DATASHEET.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sc2lsp.core.tokens import ENDOFTEXT
+from sc2lsp.workspace.scan import MAX_BYTES, is_source_path, scan
+
+from .data.dedup import NUM_PERM, THRESHOLD, dedup
+from .data.filters import reject_reason
+from .data.pack import make_documents, pack, tokenize_documents
+from .data.redact import redact
+
+
+class PrepareError(ValueError):
+    """The input cannot make a data set (the message says why)."""
+
+
+@dataclass
+class RepoDataConfig:
+    """Preparing one or more repositories for fine-tuning."""
+
+    out: str = "runs/repo-data"  #: output directory
+    tokenizer: str = "models/sc2-tiny/hf"  #: a StarCoder2-convention tokenizer directory (the base model's)
+    seq_len: int = 512  #: tokens per packed row
+    epochs: int = 4  #: passes over the training files, each with fresh FIM splits and groupings
+    heldout_fraction: float = 0.1  #: share of files held out (by file, stable per path)
+    min_heldout_files: int = 1  #: at least this many held-out files when there are >= 2 files
+    max_chars: int = 1200  #: files are cut into fragments of about this many characters
+    extensions: str = ""  #: comma-separated suffixes to keep ("" = known source/text types, "*" = all)
+    max_bytes: int = MAX_BYTES
+    dedup_threshold: float = THRESHOLD
+    num_perm: int = NUM_PERM
+    redact: bool = True
+    fim_rate: float = 0.5
+    spm_rate: float = 0.5
+    metadata_rate: float = 0.5
+    seed: int = 1234
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.heldout_fraction < 1:
+            raise PrepareError("heldout_fraction must be within [0, 1)")
+        if self.seq_len < 8 or self.epochs < 1:
+            raise PrepareError("seq_len must be >= 8 and epochs >= 1")
+
+
+def _extension_ok(path: str, extensions: str) -> bool:
+    if extensions == "*":
+        return True
+    if not extensions:
+        return is_source_path(path)
+    wanted = {e.strip().lower() if e.strip().startswith(".") else "." + e.strip().lower()
+              for e in extensions.split(",") if e.strip()}
+    return os.path.splitext(path)[1].lower() in wanted
+
+
+def _heldout_paths(paths: Sequence[str], fraction: float, minimum: int, salt: str) -> set[str]:
+    """The files whose salted hash ranks lowest: stable per path, at least ``minimum`` of them."""
+    if len(paths) < 2 or (fraction == 0 and minimum == 0):
+        return set()
+    ranked = sorted(paths, key=lambda p: hashlib.sha256(f"{salt}:{p}".encode()).digest())
+    n = min(len(paths) - 1, max(minimum, round(fraction * len(paths))))
+    return set(ranked[:n])
+
+
+def _bar(it, cfg: RepoDataConfig, **kw):
+    if not cfg.progress:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, **kw)
+
+
+def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
+    from . import tokenizer as tokmod
+
+    t0 = time.time()
+    if not repos:
+        raise PrepareError("no repository given")
+    roots = [Path(r) for r in repos]
+    for r in roots:
+        if not r.is_dir():
+            raise PrepareError(f"{r}: not a directory")
+    names = [r.resolve().name or "repo" for r in roots]
+    if len(set(names)) != len(names):  # two repos with the same directory name
+        names = [f"{n}-{i}" for i, n in enumerate(names)]
+    multi = len(roots) > 1
+    tok = tokmod.load(cfg.tokenizer)
+    tok.model_max_length = 1 << 30  # whole files are tokenized for counts; rows are cut later
+
+    records: list[dict] = []  # one per file seen, in manifest order
+    texts: dict[str, str] = {}
+    repo_of: dict[str, str] = {}
+    bytes_read = 0
+    for name, root in zip(names, roots):
+        for e in _bar(scan(root, max_bytes=cfg.max_bytes, report_dirs=True), cfg, desc=f"scan {name}", unit="file"):
+            key = f"{name}/{e.path}" if multi else e.path
+            reason = e.reason
+            if reason is None and not _extension_ok(e.path, cfg.extensions):
+                reason = "not a source file type"
+            if reason is None:
+                bytes_read += e.size
+                reason = reject_reason(e.text or "", max_bytes=cfg.max_bytes)
+            records.append({"path": key, "repo": name, "kept": reason is None, "reason": reason})
+            if reason is None:
+                texts[key] = e.text or ""
+                repo_of[key] = name
+
+    dropped = dedup(sorted(texts.items()), threshold=cfg.dedup_threshold, num_perm=cfg.num_perm,
+                    progress=cfg.progress)
+    redactions: Counter[str] = Counter()
+    for rec in records:
+        if rec["kept"] and rec["path"] in dropped:
+            rec.update(kept=False, reason=dropped[rec["path"]])
+            del texts[rec["path"]]
+    by_path = {r["path"]: r for r in records}
+    if cfg.redact:
+        for key in list(texts):
+            texts[key], counts = redact(texts[key])
+            redactions.update(counts)
+            if counts:
+                by_path[key]["redactions"] = counts
+    if not texts:
+        reasons = Counter(r["reason"] for r in records)
+        detail = ", ".join(f"{n} {why}" for why, n in reasons.most_common(4)) or "no files at all"
+        raise PrepareError(f"nothing to train on in {', '.join(map(str, roots))}: {detail}")
+
+    held = _heldout_paths(sorted(texts), cfg.heldout_fraction, cfg.min_heldout_files, salt=str(cfg.seed))
+    token_counts = {k: n for k, n in zip(texts, map(len, tok(list(texts.values()), add_special_tokens=False)["input_ids"]))}
+    for rec in records:
+        if rec["kept"]:
+            rec["split"] = "heldout" if rec["path"] in held else "train"
+            rec["tokens"] = token_counts[rec["path"]]
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out / "tokenizer")
+    streams = []
+    for epoch in _bar(range(cfg.epochs), cfg, desc="samples+tokens", unit="epoch"):
+        for name in names:
+            files = [(k, t) for k, t in sorted(texts.items()) if repo_of[k] == name and k not in held]
+            if files:
+                docs = make_documents(files, repo=name, seed=cfg.seed + epoch, max_chars=cfg.max_chars,
+                                      fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate, metadata_rate=cfg.metadata_rate)
+                streams.append(tokenize_documents(tok, docs))
+    if not streams:
+        raise PrepareError("every kept file is held out; add files or lower heldout_fraction")
+    stream = np.concatenate(streams)
+    train_rows = pack(stream, cfg.seq_len)
+    if len(train_rows) == 0:
+        raise PrepareError(f"only {len(stream)} training tokens: fewer than one row of seq_len={cfg.seq_len}")
+    held_stream = np.concatenate([np.zeros(0, dtype=stream.dtype)] + [
+        tokenize_documents(tok, make_documents(
+            [(k, t) for k, t in sorted(texts.items()) if repo_of[k] == name and k in held], repo=name,
+            seed=cfg.seed - 1, max_chars=cfg.max_chars, fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate,
+            metadata_rate=cfg.metadata_rate))
+        for name in names])
+    held_padded = 0
+    if 0 < len(held_stream) < cfg.seq_len:  # a tiny repository: one padded held-out row rather than none
+        held_padded = cfg.seq_len - len(held_stream)
+        pad_id = tok.convert_tokens_to_ids(ENDOFTEXT)
+        held_stream = np.concatenate([held_stream, np.full(held_padded, pad_id, dtype=held_stream.dtype)])
+    held_rows = pack(held_stream, cfg.seq_len)
+    np.save(out / "train.npy", train_rows)
+    np.save(out / "heldout.npy", held_rows)
+
+    held_dir = out / "heldout"
+    for key in sorted(held):
+        dest = held_dir / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(texts[key], encoding="utf-8")
+    (out / "heldout_files.json").write_text(json.dumps(
+        {"root": "heldout", "source_roots": [str(r.resolve()) for r in roots], "files": sorted(held)}, indent=1))
+
+    kept = [r for r in records if r["kept"]]
+    seconds = time.time() - t0
+    manifest = {
+        "kind": "repository",
+        "sources": [str(r.resolve()) for r in roots],
+        "repos": names,
+        "config": asdict(cfg),
+        "vocab_size": len(tok),
+        "seq_len": cfg.seq_len,
+        "epochs": cfg.epochs,
+        "train_tokens": int(train_rows.size),
+        "heldout_tokens": int(held_rows.size),
+        "heldout_padding_tokens": held_padded,
+        "kept_files": len(kept),
+        "train_files": sum(r["split"] == "train" for r in kept),
+        "heldout_files": sum(r["split"] == "heldout" for r in kept),
+        "kept_file_tokens": sum(r["tokens"] for r in kept),
+        "dropped": dict(Counter(_reason_kind(r["reason"]) for r in records if not r["kept"]).most_common()),
+        "redactions": dict(redactions),
+        "bytes_read": bytes_read,
+        "seconds": round(seconds, 1),
+        "files": records,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (out / "DATASHEET.md").write_text(datasheet(manifest))
+    print(f"{len(records)} files seen, {len(kept)} kept ({manifest['train_files']} train, "
+          f"{manifest['heldout_files']} held out); train {train_rows.shape} held-out {held_rows.shape} rows; "
+          f"redactions {dict(redactions) or 'none'}; {seconds:.1f} s -> {out}")
+    return manifest
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary ("near duplicate of a.py (...)" -> "near duplicate")."""
+    for prefix in ("near duplicate", "exact duplicate", "unreadable", "larger than"):
+        if reason.startswith(prefix):
+            return prefix
+    return reason
+
+
+def datasheet(m: dict) -> str:
+    cfg = m["config"]
+    lines = [
+        "# Datasheet", "",
+        f"Prepared by `python -m finetune prepare` in {m['seconds']} s from: " + ", ".join(f"`{s}`" for s in m["sources"]),
+        "", "## Composition", "",
+        f"- files seen: {len(m['files'])}; kept: {m['kept_files']} ({m['train_files']} train, "
+        f"{m['heldout_files']} held out, split by file)",
+        f"- tokens: {m['train_tokens']} train ({m['epochs']} epochs of samples, rows of {m['seq_len']}), "
+        f"{m['heldout_tokens']} held out; {m['kept_file_tokens']} in the kept files once",
+        f"- vocabulary: {m['vocab_size']} (tokenizer `{cfg['tokenizer']}`)",
+        "", "## Dropped files", "", "| reason | files |", "|---|---|",
+        *[f"| {why} | {n} |" for why, n in m["dropped"].items()],
+        "", "## Processing", "",
+        "- scan rules shared with the server (`sc2lsp/workspace/scan.py`): .gitignore, .sc2lspignore, secret-bearing "
+        "files, vendored/binary/generated/minified files, files over the size limit, no symlinks out of the root",
+        "- The Stack v2 filters: max line length 1000, mean line length 100, alphanumeric fraction >= 0.25, "
+        "autogenerated markers",
+        f"- exact dedup (whitespace-normalised) and near dedup (MinHash, word 5-grams, {cfg['num_perm']} permutations, "
+        f"Jaccard {cfg['dedup_threshold']})",
+        "- redaction: " + (", ".join(f"{k} {v}" for k, v in m["redactions"].items()) or "nothing found")
+        + (" (e-mails -> `<EMAIL>`, keys/tokens -> `<KEY>`, passwords -> `<PASSWORD>`, public IPs -> "
+           "documentation-range stand-ins)" if cfg["redact"] else " (disabled)"),
+        f"- StarCoder2 repository format (metadata rate {cfg['metadata_rate']}), FIM rate {cfg['fim_rate']}, "
+        f"SPM rate {cfg['spm_rate']}, per file fragment of ~{cfg['max_chars']} characters",
+        "", "## Use and limits", "",
+        "For fine-tuning a model on this code by its owner. Rule-based redaction misses secrets that look like "
+        "ordinary strings: review `manifest.json` before sharing the data or a model trained on it. The license of "
+        "the source repository applies to the data.", "",
+    ]
+    return "\n".join(lines)
