@@ -1,0 +1,432 @@
+"""The model registry: ``models.toml`` (schema in its header comments) merged with the user's file.
+
+``load_registry()`` reads the project's ``models.toml`` (next to the package, or
+``$SC2LSP_MODELS_TOML``) and ``~/.config/sc2lsp/models.toml`` (``$XDG_CONFIG_HOME`` respected);
+user entries add models or replace them by name. Every key is validated; an error names the file,
+the entry and the key. ``resolve(name_or_path, quant)`` turns a model name or a ``.gguf`` path into
+a local file, or says how to get it (``sc2lsp models pull NAME``).
+
+``sc2lsp models list [--json]`` shows every entry and quant, its size and whether (and where) it is
+present: local ``path`` quants on disk, hub quants in the Hugging Face cache (huggingface_hub's
+``try_to_load_from_cache``, which honours ``HF_HOME``/``HF_HUB_CACHE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, REPO_NAME, STOP_TOKENS
+from ..errors import UserError
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+QUANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+TOP_KEYS = {"default", "models"}
+ENTRY_KEYS = {
+    "description", "license", "context_length", "default_quant", "repo", "revision", "hf_checkpoint",
+    "stop", "tokens", "quants",
+}
+QUANT_KEYS = {"file", "path", "size", "size_approx", "sha256"}
+TOKEN_KEYS = ("fim_prefix", "fim_suffix", "fim_middle", "fim_pad", "repo_name", "file_sep")
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    fim_prefix: str = FIM_PREFIX
+    fim_suffix: str = FIM_SUFFIX
+    fim_middle: str = FIM_MIDDLE
+    fim_pad: str = FIM_PAD
+    repo_name: str = REPO_NAME
+    file_sep: str = FILE_SEP
+
+
+@dataclass(frozen=True)
+class Quant:
+    name: str
+    file: str | None = None  #: file name in the entry's hub repo
+    path: Path | None = None  #: or a local file (absolute, resolved against the declaring models.toml)
+    size: int | None = None
+    size_approx: bool = False
+    sha256: str | None = None
+
+    @property
+    def exact_size(self) -> int | None:
+        """The size to check a file against (None when unknown or only approximate)."""
+        return None if self.size_approx else self.size
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    license: str
+    context_length: int
+    default_quant: str
+    quants: dict[str, Quant]
+    source: Path  #: the models.toml that declared this entry
+    repo: str | None = None
+    revision: str = "main"
+    hf_checkpoint: Path | None = None
+    tokens: FimTokens = field(default_factory=FimTokens)
+    stop: tuple[str, ...] = STOP_TOKENS
+
+    def quant(self, name: str | None = None) -> Quant:
+        """The named quant (case-insensitive), or the default one; unknown names list the known ones."""
+        if name is None:
+            return self.quants[self.default_quant]
+        for q in self.quants.values():
+            if q.name.lower() == name.lower():
+                return q
+        raise UserError(f"model {self.name} has no quant {name!r}; known: {', '.join(self.quants)}")
+
+    def pull_command(self, quant: Quant) -> str:
+        extra = "" if quant.name == self.default_quant else f" --quant {quant.name}"
+        return f"sc2lsp models pull {self.name}{extra}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    models: dict[str, ModelEntry]
+    default: str
+    sources: tuple[Path, ...]
+
+    def get(self, name: str) -> ModelEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UserError(
+                f"unknown model {name!r}; known models: {', '.join(sorted(self.models))} "
+                f"(or give a path to a .gguf file; add models in {user_models_toml()})"
+            ) from None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def project_models_toml() -> Path:
+    env = os.environ.get("SC2LSP_MODELS_TOML")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "models.toml"
+
+
+def user_models_toml() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "sc2lsp" / "models.toml"
+
+
+class _Where:
+    """Formats schema errors as ``FILE: KEY.PATH: problem``."""
+
+    def __init__(self, file: Path):
+        self.file = file
+
+    def error(self, key: str, problem: str) -> UserError:
+        return UserError(f"{self.file}: {key}: {problem}")
+
+    def table(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table, got {_show(value)}")
+        return value
+
+    def unknown(self, table: dict, allowed: set[str] | tuple[str, ...], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                prefix = f"{key}.{k}" if key else k
+                raise self.error(prefix, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, table: dict, k: str, key: str, *, required: bool = False, pattern: re.Pattern | None = None):
+        if k not in table:
+            if required:
+                raise self.error(f"{key}.{k}", "missing (required)")
+            return None
+        v = table[k]
+        if not isinstance(v, str) or not v.strip():
+            raise self.error(f"{key}.{k}", f"must be a non-empty string, got {_show(v)}")
+        if pattern is not None and not pattern.fullmatch(v):
+            raise self.error(f"{key}.{k}", f"invalid value {v!r} (expected {pattern.pattern})")
+        return v
+
+
+def _show(v: Any) -> str:
+    return f"{type(v).__name__} {v!r}" if not isinstance(v, dict) else "a table"
+
+
+def parse_models_toml(path: Path) -> tuple[str | None, dict[str, ModelEntry]]:
+    """Parse and validate one models.toml; returns its ``default`` (or None) and its entries."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"models file not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: invalid TOML: {e}") from None
+    w = _Where(path)
+    w.unknown(data, TOP_KEYS, "")
+    default = w.string(data, "default", "(top level)") if "default" in data else None
+    models = w.table(data.get("models", {}), "models")
+    entries = {}
+    for name, raw in models.items():
+        if not NAME_RE.fullmatch(name):
+            raise w.error(f"models.{name}", f"invalid model name (expected {NAME_RE.pattern})")
+        entries[name] = _parse_entry(w, name, w.table(raw, f"models.{name}"), path.parent)
+    return default, entries
+
+
+def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
+    key = f"models.{name}"
+    w.unknown(t, ENTRY_KEYS, key)
+    description = w.string(t, "description", key, required=True)
+    license_ = w.string(t, "license", key, required=True)
+    ctx = t.get("context_length")
+    if ctx is None:
+        raise w.error(f"{key}.context_length", "missing (required)")
+    if not isinstance(ctx, int) or isinstance(ctx, bool) or ctx <= 0:
+        raise w.error(f"{key}.context_length", f"must be a positive integer, got {_show(ctx)}")
+    repo = w.string(t, "repo", key, pattern=REPO_RE)
+    revision = w.string(t, "revision", key) or "main"
+    ckpt = w.string(t, "hf_checkpoint", key)
+    stop: tuple[str, ...] = STOP_TOKENS
+    if "stop" in t:
+        s = t["stop"]
+        if not isinstance(s, list) or not s or not all(isinstance(x, str) and x for x in s):
+            raise w.error(f"{key}.stop", f"must be a non-empty list of non-empty strings, got {_show(s)}")
+        stop = tuple(s)
+    tokens = FimTokens()
+    if "tokens" in t:
+        tt = w.table(t["tokens"], f"{key}.tokens")
+        w.unknown(tt, TOKEN_KEYS, f"{key}.tokens")
+        tokens = FimTokens(**{k: w.string(tt, k, f"{key}.tokens") for k in TOKEN_KEYS if k in tt})
+    quants_raw = w.table(t.get("quants", {}), f"{key}.quants")
+    if not quants_raw:
+        raise w.error(f"{key}.quants", "at least one quant is required ([models.NAME.quants.Q4_K_M] ...)")
+    quants = {qn: _parse_quant(w, f"{key}.quants.{qn}", qn, w.table(q, f"{key}.quants.{qn}"), base, repo)
+              for qn, q in quants_raw.items()}
+    default_quant = w.string(t, "default_quant", key, required=True)
+    if default_quant not in quants:
+        raise w.error(f"{key}.default_quant", f"{default_quant!r} is not one of its quants ({', '.join(quants)})")
+    return ModelEntry(
+        name=name, description=description, license=license_, context_length=ctx, default_quant=default_quant,
+        quants=quants, source=w.file, repo=repo, revision=revision,
+        hf_checkpoint=(base / ckpt) if ckpt else None, tokens=tokens, stop=stop,
+    )
+
+
+def _parse_quant(w: _Where, key: str, qn: str, t: dict, base: Path, repo: str | None) -> Quant:
+    if not QUANT_RE.fullmatch(qn):
+        raise w.error(key, f"invalid quant name (expected {QUANT_RE.pattern})")
+    w.unknown(t, QUANT_KEYS, key)
+    file = w.string(t, "file", key)
+    path = w.string(t, "path", key)
+    if (file is None) == (path is None):
+        raise w.error(key, "needs exactly one of `file` (in the hub repo) or `path` (a local file)")
+    if file is not None and repo is None:
+        raise w.error(key.rsplit(".quants.", 1)[0] + ".repo", f"missing: quant {qn} has a `file`, so the entry needs `repo`")
+    if file is not None and (file.startswith("/") or ".." in file.split("/")):
+        raise w.error(f"{key}.file", f"must be a path inside the repo, got {file!r}")
+    size = t.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+        raise w.error(f"{key}.size", f"must be a positive integer (bytes), got {_show(size)}")
+    approx = t.get("size_approx", False)
+    if not isinstance(approx, bool):
+        raise w.error(f"{key}.size_approx", f"must be true or false, got {_show(approx)}")
+    if approx and size is None:
+        raise w.error(f"{key}.size_approx", "given without `size`")
+    sha = t.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not SHA256_RE.fullmatch(sha.lower())):
+        raise w.error(f"{key}.sha256", f"must be 64 hexadecimal digits, got {_show(sha)}")
+    return Quant(name=qn, file=file, path=(base / Path(path).expanduser()) if path else None, size=size,
+                 size_approx=approx, sha256=sha.lower() if sha else None)
+
+
+def load_registry(project: Path | None = None, user: Path | None = None) -> Registry:
+    """The project's models.toml merged with the user's (user entries add or replace by name)."""
+    project = project or project_models_toml()
+    user = user or user_models_toml()
+    default, models = parse_models_toml(project)
+    sources = [project]
+    user_default = None
+    if user.is_file():
+        user_default, user_models = parse_models_toml(user)
+        models.update(user_models)
+        default = user_default or default
+        sources.append(user)
+    if not models:
+        raise UserError(f"no models are declared in {', '.join(map(str, sources))}")
+    if default is None:
+        raise UserError(f"{project}: default: missing (name the model used when none is given)")
+    if default not in models:
+        where = user if user_default else project
+        raise UserError(f"{where}: default: {default!r} is not a declared model ({', '.join(sorted(models))})")
+    return Registry(models=models, default=default, sources=tuple(sources))
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def hf_cache_path(entry: ModelEntry, quant: Quant) -> Path | None:
+    """Where the HF cache holds this hub quant (``snapshots/<commit>/<file>``), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(entry.repo, quant.file, revision=entry.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def locate(entry: ModelEntry, quant: Quant) -> Path | None:
+    """The local file of ``quant`` if it is present (a local path, or the HF cache), else None."""
+    if quant.path is not None:
+        return quant.path if quant.path.is_file() else None
+    return hf_cache_path(entry, quant)
+
+
+def size_problem(path: Path, quant: Quant) -> str | None:
+    """A message if ``path`` does not have the exact size models.toml declares (cheap: one stat)."""
+    expected = quant.exact_size
+    if expected is None:
+        return None
+    actual = path.stat().st_size
+    return None if actual == expected else f"{path} has {actual} bytes, models.toml says {expected}"
+
+
+def looks_like_path(s: str) -> bool:
+    return s.endswith(".gguf") or "/" in s or os.sep in s or s.startswith(("~", "."))
+
+
+def resolve(name_or_path: str | os.PathLike | None = None, quant: str | None = None,
+            registry: Registry | None = None) -> Path:
+    """A local GGUF for a model name (default model if None) or a path; UserError says how to get it."""
+    if name_or_path is not None and (isinstance(name_or_path, os.PathLike) or looks_like_path(name_or_path)):
+        p = Path(name_or_path).expanduser()
+        if not p.exists():
+            raise UserError(f"model file not found: {p}")
+        if not p.is_file():
+            raise UserError(f"{p} is not a file (expected a .gguf model)")
+        return p
+    reg = registry or load_registry()
+    entry = reg.get(name_or_path or reg.default)
+    q = entry.quant(quant)
+    found = locate(entry, q)
+    if found is None:
+        if q.path is not None:
+            raise UserError(
+                f"model {entry.name} ({q.name}) is missing: {q.path} does not exist "
+                f"(declared in {entry.source}; rebuild or restore that file)"
+            )
+        raise UserError(
+            f"model {entry.name} ({q.name}, {format_size(q)}) is not downloaded yet; "
+            f"run `{entry.pull_command(q)}`"
+        )
+    problem = size_problem(found, q)
+    if problem:
+        raise UserError(f"model {entry.name} ({q.name}) looks incomplete: {problem}; run `{entry.pull_command(q)}` again")
+    return found
+
+
+def hf_checkpoint(name: str | None = None, registry: Registry | None = None) -> Path:
+    """The safetensors checkpoint directory of a model (for fine-tuning)."""
+    reg = registry or load_registry()
+    entry = reg.get(name or reg.default)
+    if entry.hf_checkpoint is None:
+        raise UserError(f"model {entry.name} has no hf_checkpoint in {entry.source}")
+    if not entry.hf_checkpoint.is_dir():
+        raise UserError(f"model {entry.name}: checkpoint directory {entry.hf_checkpoint} does not exist")
+    return entry.hf_checkpoint
+
+
+# --------------------------------------------------------------------------- `sc2lsp models list`
+
+
+def format_size(quant: Quant, actual: int | None = None) -> str:
+    n = quant.size if quant.size is not None else actual
+    if n is None:
+        return "?"
+    text = f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+    return ("~" if quant.size_approx else "") + text
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def describe(reg: Registry) -> list[dict]:
+    """Every entry and quant with its local status (the data behind ``models list``)."""
+    out = []
+    for entry in reg.models.values():
+        quants = []
+        for q in entry.quants.values():
+            found = locate(entry, q)
+            problem = size_problem(found, q) if found else None
+            quants.append({
+                "quant": q.name,
+                "default": q.name == entry.default_quant,
+                "file": q.file,
+                "size": q.size if q.size is not None else (found.stat().st_size if found else None),
+                "size_exact": q.size is not None and not q.size_approx,
+                "sha256": q.sha256,
+                "present": found is not None and problem is None,
+                "path": str(found) if found else None,
+                "problem": problem,
+            })
+        out.append({
+            "name": entry.name,
+            "default": entry.name == reg.default,
+            "description": entry.description,
+            "license": entry.license,
+            "context_length": entry.context_length,
+            "repo": entry.repo,
+            "revision": entry.revision if entry.repo else None,
+            "hf_checkpoint": str(entry.hf_checkpoint) if entry.hf_checkpoint else None,
+            "source": str(entry.source),
+            "quants": quants,
+        })
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    reg = load_registry()
+    rows = describe(reg)
+    if args.json:
+        print(json.dumps({"default": reg.default, "sources": [str(s) for s in reg.sources], "models": rows}, indent=1))
+        return 0
+    table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
+    for m in rows:
+        entry = reg.models[m["name"]]
+        for q in m["quants"]:
+            quant = entry.quants[q["quant"]]
+            if q["present"]:
+                status, where = "present", _rel(Path(q["path"]))
+            elif q["problem"]:
+                status, where = "incomplete", f"{q['problem']}; `{entry.pull_command(quant)}`"
+            elif quant.path is not None:
+                status, where = "missing", _rel(quant.path)
+            else:
+                status, where = "absent", f"{entry.repo}/{quant.file}  (`{entry.pull_command(quant)}`)"
+            table.append((
+                m["name"] + (" *" if m["default"] else ""),
+                q["quant"] + (" *" if q["default"] else ""),
+                format_size(quant, q["size"]),
+                status,
+                where,
+            ))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    print(f"\n* default model / quant. Registry: {', '.join(map(str, reg.sources))}")
+    return 0
