@@ -110,8 +110,12 @@ class SyntaxChecker:
             return count
 
 
-@cache
 def syntax_checker(language: str) -> SyntaxChecker | None:
     """A shared checker for ``language`` (a name or alias), ``None`` without an installed grammar."""
-    lang = load_language(language)
+    return _shared_checker(canonical_language(language))
+
+
+@cache
+def _shared_checker(name: str) -> SyntaxChecker | None:
+    lang = load_language(name)
     return SyntaxChecker(lang) if lang is not None else None
