@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import random
 import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 
-from sc2lsp.context.syntax import GRAMMARS, available_languages, load_language, syntax_checker
+from sc2lsp.context.syntax import GRAMMARS, SyntaxChecker, available_languages, load_language, syntax_checker
 from sc2lsp.core.postprocess import PostprocessOptions, postprocess_trace
 
 REAL_PY = Path(textwrap.__file__).read_text(encoding="utf-8")  # ~500 lines of real, stable code
@@ -68,6 +69,25 @@ def test_errors_add_up_and_unicode_is_fine():
     assert 0 < check(one) < check(two)
     assert check("s = 'naïve 😀 漢字'\nt = s.upper()\n") == 0
     assert check("s = 'naïve 😀 漢字'\nt = s.upper(\n") >= 1
+
+
+def test_incremental_reparse_counts_like_a_fresh_parse():
+    incremental = SyntaxChecker(load_language("python"), cache_size=0)
+    fresh = SyntaxChecker(load_language("python"), cache_size=0, incremental=False)
+    rng = random.Random(0)
+    pieces = ["(", ")", ":", "\n", "    ", "def ", "x", "é😀", "'", '"""', "[", "]", ",", " + "]
+    text, differ, counts = REAL_PY, 0, set()
+    for _ in range(150):
+        if rng.random() < 0.2:
+            text = REAL_PY  # a jump back, like the baseline after candidates
+        else:
+            a = rng.randint(0, len(text))
+            b = min(len(text), a + rng.randint(0, 30))
+            text = text[:a] + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))) + text[b:]
+        n = incremental(text)
+        differ += n != fresh(text)
+        counts.add(n)
+    assert differ == 0 and len(counts) > 3  # the edits did produce various error counts
 
 
 def test_checker_is_thread_safe():

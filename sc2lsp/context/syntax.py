@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from functools import cache
 
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Tree
 
 #: Language name -> (module of its grammar wheel, function returning the language pointer).
 GRAMMARS: dict[str, tuple[str, str]] = {
@@ -83,18 +83,22 @@ def count_errors(node: Node) -> int:
 
 
 class SyntaxChecker:
-    """``checker(text)`` -> number of syntax errors; thread-safe, remembers recent texts.
+    """``checker(text)`` -> number of syntax errors; thread-safe.
 
-    The cache matters for post-processing: ``prefix + suffix`` (the baseline) is the same for
-    every suggestion at one cursor position, and the same candidates recur as the user types.
+    Post-processing asks about texts that differ only around the cursor (``prefix + suffix``,
+    then ``prefix + candidate + suffix`` for shorter and shorter candidates), so the checker
+    keeps its last tree and re-parses incrementally: the difference to the last text (common
+    head and tail) becomes a ``Tree.edit``. It also remembers the counts of recent texts.
     """
 
-    def __init__(self, language: Language, cache_size: int = 64):
+    def __init__(self, language: Language, cache_size: int = 64, incremental: bool = True):
         self.language = language
+        self.incremental = incremental
         self._parser = Parser(language)
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
+        self._last: tuple[bytes, Tree] | None = None
 
     def __call__(self, text: str) -> int:
         with self._lock:
@@ -102,12 +106,46 @@ class SyntaxChecker:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-            tree = self._parser.parse(text.encode("utf-8"))
+            data = text.encode("utf-8")
+            if self.incremental and self._last is not None:
+                old_data, old_tree = self._last
+                _apply_edit(old_tree, old_data, data)
+                tree = self._parser.parse(data, old_tree)
+            else:
+                tree = self._parser.parse(data)
+            self._last = (data, tree)
             count = count_errors(tree.root_node)
-            self._cache[text] = count
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if self._cache_size:
+                self._cache[text] = count
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
             return count
+
+
+def _common_head(a: bytes, b: bytes) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (binary search over slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    """(row, byte column) of ``offset``."""
+    return data.count(b"\n", 0, offset), offset - (data.rfind(b"\n", 0, offset) + 1)
+
+
+def _apply_edit(tree: Tree, old: bytes, new: bytes) -> None:
+    """Describe ``old`` -> ``new`` to ``tree`` as one replaced span."""
+    head = _common_head(old, new)
+    limit = min(len(old), len(new)) - head
+    tail = _common_head(old[::-1][:limit], new[::-1][:limit])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    tree.edit(head, old_end, new_end, _point(old, head), _point(old, old_end), _point(new, new_end))
 
 
 def syntax_checker(language: str) -> SyntaxChecker | None:
