@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("prepare-stdlib", help="tokenizer + packed StarCoder2-format data from the Python stdlib")
     p.add_argument("overrides", nargs="*", help="key=value for StdlibDataConfig")
+    p = sub.add_parser("train", help="LoRA fine-tuning of a Starcoder2 checkpoint (resumes from OUT/ckpt.pt)")
+    p.add_argument("--config", help="TOML preset, e.g. finetune/configs/lora-sc2-tiny.toml")
+    p.add_argument("overrides", nargs="*", help="key=value overriding the preset")
     p = sub.add_parser("pretrain", help="train all weights (resumes from OUT/ckpt.pt)")
     p.add_argument("--config", help="TOML preset, e.g. finetune/configs/sc2-tiny.toml")
     p.add_argument("overrides", nargs="*", help="key=value overriding the preset")
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             from .prepare_stdlib import StdlibDataConfig, prepare
 
             prepare(load(StdlibDataConfig, None, overrides))
+        elif args.cmd == "train":
+            from .train import LoraTrainConfig, train as train_lora
+
+            train_lora(load(LoraTrainConfig, args.config, overrides))
         elif args.cmd == "pretrain":
             from .pretrain import train
 

@@ -1,0 +1,296 @@
+"""``python -m finetune train --config PRESET.toml``: LoRA fine-tuning of a Starcoder2 checkpoint (peft).
+
+Reads the packed rows of ``finetune prepare`` (``DATA/train.npy``, ``DATA/heldout.npy``), wraps
+the base model with LoRA on ``q_proj k_proj v_proj o_proj c_fc c_proj`` (StarCoder2 has no
+``gate_proj/up_proj/down_proj``; peft would ignore those silently, so unknown targets are an
+error here), and trains with AdamW, warmup + cosine (``pretrain.lr_at``), gradient accumulation
+and clipping. bf16 autocast is used where the device supports it (``dtype = "auto"``).
+
+Writes ``OUT/ckpt.pt`` (LoRA weights, optimizer, step, RNG; atomic, every ``save_every`` steps:
+a run killed at any point resumes on the same loss curve), ``OUT/metrics.jsonl`` (step 0 holds
+the base model's held-out loss), ``OUT/loss.png``, and at the end ``OUT/adapter/`` (PEFT adapter
++ tokenizer) and ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .pretrain import RowSampler, _truncate_metrics, lr_at
+
+STARCODER2_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj")
+
+
+class TrainError(ValueError):
+    """A problem with the inputs of a run (the message says which and what to do)."""
+
+
+@dataclass
+class LoraTrainConfig:
+    """LoRA fine-tuning of a Starcoder2 checkpoint on data from ``finetune prepare``."""
+
+    base: str = "models/sc2-tiny/hf"  #: HF checkpoint directory of a Starcoder2ForCausalLM
+    data: str = "runs/repo-data"  #: directory written by ``finetune prepare``
+    out: str = "runs/lora"  #: checkpoints, metrics, plot and the adapter go here
+    r: int = 16  #: LoRA rank
+    alpha: float = 32.0  #: LoRA scaling numerator (scale = alpha / r)
+    dropout: float = 0.05  #: dropout on the LoRA input
+    targets: str = ",".join(STARCODER2_TARGETS)  #: comma-separated module names to adapt
+    batch_size: int = 8  #: sequences per micro-batch
+    grad_accum: int = 1  #: micro-batches per optimizer step
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  #: cosine decays to lr * this
+    warmup_steps: int = 20
+    max_steps: int = 300
+    max_minutes: float = 0.0  #: stop (and save) after this much wall time; 0 = no limit
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0
+    eval_every: int = 50  #: held-out loss every N steps (and at the end)
+    eval_batches: int = 8  #: batches of held-out rows per periodic evaluation (the final one uses all)
+    save_every: int = 25
+    log_every: int = 10
+    seed: int = 0
+    threads: int = 0  #: torch threads; 0 = all cores
+    dtype: str = "auto"  #: auto (bf16 on a GPU that supports it, else float32), float32, bfloat16
+    plot: bool = True  #: write OUT/loss.png (needs matplotlib)
+    progress: bool = True  #: a progress bar with tokens/s
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1 or self.r < 1:
+            raise TrainError("batch_size, grad_accum, max_steps and r must be >= 1")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise TrainError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+        unknown = [t for t in self.target_modules if t not in STARCODER2_TARGETS]
+        if unknown:
+            raise TrainError(f"LoRA target {unknown[0]!r} is not a Starcoder2 module; use some of "
+                             f"{', '.join(STARCODER2_TARGETS)}")
+
+    @property
+    def target_modules(self) -> list[str]:
+        return [t.strip() for t in self.targets.split(",") if t.strip()]
+
+
+def check_base(path: str | Path) -> dict:
+    """The base checkpoint's config, or a TrainError saying why it cannot be fine-tuned here."""
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.is_file():
+        raise TrainError(f"base checkpoint {path}: no config.json (expected an HF Starcoder2 directory)")
+    cfg = json.loads(cfg_file.read_text())
+    if cfg.get("model_type") != "starcoder2":
+        raise TrainError(f"base checkpoint {path} is a {cfg.get('model_type')!r} model, not Starcoder2")
+    return cfg
+
+
+def load_lora_model(base: str | Path, cfg: LoraTrainConfig | None = None, adapter: str | Path | None = None):
+    """The base model wrapped with fresh LoRA layers (``cfg``) or a saved adapter (``adapter``)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import Starcoder2ForCausalLM
+
+    check_base(base)
+    model = Starcoder2ForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, str(adapter))
+    lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
+                      bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, lcfg)
+    found = {n.rsplit(".", 1)[-1] for n, _ in peft_model.named_modules() if n.endswith(tuple(cfg.target_modules))}
+    if set(cfg.target_modules) - found:
+        raise TrainError(f"LoRA targets not found in the model: {sorted(set(cfg.target_modules) - found)}")
+    return peft_model
+
+
+def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device: str, autocast) -> float:
+    import torch
+
+    model.eval()
+    losses = []
+    with torch.no_grad(), autocast:
+        for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
+            x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
+            losses.append(model(input_ids=x, labels=x).loss.float().item())
+    model.train()
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def _resolve_dtype(cfg: LoraTrainConfig, device: str):
+    import torch
+
+    if cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.autocast(device, dtype=torch.bfloat16), "bfloat16"
+    return torch.autocast(device, enabled=False), "float32"
+
+
+def train(cfg: LoraTrainConfig) -> dict:
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = Path(cfg.data)
+    if not (data / "train.npy").is_file():
+        raise TrainError(f"{data}: no train.npy; run `python -m finetune prepare REPO --out {data}` first")
+    base_cfg = check_base(cfg.base)
+    train_rows = np.load(data / "train.npy", mmap_mode="r")
+    held_rows = np.load(data / "heldout.npy")
+    vocab = json.loads((data / "manifest.json").read_text())["vocab_size"]
+    if vocab != base_cfg.get("vocab_size"):
+        raise TrainError(f"data tokenizer has {vocab} tokens but the base model {cfg.base} has "
+                         f"{base_cfg.get('vocab_size')}: prepare the data with --tokenizer {cfg.base}")
+    if len(train_rows) < cfg.batch_size:
+        raise TrainError(f"{len(train_rows)} training rows < batch_size {cfg.batch_size}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    torch.manual_seed(cfg.seed)
+    model = load_lora_model(cfg.base, cfg).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_train, n_total = sum(p.numel() for p in params), sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    autocast, dtype_name = _resolve_dtype(cfg, device)
+
+    step, tokens_seen = 0, 0
+    ckpt = out / "ckpt.pt"
+    try:
+        state = checkpoint.load(ckpt)
+    except Exception as e:  # truncated or foreign file
+        raise TrainError(f"{ckpt} cannot be read ({type(e).__name__}: {e}); move it away to start over") from None
+    if state is not None:
+        missing = model.load_state_dict(state["lora"], strict=False).unexpected_keys
+        if missing or set(state["lora"]) != {n for n, p in model.named_parameters() if p.requires_grad}:
+            raise TrainError(f"{ckpt} was written by a run with other LoRA settings; use another out= or move it away")
+        opt.load_state_dict(state["optimizer"])
+        step, tokens_seen = state["step"], state["tokens_seen"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed from {ckpt} at step {step}")
+    else:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    _truncate_metrics(out / "metrics.jsonl", step)
+    if step == 0:
+        base_loss = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast)
+        _append(out / "metrics.jsonl", {"step": 0, "heldout_loss": round(base_loss, 4), "tokens": 0})
+        print(f"base model held-out loss {base_loss:.4f}")
+    print(f"LoRA r={cfg.r} on {', '.join(cfg.target_modules)}: {n_train / 1e3:.1f}k trainable of "
+          f"{n_total / 1e6:.2f}M parameters; {len(train_rows)} rows of {train_rows.shape[1]}; {device} {dtype_name}")
+
+    def save() -> None:
+        lora = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        checkpoint.save(ckpt, {"lora": lora, "optimizer": opt.state_dict(), "step": step, "tokens_seen": tokens_seen,
+                               "torch_rng": torch.get_rng_state()})
+
+    sampler = RowSampler(len(train_rows), cfg.batch_size, cfg.seed)
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step")
+    t_start = t_log = time.time()
+    tok_log = 0
+    model.train()
+    while step < cfg.max_steps:
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            idx = sampler.batch(step * cfg.grad_accum + micro)
+            x = torch.from_numpy(np.asarray(train_rows[np.sort(idx)], dtype=np.int64)).to(device)
+            with autocast:
+                loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.item()
+            tokens_seen += x.numel()
+            tok_log += x.numel()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip).item()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        row = {"step": step, "loss": round(loss_sum, 4), "lr": lr, "grad_norm": round(gnorm, 3), "tokens": tokens_seen}
+        now = time.time()
+        tok_s = tok_log / max(now - t_log, 1e-9)
+        if step % cfg.log_every == 0:
+            row["tok_per_s"] = round(tok_s, 1)
+            t_log, tok_log = now, 0
+            if bar is None:
+                print(f"step {step}/{cfg.max_steps} loss {loss_sum:.3f} lr {lr:.2e} {row['tok_per_s']} tok/s", flush=True)
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            row["heldout_loss"] = round(heldout_loss(model, held_rows, cfg.batch_size, cfg.eval_batches, device,
+                                                     autocast), 4)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tok_s:.0f}", **(
+                {"held": row["heldout_loss"]} if "heldout_loss" in row else {}))
+        _append(out / "metrics.jsonl", row)
+        out_of_time = cfg.max_minutes and (now - t_start) / 60 >= cfg.max_minutes
+        if step % cfg.save_every == 0 or step == cfg.max_steps or out_of_time:
+            save()
+        if out_of_time:
+            print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
+            break
+    if bar is not None:
+        bar.close()
+
+    adapter = out / "adapter"
+    model.save_pretrained(str(adapter))
+    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast.from_pretrained(str(data / "tokenizer")).save_pretrained(str(adapter))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
+    final = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast)
+    summary = {
+        "base": str(cfg.base), "data": str(cfg.data), "step": step, "tokens_seen": tokens_seen,
+        "trainable_parameters": n_train, "parameters": n_total, "dtype": dtype_name,
+        "base_heldout_loss": next((r["heldout_loss"] for r in rows if r["step"] == 0), None),
+        "heldout_loss": round(final, 4), "adapter": str(adapter),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if cfg.plot:
+        plot_losses(rows, out / "loss.png", title=f"LoRA r={cfg.r} on {Path(cfg.base).name}")
+    print(f"saved {adapter}; held-out loss {summary['base_heldout_loss']} -> {summary['heldout_loss']}")
+    return summary
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def plot_losses(rows: list[dict], path: Path, title: str = "") -> None:
+    """Training loss (raw and smoothed) and held-out loss against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    ho = [(r["step"], r["heldout_loss"]) for r in rows if "heldout_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if tr:
+        s, v = zip(*tr)
+        ax.plot(s, v, color="tab:blue", alpha=0.3, lw=1, label="train (per step)")
+        k = max(1, len(v) // 20)
+        smooth = np.convolve(v, np.ones(k) / k, mode="valid")
+        ax.plot(s[k - 1 :], smooth, color="tab:blue", lw=2, label=f"train ({k}-step mean)")
+    if ho:
+        s, v = zip(*ho)
+        ax.plot(s, v, "o-", color="tab:orange", lw=2, label="held-out")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

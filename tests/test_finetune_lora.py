@@ -1,0 +1,174 @@
+"""LoRA training on a real tiny Starcoder2 + real prepared data: learns, resumes after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finetune.config import ConfigError, load
+from finetune.train import LoraTrainConfig, TrainError, check_base
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted((ROOT / "finetune" / "configs").glob("lora-*.toml"))
+DEBUG = ROOT / "finetune" / "configs" / "lora-debug.toml"
+
+
+def _code(seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    names = ["load", "save", "parse", "render", "fetch", "merge", "split", "check"]
+    out = [f'"""Module {seed}."""\n\nimport os\n']
+    for i in range(25):
+        a, b = rng.sample(names, 2)
+        out.append(f"def {a}_{b}_{i}(path, value={rng.randint(0, 9)}):\n    if not os.path.exists(path):\n"
+                   f"        return None\n    return {b}(path) + value\n")
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A debug-shaped Starcoder2 checkpoint with a small StarCoder2-convention tokenizer, and prepared data."""
+    from finetune.model import build_model
+    from finetune.prepare import RepoDataConfig, prepare
+    from finetune.tokenizer import train_bpe
+
+    tmp = tmp_path_factory.mktemp("lora")
+    tok = train_bpe([_code(i) for i in range(40)], vocab_size=400, show_progress=False)
+    base = tmp / "base"
+    build_model("debug", len(tok), seed=0).save_pretrained(base)
+    tok.save_pretrained(base)
+    repo = tmp / "repo"
+    for i in range(10):
+        (repo / "pkg").mkdir(parents=True, exist_ok=True)
+        (repo / "pkg" / f"m{i}.py").write_text(_code(100 + i))
+    data = tmp / "data"
+    prepare([repo], RepoDataConfig(out=str(data), tokenizer=str(base), seq_len=64, epochs=2, progress=False))
+    return base, data
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_every_preset_parses(preset):
+    cfg = load(LoraTrainConfig, preset)
+    assert cfg.target_modules and cfg.max_steps >= 1
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown config key 'rank'"):
+        load(LoraTrainConfig, DEBUG, ["rank=8"])
+    with pytest.raises(TrainError, match="'gate_proj' is not a Starcoder2 module"):
+        load(LoraTrainConfig, DEBUG, ["targets=q_proj,gate_proj"])
+
+
+def _train(base: Path, data: Path, out: Path, *extra: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "finetune", "train", "--config", str(DEBUG), f"base={base}", f"data={data}",
+           f"out={out}", "max_steps=40", "batch_size=4", "lr=3e-2", "threads=1", "progress=false", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+def test_lora_learns_and_resumes_after_sigkill(setup, tmp_path):
+    base, data = setup
+    ref = tmp_path / "ref"
+    r = _train(base, data, ref, "plot=true")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref_losses = _losses(ref)
+    assert sorted(ref_losses) == list(range(1, 41))
+    summary = json.loads((ref / "summary.json").read_text())
+    assert summary["heldout_loss"] < summary["base_heldout_loss"] - 0.3, summary
+    assert np.mean([ref_losses[s] for s in (38, 39, 40)]) < np.mean([ref_losses[s] for s in (1, 2, 3)]) - 0.15
+    assert 0 < summary["trainable_parameters"] < summary["parameters"] / 5
+    assert (ref / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    adapter_cfg = json.loads((ref / "adapter" / "adapter_config.json").read_text())
+    assert sorted(adapter_cfg["target_modules"]) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj"])
+
+    # the saved adapter reproduces the final held-out loss
+    import torch
+
+    from finetune.train import heldout_loss, load_lora_model
+
+    model = load_lora_model(base, adapter=ref / "adapter")
+    loss = heldout_loss(model, np.load(data / "heldout.npy"), 2, 10**9, "cpu", torch.autocast("cpu", enabled=False))
+    assert loss == pytest.approx(summary["heldout_loss"], abs=1e-3)
+
+    # the same run, killed with SIGKILL after a checkpoint past step 8, then resumed
+    run = tmp_path / "killed"
+    p = _train(base, data, run, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        m = run / "metrics.jsonl"
+        if m.exists() and len(m.read_text().splitlines()) >= 10 and (run / "ckpt.pt").exists():
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (run / "summary.json").exists()
+    r = _train(base, data, run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from" in r.stdout
+    resumed = _losses(run)
+    assert sorted(resumed) == list(range(1, 41))
+    for step in range(1, 41):
+        assert resumed[step] == pytest.approx(ref_losses[step], abs=2e-3), step
+
+
+def test_bad_base_corrupt_checkpoint_and_vocab_mismatch(setup, tmp_path):
+    base, data = setup
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    (gpt2 / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 400}))
+    with pytest.raises(TrainError, match="is a 'gpt2' model, not Starcoder2"):
+        check_base(gpt2)
+    r = _train(gpt2, data, tmp_path / "o1")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: base checkpoint")
+
+    out = tmp_path / "o2"
+    out.mkdir()
+    (out / "ckpt.pt").write_bytes(b"PK\x03\x04 truncated")
+    r = _train(base, data, out)
+    assert r.returncode == 2 and "cannot be read" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "ckpt.pt").read_bytes() == b"PK\x03\x04 truncated"  # nothing lost
+
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg = json.loads((base / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "vocab_size": 999}))
+    r = _train(other, data, tmp_path / "o3")
+    assert r.returncode == 2 and "prepare the data with --tokenizer" in r.stderr
+
+
+def test_checkpoint_write_failure_keeps_last_good(tmp_path, monkeypatch):
+    """A failed write (disk full) leaves the previous checkpoint loadable."""
+    import torch
+
+    from finetune import checkpoint
+
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, {"step": 1})
+
+    def full_disk(obj, f, *a, **k):
+        Path(f).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        checkpoint.save(path, {"step": 2})
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
