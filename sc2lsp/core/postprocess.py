@@ -33,7 +33,8 @@ suggestion (or empty it), never add text, so the result is always a prefix of th
                   left open.
 ``line_overlap``  drop a tail that repeats the start of the rest of the line: all of it, at
                   least ``options.min_overlap_chars`` of it, or only punctuation (but not only
-                  closing brackets, which ``brackets`` weighs).
+                  closing brackets, which ``brackets`` weighs). A multi-line suggestion whose
+                  first line ends with the whole rest of the line is cut to that line, minus it.
 ``trailing``      trailing blank lines (and, at the end of a line, trailing spaces) are dropped.
 ``syntax``        with ``syntax_errors``: the longest prefix of the suggestion (whole lines
                   first, then token boundaries within the next line) such that
@@ -58,6 +59,7 @@ _OPENERS = "([{"
 _CLOSERS = ")]}"
 #: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs).
 _TRAILING_OK = frozenset(")]}\"'`;,: \t")
+_QUOTES = "\"'`"
 _CLAUSE_WORDS = ("else", "elif", "except", "finally", "catch")
 _LETTER = re.compile(r"[A-Za-z_]")
 _ALNUM = re.compile(r"[A-Za-z0-9_]")
@@ -261,6 +263,12 @@ def _brackets(text: str, syn: _Syntax) -> list[tuple[int, str]]:
     return [(m.start(), m.group("b")) for m in syn.pattern.finditer(text) if m.group("b")]
 
 
+def _suggestion_brackets(line_before: str, text: str, syn: _Syntax) -> list[tuple[int, str]]:
+    """Brackets of ``text`` lexed after ``line_before`` (which may open a string), offsets in ``text``."""
+    n = len(line_before)
+    return [(pos - n, b) for pos, b in _brackets(line_before + text, syn) if pos >= n]
+
+
 def _code(line: str, syn: _Syntax) -> str:
     """``line`` without comments, strings replaced by a placeholder, stripped."""
     return syn.pattern.sub(lambda m: m.group(0) if m.group("b") else ("" if _is_comment(m.group(0), syn) else '""'), line).strip()
@@ -406,7 +414,7 @@ def _suffix_closers(suffix: str, line_indent: int, tab: int) -> list[tuple[str, 
             indent = _indent(suffix[i + 1:i + 81], tab)
         elif c in _CLOSERS:
             out.append((c, indent))
-        elif not c.isspace():
+        elif not (c.isspace() or c in _QUOTES):  # auto-closed quotes sit among the closers
             break
     return out
 
@@ -428,7 +436,7 @@ def _cut_supplied_closer(text: str, line_before: str, suffix: str, syn: _Syntax,
     spare = max(_unclosed(line_before, syn) - len(supplied), 0)
     full = line_before + text
     stack: list[str] = []
-    for pos, b in _brackets(text, syn):
+    for pos, b in _suggestion_brackets(line_before, text, syn):
         if b in _OPENERS:
             stack.append(b)
             continue
@@ -450,6 +458,9 @@ def _cut_supplied_closer(text: str, line_before: str, suffix: str, syn: _Syntax,
 def _trim_line_overlap(text: str, line_after: str, min_chars: int) -> str:
     """Drop a tail of the suggestion that repeats the start of the rest of the line."""
     rest = line_after.rstrip()
+    first, newline, _ = text.partition("\n")
+    if newline and rest and first.rstrip().endswith(rest):
+        return first.rstrip()[: -len(rest)]  # the model finished the line itself, then went on
     last = text[text.rfind("\n") + 1:]
     for k in range(min(len(last), len(rest)), 0, -1):
         head = rest[:k]
