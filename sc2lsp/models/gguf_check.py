@@ -179,7 +179,8 @@ def _parse(path: Path, buf, size: int) -> GGUFInfo:
         swapped = int.from_bytes(version.to_bytes(4, "little"), "big")
         if swapped in SUPPORTED_VERSIONS:
             raise GGUFError(f"is a big-endian GGUF (version {swapped}); llama.cpp here reads little-endian files")
-        raise GGUFError(f"has GGUF version {version}; llama.cpp reads versions {' and '.join(map(str, SUPPORTED_VERSIONS))}")
+        known = " and ".join(map(str, SUPPORTED_VERSIONS))
+        raise GGUFError(f"has GGUF version {version}; llama.cpp reads versions {known}")
     n_tensors, n_kv = r.u64(), r.u64()
     if n_tensors > size // 16 or n_kv > size // 16:
         raise GGUFError(f"corrupt header: {n_tensors} tensors and {n_kv} keys cannot fit in {size} bytes")
@@ -211,7 +212,8 @@ def _parse(path: Path, buf, size: int) -> GGUFInfo:
             n *= d
         per, nbytes = block
         if dims and dims[0] % per:
-            raise GGUFError(f"corrupt header: tensor {name!r} row of {dims[0]} is not a multiple of its block size {per}")
+            raise GGUFError(f"corrupt header: tensor {name!r} row of {dims[0]} is not a multiple "
+                            f"of its block size {per}")
         data_end = max(data_end, data_offset + offset + n // per * nbytes)
     arch = meta.get("general.architecture")
     return GGUFInfo(
@@ -255,40 +257,45 @@ def _pull_hint(path: Path) -> str:
     return "download or convert it again (`sc2lsp models pull NAME` for registry models)"
 
 
-def check_gguf(path: str | Path, *, arch: str | None = "starcoder2", adapter: bool = False) -> GGUFInfo:
+def check_gguf(path: str | Path, *, arch: str | None = "starcoder2", adapter: bool = False,
+               label: str | None = None, hint: str | None = None) -> GGUFInfo:
     """Validate ``path`` as a GGUF llama.cpp can load; UserError with the reason and a remedy if not.
 
     ``arch``: required ``general.architecture`` (None accepts any). ``adapter``: expect a LoRA
-    adapter (``general.type = adapter``) instead of a model.
+    adapter (``general.type = adapter``) instead of a model. ``label`` names the file in messages
+    (default: its path); ``hint`` is the remedy for a damaged file (default: how to download it
+    again, found through the registry; "" for none).
     """
     path = Path(path)
+    name = label or str(path)
     if not path.exists():
-        raise UserError(f"model file not found: {path}")
+        raise UserError(f"model file not found: {name}")
     if not path.is_file():
-        raise UserError(f"{path} is not a file (expected a .gguf model)")
+        raise UserError(f"{name} is not a file (expected a .gguf model)")
+
+    def damaged(problem: str) -> UserError:
+        remedy = _pull_hint(path) if hint is None else hint
+        return UserError(f"{problem}; {remedy}" if remedy else problem)
+
     try:
         info = read_gguf_header(path)
     except _Truncated as t:
         size = path.stat().st_size
-        raise UserError(
-            f"truncated GGUF {path}: its header needs at least {t.needed} bytes, file has {size}; {_pull_hint(path)}"
-        ) from None
+        raise damaged(f"truncated GGUF {name}: its header needs at least {t.needed} bytes, file has {size}") from None
     except GGUFError as e:
-        raise UserError(f"{path} {e}") from None
+        raise damaged(f"{name} {e}") from None
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+        raise UserError(f"cannot read {name}: {e.strerror or e}") from None
     if info.data_end > info.file_size:
-        raise UserError(
-            f"truncated GGUF {path}: expected {info.data_end} bytes, file has {info.file_size}; {_pull_hint(path)}"
-        )
+        raise damaged(f"truncated GGUF {name}: expected {info.data_end} bytes, file has {info.file_size}")
     if info.arch is None:
-        raise UserError(f"{path} has no general.architecture; it is not a model GGUF llama.cpp can load")
+        raise UserError(f"{name} has no general.architecture; it is not a model GGUF llama.cpp can load")
     if arch is not None and info.arch != arch:
-        raise UserError(f"{path} is a {info.arch!r} model; sc2lsp serves {arch} models (general.architecture = {arch})")
+        raise UserError(f"{name} is a {info.arch!r} model; sc2lsp serves {arch} models (general.architecture = {arch})")
     if adapter and info.type != "adapter":
-        raise UserError(f"{path} is a {info.type}, not a LoRA adapter (general.type = adapter)")
+        raise UserError(f"{name} is a {info.type}, not a LoRA adapter (general.type = adapter)")
     if not adapter and info.type == "adapter":
-        raise UserError(f"{path} is a LoRA adapter, not a model; load it on top of its base model")
+        raise UserError(f"{name} is a LoRA adapter, not a model; load it on top of its base model")
     if not adapter and info.n_tensors == 0:
-        raise UserError(f"{path} contains no tensors (a vocabulary-only GGUF?); it cannot be served")
+        raise UserError(f"{name} contains no tensors (a vocabulary-only GGUF?); it cannot be served")
     return info

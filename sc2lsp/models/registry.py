@@ -231,7 +231,8 @@ def _parse_quant(w: _Where, key: str, qn: str, t: dict, base: Path, repo: str | 
     if (file is None) == (path is None):
         raise w.error(key, "needs exactly one of `file` (in the hub repo) or `path` (a local file)")
     if file is not None and repo is None:
-        raise w.error(key.rsplit(".quants.", 1)[0] + ".repo", f"missing: quant {qn} has a `file`, so the entry needs `repo`")
+        raise w.error(key.rsplit(".quants.", 1)[0] + ".repo",
+                      f"missing: quant {qn} has a `file`, so the entry needs `repo`")
     if file is not None and (file.startswith("/") or ".." in file.split("/")):
         raise w.error(f"{key}.file", f"must be a path inside the repo, got {file!r}")
     size = t.get("size")
@@ -328,7 +329,8 @@ def resolve(name_or_path: str | os.PathLike | None = None, quant: str | None = N
         )
     problem = size_problem(found, q)
     if problem:
-        raise UserError(f"model {entry.name} ({q.name}) looks incomplete: {problem}; run `{entry.pull_command(q)}` again")
+        raise UserError(f"model {entry.name} ({q.name}) looks incomplete: {problem}; "
+                        f"run `{entry.pull_command(q)}` again")
     return found
 
 
