@@ -1,0 +1,258 @@
+"""The repository index: per file its language, text, definitions, imports and identifiers.
+
+Pure: the index never touches the disk. It is fed by the editor (didOpen/didChange/didSave),
+by the initial scan and by the file watcher, all through ``apply_change(path, text)`` and
+``remove(path)``; paths are workspace-relative and ``/``-separated (they are what the model
+sees after ``<file_sep>``). It is safe to call from several threads: every change swaps whole
+immutable ``FileEntry`` objects under a lock, and readers get tuples, never live containers.
+
+Besides symbols it keeps what the context providers need: open and recently used files
+(``open``/``close``/``touch``) and recently edited regions (derived from consecutive texts of
+a file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import threading
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+
+from ..workspace.scan import MAX_BYTES, content_reason
+from .languages import language_for
+from .symbols import Definition, FileSymbols, extract
+
+log = logging.getLogger(__name__)
+
+#: Kinds found by name across the repository (fields and locals only show in outlines).
+LOOKUP_KINDS = frozenset({"function", "method", "class", "struct", "interface", "enum", "impl", "type",
+                          "constant", "variable", "macro"})
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Lines ``start..end`` (inclusive, in the file's text after the change) changed."""
+
+    path: str
+    start: int
+    end: int
+    seq: int
+
+
+@dataclass(eq=False)
+class FileEntry:
+    path: str
+    language: str | None
+    text: str
+    symbols: FileSymbols
+    digest: bytes
+    _lines: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines
+
+    @property
+    def definitions(self) -> tuple[Definition, ...]:
+        return self.symbols.definitions
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
+
+
+def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
+    """Why a text is not indexed (too large, minified, generated), by the workspace scan's rules."""
+    if len(text) > max_bytes:  # cheap test first: never encode a huge text
+        return f"larger than {max_bytes} bytes"
+    reason, _ = content_reason(text.encode("utf-8", errors="replace"), max_bytes=max_bytes)
+    return reason
+
+
+def build_entry(path: str, text: str, language_id: str | None = None) -> FileEntry:
+    """Parse one file into an entry (pure; picklable, so worker processes can build entries)."""
+    language = language_for(path, language_id)
+    return FileEntry(path, language, text, extract(path, text, language), _digest(text))
+
+
+class RepoIndex:
+    def __init__(self, *, max_bytes: int = MAX_BYTES, recent_files: int = 16, recent_edits: int = 32):
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._files: dict[str, FileEntry] = {}
+        self._by_name: dict[str, list[Definition]] = {}
+        self._by_basename: dict[str, set[str]] = {}
+        self._by_dir: dict[str, set[str]] = {}
+        self._open: dict[str, None] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_max = recent_files
+        self._edits: deque[Edit] = deque(maxlen=recent_edits)
+        self._seq = 0
+        self.generation = 0  #: bumped on every change that alters the index
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def apply_change(self, path: str, text: str, language_id: str | None = None) -> bool:
+        """Index ``text`` as the contents of ``path``; False when unchanged or rejected (then the
+        file is dropped from the index: a file that became too large or minified disappears)."""
+        with self._lock:
+            old = self._files.get(path)
+        if old is not None and len(old.text) == len(text) and old.text == text:
+            return False
+        reason = reject_reason(text, self.max_bytes)
+        if reason:
+            log.debug("not indexing %s: %s", path, reason)
+            self.remove(path)
+            return False
+        entry = build_entry(path, text, language_id)
+        return self.apply_entry(entry)
+
+    def apply_entry(self, entry: FileEntry) -> bool:
+        """Put a built entry in place of the file's previous one."""
+        with self._lock:
+            old = self._files.get(entry.path)
+            if old is not None and old.digest == entry.digest:
+                return False
+            if old is not None:
+                self._unlink(old)
+                self._record_edit(old, entry)
+            self._files[entry.path] = entry
+            for d in entry.definitions:
+                if d.kind in LOOKUP_KINDS:
+                    self._by_name.setdefault(d.name, []).append(d)
+            self._by_basename.setdefault(posixpath.basename(entry.path), set()).add(entry.path)
+            self._by_dir.setdefault(posixpath.dirname(entry.path), set()).add(entry.path)
+            self.generation += 1
+            return True
+
+    def remove(self, path: str) -> bool:
+        with self._lock:
+            old = self._files.pop(path, None)
+            if old is None:
+                return False
+            self._unlink(old)
+            self._recent.pop(path, None)
+            if any(e.path == path for e in self._edits):
+                self._edits = deque((e for e in self._edits if e.path != path), maxlen=self._edits.maxlen)
+            self.generation += 1
+            return True
+
+    def remove_tree(self, directory: str) -> int:
+        """Remove every file under ``directory`` (a deleted or moved-away folder)."""
+        prefix = directory.strip("/") + "/"
+        with self._lock:
+            doomed = [p for p in self._files if p.startswith(prefix)]
+        return sum(self.remove(p) for p in doomed)
+
+    def _unlink(self, old: FileEntry) -> None:
+        for d in old.definitions:
+            lst = self._by_name.get(d.name)
+            if lst is not None:
+                lst[:] = [x for x in lst if x.path != old.path]
+                if not lst:
+                    del self._by_name[d.name]
+        for table, key in ((self._by_basename, posixpath.basename(old.path)), (self._by_dir, posixpath.dirname(old.path))):
+            s = table.get(key)
+            if s is not None:
+                s.discard(old.path)
+                if not s:
+                    del table[key]
+
+    def _record_edit(self, old: FileEntry, new: FileEntry) -> None:
+        a, b = old.lines, new.lines
+        n = min(len(a), len(b))
+        p = 0
+        while p < n and a[p] == b[p]:
+            p += 1
+        s = 0
+        while s < n - p and a[-1 - s] == b[-1 - s]:
+            s += 1
+        start, end = p, len(b) - s - 1
+        if end < start:  # lines only deleted: mark the join
+            start, end = max(0, p - 1), min(len(b) - 1, p)
+        self._seq += 1
+        if self._edits and self._edits[-1].path == new.path:
+            last = self._edits[-1]
+            if start <= last.end + 2 and end >= last.start - 2:
+                self._edits.pop()
+                start, end = min(start, last.start), max(end, last.end)
+        self._edits.append(Edit(new.path, start, end, self._seq))
+
+    # -- editor state ---------------------------------------------------------------------------
+
+    def open(self, path: str) -> None:
+        with self._lock:
+            self._open[path] = None
+            self.touch(path)
+
+    def close(self, path: str) -> None:
+        with self._lock:
+            self._open.pop(path, None)
+
+    def touch(self, path: str) -> None:
+        """Mark ``path`` as recently used (the similar-chunk provider looks at these files)."""
+        with self._lock:
+            self._recent[path] = None
+            self._recent.move_to_end(path)
+            while len(self._recent) > self._recent_max:
+                self._recent.popitem(last=False)
+
+    def recent_files(self) -> tuple[str, ...]:
+        """Open files (in opening order), then recently used ones, most recent first."""
+        with self._lock:
+            out = [p for p in self._open if p in self._files]
+            out += [p for p in reversed(self._recent) if p not in self._open and p in self._files]
+            return tuple(out)
+
+    def recent_edits(self) -> tuple[Edit, ...]:
+        """Edited regions, most recent first."""
+        with self._lock:
+            return tuple(reversed(self._edits))
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, path: str) -> FileEntry | None:
+        return self._files.get(path)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._files
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def paths(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._files))
+
+    def definitions_named(self, name: str) -> tuple[Definition, ...]:
+        with self._lock:
+            return tuple(self._by_name.get(name, ()))
+
+    def files_named(self, basename: str) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._by_basename.get(basename, ())))
+
+    def files_in_dir(self, directory: str) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._by_dir.get(directory.strip("/"), ())))
+
+    def dirs(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._by_dir))
+
+    def stats(self) -> dict:
+        with self._lock:
+            langs = Counter(e.language or "text" for e in self._files.values())
+            return {
+                "files": len(self._files),
+                "definitions": sum(len(e.definitions) for e in self._files.values()),
+                "imports": sum(len(e.symbols.imports) for e in self._files.values()),
+                "names": len(self._by_name),
+                "bytes": sum(len(e.text) for e in self._files.values()),
+                "files_with_syntax_errors": sum(e.symbols.errors for e in self._files.values()),
+                "languages": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
+            }
