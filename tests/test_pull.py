@@ -240,6 +240,19 @@ def test_pull_lands_in_the_hf_cache_and_list_shows_it(hub, env, model_bytes):
     assert len(hub.requests) == n  # answered from the cache, no request at all
 
 
+def test_pull_replaces_a_damaged_cached_copy(hub, env, tmp_path):
+    data = write_gguf(tmp_path / "whole.gguf", n_floats=4096).read_bytes()
+    hub.files[(REPO, FILE)] = data
+    env.register()  # no size: only the GGUF check can tell the cached copy is cut
+    assert env.cli("models", "pull", "test-tiny").returncode == 0
+    pointer = env.repo_cache / "snapshots" / COMMIT / FILE
+    os.truncate(pointer.resolve(), len(data) - 10)  # damaged on disk after the download
+    r = env.cli("models", "pull", "test-tiny")
+    assert r.returncode == 0, r.stderr
+    assert "damaged" in r.stdout and "truncated GGUF" in r.stdout
+    assert pointer.read_bytes() == data and len(hub.gets()) == 2
+
+
 @pytest.mark.slow
 def test_pull_resumes_when_the_server_drops_the_connection(hub, env, model_bytes):
     hub.files[(REPO, FILE)] = model_bytes
@@ -434,3 +447,20 @@ def test_check_gguf_architecture_and_kind(tmp_path):
     assert check_gguf(adapter, adapter=True).type == "adapter"
     with pytest.raises(UserError, match="not a LoRA adapter"):
         check_gguf(write_gguf(tmp_path / "m.gguf"), adapter=True)
+
+
+def test_check_gguf_says_which_pull_repairs_a_cached_file(tmp_path, monkeypatch):
+    env = Env(tmp_path, "http://127.0.0.1:9")
+    env.register()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(env.config))
+    monkeypatch.delenv("SC2LSP_MODELS_TOML", raising=False)
+    data = write_gguf(tmp_path / "whole.gguf", n_floats=4096).read_bytes()
+    cached = env.repo_cache / "snapshots" / COMMIT / FILE  # where `models pull` puts it
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(data[:-1])
+    with pytest.raises(UserError, match=r"truncated GGUF .*; run `sc2lsp models pull test-tiny` again$"):
+        check_gguf(cached)
+    elsewhere = tmp_path / "elsewhere.gguf"
+    elsewhere.write_bytes(data[:-1])
+    with pytest.raises(UserError, match=r"; download or convert it again"):
+        check_gguf(elsewhere)

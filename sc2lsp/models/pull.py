@@ -73,9 +73,14 @@ def pull(name: str, quant: str | None = None, registry: Registry | None = None) 
     if existing is not None:
         problem = size_problem(existing, q)
         if problem is None:
+            try:
+                check_gguf(existing, hint="")
+            except UserError as e:
+                problem = str(e)
+        if problem is None:
             say(f"{entry.name} ({q.name}) is already present: {existing}")
             return existing
-        say(f"{problem}: downloading it again")
+        say(f"the cached copy is damaged ({problem}): downloading it again")
         _remove_cached(existing)
 
     meta = fetch_metadata(entry, q)
