@@ -462,3 +462,35 @@ def test_cli(tiny_hf_checkpoint, tmp_path):
         assert r.stderr.startswith("error: ") and message in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.gguf").exists()
+
+
+# ----------------------------------------------------------------------------- the 3B benchmark's checkpoint writer
+
+
+def test_bench_checkpoint_writer_matches_transformers(tiny_tokenizer_dir, tmp_path):
+    """bench/convert_rss.py writes the 3B checkpoint without torch; check its layout on the debug shape."""
+    import importlib.util
+
+    import torch
+    from transformers import Starcoder2ForCausalLM
+
+    from finetune.model import build_model, starcoder2_config
+
+    spec = importlib.util.spec_from_file_location("convert_rss", ROOT / "bench" / "convert_rss.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    cfg = starcoder2_config("debug", 1536)
+    cfg.save_pretrained(tmp_path)
+    specs = bench.tensor_specs(json.loads((tmp_path / "config.json").read_text()))
+    reference = {n: tuple(p.shape) for n, p in build_model("debug", 1536).named_parameters()}
+    assert dict(specs) == reference
+    bench.write_sharded_safetensors(tmp_path, specs, "bf16", shard_bytes=60_000)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_tokenizer_dir / f, tmp_path)
+    assert len(list(tmp_path.glob("model-*.safetensors"))) >= 3
+    model, info = Starcoder2ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    w = model.model.layers[1].mlp.c_fc.weight
+    assert 0.015 < float(w.std()) < 0.025 and float(model.model.norm.weight.min()) == 1.0
+    assert convert_checkpoint(tmp_path, tmp_path / "b.gguf", "q8_0").stat().st_size > 100_000
