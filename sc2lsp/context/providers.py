@@ -1,0 +1,540 @@
+"""Repository context for one completion request: four providers, a budget, a deterministic order.
+
+API for the engine (everything else in this package is detail)::
+
+    from sc2lsp.context import RepoIndex, gather_context
+    index = RepoIndex()
+    index.apply_change("pkg/util.py", text)        # didOpen / didChange / didSave / watcher
+    index.remove("pkg/old.py")                      # deleted or renamed away
+    index.open(path); index.close(path)             # didOpen / didClose (similar-chunk sources)
+    blocks = gather_context(index, "pkg/main.py", text, offset, budget_tokens,
+                            count=approx_tokens, window=(plan.prefix_start, offset + plan.suffix_end))
+    context = [b.source_file() for b in blocks]     # -> infill_prompt(..., context=context)
+
+``budget_tokens`` is ``BudgetPlan.context_tokens``; ``window`` is the part of ``text`` (character
+offsets) that the prompt already holds as prefix and suffix, so nothing inside it is repeated
+(None: the whole file is in the prompt). Each ``ContextBlock`` says which provider chose it.
+
+Providers, in priority order (a higher one is served from the budget first):
+
+* ``definitions``: definitions of the identifiers used near the cursor, resolved through the
+  file's imports (``from .x import f``, ``import {f} from "./x"``, ``use crate::x::f``, ``#include``,
+  Go/Java packages), else by name across the repository when the name is not ambiguous;
+* ``outline``: when the window cuts the current file, its enclosing class (or the module) as
+  signatures of what lies outside the window;
+* ``edits``: recently edited regions (from consecutive ``apply_change`` texts);
+* ``similar``: chunks of open and recently used files most similar (Jaccard over identifier
+  sets) to the lines before the cursor.
+
+Each provider runs in a worker thread against its own time budget; one that is late is
+skipped (recorded in ``ContextResult.skipped``), never waited for. The result is a pure function
+of the index state and the request (ties broken by path and line), so consecutive requests
+at the same place produce the same prompt and the KV cache is reused; the engine should keep
+the blocks while the user types on one line and refresh them on a line change or when idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..core.budget import approx_tokens
+from ..core.prompt import SourceFile
+from . import render
+from .index import FileEntry, RepoIndex, build_entry
+from .languages import language_for, spec
+from .render import Snippet
+from .resolve import module_files
+from .symbols import CLASS_LIKE, IDENTIFIER, Definition, identifiers
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("definitions", "outline", "edits", "similar")
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    priority: tuple[str, ...] = PROVIDERS
+    """Providers in the order they are served from the budget (leave one out to disable it)."""
+    render_order: tuple[str, ...] = ("outline", "definitions", "edits", "similar")
+    """Order of the blocks in the prompt (stable, file-level context first)."""
+    shares: dict[str, float] = field(default_factory=lambda: {
+        "definitions": 0.7, "outline": 0.25, "edits": 0.2, "similar": 0.3})
+    """The most of the budget each provider may take."""
+    time_budget_ms: dict[str, float] = field(default_factory=lambda: {p: 40.0 for p in PROVIDERS})
+    """A provider not done by then is skipped."""
+    max_definition_tokens: int = 160
+    """A definition longer than this is shown elided (signature, doc, ``...``) or as an outline."""
+    lines_above: int = 40
+    lines_below: int = 12
+    max_names: int = 64
+    max_ambiguity: int = 3
+    """A name with more definitions than this in the repository is only resolved through imports."""
+    per_name: int = 2
+    chunk_lines: int = 12
+    chunk_stride: int = 6
+    query_lines: int = 12
+    min_similarity: float = 0.2
+    max_chunks: int = 3
+    max_edits: int = 4
+    edit_margin: int = 2
+    max_edit_lines: int = 24
+
+
+@dataclass(frozen=True)
+class ContextBlock:
+    path: str
+    code: str
+    provider: str
+    reason: str
+    tokens: int
+    lines: tuple[tuple[int, int], ...]  #: 0-based inclusive line ranges of ``path`` shown
+
+    def source_file(self) -> SourceFile:
+        return SourceFile(self.path, self.code)
+
+
+@dataclass(frozen=True)
+class ContextResult:
+    blocks: list[ContextBlock]
+    timings_ms: dict[str, float]
+    skipped: dict[str, str]  #: provider -> "late" or "error: ..."
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: str
+    snippets: tuple[Snippet, ...]
+    reason: str
+    compact: tuple[Snippet, ...] | None = None  #: a shorter rendering used when the full one does not fit
+
+
+class _Late(Exception):
+    pass
+
+
+@dataclass
+class Request:
+    index: RepoIndex
+    path: str
+    text: str
+    offset: int
+    entry: FileEntry
+    family: str
+    cursor_line: int
+    window: tuple[int, int]  #: lines of the current file already in the prompt (inclusive)
+    options: ContextOptions
+    count: Callable[[str], int]
+    deadline: float = 0.0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        if self.cancelled.is_set() or time.perf_counter() > self.deadline:
+            raise _Late()
+
+    def in_window(self, path: str, start: int, end: int) -> bool:
+        return path == self.path and start <= self.window[1] and end >= self.window[0]
+
+
+# -- (a) definitions --------------------------------------------------------------------------------
+
+_QUALIFIER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*$")
+
+
+def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
+    """(name, qualifier) pairs near the cursor, nearest first: the cursor's line, then two lines
+    above for each line below. Keywords and one-letter names are left out."""
+    lines = req.entry.lines if req.entry.text == req.text else req.text.split("\n")
+    kw = spec(req.entry.language).keywords if spec(req.entry.language) else frozenset()
+    cur = req.cursor_line
+    order = [cur]
+    above, below = cur - 1, cur + 1
+    while (above >= max(0, cur - req.options.lines_above)) or (below <= min(len(lines) - 1, cur + req.options.lines_below)):
+        for _ in range(2):
+            if above >= max(0, cur - req.options.lines_above):
+                order.append(above)
+                above -= 1
+        if below <= min(len(lines) - 1, cur + req.options.lines_below):
+            order.append(below)
+            below += 1
+    seen: dict[tuple[str, str | None], None] = {}
+    for ln in order:
+        if ln >= len(lines):
+            continue
+        line = lines[ln]
+        for m in IDENTIFIER.finditer(line):
+            name = m.group()
+            if name in kw or len(name) < 2 or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
+                continue
+            q = _QUALIFIER.search(line, 0, m.start())
+            key = (name, q.group(1) if q else None)
+            if key not in seen:
+                seen[key] = None
+                if len(seen) >= req.options.max_names:
+                    return list(seen)
+    return list(seen)
+
+
+def _defs_in(req: Request, paths: tuple[str, ...], name: str, top_level: bool = False) -> list[Definition]:
+    out = []
+    for p in paths:
+        e = req.index.get(p)
+        if e is None:
+            continue
+        out += [d for d in e.definitions if d.name == name and (not top_level or d.container is None)]
+    return out
+
+
+class _Resolver:
+    def __init__(self, req: Request):
+        self.req = req
+        self.bindings: dict[str, object] = {}
+        self.wildcards = []
+        for imp in req.entry.symbols.imports:
+            if imp.wildcard:
+                self.wildcards.append(imp)
+            elif imp.binding:
+                self.bindings.setdefault(imp.binding, imp)
+        self._modules: dict[str, tuple[str, ...]] = {}
+        self.own = {}
+        for d in req.entry.definitions:
+            self.own.setdefault(d.name, []).append(d)
+
+    def files(self, module: str) -> tuple[str, ...]:
+        if module not in self._modules:
+            self._modules[module] = module_files(self.req.index, self.req.family, self.req.path, module)
+        return self._modules[module]
+
+    def imported_files(self) -> tuple[str, ...]:
+        out: dict[str, None] = {}
+        for imp in self.req.entry.symbols.imports:
+            for p in self.files(imp.module):
+                out.setdefault(p, None)
+        return tuple(out)
+
+    def by_name(self, name: str, prefer: tuple[str, ...] = ()) -> list[Definition]:
+        found = [d for d in self.req.index.definitions_named(name) if d.path != self.req.path]
+        if prefer:
+            preferred = [d for d in found if d.path in prefer]
+            if preferred:
+                return preferred
+        if len(found) > self.req.options.max_ambiguity:
+            return []
+        here = self.req.path
+        found.sort(key=lambda d: (-_closeness(d.path, here), d.path, d.start_line))
+        return found
+
+    def resolve(self, name: str, qual: str | None) -> tuple[list[Definition], str]:
+        """(definitions, how) for a name; an empty list when it is local, external or unknown."""
+        req = self.req
+        if qual is not None:
+            imp = self.bindings.get(qual)
+            if imp is not None:
+                module = imp.module
+                if imp.name and req.family == "python":  # from pkg import module
+                    module = f"{imp.module}{'' if imp.module.endswith('.') else '.'}{imp.name}"
+                files = self.files(module) or (self.files(imp.module) if imp.name else ())
+                found = _defs_in(req, files, name)
+                return found, f"{qual}.{name} via import of {imp.module}"
+            if qual in self.own and not any(d.kind in CLASS_LIKE for d in self.own[qual]):
+                return [], "local"
+            return self.by_name(name, self.imported_files()), f"{name} by name"
+        if name in self.own:
+            return [d for d in self.own[name] if d.container is None or d.kind in CLASS_LIKE][:1], f"{name} in this file"
+        imp = self.bindings.get(name)
+        if imp is not None:
+            if imp.name is None:
+                return [], "module"  # a module alias: its members are resolved through the qualifier
+            files = self.files(imp.module)
+            found = _defs_in(req, files, imp.name, top_level=True) or _defs_in(req, files, imp.name)
+            if not found and not files:
+                return [], "external"
+            return found, f"{name} imported from {imp.module}"
+        for w in self.wildcards:
+            found = _defs_in(req, self.files(w.module), name, top_level=True)
+            if found:
+                return found, f"{name} via {w.module}"
+        if req.family in ("go", "java", "c"):  # same package / folder
+            same = tuple(p for p in req.index.files_in_dir(posixpath.dirname(req.path)) if p != req.path)
+            found = _defs_in(req, same, name, top_level=req.family != "java")
+            if found:
+                return found, f"{name} in the same package"
+        return self.by_name(name), f"{name} by name"
+
+
+def _closeness(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(posixpath.dirname(a).split("/"), posixpath.dirname(b).split("/")):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
+    entry = req.index.get(d.path) if d.path != req.path else req.entry
+    if entry is None or d.start_line >= len(entry.lines):
+        return None
+    whole = render.full(entry, d)
+    short = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
+    if req.count(whole.text) > req.options.max_definition_tokens:
+        whole, short = short, (render.elided(entry, d) if d.kind in CLASS_LIKE else None)
+    head = render.container_header(entry, d)
+    extra = (head,) if head is not None else ()
+    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
+
+
+def definitions_provider(req: Request) -> list[Candidate]:
+    resolver = _Resolver(req)
+    out: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    for name, qual in names_near_cursor(req):
+        req.check()
+        found, how = resolver.resolve(name, qual)
+        for d in found[: req.options.per_name]:
+            if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
+                continue
+            seen.add((d.path, d.start_line))
+            c = _definition_candidate(req, d, how)
+            if c is not None:
+                out.append(c)
+    return out
+
+
+# -- (b) outline of the current file ---------------------------------------------------------------
+
+def outline_provider(req: Request) -> list[Candidate]:
+    entry, (w0, w1) = req.entry, req.window
+    if w0 <= 0 and w1 >= len(entry.lines) - 1:
+        return []  # the whole file is in the prompt
+    cur = req.cursor_line
+    enclosing = [d for d in entry.definitions if d.kind in CLASS_LIKE and d.start_line <= cur <= d.end_line]
+    if enclosing:
+        cls = max(enclosing, key=lambda d: d.start_line)
+        items = [d for d in render.members(entry, cls)]
+        header = render.lines_snippet(entry, cls.start_line, max(cls.start_line, cls.body_line - (entry.language == "python")))
+        what = f"outline of {cls.name}"
+    else:
+        cls, header = None, None
+        items = [d for d in entry.definitions if d.container is None]
+        what = "outline of this file"
+    out: list[Candidate] = []
+    if header is not None and not req.in_window(req.path, header.start, header.end):
+        out.append(Candidate(req.path, (header,), what))
+    items = [d for d in items if not req.in_window(req.path, d.start_line, d.end_line)]
+    items.sort(key=lambda d: (min(abs(d.start_line - cur), abs(d.end_line - cur)), d.start_line))
+    for d in items:
+        req.check()
+        s = render.elided(entry, d) if d.kind not in CLASS_LIKE else render.outline(entry, d)
+        out.append(Candidate(req.path, (s,), what, (render.elided(entry, d),) if d.kind in CLASS_LIKE else None))
+    return out
+
+
+# -- (c) similar chunks ----------------------------------------------------------------------------
+
+def _chunks(entry: FileEntry, size: int, stride: int) -> list[tuple[int, int, frozenset[str]]]:
+    key = (size, stride)
+    cached = getattr(entry, "_chunk_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    lines = entry.lines
+    out = []
+    for start in range(0, max(1, len(lines) - size + stride), stride):
+        end = min(len(lines), start + size) - 1
+        toks = frozenset(IDENTIFIER.findall("\n".join(lines[start:end + 1])))
+        if toks:
+            out.append((start, end, toks))
+    entry._chunk_cache = (key, out)
+    return out
+
+
+def similar_provider(req: Request) -> list[Candidate]:
+    o = req.options
+    before = req.text[: req.offset].split("\n")[-o.query_lines:]
+    query = frozenset(IDENTIFIER.findall("\n".join(before)))
+    if not query:
+        return []
+    scored: list[tuple[float, str, int, int]] = []
+    paths = (req.path,) + tuple(p for p in req.index.recent_files() if p != req.path)
+    for p in paths:
+        entry = req.entry if p == req.path else req.index.get(p)
+        if entry is None:
+            continue
+        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride):
+            req.check()
+            if req.in_window(p, start, end):
+                continue
+            inter = len(query & toks)
+            if inter:
+                score = inter / (len(query) + len(toks) - inter)
+                if score >= o.min_similarity:
+                    scored.append((-score, p, start, end))
+    scored.sort()
+    out = []
+    for neg, p, start, end in scored:
+        entry = req.entry if p == req.path else req.index.get(p)
+        out.append(Candidate(p, (render.lines_snippet(entry, start, end),), f"similar lines (Jaccard {-neg:.2f})"))
+        if len(out) >= o.max_chunks * 3:  # overlapping chunks are dropped at allocation
+            break
+    return out
+
+
+# -- (d) recent edits -------------------------------------------------------------------------------
+
+def edits_provider(req: Request) -> list[Candidate]:
+    o = req.options
+    out = []
+    for e in req.index.recent_edits():
+        req.check()
+        entry = req.entry if e.path == req.path else req.index.get(e.path)
+        if entry is None:
+            continue
+        start = max(0, e.start - o.edit_margin)
+        end = min(len(entry.lines) - 1, e.end + o.edit_margin, start + o.max_edit_lines - 1)
+        if req.in_window(e.path, start, end):
+            continue
+        out.append(Candidate(e.path, (render.lines_snippet(entry, start, end),), f"edited lines {e.start + 1}-{e.end + 1}"))
+        if len(out) >= o.max_edits:
+            break
+    return out
+
+
+PROVIDER_FUNCTIONS: dict[str, Callable[[Request], list[Candidate]]] = {
+    "definitions": definitions_provider, "outline": outline_provider,
+    "edits": edits_provider, "similar": similar_provider,
+}
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=len(PROVIDERS), thread_name_prefix="sc2lsp-context")
+
+
+# -- assembly --------------------------------------------------------------------------------------
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, min(offset, len(text))))
+
+
+def make_request(index: RepoIndex, path: str, text: str, offset: int, *, count=approx_tokens,
+                 window: tuple[int, int] | None = None, language_id: str | None = None,
+                 options: ContextOptions | None = None) -> Request:
+    """The current file's entry comes from the index when it holds this text; otherwise (not
+    indexed yet, or not updated yet) it is parsed here and not stored."""
+    options = options or ContextOptions()
+    offset = max(0, min(offset, len(text)))
+    entry = index.get(path)
+    if entry is None or (entry.text != text and language_for(path, language_id) != entry.language):
+        entry = build_entry(path, text, language_id)
+    elif entry.text != text:
+        # a stale entry keeps its symbols (imports and definitions change rarely while typing)
+        # but the lines must be the request's, or line numbers and the window disagree
+        entry = FileEntry(entry.path, entry.language, text, entry.symbols, entry.digest)
+    sp = spec(entry.language)
+    if window is None:
+        lines = (0, text.count("\n"))
+    else:
+        lines = (_line_of(text, window[0]), _line_of(text, window[1]))
+    return Request(index, path, text, offset, entry, sp.family if sp else "text", _line_of(text, offset), lines,
+                   options, count)
+
+
+def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) -> list[ContextBlock]:
+    o = req.options
+    taken: dict[str, list[tuple[int, int]]] = {}  # path -> line ranges already shown
+    chosen: dict[tuple[str, str], list[tuple[Snippet, str]]] = {}  # (provider, path) -> snippets
+    remaining = budget
+    for name in o.priority:
+        cap = min(remaining, int(budget * o.shares.get(name, 0.0)))
+        used = 0
+        for c in results.get(name, ()):
+            for snippets in (c.snippets, c.compact):
+                if not snippets:
+                    continue
+                fresh = [s for s in snippets
+                         if not req.in_window(c.path, s.start, s.end)
+                         and not any(s.start <= b and s.end >= a for a, b in taken.get(c.path, ()))]
+                if not fresh or len(fresh) < len(snippets) and snippets[-1] not in fresh:
+                    break  # the main part is already shown
+                key = (name, c.path)
+                cost = sum(req.count(s.text) + 1 for s in fresh)
+                if key not in chosen:
+                    cost += req.count(f"{c.path}\n") + 1
+                if used + cost > cap:
+                    continue  # try the compact rendering
+                used += cost
+                chosen.setdefault(key, []).extend((s, c.reason) for s in fresh)
+                taken.setdefault(c.path, []).extend((s.start, s.end) for s in fresh)
+                break
+        remaining -= used
+    blocks = []
+    for name in o.render_order:
+        for (prov, path), items in sorted(chosen.items()):
+            if prov != name:
+                continue
+            entry = req.entry if path == req.path else req.index.get(path)
+            snippets = [s for s, _ in items]
+            code = render.join(entry, snippets)
+            reasons = list(dict.fromkeys(r for _, r in items))
+            blocks.append(ContextBlock(path, code, prov, "; ".join(reasons), req.count(code),
+                                       tuple(sorted((s.start, s.end) for s in snippets))))
+    return blocks
+
+
+def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
+             window: tuple[int, int] | None = None, language_id: str | None = None,
+             options: ContextOptions | None = None,
+             providers: dict[str, Callable[[Request], list[Candidate]]] | None = None) -> ContextResult:
+    """Run the providers against their time budgets and fit their candidates into ``budget`` tokens."""
+    req = make_request(index, path, text, offset, count=count, window=window, language_id=language_id,
+                       options=options)
+    funcs = providers or PROVIDER_FUNCTIONS
+    o = req.options
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    results: dict[str, list[Candidate]] = {}
+    if budget <= 0:
+        return ContextResult([], timings, skipped)
+
+    def run(name: str, r: Request):
+        t0 = time.perf_counter()
+        try:
+            return funcs[name](r)
+        finally:
+            timings[name] = round((time.perf_counter() - t0) * 1000, 3)
+
+    futures = {}
+    requests = {}
+    for name in o.priority:
+        if name not in funcs:
+            continue
+        r = Request(**{**req.__dict__, "deadline": start + o.time_budget_ms.get(name, 40.0) / 1000,
+                       "cancelled": threading.Event()})
+        requests[name] = r
+        futures[name] = _EXECUTOR.submit(run, name, r)
+    for name, fut in futures.items():
+        try:
+            results[name] = fut.result(timeout=max(0.0, requests[name].deadline - time.perf_counter()))
+        except (FutureTimeout, _Late):
+            requests[name].cancelled.set()
+            skipped[name] = "late"
+            log.debug("context provider %s skipped: over its %s ms", name, o.time_budget_ms.get(name))
+        except Exception as e:  # a provider bug costs its blocks, never the completion
+            skipped[name] = f"error: {e!r}"
+            log.debug("context provider %s failed", name, exc_info=True)
+    blocks = _allocate(req, results, budget)
+    index.touch(path)
+    return ContextResult(blocks, timings, skipped)
+
+
+def gather_context(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
+                   window: tuple[int, int] | None = None, language_id: str | None = None,
+                   options: ContextOptions | None = None) -> list[ContextBlock]:
+    """The context blocks for a completion at ``offset`` of ``text`` (the document ``path``)."""
+    return assemble(index, path, text, offset, budget, count=count, window=window, language_id=language_id,
+                    options=options).blocks

@@ -1,0 +1,112 @@
+"""How a definition looks in a context block: in full, elided (signature, doc, ``...``) or as an
+outline (a class header with the signatures of its members).
+
+A rendering is a tuple of ``Snippet``s (line ranges of one file with their text); snippets of
+one block are joined in line order with an elision line (``# ...`` / ``// ...``) between ranges
+that do not touch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .index import FileEntry
+from .languages import spec
+from .symbols import CLASS_LIKE, Definition
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    start: int  #: first line (0-based)
+    end: int  #: last line, inclusive
+    text: str
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def comment(entry: FileEntry) -> str:
+    sp = spec(entry.language)
+    return sp.comment if sp else "#"
+
+
+def is_python(entry: FileEntry) -> bool:
+    return entry.language == "python"
+
+
+def lines_snippet(entry: FileEntry, start: int, end: int) -> Snippet:
+    lines = entry.lines
+    end = min(end, len(lines) - 1)
+    start = max(0, min(start, end))
+    return Snippet(start, end, "\n".join(lines[start:end + 1]))
+
+
+def full(entry: FileEntry, d: Definition) -> Snippet:
+    return lines_snippet(entry, d.start_line, d.end_line)
+
+
+def elided(entry: FileEntry, d: Definition) -> Snippet:
+    """Signature (and doc) with the body left out; the whole text when it has no separate body."""
+    lines = entry.lines
+    if d.body_line <= d.start_line or d.end_line <= d.start_line or d.body_line > d.end_line:
+        # one-line definitions, or a body on the signature line: at most the first line
+        if d.end_line == d.start_line:
+            return full(entry, d)
+        head = lines[d.start_line] if d.start_line < len(lines) else d.signature
+        return Snippet(d.start_line, d.end_line, f"{head}\n{_indent(head)}    {comment(entry)} ...")
+    inner = _indent(lines[d.start_line]) + "    "
+    if is_python(entry):
+        head = lines[d.start_line:d.body_line]
+        doc = [f'{inner}"""{d.doc}"""'] if d.doc else []
+        return Snippet(d.start_line, d.end_line, "\n".join(head + doc + [f"{inner}..."]))
+    head = lines[d.start_line:d.body_line + 1]
+    tail = [lines[d.end_line]] if d.end_line > d.body_line and d.end_line < len(lines) else []
+    return Snippet(d.start_line, d.end_line, "\n".join(head + [f"{inner}{comment(entry)} ..."] + tail))
+
+
+def members(entry: FileEntry, d: Definition) -> list[Definition]:
+    return [m for m in entry.definitions
+            if m.container == d.name and d.start_line < m.start_line and m.end_line <= d.end_line]
+
+
+def outline(entry: FileEntry, d: Definition) -> Snippet:
+    """A class-like definition as its header plus its members' signatures."""
+    if d.kind not in CLASS_LIKE or (d.body_line <= d.start_line and is_python(entry)):
+        return elided(entry, d)
+    lines = entry.lines
+    inner = _indent(lines[d.start_line]) + "    "
+    if is_python(entry):
+        out = lines[d.start_line:d.body_line] + ([f'{inner}"""{d.doc}"""'] if d.doc else [])
+    else:
+        out = lines[d.start_line:d.body_line + 1]
+    body = [elided(entry, m).text for m in members(entry, d)]
+    if not body:
+        out.append(f"{inner}..." if is_python(entry) else f"{inner}{comment(entry)} ...")
+    out += body
+    if not is_python(entry) and d.end_line > d.body_line:
+        out.append(lines[d.end_line])
+    return Snippet(d.start_line, d.end_line, "\n".join(out))
+
+
+def container_header(entry: FileEntry, d: Definition) -> Snippet | None:
+    """The first line of the class a method belongs to (so a method is not shown out of context)."""
+    if d.container is None:
+        return None
+    for c in entry.definitions:
+        if c.name == d.container and c.start_line < d.start_line <= c.end_line and c.kind in CLASS_LIKE:
+            return lines_snippet(entry, c.start_line, c.start_line)
+    return None
+
+
+def join(entry: FileEntry, snippets: list[Snippet]) -> str:
+    """Snippets of one file in line order, with an elision line between ranges that do not touch."""
+    out: list[str] = []
+    last_end = None
+    for s in sorted(snippets, key=lambda s: (s.start, s.end)):
+        if last_end is not None and s.start > last_end + 1:
+            first = s.text.split("\n", 1)[0]
+            out.append(f"{_indent(first)}{comment(entry)} ...")
+        out.append(s.text)
+        last_end = s.end if last_end is None else max(last_end, s.end)
+    return "\n".join(out) + "\n"
