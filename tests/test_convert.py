@@ -427,18 +427,12 @@ def test_missing_dir_and_unknown_type(tiny_hf_checkpoint, tmp_path):
     assert not (tmp_path / "m.gguf").exists()
 
 
-#: the real CLI, wired with only this subcommand (others may belong to modules not written yet)
-CLI = (
-    "import sys, sc2lsp.cli as c; "
-    "c.COMMANDS = [x for x in c.COMMANDS if x[1] == 'sc2lsp.models.convert']; "
-    "sys.exit(c.main(sys.argv[1:]))"
-)
-
-
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CLI, "models", "convert", *args], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "sc2lsp.cli", "models", "convert", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_cli(tiny_hf_checkpoint, tmp_path):
     r = cli(str(tiny_hf_checkpoint), str(tmp_path / "m.gguf"), "--type", "f16", "-q")
     assert r.returncode == 0, r.stderr
