@@ -191,8 +191,12 @@ def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sh
 
     partial = blob.with_name(blob.name + PARTIAL_SUFFIX)
     partial.parent.mkdir(parents=True, exist_ok=True)
+    resolve_url = _resolve_url(entry, q)
+    # like hf_hub_download's plain-HTTP path: a Xet-stored file is fetched through the resolve URL
+    # (redirects followed), any other from the location the HEAD request was redirected to
+    url = resolve_url if getattr(meta, "xet_file_data", None) is not None else meta.location
     headers = build_hf_headers()
-    if urlparse(meta.location).netloc != urlparse(_resolve_url(entry, q)).netloc:
+    if urlparse(url).netloc != urlparse(resolve_url).netloc:
         headers.pop("authorization", None)  # a CDN: never send the token elsewhere
     with open(partial, "ab") as f:
         _lock(f, partial, entry, q)
@@ -203,8 +207,7 @@ def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sh
         if have:
             say(f"resuming {q.file} at {have} of {size if size is not None else '?'} bytes")
         try:
-            http_get(meta.location, f, resume_size=have, headers=headers, expected_size=size,
-                     displayed_filename=q.file)
+            http_get(url, f, resume_size=have, headers=headers, expected_size=size, displayed_filename=q.file)
         except KeyboardInterrupt:
             f.flush()
             print(f"\ndownload interrupted at {f.tell()} of {size or '?'} bytes; "
@@ -218,7 +221,7 @@ def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sh
             if size is not None and got > size:  # more bytes than the file has: useless as a prefix
                 f.truncate(0)
             raise UserError(
-                f"download of {entry.repo}/{q.file} from {urlparse(meta.location).netloc} stopped at {got} of "
+                f"download of {entry.repo}/{q.file} from {urlparse(url).netloc} stopped at {got} of "
                 f"{size or '?'} bytes ({_reason(e)}); run `{entry.pull_command(q)}` again to resume"
             ) from None
         f.flush()
