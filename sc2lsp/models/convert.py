@@ -203,13 +203,21 @@ def out_dtype(shape: tuple[int, ...], float_type: str) -> type:
 
 @contextmanager
 def atomic_output(out: Path) -> Iterator[Path]:
-    """A temporary path next to ``out``; renamed to ``out`` only if the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
+    """A temporary path next to ``out``; renamed to ``out`` only if the block succeeds.
+
+    An OSError (unwritable directory, full disk) becomes a UserError naming ``out``.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        os.close(fd)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e}") from None
     try:
         yield Path(tmp)
         os.replace(tmp, out)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -13,7 +13,6 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -89,10 +88,14 @@ def checkpoint_tensors(hf_dir: Path) -> dict[str, TensorRef]:
 def load_f32(ref: TensorRef) -> np.ndarray:
     """The tensor's data as a float32 array of its shape."""
     raw = np.empty(ref.nbytes, dtype=np.uint8)
-    with open(ref.file, "rb") as f:
-        f.seek(ref.offset)
-        if f.readinto(memoryview(raw)) != ref.nbytes:
-            raise UserError(f"{ref.file}: tensor {ref.name} is truncated")
+    try:
+        with open(ref.file, "rb") as f:
+            f.seek(ref.offset)
+            n = f.readinto(memoryview(raw))
+    except OSError as e:
+        raise UserError(f"{ref.file}: cannot read tensor {ref.name}: {e}") from None
+    if n != ref.nbytes:
+        raise UserError(f"{ref.file}: tensor {ref.name} is truncated")
     arr = raw.view(_DTYPES[ref.dtype])
     if ref.dtype == "BF16":  # bfloat16 is the top half of a float32
         out = np.empty(arr.shape, dtype=np.uint32)
@@ -100,8 +103,3 @@ def load_f32(ref: TensorRef) -> np.ndarray:
         del raw, arr
         return out.view(np.float32).reshape(ref.shape)
     return arr.astype(np.float32, copy=False).reshape(ref.shape)
-
-
-def iter_f32(refs: list[TensorRef]) -> Iterator[tuple[TensorRef, np.ndarray]]:
-    for ref in refs:
-        yield ref, load_f32(ref)
