@@ -136,6 +136,12 @@ def hub():
 
 
 @pytest.fixture(scope="module")
+def small_bytes(tmp_path_factory) -> bytes:
+    """A valid 50 kB GGUF."""
+    return write_gguf(tmp_path_factory.mktemp("gguf") / FILE, n_floats=12 * 1024).read_bytes()
+
+
+@pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory) -> bytes:
     """A valid ~24 MB GGUF (large enough that huggingface_hub writes two 10 MB chunks before a drop)."""
     path = write_gguf(tmp_path_factory.mktemp("gguf") / FILE, n_floats=6 * 1024 * 1024)
@@ -214,25 +220,24 @@ def assert_no_usable_file(env: Env) -> None:
 # --------------------------------------------------------------------------- pull
 
 
-@pytest.mark.slow
-def test_pull_lands_in_the_hf_cache_and_list_shows_it(hub, env, model_bytes):
-    sha = hashlib.sha256(model_bytes).hexdigest()
-    hub.files[(REPO, FILE)] = model_bytes
-    env.register(size=len(model_bytes), sha256=sha)
+def test_pull_lands_in_the_hf_cache_and_list_shows_it(hub, env, small_bytes):
+    sha = hashlib.sha256(small_bytes).hexdigest()
+    hub.files[(REPO, FILE)] = small_bytes
+    env.register(size=len(small_bytes), sha256=sha)
     assert env.listed()["present"] is False
 
     r = env.cli("models", "pull", "test-tiny")
     assert r.returncode == 0, r.stderr
     pointer = env.repo_cache / "snapshots" / COMMIT / FILE
     assert pointer.is_symlink() and pointer.resolve() == env.repo_cache / "blobs" / sha
-    assert pointer.read_bytes() == model_bytes
+    assert pointer.read_bytes() == small_bytes
     assert (env.repo_cache / "refs" / "main").read_text() == COMMIT
     assert not [p for p in env.leftovers() if p.name.endswith(("partial", "incomplete"))]
     assert str(pointer) in r.stdout
     assert hub.gets() == [None]  # one plain GET; HEADs for metadata and for hf_hub_download's link
 
     listed = env.listed()
-    assert listed["present"] is True and listed["path"] == str(pointer) and listed["size"] == len(model_bytes)
+    assert listed["present"] is True and listed["path"] == str(pointer) and listed["size"] == len(small_bytes)
 
     n = len(hub.requests)
     again = env.cli("models", "pull", "test-tiny")
@@ -295,17 +300,17 @@ def test_interrupted_pull_resumes_in_the_next_run(hub, env, model_bytes):
     assert not partial.exists()
 
 
-def test_sha256_mismatch_is_an_error_and_leaves_no_file(hub, env, model_bytes):
-    hub.files[(REPO, FILE)] = model_bytes
+def test_sha256_mismatch_is_an_error_and_leaves_no_file(hub, env, small_bytes):
+    hub.files[(REPO, FILE)] = small_bytes
     hub.corrupt = True  # the bytes differ from the ETag / pinned sha256
-    env.register(size=len(model_bytes), sha256=hashlib.sha256(model_bytes).hexdigest())
+    env.register(size=len(small_bytes), sha256=hashlib.sha256(small_bytes).hexdigest())
     r = env.cli("models", "pull", "test-tiny")
     assert_one_line_error(r, "sha256 mismatch", "download was deleted")
     assert_no_usable_file(env)
 
 
-def test_pinned_sha256_that_the_hub_no_longer_serves_fails_before_downloading(hub, env, model_bytes):
-    hub.files[(REPO, FILE)] = model_bytes
+def test_pinned_sha256_that_the_hub_no_longer_serves_fails_before_downloading(hub, env, small_bytes):
+    hub.files[(REPO, FILE)] = small_bytes
     env.register(sha256="0" * 64)
     r = env.cli("models", "pull", "test-tiny")
     assert_one_line_error(r, "changed upstream", "0{64}")
@@ -313,11 +318,11 @@ def test_pinned_sha256_that_the_hub_no_longer_serves_fails_before_downloading(hu
     assert_no_usable_file(env)
 
 
-def test_exact_size_that_differs_from_the_hub_fails_before_downloading(hub, env, model_bytes):
-    hub.files[(REPO, FILE)] = model_bytes
-    env.register(size=len(model_bytes) + 1)
+def test_exact_size_that_differs_from_the_hub_fails_before_downloading(hub, env, small_bytes):
+    hub.files[(REPO, FILE)] = small_bytes
+    env.register(size=len(small_bytes) + 1)
     r = env.cli("models", "pull", "test-tiny")
-    assert_one_line_error(r, f"{len(model_bytes)} bytes", "changed upstream")
+    assert_one_line_error(r, f"{len(small_bytes)} bytes", "changed upstream")
     assert hub.gets() == []
 
 
