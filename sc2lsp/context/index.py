@@ -61,7 +61,7 @@ class FileEntry:
         return self.symbols.definitions
 
 
-def _digest(text: str) -> bytes:
+def text_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).digest()
 
 
@@ -76,7 +76,7 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
 def build_entry(path: str, text: str, language_id: str | None = None) -> FileEntry:
     """Parse one file into an entry (pure; picklable, so worker processes can build entries)."""
     language = language_for(path, language_id)
-    return FileEntry(path, language, text, extract(path, text, language), _digest(text))
+    return FileEntry(path, language, text, extract(path, text, language), text_digest(text))
 
 
 class RepoIndex:

@@ -1,0 +1,121 @@
+"""Initial indexing of a workspace: ``scan`` (the shared file rules) -> parse -> ``RepoIndex``.
+
+Edge code: this module reads the disk, the index does not. Files are read by
+``sc2lsp.workspace.scan.scan`` (ignore files, secrets, vendored, binary, minified, generated,
+size and symlink rules), so nothing the scan skips can reach the index. Parsing is the
+expensive part; for large workspaces it runs in worker processes (``spawn``, safe in a server
+with threads), which send back symbols only, and the index is filled in scan order.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..context.index import FileEntry, RepoIndex, text_digest
+from ..context.languages import language_for
+from ..context.symbols import FileSymbols, extract
+from .scan import MAX_BYTES, is_source_path, scan
+
+log = logging.getLogger(__name__)
+
+#: Below this many files, starting worker processes costs more than it saves.
+PROCESS_THRESHOLD = 800
+BATCH = 48
+
+
+@dataclass
+class IndexReport:
+    root: str
+    files: int = 0  #: files in the index after the scan
+    skipped: Counter = field(default_factory=Counter)  #: reason -> count
+    seconds: float = 0.0
+    scan_seconds: float = 0.0
+    parse_seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds if self.seconds > 0 else 0.0
+
+
+def wanted(rel_path: str) -> bool:
+    """Files worth indexing: a known language, or a source/text file by name (similar chunks)."""
+    return language_for(rel_path) is not None or is_source_path(rel_path)
+
+
+def _parse_batch(items: list[tuple[str, str]]) -> list[tuple[str, str | None, FileSymbols]]:
+    out = []
+    for path, text in items:
+        language = language_for(path)
+        out.append((path, language, extract(path, text, language)))
+    return out
+
+
+def _batches(items: list[tuple[str, str]], size: int) -> Iterable[list[tuple[str, str]]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None = None,
+                    max_bytes: int = MAX_BYTES,
+                    progress: Callable[[str, int, int], None] | None = None) -> IndexReport:
+    """Scan ``root`` and feed every kept file to ``index``.
+
+    ``workers``: parser processes (None = one per core when the workspace has at least
+    ``PROCESS_THRESHOLD`` files, else parse in this process; 0 or 1 = this process).
+    ``progress(stage, done, total)`` is called while scanning (total 0) and parsing.
+    """
+    root = Path(root)
+    report = IndexReport(str(root))
+    t0 = time.perf_counter()
+    items: list[tuple[str, str]] = []
+    for entry in scan(root, max_bytes=max_bytes):
+        if entry.reason is not None:
+            report.skipped[entry.reason.split(":")[0]] += 1
+            log.debug("skip %s: %s", entry.path, entry.reason)
+            continue
+        if not wanted(entry.path):
+            report.skipped["not a source file"] += 1
+            continue
+        items.append((entry.path, entry.text or ""))
+        if progress and len(items) % 200 == 0:
+            progress("scan", len(items), 0)
+    report.scan_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    n = len(items)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if n >= PROCESS_THRESHOLD else 1
+    workers = max(1, min(workers, n // BATCH + 1))
+    report.workers = workers
+    texts = dict(items)
+    done = 0
+
+    def put(results: list[tuple[str, str | None, FileSymbols]]) -> None:
+        nonlocal done
+        for path, language, symbols in results:
+            text = texts[path]
+            index.apply_entry(FileEntry(path, language, text, symbols, text_digest(text)))
+        done += len(results)
+        if progress:
+            progress("parse", done, n)
+
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for results in pool.map(_parse_batch, _batches(items, BATCH)):
+                put(results)
+    else:
+        for batch in _batches(items, BATCH):
+            put(_parse_batch(batch))
+    report.parse_seconds = time.perf_counter() - t1
+    report.files = len(index)
+    report.seconds = time.perf_counter() - t0
+    return report
