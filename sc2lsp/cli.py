@@ -1,4 +1,4 @@
-"""The ``sc2lsp`` command line: models, complete (and serve, index, context, attribution later).
+"""The ``sc2lsp`` command line: models, complete, serve (index, context, attribution later).
 
 Each subcommand lives in the module that owns it and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only wires them. A ``UserError`` is printed as one line
@@ -19,6 +19,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("models", "pull"), "sc2lsp.models.pull", "download a model GGUF from the Hugging Face hub into the HF cache"),
     (("models", "convert"), "sc2lsp.models.convert", "convert a Starcoder2 HF checkpoint or PEFT adapter to GGUF"),
     (("complete",), "sc2lsp.complete", "complete at a position of a file and print timings"),
+    (("attribution", "build"), "sc2lsp.attribution.cmd_build", "index corpus directories for attribution checks"),
+    (("attribution", "check"), "sc2lsp.attribution.cmd_check", "find spans of a text (stdin) in an attribution index"),
+    (("attribution", "serve"), "sc2lsp.attribution.cmd_serve", "serve an attribution index over HTTP (/overlap, /check)"),
+    (("serve",), "sc2lsp.lsp.server", "run the language server (stdio, or --tcp HOST:PORT)"),
 ]
 
 

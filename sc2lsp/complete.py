@@ -1,4 +1,4 @@
-"""``sc2lsp complete FILE --line L --col C``: one FIM completion with per-stage timings."""
+"""``sc2lsp complete FILE --line L --col C``: one completion through the server's engine, with per-stage timings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .core.prompt import FimMode, infill_prompt
-from .core.tokens import STOP_TOKENS
+from .core.prompt import FimMode
 from .errors import UserError
 
 
@@ -48,39 +47,57 @@ def read_source(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from .models.registry import resolve
+    from .config import parse_settings
+    from .engine import Cursor, Engine
+    from .lsp.documents import language_from_path
 
     t0 = time.perf_counter()
-    prefix, suffix = split_at(read_source(args.file), args.line, args.col)
-    model_path = resolve(args.model)
-    backend = LlamaCppBackend(model_path, LlamaSettings(n_threads=args.threads))
+    text = read_source(args.file)
+    prefix, suffix = split_at(text, args.line, args.col)
+    settings, problems = parse_settings(
+        {"model": str(args.model), "maxTokens": args.max_tokens, "fimMode": args.mode, "threads": args.threads,
+         "warmUp": False}
+    )
+    if problems:
+        raise UserError("; ".join(problems))
+    engine = Engine(settings, notify=lambda level, message: None)
+    try:
+        engine.start().result()  # raises UserError for a missing or broken model
+    except UserError:
+        engine.close()
+        raise
     load_ms = (time.perf_counter() - t0) * 1000
-    prompt = infill_prompt(prefix, suffix, path=args.file.name, mode=FimMode(args.mode))
-    gen = backend.generate(prompt, max_tokens=args.max_tokens, stop=STOP_TOKENS)
-    t = gen.timings
+    cur = Cursor(str(args.file), text, len(prefix), language_from_path(args.file), args.file.name)
+    s = engine.complete(cur).future.result()
+    engine.close()
+    t = s.timings
+    prompt_ms, gen_ms = t.get("prompt_ms", 0.0), t.get("generate_ms", 0.0)
     result = {
-        "model": str(model_path),
-        "suggestion": gen.text,
-        "stop_reason": gen.stop_reason,
+        "model": engine.model_path,
+        "suggestion": s.text,
+        "raw": s.raw,
+        "stop_reason": s.reason,
         "load_ms": round(load_ms, 1),
-        "prompt_tokens": t.prompt_tokens,
-        "prompt_ms": round(t.prompt_ms, 1),
-        "generated_tokens": t.generated_tokens,
-        "generate_ms": round(t.generate_ms, 1),
-        "prompt_tok_per_s": round(t.prompt_tokens_evaluated / max(t.prompt_ms, 1e-6) * 1000, 1),
-        "gen_tok_per_s": round(t.generated_tokens / max(t.generate_ms, 1e-6) * 1000, 1),
+        "prompt_tokens": t.get("prompt_tokens", 0),
+        "prompt_ms": round(prompt_ms, 1),
+        "generated_tokens": t.get("generated_tokens", 0),
+        "generate_ms": round(gen_ms, 1),
+        "postprocess_ms": round(t.get("postprocess_ms", 0.0), 1),
+        "prompt_tok_per_s": round(t.get("prompt_tokens_evaluated", 0) / max(prompt_ms, 1e-6) * 1000, 1),
+        "gen_tok_per_s": round(t.get("generated_tokens", 0) / max(gen_ms, 1e-6) * 1000, 1),
     }
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         line = prefix.rsplit("\n", 1)[-1]
-        print(f"{args.file}:{args.line}:{args.col}  model {model_path.name}")
+        print(f"{args.file}:{args.line}:{args.col}  model {Path(engine.model_path or '').name}")
         print(f"--- before the cursor ---\n{line}")
-        print(f"--- suggestion ---\n{gen.text}")
+        print(f"--- suggestion (after post-processing) ---\n{s.text}")
+        if s.raw != s.text:
+            print(f"--- raw model output ---\n{s.raw}")
         print(
-            f"--- timings ---\nload {result['load_ms']} ms | prompt {t.prompt_tokens} tok in {result['prompt_ms']} ms "
-            f"({result['prompt_tok_per_s']} tok/s) | generate {t.generated_tokens} tok in {result['generate_ms']} ms "
-            f"({result['gen_tok_per_s']} tok/s) | stop: {gen.stop_reason}"
+            f"--- timings ---\nload {result['load_ms']} ms | prompt {result['prompt_tokens']} tok in {result['prompt_ms']} ms "
+            f"({result['prompt_tok_per_s']} tok/s) | generate {result['generated_tokens']} tok in {result['generate_ms']} ms "
+            f"({result['gen_tok_per_s']} tok/s) | postprocess {result['postprocess_ms']} ms | stop: {s.reason}"
         )
     return 0

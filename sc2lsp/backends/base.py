@@ -15,6 +15,7 @@ class Timings:
     prompt_ms: float = 0.0  #: evaluating the prompt tokens that were not reused
     generated_tokens: int = 0
     generate_ms: float = 0.0
+    state_loads: int = 0  #: saved KV states restored for this request (switching files or places)
 
     @property
     def prompt_tokens_evaluated(self) -> int:
@@ -28,7 +29,9 @@ class Timings:
 @dataclass
 class Generation:
     text: str
-    stop_reason: str  #: "stop" (end-of-generation token), "length", "time" or "cancelled"
+    #: "stop" (end-of-generation token), "length", "time" (generation cap), "cancelled",
+    #: "prompt_time" (prompt cap; no text) or "warm" (a warm-up: prompt only)
+    stop_reason: str
     timings: Timings = field(default_factory=Timings)
 
 

@@ -2,13 +2,25 @@
 
 The FIM prompt is always a string built by ``sc2lsp.core.prompt`` and tokenized with special
 tokens recognised (llama-cpp-python's own ``suffix=`` FIM path uses wrong token ids).
-Consecutive calls share the longest common token prefix of the KV cache.
+
+KV reuse: a request evaluates only the tokens after the longest common token prefix of the KV
+cache. Before a request would throw away a long stretch of the cache (the user switched files or
+moved far away), the state is saved in a small LRU of states (``state_cache_mb``); a later request
+whose prompt shares a longer prefix with a saved state than with the live cache loads it. This is
+what ``LlamaRAMCache`` does inside ``create_completion``, done here because generation is driven
+token by token (so it can be stopped between tokens).
+
+Prompts are evaluated in chunks of ``eval_chunk`` tokens so that a superseded request or a prompt
+time cap stops evaluation within one chunk; what was evaluated stays in the cache.
+
+Not thread-safe: one thread owns a backend (``sc2lsp.backends.worker``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,6 +36,72 @@ class LlamaSettings:
     n_gpu_layers: int = 0  #: -1 = all layers on the GPU (needs a CUDA/Metal build of llama-cpp-python)
     n_batch: int = 512
     seed: int = 0
+    eval_chunk: int = 64  #: prompt tokens per decode call; a cancel or time cap acts between chunks
+    state_cache_mb: int = 128  #: RAM for saved KV states (0 = none)
+    save_min_tokens: int = 64  #: a cached stretch at least this long is saved before it is dropped
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    # compare in blocks first: prompts share long prefixes
+    step = 256
+    while i + step <= n and a[i:i + step] == b[i:i + step]:
+        i += step
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class StateCache:
+    """Saved llama states keyed by their token sequence; least recently used dropped first."""
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity = capacity_bytes
+        self._items: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._sizes: dict[tuple[int, ...], int] = {}
+        self.saves = self.loads = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self._sizes.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def best(self, tokens: Sequence[int]) -> tuple[tuple[int, ...] | None, int]:
+        """The saved key sharing the longest prefix with ``tokens``, and that length."""
+        best_key, best_n = None, 0
+        for key in self._items:
+            n = _common_prefix(key, tokens)
+            if n > best_n:
+                best_key, best_n = key, n
+        return best_key, best_n
+
+    def covers(self, tokens: Sequence[int]) -> bool:
+        """Whether some saved state already holds all of ``tokens`` (no need to save again)."""
+        return any(len(k) >= len(tokens) and _common_prefix(k, tokens) == len(tokens) for k in self._items)
+
+    def put(self, key: tuple[int, ...], state: object, size: int) -> None:
+        if size > self.capacity:
+            return
+        # a saved state that is a prefix of the new one is redundant
+        for k in [k for k in self._items if len(k) <= len(key) and key[: len(k)] == k]:
+            self._drop(k)
+        self._items[key] = state
+        self._sizes[key] = size
+        while self.nbytes > self.capacity:
+            self._drop(next(iter(self._items)))
+        self.saves += 1
+
+    def get(self, key: tuple[int, ...]) -> object:
+        self._items.move_to_end(key)
+        self.loads += 1
+        return self._items[key]
+
+    def _drop(self, key) -> None:
+        del self._items[key]
+        del self._sizes[key]
 
 
 class LlamaCppBackend:
@@ -50,12 +128,113 @@ class LlamaCppBackend:
         self.name = self.model_path.name
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
+        self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.llm.n_tokens
+
+    # ------------------------------------------------------------------ prompt evaluation
+
+    def _save_state(self) -> None:
+        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache."""
+        import ctypes
+
+        import llama_cpp
+
+        llm = self.llm
+        key = tuple(llm._input_ids[: llm.n_tokens].tolist())
+        if not key or self.states.covers(key):
+            return
+        ctx = llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        n = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        if n:
+            self.states.put(key, (buf, n), n + 4 * len(key))
+
+    def _load_state(self, key: tuple[int, ...]) -> bool:
+        import llama_cpp
+
+        llm = self.llm
+        buf, n = self.states.get(key)
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
+            llm.n_tokens = 0
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            return False
+        llm.input_ids[: len(key)] = key
+        llm.n_tokens = len(key)
+        return True
+
+    def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
+        """Save the live cache if it is about to lose a long stretch; load a better saved state."""
+        llm, s = self.llm, self.settings
+        if s.state_cache_mb <= 0:
+            return reuse
+        if llm.n_tokens - reuse >= s.save_min_tokens:
+            self._save_state()
+        key, n = self.states.best(tokens)
+        if key is not None and n > reuse + 1 and self._load_state(key):
+            t.state_loads += 1
+            reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
+        return reuse
+
+    def _evaluate(
+        self,
+        tokens: list[int],
+        t: Timings,
+        *,
+        keep_last: bool,
+        should_stop: Callable[[], bool] | None,
+        deadline: float | None,
+    ) -> str | None:
+        """Bring the KV cache to ``tokens`` (with ``keep_last``, the last token is evaluated again).
+
+        Returns None when done, else "cancelled" or "prompt_time" (what was evaluated is kept).
+        """
+        llm = self.llm
+        if len(tokens) >= self.n_ctx:
+            raise UserError(f"prompt of {len(tokens)} tokens does not fit n_ctx={self.n_ctx}")
+        reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
+        reuse = self._restore_best(tokens, reuse, t)
+        if keep_last:
+            reuse = min(reuse, len(tokens) - 1)  # the last prompt token must be evaluated to get logits
+        else:
+            reuse = min(reuse, len(tokens))
+        llm.n_tokens = reuse
+        llm._ctx.kv_cache_seq_rm(-1, reuse, -1)
+        t.prompt_tokens = len(tokens)
+        t.prompt_tokens_reused = reuse
+        chunk = max(1, self.settings.eval_chunk)
+        i = reuse
+        while i < len(tokens):
+            if i > reuse:
+                if should_stop is not None and should_stop():
+                    return "cancelled"
+                if deadline is not None and time.perf_counter() > deadline:
+                    return "prompt_time"
+            llm.eval(tokens[i: i + chunk])
+            i += chunk
+        return None
+
+    def warm(self, prompt: str, *, should_stop: Callable[[], bool] | None = None) -> Generation:
+        """Evaluate ``prompt`` into the KV cache without generating (background warm-up)."""
+        t = Timings()
+        t0 = time.perf_counter()
+        tokens = self.tokenize(prompt)[: self.n_ctx - 1]
+        reason = self._evaluate(tokens, t, keep_last=False, should_stop=should_stop, deadline=None)
+        t.prompt_ms = (time.perf_counter() - t0) * 1000
+        return Generation(text="", stop_reason=reason or "warm", timings=t)
+
+    # ------------------------------------------------------------------ generation
 
     def generate(
         self,
@@ -65,30 +244,31 @@ class LlamaCppBackend:
         time_limit_s: float | None = None,
         should_stop: Callable[[], bool] | None = None,
         stop: Sequence[str] = (),
+        prompt_time_limit_s: float | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Generation:
-        """Greedy generation after ``prompt``; stops on end-of-generation tokens (EOS, ``<file_sep>``)."""
+        """Greedy generation after ``prompt``; stops on end-of-generation tokens (EOS, ``<file_sep>``).
+
+        ``time_limit_s`` caps generation (measured from the end of the prompt evaluation; the
+        first token is always produced), ``prompt_time_limit_s`` caps prompt evaluation (checked
+        between chunks; the result is then empty with stop reason ``prompt_time``).
+        ``on_text(text_so_far)`` is called after each generated token.
+        """
         llm = self.llm
         tokens = self.tokenize(prompt)
         if len(tokens) + max_tokens > self.n_ctx:
             raise UserError(f"prompt of {len(tokens)} tokens + {max_tokens} new does not fit n_ctx={self.n_ctx}")
-        t = Timings(prompt_tokens=len(tokens))
+        t = Timings()
         t0 = time.perf_counter()
-        # longest common prefix with what the KV cache holds
-        reuse = 0
-        for a, b in zip(llm._input_ids[: llm.n_tokens].tolist(), tokens):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(tokens) - 1)  # the last prompt token must be evaluated to get logits
-        llm.n_tokens = reuse
-        llm._ctx.kv_cache_seq_rm(-1, reuse, -1)
-        t.prompt_tokens_reused = reuse
-        llm.eval(tokens[reuse:])
+        p_deadline = None if prompt_time_limit_s is None else t0 + prompt_time_limit_s
+        early = self._evaluate(tokens, t, keep_last=True, should_stop=should_stop, deadline=p_deadline)
         t1 = time.perf_counter()
         t.prompt_ms = (t1 - t0) * 1000
+        if early is not None:
+            return Generation(text="", stop_reason=early, timings=t)
         out: list[int] = []
         reason = "length"
-        deadline = None if time_limit_s is None else t0 + time_limit_s
+        deadline = None if time_limit_s is None else t1 + time_limit_s
         text = ""
         while len(out) < max_tokens:
             tok = llm.sample(temp=0.0)
@@ -101,6 +281,8 @@ class LlamaCppBackend:
                 text = text[: min(text.index(s) for s in stop if s in text)]
                 reason = "stop"
                 break
+            if on_text is not None:
+                on_text(text)
             if should_stop is not None and should_stop():
                 reason = "cancelled"
                 break

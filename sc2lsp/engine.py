@@ -1,0 +1,391 @@
+"""The completion engine: cursor -> budgeted FIM prompt -> model worker -> post-processing.
+
+No LSP types: the LSP layer (``sc2lsp.lsp``) turns requests into a ``Cursor`` (document text and a
+code-point offset) and ``Suggestion`` back into protocol items. Everything slow runs on the model
+worker thread; ``complete`` returns at once with a ``Ticket`` whose future resolves later.
+
+What makes a keystroke cheap, in the order the engine tries it:
+
+1. **Typing along.** When the user types exactly what the last suggestion shows (same document,
+   same text after the cursor, the new prefix extends the old one), the rest of that suggestion is
+   the answer; no model call. If that suggestion is still being generated and agrees with what
+   was typed so far, the new request waits for the same generation instead of cancelling it.
+2. **The same request twice** (an editor asking for inline and classic completion at once)
+   shares one generation.
+3. Otherwise a new model job, which supersedes all older ones (the newest request wins). The
+   prompt is cut by ``core.budget`` at grid lines so one keystroke only appends to the prompt and
+   the backend evaluates the few new tokens after the cached prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .backends.base import Generation
+from .backends.worker import Job, ModelWorker, resolve
+from .config import Settings
+from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget
+from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
+from .core.prompt import FimMode, infill_prompt
+from .core.tokens import STOP_TOKENS
+
+log = logging.getLogger(__name__)
+
+#: Tokens kept free in the context besides the generated ones (special tokens, path line).
+_PROMPT_OVERHEAD = 48
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A completion position: the whole document text and a code-point offset into it."""
+
+    uri: str
+    text: str
+    offset: int
+    language: str = ""
+    path: str | None = None  #: the file's path as shown to the model (relative to the workspace)
+    repo: str | None = None  #: repository (workspace folder) name
+
+
+@dataclass
+class Suggestion:
+    text: str
+    """What to show ("" for nothing)."""
+    source: str
+    """``model`` (a generation for this request), ``typed_along`` (rest of the shown suggestion),
+    ``attached`` (a generation started for an earlier keystroke), ``shared``, or ``none``."""
+    reason: str
+    """Stop reason of the generation, or why there is nothing (``cancelled``, ``no_model``...)."""
+    raw: str = ""
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+class Ticket:
+    """A pending suggestion. ``cancel()`` stops the model work unless another request shares it."""
+
+    def __init__(self, future: Future, on_cancel: Callable[[], None] | None = None):
+        self.future = future
+        self._on_cancel = on_cancel
+
+    def cancel(self) -> None:
+        if self._on_cancel is not None:
+            self._on_cancel()
+            self._on_cancel = None
+        resolve(self.future, Suggestion("", "none", "cancelled"))
+
+    @staticmethod
+    def done(s: Suggestion) -> "Ticket":
+        f: Future = Future()
+        f.set_result(s)
+        return Ticket(f)
+
+
+@dataclass(eq=False)
+class _Request:
+    """A model generation and the cursor it was made for."""
+
+    cursor: Cursor
+    prefix: str  #: full document text before the cursor
+    suffix: str  #: full document text after the cursor
+    cut_prefix: str  #: what the prompt holds of them
+    cut_suffix: str
+    job: Job
+    done: Future = field(default_factory=Future)  #: -> Suggestion for this request's cursor
+    waiters: int = 0
+
+    def release(self) -> None:
+        self.waiters -= 1
+        if self.waiters <= 0:
+            self.job.cancel()
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        notify: Callable[[str, str], None] | None = None,
+        backend_factory: Callable[[Settings], Any] | None = None,
+    ):
+        """``notify(level, message)`` reports model problems (level: error, warning, info)."""
+        self.settings = settings or Settings()
+        self._notify = notify or (lambda level, msg: log.log(logging.ERROR if level == "error" else logging.INFO, msg))
+        self._factory = backend_factory or default_backend
+        self.worker = ModelWorker()
+        self._lock = threading.RLock()
+        self._last: _Request | None = None
+        self._plans: dict[str, BudgetPlan] = {}
+        self._counter = memo_counter(approx_tokens)
+        self.model_state = "not loaded"
+        self.model_error: str | None = None
+        self.model_path: str | None = None
+        self.last: dict[str, Any] = {}
+        self.totals = {
+            "requests": 0, "model_requests": 0, "typed_along": 0, "attached": 0, "shared": 0,
+            "cancelled": 0, "prompt_tokens": 0, "prompt_tokens_reused": 0, "generated_tokens": 0,
+            "state_loads": 0, "warmups": 0,
+        }
+
+    # ------------------------------------------------------------------ model lifecycle
+
+    def start(self) -> Future:
+        """Load the model in the background; a failure is reported through ``notify``."""
+        self.model_state, self.model_error = "loading", None
+        settings = self.settings
+        fut = self.worker.load(lambda: self._factory(settings))
+        fut.add_done_callback(self._loaded)
+        return fut
+
+    def _loaded(self, fut: Future) -> None:
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is not None:
+            if "superseded" in str(err):
+                return
+            self.model_state, self.model_error = "failed", str(err)
+            self._notify("error", f"sc2lsp: no completions: {err}")
+            return
+        backend = fut.result()
+        self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
+        tokenize = getattr(backend, "tokenize", None)
+        if tokenize is not None:
+            self._counter = memo_counter(lambda text: len(tokenize(text)))
+        self._plans.clear()
+
+    def configure(self, settings: Settings) -> None:
+        """Apply new settings; the model is loaded again only if a setting it depends on changed."""
+        old, self.settings = self.settings, settings
+        if settings.model_key() != old.model_key() or self.model_state == "failed":
+            self.start()
+
+    def close(self) -> None:
+        self.worker.close()
+
+    # ------------------------------------------------------------------ completions
+
+    def complete(self, cur: Cursor) -> Ticket:
+        t0 = time.perf_counter()
+        self.totals["requests"] += 1
+        if not 0 <= cur.offset <= len(cur.text):
+            return Ticket.done(Suggestion("", "none", "bad_position"))
+        if not self.settings.enabled_for(cur.language):
+            return Ticket.done(Suggestion("", "none", "disabled"))
+        if self.model_state == "failed":
+            return Ticket.done(Suggestion("", "none", "no_model"))
+        prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
+        with self._lock:
+            last = self._last
+            if last is not None and last.cursor.uri == cur.uri and last.suffix == suffix:
+                if last.prefix == prefix and not last.job.cancelled:
+                    self.totals["shared"] += 1
+                    return self._wait_for(last, "shared", t0)
+                if len(prefix) > len(last.prefix) and prefix.startswith(last.prefix):
+                    typed = prefix[len(last.prefix):]
+                    ticket = self._typed_along(last, typed, cur, prefix, suffix, t0)
+                    if ticket is not None:
+                        return ticket
+            req = self._new_request(cur, prefix, suffix)
+            self._last = req
+            return self._wait_for(req, "model", t0)
+
+    def _typed_along(self, last: _Request, typed: str, cur: Cursor, prefix: str, suffix: str, t0: float) -> Ticket | None:
+        if last.done.done():
+            shown = last.done.result().text
+            rest = advance_suggestion(shown, typed)
+            if rest:
+                text = postprocess(rest, prefix, suffix, self._pp_options(cur))
+                if text:
+                    self.totals["typed_along"] += 1
+                    ms = (time.perf_counter() - t0) * 1000
+                    s = Suggestion(text, "typed_along", "typed_along", rest, {"total_ms": round(ms, 3), "source": "typed_along"})
+                    self.last = s.timings
+                    return Ticket.done(s)
+            return None
+        partial = last.job.partial
+        if last.job.cancelled or not (partial.startswith(typed) or typed.startswith(partial)):
+            return None
+        # the generation for an earlier keystroke is still running and agrees so far: wait for it
+        self.totals["attached"] += 1
+        out: Future = Future()
+        last.waiters += 1
+
+        def finish(done: Future) -> None:
+            s: Suggestion = done.result()
+            rest = advance_suggestion(s.text, typed) if s.text else None
+            text = postprocess(rest, prefix, suffix, self._pp_options(cur)) if rest else ""
+            if text:
+                ms = (time.perf_counter() - t0) * 1000
+                timings = dict(s.timings, total_ms=round(ms, 3), source="attached")
+                resolve(out, Suggestion(text, "attached", s.reason, rest, timings))
+                return
+            # it went elsewhere: ask the model (the prompt is cached up to the cursor)
+            with self._lock:
+                if self._last is last:
+                    req = self._new_request(cur, prefix, suffix)
+                    self._last = req
+                    inner = self._wait_for(req, "model", t0).future
+                    inner.add_done_callback(lambda f: resolve(out, f.result()))
+                else:
+                    resolve(out, Suggestion("", "none", "superseded"))
+
+        last.done.add_done_callback(finish)
+        return Ticket(out, last.release)
+
+    def _wait_for(self, req: _Request, source: str, t0: float) -> Ticket:
+        out: Future = Future()
+        req.waiters += 1
+
+        def relay(done: Future) -> None:
+            s: Suggestion = done.result()
+            if source != "model":
+                ms = (time.perf_counter() - t0) * 1000
+                s = Suggestion(s.text, source, s.reason, s.raw, dict(s.timings, total_ms=round(ms, 3), source=source))
+            resolve(out, s)
+
+        req.done.add_done_callback(relay)
+        return Ticket(out, req.release)
+
+    def _plan(self, cur: Cursor, prefix: str, suffix: str) -> tuple[str, str, int]:
+        s = self.settings
+        backend = self.worker.backend
+        n_ctx = getattr(backend, "n_ctx", s.context_length)
+        max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
+        total = max(64, min(s.context_budget, n_ctx - max_tokens - _PROMPT_OVERHEAD))
+        plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
+        self._plans[cur.uri] = plan
+        p, sfx = plan.cut(prefix, suffix)
+        return p, sfx, max_tokens
+
+    def _prompt(self, cur: Cursor, p: str, sfx: str) -> str:
+        return infill_prompt(p, sfx, path=cur.path, repo=cur.repo, mode=FimMode(self.settings.fim_mode))
+
+    def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
+        s = self.settings
+        p, sfx, max_tokens = self._plan(cur, prefix, suffix)
+        job = Job(
+            prompt=self._prompt(cur, p, sfx),
+            max_tokens=max_tokens,
+            stop=STOP_TOKENS,
+            time_limit_s=s.max_predict_ms / 1000,
+            prompt_time_limit_s=s.max_prompt_ms / 1000,
+        )
+        req = _Request(cur, prefix, suffix, p, sfx, job)
+        self.totals["model_requests"] += 1
+        job.future.add_done_callback(lambda f: self._finish(req, f))
+        self.worker.submit(job, supersede=True)
+        return req
+
+    def _pp_options(self, cur: Cursor) -> PostprocessOptions:
+        s = self.settings
+        return PostprocessOptions(language=cur.language, max_lines=s.max_lines, multiline=s.multiline)
+
+    def _finish(self, req: _Request, fut: Future) -> None:
+        """On the worker thread: post-process a finished generation."""
+        err = fut.exception()
+        if err is not None:
+            log.error("completion failed: %s", err)
+            resolve(req.done, Suggestion("", "none", f"error: {err}"))
+            return
+        gen: Generation = fut.result()
+        t = gen.timings
+        tp = time.perf_counter()
+        text = ""
+        if gen.text and gen.stop_reason != "cancelled":
+            checker = None
+            if self.settings.syntax_check:
+                from .context.syntax import syntax_checker
+
+                checker = syntax_checker(req.cursor.language) if req.cursor.language else None
+            text = postprocess(gen.text, req.cut_prefix, req.cut_suffix, self._pp_options(req.cursor), checker)
+        pp_ms = (time.perf_counter() - tp) * 1000
+        timings = {
+            "source": "model",
+            "queue_ms": round(req.job.queue_ms, 3),
+            "prompt_ms": round(t.prompt_ms, 3),
+            "generate_ms": round(t.generate_ms, 3),
+            "postprocess_ms": round(pp_ms, 3),
+            "total_ms": round((time.perf_counter() - req.job.submitted_at) * 1000, 3),
+            "prompt_tokens": t.prompt_tokens,
+            "prompt_tokens_reused": t.prompt_tokens_reused,
+            "prompt_tokens_evaluated": t.prompt_tokens_evaluated,
+            "generated_tokens": t.generated_tokens,
+            "state_loads": t.state_loads,
+            "stop_reason": gen.stop_reason,
+        }
+        if gen.stop_reason == "cancelled":
+            self.totals["cancelled"] += 1
+        else:
+            self.last = timings
+            for k in ("prompt_tokens", "prompt_tokens_reused", "generated_tokens", "state_loads"):
+                self.totals[k] += timings[k]
+        resolve(req.done, Suggestion(text, "model", gen.stop_reason, gen.text, timings))
+
+    # ------------------------------------------------------------------ warm-up
+
+    def warm(self, cur: Cursor) -> bool:
+        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses)."""
+        if not self.settings.warm_up or self.model_state != "ready" or not self.settings.enabled_for(cur.language):
+            return False
+        if not 0 <= cur.offset <= len(cur.text):
+            return False
+        with self._lock:
+            last = self._last
+            if last is not None and not last.done.done():
+                return False  # a completion is running; it warms the cache itself
+            prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
+            p, sfx, _ = self._plan(cur, prefix, suffix)
+            self.worker.warm(self._prompt(cur, p, sfx))
+            self.totals["warmups"] += 1
+        return True
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        backend = self.worker.backend
+        s = self.settings
+        states = getattr(backend, "states", None)
+        return {
+            "model": s.model,
+            "model_path": self.model_path,
+            "state": self.model_state,
+            "error": self.model_error,
+            "device": getattr(backend, "device", None),
+            "n_ctx": getattr(backend, "n_ctx", None),
+            "threads": s.threads,
+            "gpu_layers": s.gpu_layers,
+            "fim_mode": s.fim_mode,
+            "last": dict(self.last),
+            "totals": dict(self.totals),
+            "worker": dict(self.worker.stats),
+            "cache": {
+                "kv_tokens": getattr(backend, "cached_tokens", 0),
+                "saved_states": len(states) if states is not None else 0,
+                "saved_state_bytes": states.nbytes if states is not None else 0,
+                "state_loads": states.loads if states is not None else 0,
+            },
+            "settings": {k: v for k, v in asdict(s).items()},
+        }
+
+
+def default_backend(settings: Settings):
+    """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path)."""
+    from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
+    from .models.registry import resolve as resolve_model
+
+    path = resolve_model(settings.model)
+    return LlamaCppBackend(
+        Path(path),
+        LlamaSettings(
+            n_ctx=settings.context_length,
+            n_threads=settings.threads,
+            n_gpu_layers=settings.gpu_layers,
+            state_cache_mb=settings.state_cache_mb,
+        ),
+    )

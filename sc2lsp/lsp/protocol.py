@@ -1,0 +1,81 @@
+"""pygls protocol with sc2lsp's document sync and answers to malformed messages.
+
+* Document sync (didOpen, didChange, didClose) goes to the server's own ``Documents`` (LSP line
+  rules, see ``documents.py``) instead of pygls's workspace.
+* A request whose params do not match the protocol (a string for a line number, a missing
+  field) gets an ``InvalidParams`` error response; pygls would only log it and leave the
+  client waiting forever. Unparsable JSON gets a ``ParseError`` response with a null id, as
+  JSON-RPC 2.0 says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+if TYPE_CHECKING:
+    from .server import Sc2Server
+
+log = logging.getLogger(__name__)
+
+
+class _Rejected:
+    """Stands in for a message that was already answered with an error."""
+
+
+class Sc2Protocol(LanguageServerProtocol):
+    _server: "Sc2Server"
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except (JsonRpcInvalidParams, Exception) as exc:
+            msg_id = data.get("id") if isinstance(data, dict) else None
+            if msg_id is not None and "method" in data:
+                log.warning("invalid params for %s (id %s): %s", data.get("method"), msg_id, exc.__cause__ or exc)
+                error = JsonRpcInvalidParams(f"invalid params for {data.get('method')}: {exc.__cause__ or exc}")
+                self._send_response(msg_id, error=error.to_response_error())
+            else:
+                log.warning("dropping a malformed message: %s", exc.__cause__ or exc)
+            return _Rejected()
+
+    def handle_message(self, message):
+        if isinstance(message, _Rejected):
+            return
+        if not hasattr(message, "jsonrpc"):  # valid JSON, but not a JSON-RPC message
+            if isinstance(message, dict) and message.get("id") is not None:
+                self._send_response(message["id"], error=JsonRpcInvalidRequest("not a JSON-RPC 2.0 message").to_response_error())
+            else:
+                log.warning("dropping a message that is not JSON-RPC: %.200r", message)
+            return
+        return super().handle_message(message)
+
+    def report_parse_error(self, exc: Exception) -> None:
+        """Called for a body that is not JSON at all."""
+        from pygls.protocol.json_rpc import ResponseErrorMessage
+
+        log.warning("unparsable message: %s", exc)
+        self._send_data(ResponseErrorMessage(id=None, error=JsonRpcParseError(f"parse error: {exc}").to_response_error()))
+
+    # ---------------------------------------------------------------- document sync
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        self._server.did_open(params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        self._server.did_change(params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        self._server.did_close(params)
+
+
+def is_parse_error(exc: Exception) -> bool:
+    return isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError))

@@ -1,0 +1,336 @@
+"""``sc2lsp serve``: the language server (pygls 2), stdio by default or ``--tcp HOST:PORT``.
+
+Features: ``textDocument/inlineCompletion`` (registered with ``InlineCompletionOptions()``, which
+is what makes pygls advertise it), a ``textDocument/completion`` fallback holding the suggestion
+as one item (by default only for clients without inline completion), incremental document sync
+with positions in the negotiated encoding (UTF-16 by default), workspace folders,
+``$/cancelRequest``, ``workspace/didChangeConfiguration`` and the custom request ``sc2lsp/status``.
+
+This package is the only one that knows LSP: requests become ``engine.Cursor`` values and
+``engine.Suggestion`` values become protocol items here. The model runs on the engine's worker
+thread; handlers are coroutines on the event loop that await its futures, so a
+``$/cancelRequest`` or a newer request never waits for the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from .. import __version__
+from ..config import Settings, parse_settings, settings_doc
+from ..engine import Cursor, Engine, Suggestion
+from .documents import Document, Documents, read_document, uri_to_path
+from .protocol import Sc2Protocol, is_parse_error
+
+log = logging.getLogger("sc2lsp.lsp")
+
+STATUS = "sc2lsp/status"
+_ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "utf-32": "utf-32"}
+
+
+class Sc2Server(LanguageServer):
+    def __init__(self, base: Settings | None = None, engine_factory=Engine):
+        super().__init__("sc2lsp", __version__, protocol_cls=Sc2Protocol)
+        self.base_settings = base or Settings()
+        self.settings = self.base_settings
+        self.docs = Documents()
+        self.engine: Engine = engine_factory(self.settings, notify=self._notify)
+        self._warm_handles: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending_messages: list[tuple[str, str]] = []
+        self._initialized = False
+        self.last_cursor: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- messages to the user
+
+    def _notify(self, level: str, message: str) -> None:
+        """Show a message; safe from any thread (the engine reports from its worker)."""
+        if not self._initialized or self._loop is None:
+            self._pending_messages.append((level, message))
+            return
+        self._loop.call_soon_threadsafe(self._show, level, message)
+
+    def _show(self, level: str, message: str) -> None:
+        kind = {"error": types.MessageType.Error, "warning": types.MessageType.Warning}.get(level, types.MessageType.Info)
+        log.log(logging.ERROR if level == "error" else logging.WARNING, "%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if is_parse_error(error):
+            self.protocol.report_parse_error(error)
+            return
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    # ---------------------------------------------------------------- settings
+
+    def apply_settings(self, raw: Any) -> None:
+        settings, problems = parse_settings(raw, self.settings)
+        for p in problems:
+            self._notify("warning", f"sc2lsp: {p}")
+        self.settings = settings
+        self.engine.configure(settings)
+
+    # ---------------------------------------------------------------- documents
+
+    @property
+    def encoding(self) -> str:
+        enc = self.protocol._workspace.position_encoding if self.protocol._workspace else "utf-16"
+        return _ENCODINGS.get(str(getattr(enc, "value", enc)), "utf-16")
+
+    def did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        td = params.text_document
+        doc = self.docs.open(td.uri, td.text, td.version, td.language_id)
+        self._schedule_warm(doc, self.last_cursor.get(td.uri, 0), delay=0.0)
+
+    def did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        doc = self.docs.get(params.text_document.uri)
+        if doc is None:
+            log.warning("didChange for a document that is not open: %s", params.text_document.uri)
+            return
+        end = None
+        for change in params.content_changes:
+            rng = getattr(change, "range", None)
+            if rng is None:
+                end = doc.apply_change(change.text)
+            else:
+                end = doc.apply_change(change.text, (rng.start.line, rng.start.character),
+                                       (rng.end.line, rng.end.character), self.encoding)
+        doc.version = params.text_document.version
+        if end is not None:
+            self._schedule_warm(doc, end, delay=self.settings.warm_delay_ms / 1000)
+
+    def did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        self.docs.close(params.text_document.uri)
+        handle = self._warm_handles.pop(params.text_document.uri, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _schedule_warm(self, doc: Document, offset: int, delay: float) -> None:
+        """Warm the prompt at ``offset`` once the document has been still for ``delay`` seconds."""
+        if not self.settings.warm_up or doc.completable is not None or self._loop is None:
+            return
+        old = self._warm_handles.pop(doc.uri, None)
+        if old is not None:
+            old.cancel()
+        version = doc.version
+
+        def fire() -> None:
+            self._warm_handles.pop(doc.uri, None)
+            if self.docs.get(doc.uri) is doc and doc.version == version:
+                self.engine.warm(self._cursor(doc, min(offset, len(doc.text))))
+
+        self._warm_handles[doc.uri] = self._loop.call_later(delay, fire)
+
+    def _cursor(self, doc: Document, offset: int) -> Cursor:
+        path, repo = self._relative_path(doc.uri)
+        return Cursor(doc.uri, doc.text, offset, doc.language_id, path, repo)
+
+    def _relative_path(self, uri: str) -> tuple[str | None, str | None]:
+        """The document's path relative to its workspace folder, and that folder's name."""
+        path = uri_to_path(uri)
+        if path is None:
+            return None, None
+        ws = self.protocol._workspace
+        folders = list(ws.folders.values()) if ws is not None else []
+        for folder in sorted(folders, key=lambda f: -len(f.uri)):
+            root = uri_to_path(folder.uri)
+            if root is not None and path.is_relative_to(root):
+                return path.relative_to(root).as_posix(), folder.name or root.name
+        if ws is not None and ws.root_path and path.is_relative_to(ws.root_path):
+            return path.relative_to(ws.root_path).as_posix(), Path(ws.root_path).name
+        return path.name, None
+
+    def document_cursor(self, uri: str, position: types.Position) -> tuple[Cursor | None, str]:
+        """The engine's cursor for a request, or (None, why there is no completion)."""
+        doc = self.docs.get(uri)
+        if doc is None:
+            doc, why = read_document(uri)
+            if doc is None:
+                return None, why or "unknown document"
+        why = doc.completable
+        if why is not None:
+            return None, f"{uri}: {why}"
+        offset = doc.offset_at(position.line, position.character, self.encoding)
+        if offset is None:
+            return None, f"position {position.line}:{position.character} is outside {uri}"
+        self.last_cursor[uri] = offset
+        return self._cursor(doc, offset), ""
+
+    async def suggest(self, uri: str, position: types.Position) -> Suggestion | None:
+        cur, why = self.document_cursor(uri, position)
+        if cur is None:
+            log.info("no completion: %s", why)
+            return None
+        handle = self._warm_handles.pop(uri, None)
+        if handle is not None:
+            handle.cancel()
+        ticket = self.engine.complete(cur)
+        try:
+            return await asyncio.wrap_future(ticket.future)
+        except asyncio.CancelledError:  # $/cancelRequest
+            ticket.cancel()
+            raise
+
+    def wants_completion_fallback(self) -> bool:
+        mode = self.settings.completion_fallback
+        if mode != "auto":
+            return mode == "always"
+        td = self.client_capabilities.text_document if self.client_capabilities else None
+        return getattr(td, "inline_completion", None) is None
+
+
+def create_server(base: Settings | None = None) -> Sc2Server:
+    server = Sc2Server(base)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: Sc2Server, params: types.InitializeParams) -> None:
+        ls._loop = asyncio.get_running_loop() if _has_loop() else None
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: Sc2Server, params: types.InitializedParams) -> None:
+        ls._loop = asyncio.get_running_loop() if _has_loop() else ls._loop
+        ls._initialized = True
+        for level, message in ls._pending_messages:
+            ls._show(level, message)
+        ls._pending_messages.clear()
+        if ls.engine.model_state == "not loaded":
+            ls.engine.start()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: Sc2Server, params: types.DidChangeConfigurationParams) -> None:
+        raw = params.settings
+        ws = ls.client_capabilities.workspace if ls.client_capabilities else None
+        if (not isinstance(raw, dict) or not raw) and ws is not None and ws.configuration:
+            # pull model (VS Code sends null settings): ask for the "sc2lsp" section
+            items = [types.ConfigurationItem(section="sc2lsp")]
+            result = await ls.workspace_configuration_async(types.ConfigurationParams(items=items))
+            raw = result[0] if result else None
+        if raw is not None:
+            ls.apply_settings(raw)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: Sc2Server, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+        s = await ls.suggest(params.text_document.uri, params.position)
+        if s is None or not s.text:
+            return types.InlineCompletionList(items=[])
+        rng = types.Range(start=params.position, end=params.position)
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=s.text, range=rng)])
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    async def completion(ls: Sc2Server, params: types.CompletionParams) -> types.CompletionList:
+        empty = types.CompletionList(is_incomplete=True, items=[])
+        if not ls.wants_completion_fallback():
+            return empty
+        s = await ls.suggest(params.text_document.uri, params.position)
+        if s is None or not s.text:
+            return empty
+        first = s.text.strip().splitlines()[0] if s.text.strip() else s.text
+        item = types.CompletionItem(
+            label=first[:60] + ("…" if len(first) > 60 or "\n" in s.text.strip() else ""),
+            kind=types.CompletionItemKind.Text,
+            detail="sc2lsp",
+            filter_text="",
+            sort_text="0",
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(range=types.Range(start=params.position, end=params.position), new_text=s.text),
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(STATUS)
+    def status(ls: Sc2Server, params: Any = None) -> dict:
+        out = ls.engine.status()
+        out["server"] = {
+            "version": __version__,
+            "open_documents": len(ls.docs),
+            "position_encoding": ls.encoding,
+            "workspace_folders": [f.uri for f in ls.protocol._workspace.folders.values()] if ls.protocol._workspace else [],
+            "completion_fallback": ls.wants_completion_fallback(),
+            "settings_defaults": settings_doc(),
+        }
+        uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
+        doc = ls.docs.get(uri) if isinstance(uri, str) else None
+        if doc is not None:  # what the server believes the document is (for tests and bug reports)
+            out["document"] = {"uri": doc.uri, "version": doc.version, "language": doc.language_id,
+                               "chars": len(doc.text), "lines": len(doc.line_starts()),
+                               "text": doc.text if len(doc.text) <= 100_000 else None}
+        return out
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: Sc2Server, params: Any = None) -> None:
+        for handle in ls._warm_handles.values():
+            handle.cancel()
+        ls.engine.close()
+
+    return server
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+# -------------------------------------------------------------------- the CLI command
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
+    p.add_argument("--model", help="default model (a models.toml name or a .gguf path); the editor's settings win")
+    p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = one per core)")
+    p.add_argument("--log-file", type=Path, help="write the server log here (stderr by default)")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+
+    handler: logging.Handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("sc2lsp").setLevel(args.log_level)
+    logging.getLogger("pygls").setLevel(logging.ERROR if args.log_level != "DEBUG" else logging.DEBUG)
+    raw: dict[str, Any] = {}
+    if args.model:
+        raw["model"] = args.model
+    if args.threads is not None:
+        raw["threads"] = args.threads
+    base, problems = parse_settings(raw)
+    if problems:
+        raise UserError("; ".join(problems))
+    server = create_server(base)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io(sys.stdin.buffer, protocol_stdout())
+    return 0
+
+
+def protocol_stdout():
+    """A private handle on stdout for the protocol; fd 1 itself then points to stderr.
+
+    llama-cpp-python silences model loading by pointing fds 1 and 2 at /dev/null for a moment
+    (``suppress_stdout_stderr``): a response written in that window would vanish and its client
+    would wait forever. Stray prints from any library land on stderr instead of corrupting the
+    protocol stream.
+    """
+    import os
+
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return out
