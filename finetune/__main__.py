@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sc2lsp.errors import UserError
+
 from .config import ConfigError, PretrainConfig, load
 
 
@@ -27,11 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="TOML preset, e.g. finetune/configs/sc2-tiny.toml")
     p.add_argument("overrides", nargs="*", help="key=value overriding the preset")
     p = sub.add_parser("eval", help="held-out next-line exact match / edit similarity of GGUF models")
-    p.add_argument("--model", action="append", required=True, help="a models.toml name or .gguf path (repeat to compare)")
-    p.add_argument("--data", required=True, help="a prepared data directory (with heldout_files.json)")
+    p.add_argument("--model", action="append", required=True,
+                   help="repeat to compare: a models.toml name, a .gguf, BASE.gguf+ADAPTER.gguf, an HF checkpoint "
+                        "directory, a PEFT adapter directory or a LoRA run directory")
+    p.add_argument("--base", help="base HF checkpoint for adapter directories (default: from adapter_config.json)")
+    p.add_argument("--data", required=True, help="a directory from `prepare` or `prepare-stdlib` (heldout_files.json)")
     p.add_argument("--per-file", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="a LoRA run -> merged GGUF (+ GGUF adapter), registered in the user's models.toml")
+    p.add_argument("run", metavar="RUN", help="a run directory of `train` (with adapter/)")
+    p.add_argument("--quant", default="q8_0", help="f32, f16, q8_0 or q4_k_m (default q8_0)")
+    p.add_argument("--name", help="model name for models.toml (default: the run directory's name)")
+    p.add_argument("--out", help="output directory (default RUN/export)")
+    p.add_argument("--adapter", action="store_true", help="also write the GGUF LoRA adapter")
+    p.add_argument("--no-register", action="store_true", help="do not touch ~/.config/sc2lsp/models.toml")
     p = sub.add_parser("export-tiny", help="export runs/sc2-tiny to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
     p.add_argument("--run", default="runs/sc2-tiny")
     p.add_argument("--out", default="models/sc2-tiny")
@@ -58,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             from .pretrain import train
 
             train(load(PretrainConfig, args.config, overrides))
+        elif args.cmd == "export":
+            import json
+
+            from .export_lora import export
+
+            print(json.dumps(export(args.run, quant=args.quant, name=args.name, out=args.out, adapter=args.adapter,
+                                    register=not args.no_register), indent=1))
         elif args.cmd == "export-tiny":
             import json
 
@@ -68,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
         elif args.cmd == "eval":
             return _eval(args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FileNotFoundError, ValueError, UserError) as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
@@ -77,25 +96,61 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _eval(args) -> int:
+    """Base vs fine-tuned side by side: GGUF models through llama.cpp (the serving path), HF checkpoints,
+    PEFT adapters and LoRA run directories through transformers/peft (these also get held-out loss)."""
     import json
-    from pathlib import Path
 
-    from sc2lsp.backends.llama_cpp import LlamaCppBackend
-    from sc2lsp.models.registry import resolve
+    import numpy as np
 
     from .evaluate import evaluate, load_heldout, next_line_cases
+    from .hf_eval import model_kind
 
-    cases = next_line_cases(load_heldout(Path(args.data) / "heldout_files.json"), per_file=args.per_file, seed=args.seed)
+    data = Path(args.data)
+    cases = next_line_cases(load_heldout(data / "heldout_files.json"), per_file=args.per_file, seed=args.seed)
+    held_rows = np.load(data / "heldout.npy") if (data / "heldout.npy").is_file() else None
+    vocab = json.loads((data / "manifest.json").read_text()).get("vocab_size") if (data / "manifest.json").is_file() else None
     results = {}
     for name in args.model:
-        results[name] = evaluate(LlamaCppBackend(resolve(name)), cases)
+        if model_kind(name):
+            from transformers import PreTrainedTokenizerFast
+
+            from .hf_eval import HFBackend, heldout_rows_loss, load_model
+
+            model, tok_dir = load_model(name, base=args.base)
+            r = evaluate(HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)), name), cases)
+            if held_rows is not None and len(held_rows) and model.config.vocab_size == vocab:
+                r["heldout_loss"] = round(heldout_rows_loss(model, held_rows), 4)
+            r["engine"] = "transformers"
+        else:
+            r = evaluate(_gguf_backend(name), cases)
+            r["engine"] = "llama.cpp"
+        results[name] = r
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps(results, indent=1, ensure_ascii=False))
     else:
-        print(f"{'model':40} {'cases':>6} {'exact':>7} {'edit sim':>9} {'ms/case':>8}")
+        print(f"{len(cases)} held-out next-line cases from {data}")
+        print(f"{'model':44} {'engine':12} {'exact':>7} {'edit sim':>9} {'loss':>7} {'ms/case':>8}")
         for name, r in results.items():
-            print(f"{name:40} {r['cases']:>6} {r['exact_match']:>7.3f} {r['edit_similarity']:>9.3f} {r['ms_per_case']:>8.1f}")
+            loss = f"{r['heldout_loss']:.3f}" if "heldout_loss" in r else "-"
+            print(f"{name[-44:]:44} {r['engine']:12} {r['exact_match']:>7.3f} {r['edit_similarity']:>9.3f} "
+                  f"{loss:>7} {r['ms_per_case']:>8.1f}")
     return 0
+
+
+def _gguf_backend(name: str):
+    """A llama.cpp backend for ``NAME``, ``PATH.gguf``, or ``BASE.gguf+ADAPTER.gguf`` (a LoRA adapter GGUF)."""
+    import dataclasses
+
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
+    from sc2lsp.models.registry import resolve
+
+    base, _, adapter = name.partition("+")
+    if not adapter:
+        return LlamaCppBackend(resolve(base))
+    if "lora_path" not in {f.name for f in dataclasses.fields(LlamaSettings)}:
+        raise ValueError("this sc2lsp backend cannot load LoRA adapters yet (LlamaSettings has no lora_path); "
+                         "evaluate the merged GGUF from `finetune export` or the adapter directory instead")
+    return LlamaCppBackend(resolve(base), LlamaSettings(lora_path=str(resolve(adapter))))
 
 
 if __name__ == "__main__":

@@ -112,14 +112,17 @@ def load_lora_model(base: str | Path, cfg: LoraTrainConfig | None = None, adapte
 def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device: str, autocast) -> float:
     import torch
 
+    """Mean next-token loss over the first ``max_batches`` batches (weighted by rows, so the batch size
+    does not change the figure)."""
     model.eval()
-    losses = []
+    total, n = 0.0, 0
     with torch.no_grad(), autocast:
         for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
             x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
-            losses.append(model(input_ids=x, labels=x).loss.float().item())
+            total += model(input_ids=x, labels=x).loss.float().item() * len(x)
+            n += len(x)
     model.train()
-    return float(np.mean(losses)) if losses else float("nan")
+    return total / n if n else float("nan")
 
 
 def _resolve_dtype(cfg: LoraTrainConfig, device: str):

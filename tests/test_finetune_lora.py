@@ -82,12 +82,20 @@ def _losses(out: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
-@pytest.mark.slow
-def test_lora_learns_and_resumes_after_sigkill(setup, tmp_path):
+@pytest.fixture(scope="module")
+def trained(setup, tmp_path_factory):
+    """A complete 40-step LoRA run through the CLI (the reference curve for the resume test)."""
     base, data = setup
-    ref = tmp_path / "ref"
+    ref = tmp_path_factory.mktemp("ref") / "run"
     r = _train(base, data, ref, "plot=true")
     assert r.returncode == 0, r.stderr[-2000:]
+    return ref
+
+
+@pytest.mark.slow
+def test_lora_learns_and_resumes_after_sigkill(setup, trained, tmp_path):
+    base, data = setup
+    ref = trained
     ref_losses = _losses(ref)
     assert sorted(ref_losses) == list(range(1, 41))
     summary = json.loads((ref / "summary.json").read_text())
@@ -172,3 +180,51 @@ def test_checkpoint_write_failure_keeps_last_good(tmp_path, monkeypatch):
         checkpoint.save(path, {"step": 2})
     monkeypatch.undo()
     assert checkpoint.load(path)["step"] == 1
+
+
+@pytest.mark.slow
+def test_eval_compares_base_and_lora(setup, trained):
+    base, data = setup
+    r = subprocess.run([sys.executable, "-m", "finetune", "eval", "--model", str(base), "--model", str(trained),
+                        "--data", str(data), "--per-file", "4", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    b, t = res[str(base)], res[str(trained)]
+    assert b["cases"] == t["cases"] > 0
+    summary = json.loads((trained / "summary.json").read_text())
+    assert b["heldout_loss"] == pytest.approx(summary["base_heldout_loss"], abs=1e-3)
+    assert t["heldout_loss"] == pytest.approx(summary["heldout_loss"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_export_merged_gguf_matches_hf_and_registers(setup, trained, tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from finetune.evaluate import load_heldout, next_line_cases
+    from finetune.export_lora import export
+    from finetune.hf_eval import HFBackend, load_model
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend
+    from sc2lsp.core.prompt import infill_prompt
+    from sc2lsp.models.registry import load_registry, resolve
+
+    base, data = setup
+    user = tmp_path / "models.toml"
+    user.write_text('[models.mine]\ndescription = "x"\nlicense = "MIT"\ncontext_length = 64\ndefault_quant = "F16"\n'
+                    '[models.mine.quants.F16]\npath = "mine.gguf"\n')
+    res = export(trained, quant="f32", name="repo-lora", out=tmp_path / "out", adapter=True, user_toml=user)
+    assert Path(res["adapter_gguf"]).is_file()
+    reg = load_registry(user=user)
+    assert {"mine", "repo-lora"} <= set(reg.models)  # other user entries are kept
+    gguf = resolve("repo-lora", registry=reg)
+    assert gguf == Path(res["gguf"]).resolve()
+    export(trained, quant="f32", name="repo-lora", out=tmp_path / "out", user_toml=user)  # re-export replaces
+    assert user.read_text().count("[models.repo-lora]") == 1
+
+    model, tok_dir = load_model(trained)
+    hf = HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)))
+    cpp = LlamaCppBackend(gguf)
+    for c in next_line_cases(load_heldout(data / "heldout_files.json"), per_file=3, seed=1):
+        prompt = infill_prompt(c.prefix[-300:], c.suffix[:100], path=c.path)
+        a, b = hf.generate(prompt, max_tokens=12), cpp.generate(prompt, max_tokens=12)
+        assert hf.tokenize(prompt) == cpp.tokenize(prompt)
+        assert a.text == b.text, (a.text, b.text)

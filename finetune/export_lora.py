@@ -1,0 +1,130 @@
+"""``python -m finetune export RUN``: a LoRA run -> GGUF files the server loads, registered by name.
+
+* merged (default): base + adapter merged in torch (``merge_and_unload``) into ``RUN/merged/``
+  (safetensors + tokenizer), converted by ``sc2lsp.models.convert.convert_checkpoint`` to
+  ``OUT/NAME-QUANT.gguf``, and added to the user's ``~/.config/sc2lsp/models.toml`` as ``NAME``
+  (an entry of the same name is replaced; other entries are kept), so ``sc2lsp serve --model NAME``
+  uses it;
+* ``--adapter``: also the GGUF LoRA adapter ``OUT/NAME-lora.gguf``
+  (``sc2lsp.models.gguf_lora.convert_lora``), loadable on top of the base GGUF with llama.cpp's
+  ``lora_path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def merge_adapter(run: Path, out_dir: Path) -> Path:
+    """``RUN/adapter`` merged into its base, saved as an HF Starcoder2 directory ``out_dir``."""
+    from .hf_eval import load_model
+
+    model, tok_dir = load_model(run)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(out_dir), safe_serialization=True)
+    for f in TOKENIZER_FILES:
+        if (Path(tok_dir) / f).is_file():
+            shutil.copy2(Path(tok_dir) / f, out_dir / f)
+    return out_dir
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def registry_entry(name: str, gguf: Path, quant: str, *, description: str, context_length: int,
+                   hf_checkpoint: Path | None, license_: str = "same as the base model") -> str:
+    q = quant.upper()
+    lines = [
+        f"[models.{name}]",
+        f"description = {json.dumps(description)}",
+        f"license = {json.dumps(license_)}",
+        f"context_length = {context_length}",
+        f'default_quant = "{q}"',
+    ]
+    if hf_checkpoint is not None:
+        lines.append(f"hf_checkpoint = {json.dumps(str(hf_checkpoint.resolve()))}")
+    lines += [
+        "",
+        f"[models.{name}.quants.{q}]",
+        f"path = {json.dumps(str(gguf.resolve()))}",
+        f"size = {gguf.stat().st_size}",
+        f'sha256 = "{_sha256(gguf)}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def upsert_entry(toml_path: Path, name: str, entry: str) -> None:
+    """Replace ``[models.NAME]`` (and its sub-tables) in ``toml_path`` with ``entry``, or append it.
+
+    The result is validated with the registry's parser before it replaces the file (atomically).
+    """
+    from sc2lsp.models.registry import parse_models_toml
+
+    text = toml_path.read_text(encoding="utf-8") if toml_path.is_file() else ""
+    header = re.compile(r"^\s*\[\s*models\.(?P<n>[^\].\s]+)(?:\.[^\]]*)?\s*\]\s*$")
+    any_header = re.compile(r"^\s*\[")
+    kept, skipping = [], False
+    for line in text.splitlines():
+        if any_header.match(line):
+            m = header.match(line)
+            skipping = bool(m and m.group("n").strip('"') == name)
+        if not skipping:
+            kept.append(line)
+    body = "\n".join(kept).rstrip()
+    new = (body + "\n\n" if body else "") + entry
+    toml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = toml_path.with_name(toml_path.name + ".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    try:
+        parse_models_toml(tmp)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, toml_path)
+
+
+def export(run: str | Path, *, quant: str = "q8_0", name: str | None = None, out: str | Path | None = None,
+           adapter: bool = False, register: bool = True, user_toml: Path | None = None) -> dict:
+    from sc2lsp.models.convert import convert_checkpoint
+    from sc2lsp.models.registry import user_models_toml
+
+    run = Path(run)
+    if not (run / "adapter" / "adapter_config.json").is_file():
+        raise ValueError(f"{run}: no adapter/ (run `python -m finetune train` to the end first)")
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    cfg = json.loads((run / "config.json").read_text())
+    name = name or re.sub(r"[^a-z0-9._-]+", "-", run.resolve().name.lower()).strip("-") or "lora"
+    out = Path(out) if out else run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"name": name}
+
+    merged = merge_adapter(run, run / "merged")
+    gguf = convert_checkpoint(merged, out / f"{name}-{quant.lower()}.gguf", quant.lower())
+    result["merged_hf"] = str(merged)
+    result["gguf"] = str(gguf)
+    if adapter:
+        from sc2lsp.models.gguf_lora import convert_lora
+
+        result["adapter_gguf"] = str(convert_lora(run / "adapter", cfg["base"], out / f"{name}-lora.gguf"))
+    if register:
+        base_cfg = json.loads((Path(cfg["base"]) / "config.json").read_text())
+        desc = (f"LoRA fine-tune of {Path(cfg['base']).name} on {cfg['data']} (finetune export; held-out loss "
+                f"{summary.get('base_heldout_loss')} -> {summary.get('heldout_loss')})")
+        entry = registry_entry(name, gguf, quant, description=desc,
+                               context_length=int(base_cfg.get("max_position_embeddings", 2048)), hf_checkpoint=merged)
+        toml_path = user_toml or user_models_toml()
+        upsert_entry(toml_path, name, entry)
+        result["registered_in"] = str(toml_path)
+    return result
