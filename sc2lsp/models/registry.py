@@ -254,6 +254,8 @@ def load_registry(project: Path | None = None, user: Path | None = None) -> Regi
     """The project's models.toml merged with the user's (user entries add or replace by name)."""
     project = project or project_models_toml()
     user = user or user_models_toml()
+    if not project.is_file():
+        raise UserError(f"the model registry {project} is missing (SC2LSP_MODELS_TOML can point to another models.toml)")
     default, models = parse_models_toml(project)
     sources = [project]
     user_default = None
