@@ -12,8 +12,9 @@ The file ends up exactly where ``huggingface_hub.hf_hub_download`` puts it
    ``blobs/<etag>.sc2lsp-partial``. That file survives an interruption (Ctrl-C, a dead network,
    a killed process) and the next ``pull`` resumes from its end; huggingface_hub 2.x alone would
    start over, since it deletes its per-process temporary file on failure.
-3. Size, sha256 (models.toml's, else the hub's LFS ETag, which is the file's sha256) and the
-   GGUF header (``check_gguf``) are checked. A failure deletes the download and is an error.
+3. Size, sha256 (models.toml's, else the hub's ETag, which for LFS and Xet files is the file's
+   sha256: huggingface_hub issue #3018) and the GGUF header (``check_gguf``) are checked. A
+   failure deletes the download and is an error.
 4. Only then is the file renamed to ``blobs/<etag>`` and ``hf_hub_download`` called, which finds
    the blob and writes the snapshot link and the ref. So a partial or unverified file is never
    where a model is looked for.
