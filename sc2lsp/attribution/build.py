@@ -1,0 +1,372 @@
+"""Build an attribution index from corpus directories, files or in-memory documents.
+
+``build_index(paths_or_docs, out)`` writes a new index (replacing one that is there);
+``add_to_index(out, paths_or_docs)`` appends segments to an existing one. Directories are
+walked with ``sc2lsp.workspace.scan`` (the same ignore, secret and generated-file rules as the
+server and ``finetune prepare``), keeping source files and LICENSE-like files. Each document
+is normalised, hashed at ``stride``, and described in the document table (repository, path,
+revision, git blob hash, license). Documents that do not come from a file on disk (or all, with
+``store_text=True``) have their text stored in the segment, zlib-compressed, so they can still
+be verified.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import sys
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import UserError
+from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
+from .licenses import LicenseResolver, is_license_file, spdx_header
+from .normalize import NORMALIZATION_VERSION, normalize
+from .store import MANIFEST, open_segment, read_manifest, write_manifest, write_segment
+
+DEFAULT_STRIDE = 25
+DEFAULT_CAP = 16
+DEFAULT_BLOOM_BITS = 8.0
+BLOOM_K = 5
+BUCKET_LOAD = 8
+#: Postings store the window ordinal in 24 bits: a segment holds at most this many windows.
+SEGMENT_WINDOWS = 1 << 24
+
+
+@dataclass
+class Document:
+    """One document to index. ``root``/``path`` locate it on disk; without ``root`` its text is stored."""
+
+    path: str
+    text: str
+    repository: str | None = None
+    revision: str | None = None
+    license: str | None = None
+    license_source: str | None = None
+    root: str | None = None
+
+
+@dataclass
+class BuildStats:
+    documents: int = 0
+    skipped: int = 0
+    raw_bytes: int = 0
+    windows: int = 0
+    entries: int = 0
+    segments: int = 0
+    index_bytes: int = 0
+    seconds: float = 0.0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def blob_hash(data: bytes) -> str:
+    """Git's blob id of ``data`` (what ``git hash-object`` prints)."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def git_info(path: Path) -> tuple[str | None, str | None]:
+    """(repository, HEAD commit) of the git work tree containing ``path``, read from ``.git``."""
+    for d in [path, *path.parents]:
+        git = d / ".git"
+        if not git.is_dir():
+            continue
+        if d != path and _git_ignored(d, path):
+            return None, None  # e.g. a Python install inside pyenv's checkout
+        repo = d.name
+        cfg = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            cfg.read(git / "config", encoding="utf-8")
+            repo = cfg.get('remote "origin"', "url", fallback=repo)
+        except (configparser.Error, OSError):
+            pass
+        rev = None
+        try:
+            head = (git / "HEAD").read_text().strip()
+            if head.startswith("ref: "):
+                ref = head[5:]
+                if (git / ref).is_file():
+                    rev = (git / ref).read_text().strip()
+                elif (git / "packed-refs").is_file():
+                    for line in (git / "packed-refs").read_text().splitlines():
+                        if line.endswith(" " + ref):
+                            rev = line.split()[0]
+            else:
+                rev = head
+        except OSError:
+            pass
+        return repo, rev
+    return None, None
+
+
+def _git_ignored(top: Path, path: Path) -> bool:
+    import pathspec
+
+    try:
+        lines = (top / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return False
+    rel = path.relative_to(top).as_posix()
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    parts = rel.split("/")
+    return any(spec.match_file("/".join(parts[: i + 1]) + "/") for i in range(len(parts)))
+
+
+def iter_corpus(paths: Iterable[str | Path], stats: BuildStats | None = None) -> Iterator[Document]:
+    """Documents of corpus paths (directories walked with the workspace scan rules, or files)."""
+    from ..workspace.scan import content_reason, is_source_path, scan
+
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.exists():
+            raise UserError(f"corpus path {p} does not exist")
+    for p in paths:
+        p = p.resolve()
+        if p.is_file():
+            root, entries = p.parent, None
+        else:
+            root, entries = p, scan(p)
+        repo, rev = git_info(root)
+        resolver = LicenseResolver(root)
+        if entries is None:
+            try:
+                reason, text = content_reason(p.read_bytes())
+            except OSError as e:
+                reason, text = f"unreadable: {e.strerror}", None
+            entries = [type("E", (), {"path": p.name, "reason": reason, "text": text})()]
+        for e in entries:
+            if e.reason is None and not (is_source_path(e.path) or is_license_file(e.path)):
+                e_reason = "not a source or license file"
+            else:
+                e_reason = e.reason
+            if e_reason is not None:
+                if stats is not None:
+                    stats.skipped += 1
+                    stats.skipped_reasons[e_reason] = stats.skipped_reasons.get(e_reason, 0) + 1
+                continue
+            lic, lic_src = resolver.for_file(e.path, e.text)
+            yield Document(path=e.path, text=e.text, repository=resolver.distribution(e.path) or repo or root.name,
+                           revision=rev, license=lic, license_source=lic_src, root=str(root))
+
+
+def _as_documents(paths_or_docs, stats: BuildStats) -> Iterator[Document]:
+    if isinstance(paths_or_docs, (str, Path, Document)):
+        paths_or_docs = [paths_or_docs]
+    pending: list[str | Path] = []
+    for item in paths_or_docs:
+        if isinstance(item, Document):
+            if pending:
+                yield from iter_corpus(pending, stats)
+                pending = []
+            yield item
+        elif isinstance(item, (str, Path)):
+            pending.append(item)
+        else:
+            raise UserError(f"cannot index {type(item).__name__} {item!r}: give paths or Document objects")
+    if pending:
+        yield from iter_corpus(pending, stats)
+
+
+class SegmentBuilder:
+    """Accumulates documents and writes segments of at most ``SEGMENT_WINDOWS`` windows."""
+
+    def __init__(self, out: Path, *, stride: int, cap: int, bloom_bits: float, store_text: bool,
+                 stats: BuildStats):
+        if not 1 <= stride <= WINDOW // 2:
+            raise UserError(f"stride must be between 1 and {WINDOW // 2} (got {stride}): larger strides "
+                            "break the guarantee that copies of window + stride - 1 characters are found")
+        if cap < 1 or bloom_bits <= 0:
+            raise UserError("cap must be >= 1 and bloom bits per key > 0")
+        self.out, self.stride, self.cap, self.bloom_bits = out, stride, cap, bloom_bits
+        self.store_text, self.stats = store_text, stats
+        self.written: list[dict] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.hashes: list[np.ndarray] = []
+        self.first = [0]
+        self.nchars: list[int] = []
+        self.meta: list[bytes] = []
+        self.texts: list[bytes] = []
+        self.roots: dict[str, int] = {}
+        self.raw = 0
+
+    def add(self, doc: Document) -> None:
+        if not isinstance(doc.text, str):
+            raise UserError(f"document {doc.path!r} has no text")
+        norm = normalize(doc.text)
+        h = window_hashes(norm, self.stride)
+        if len(h) == 0:
+            self.stats.skipped += 1
+            self.stats.skipped_reasons["shorter than one window"] = self.stats.skipped_reasons.get(
+                "shorter than one window", 0) + 1
+            return
+        if self.first[-1] + len(h) > SEGMENT_WINDOWS:
+            self.flush()
+            if len(h) > SEGMENT_WINDOWS:
+                raise UserError(f"document {doc.path} is too large to index")
+        data = doc.text.encode("utf-8", "surrogatepass")
+        spdx = doc.license or spdx_header(doc.text)
+        meta = {"path": doc.path, "repo": doc.repository, "rev": doc.revision, "blob": blob_hash(data),
+                "license": spdx, "license_source": doc.license_source or ("spdx-header" if spdx else None),
+                "license_file": is_license_file(doc.path)}
+        if doc.root is not None:
+            meta["root"] = self.roots.setdefault(doc.root, len(self.roots))
+        self.meta.append(json.dumps(meta, separators=(",", ":")).encode())
+        self.texts.append(zlib.compress(data, 6) if (self.store_text or doc.root is None) else b"")
+        self.hashes.append(h)
+        self.first.append(self.first[-1] + len(h))
+        self.nchars.append(len(norm))
+        self.raw += len(data)
+        self.stats.documents += 1
+        self.stats.raw_bytes += len(data)
+        self.stats.windows += len(h)
+
+    def flush(self) -> None:
+        if not self.hashes:
+            return
+        arrays, info = segment_arrays(np.concatenate(self.hashes), np.asarray(self.first, dtype=np.uint32),
+                                      cap=self.cap, bloom_bits=self.bloom_bits)
+        meta_off = np.cumsum([0] + [len(m) for m in self.meta], dtype=np.uint64)
+        text_off = np.cumsum([0] + [len(t) for t in self.texts], dtype=np.uint64)
+        name = f"seg-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.sc2a"
+        header = {"window": WINDOW, "stride": self.stride, "cap": self.cap, "bloom_k": BLOOM_K,
+                  "bloom_bits_per_key": self.bloom_bits, "normalization": NORMALIZATION_VERSION,
+                  "hash": HASH_NAME, "roots": list(self.roots), "docs": len(self.meta),
+                  "windows": int(self.first[-1]), "raw_bytes": self.raw, **info}
+        size = write_segment(self.out / name, header, {
+            **arrays, "doc_first": np.asarray(self.first, dtype=np.uint32),
+            "doc_nchars": np.asarray(self.nchars, dtype=np.uint32), "doc_meta_off": meta_off,
+            "doc_meta": b"".join(self.meta),
+            "doc_text_off": text_off, "doc_text": b"".join(self.texts)})
+        self.written.append({"file": name, "docs": len(self.meta), "windows": int(self.first[-1]),
+                             "entries": info["entries"], "raw_bytes": self.raw, "bytes": size})
+        self.stats.entries += info["entries"]
+        self.stats.segments += 1
+        self.stats.index_bytes += size
+        self._reset()
+
+
+def segment_arrays(hashes: np.ndarray, doc_first: np.ndarray, *, cap: int, bloom_bits: float,
+                   load: int = BUCKET_LOAD) -> tuple[dict[str, np.ndarray], dict]:
+    """Bloom filter, bucketed postings and counts for the windows of one segment.
+
+    ``hashes[g]`` is the hash of window ordinal ``g``; ``doc_first[d]`` the first ordinal of
+    document ``d``. Postings keep one entry per (hash, document) (its first occurrence), at most
+    ``cap`` documents per hash, sorted by hash; ``multi_idx``/``multi_cnt`` give the total number
+    of documents of every hash found in more than one.
+    """
+    order = np.argsort(hashes, kind="stable")
+    hs = hashes[order]
+    gs = order.astype(np.uint32)
+    ds = np.searchsorted(doc_first, gs, side="right") - 1
+    n = len(hs)
+    newkey = np.ones(n, dtype=bool)
+    newkey[1:] = hs[1:] != hs[:-1]
+    newpair = newkey.copy()
+    newpair[1:] |= ds[1:] != ds[:-1]
+    hs, gs, newkey = hs[newpair], gs[newpair], newkey[newpair]
+    starts = np.flatnonzero(newkey)
+    counts = np.diff(np.append(starts, len(hs)))
+    rank = np.arange(len(hs)) - np.repeat(starts, counts)
+    keep = rank < cap
+    hs, gs = hs[keep], gs[keep]
+    kstarts = np.flatnonzero(newkey[keep])
+    multi = counts > 1
+    bloom = BlockedBloom.build(hs[kstarts], bloom_bits, BLOOM_K)
+    n_entries = len(hs)
+    bits = int(max(0, min(30, np.ceil(np.log2(max(1.0, n_entries / load))))))
+    if bits:
+        buckets = hs >> np.uint64(64 - bits)
+        fp = (hs << np.uint64(bits)) >> np.uint64(56)
+    else:
+        buckets = np.zeros(n_entries, dtype=np.uint64)
+        fp = hs >> np.uint64(56)
+    bucket_start = np.searchsorted(buckets, np.arange((1 << bits) + 1, dtype=np.uint64)).astype(np.uint32)
+    entries = ((fp.astype(np.uint32) << np.uint32(24)) | gs).astype(np.uint32)
+    arrays = {"bloom": bloom.words, "bucket_start": bucket_start, "entries": entries,
+              "multi_idx": kstarts[multi].astype(np.uint32), "multi_cnt": counts[multi].astype(np.uint32)}
+    return arrays, {"bucket_bits": bits, "entries": int(n_entries), "keys": int(len(kstarts))}
+
+
+def _write(out: Path, docs: Iterator[Document], keep_segments: list[dict], params: dict, stats: BuildStats,
+           progress: bool) -> BuildStats:
+    t0 = time.perf_counter()
+    builder = SegmentBuilder(out, stride=params["stride"], cap=params["cap"], bloom_bits=params["bloom_bits"],
+                             store_text=params["store_text"], stats=stats)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="B", unit_scale=True, desc="indexing", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for doc in docs:
+            builder.add(doc)
+            if bar is not None:
+                bar.update(len(doc.text))
+                bar.set_postfix(files=stats.documents, refresh=False)
+        builder.flush()
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = {"window": WINDOW, "stride": params["stride"], "cap": params["cap"],
+                "bloom_bits_per_key": params["bloom_bits"],
+                "normalization": NORMALIZATION_VERSION, "hash": HASH_NAME,
+                "segments": keep_segments + builder.written}
+    write_manifest(out, manifest)
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def build_index(paths_or_docs, out: str | Path, *, stride: int = DEFAULT_STRIDE, cap: int = DEFAULT_CAP,
+                bloom_bits: float = DEFAULT_BLOOM_BITS, store_text: bool = False,
+                progress: bool = False) -> BuildStats:
+    """Index corpus paths and/or ``Document`` objects into the directory ``out`` (replacing it).
+
+    The old index, if any, stays readable until the new manifest replaces it; its segment files
+    are removed afterwards. Raises ``UserError`` for a missing corpus path or bad parameters.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the index")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise UserError(f"--out {out} is a non-empty directory that is not an attribution index")
+    old = []
+    if (out / MANIFEST).exists():
+        try:
+            old = [s["file"] for s in read_manifest(out)["segments"]]
+        except UserError:
+            old = []
+    stats = BuildStats()
+    docs = _as_documents(paths_or_docs, stats)
+    first = next(docs, None)  # checks the corpus paths before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"stride": stride, "cap": cap, "bloom_bits": bloom_bits, "store_text": store_text}
+    chained = docs if first is None else _chain(first, docs)
+    _write(out, chained, [], params, stats, progress)
+    for name in old:
+        (out / name).unlink(missing_ok=True)
+    return stats
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def add_to_index(out: str | Path, paths_or_docs, *, store_text: bool = False, progress: bool = False) -> BuildStats:
+    """Append new segments for more documents (same parameters as the index)."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    for s in manifest["segments"]:
+        open_segment(out / s["file"])  # refuse to extend a damaged index
+    stats = BuildStats()
+    params = {"stride": manifest["stride"], "cap": manifest["cap"], "bloom_bits": manifest.get("bloom_bits_per_key", DEFAULT_BLOOM_BITS),
+              "store_text": store_text}
+    return _write(out, _as_documents(paths_or_docs, stats), manifest["segments"], params, stats, progress)

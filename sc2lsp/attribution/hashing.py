@@ -1,0 +1,119 @@
+"""Window hashes and the blocked Bloom filter (numpy, deterministic, no I/O).
+
+A window is ``WINDOW`` consecutive characters of normalised text. Its hash is a polynomial
+over the code points modulo 2**64 (base ``BASE``), finished with murmur3's ``fmix64`` so every
+bit is usable: the top bits pick a postings bucket, the next 8 are the bucket fingerprint and
+the Bloom filter uses all of them. All windows of a text are hashed at once in O(n) with prefix
+sums: ``S[k] = sum(c[t] * BASE**-t)`` so ``hash(i) = (S[i+w] - S[i]) * BASE**(i+w-1)``
+(uint64 arithmetic wraps, which is exactly mod 2**64; BASE is odd, hence invertible).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW = 50
+HASH_NAME = "poly64-fmix-1"
+BASE = 0x9E3779B97F4A7C15
+BASE_INV = pow(BASE, -1, 2**64)
+_M = (1 << 64) - 1
+
+_pow: np.ndarray = np.ones(1, dtype=np.uint64)
+_pow_inv: np.ndarray = np.ones(1, dtype=np.uint64)
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """BASE**k and BASE**-k (mod 2**64) for k < n, cached and grown by doubling."""
+    global _pow, _pow_inv
+    if len(_pow) < n:
+        size = max(n, 2 * len(_pow), 1 << 16)
+        with np.errstate(over="ignore"):
+            a = np.full(size, BASE, dtype=np.uint64)
+            a[0] = 1
+            b = np.full(size, BASE_INV, dtype=np.uint64)
+            b[0] = 1
+            _pow, _pow_inv = np.cumprod(a, dtype=np.uint64), np.cumprod(b, dtype=np.uint64)
+    return _pow, _pow_inv
+
+
+def codepoints(text: str) -> np.ndarray:
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint64)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint64)
+
+
+def fmix64(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(33)
+        x *= np.uint64(0xFF51AFD7ED558CCD)
+        x ^= x >> np.uint64(33)
+        x *= np.uint64(0xC4CEB9FE1A85EC53)
+        x ^= x >> np.uint64(33)
+    return x
+
+
+def window_hashes(text: str, stride: int = 1, width: int = WINDOW) -> np.ndarray:
+    """Hashes of the windows starting at 0, stride, 2*stride, ... (each fully inside ``text``)."""
+    n = len(text)
+    if n < width:
+        return np.zeros(0, dtype=np.uint64)
+    c = codepoints(text)
+    p, pinv = _powers(n + 1)
+    with np.errstate(over="ignore"):
+        s = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(c * pinv[:n], dtype=np.uint64, out=s[1:])
+        i = np.arange(0, n - width + 1, stride)
+        h = (s[i + width] - s[i]) * p[i + width - 1]
+    return fmix64(h)
+
+
+def window_hash_reference(window: str) -> int:
+    """The same hash in plain Python, one window (for tests)."""
+    h = 0
+    for ch in window:
+        h = (h * BASE + ord(ch)) & _M
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M
+    h ^= h >> 33
+    return h
+
+
+class BlockedBloom:
+    """A register-blocked Bloom filter: each key sets ``k`` bits of one 64-bit word.
+
+    The word is picked by the hash's top 32 bits, the bit positions by 6-bit slices of its low
+    bits. One memory access per lookup; ``words`` may be a read-only memory-mapped array.
+    """
+
+    def __init__(self, words: np.ndarray, k: int):
+        self.words = words
+        self.k = k
+
+    @staticmethod
+    def n_words(n_keys: int, bits_per_key: float) -> int:
+        return max(1, int(np.ceil(n_keys * bits_per_key / 64)))
+
+    def _locate(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nw = np.uint64(len(self.words))
+        with np.errstate(over="ignore"):
+            idx = ((h >> np.uint64(32)) * nw) >> np.uint64(32)
+            mask = np.zeros(len(h), dtype=np.uint64)
+            for j in range(self.k):
+                mask |= np.uint64(1) << ((h >> np.uint64(6 * j)) & np.uint64(63))
+        return idx.astype(np.int64), mask
+
+    @classmethod
+    def build(cls, keys: np.ndarray, bits_per_key: float, k: int) -> "BlockedBloom":
+        bloom = cls(np.zeros(cls.n_words(len(keys), bits_per_key), dtype=np.uint64), k)
+        idx, mask = bloom._locate(keys)
+        np.bitwise_or.at(bloom.words, idx, mask)
+        return bloom
+
+    def contains(self, h: np.ndarray) -> np.ndarray:
+        if len(h) == 0:
+            return np.zeros(0, dtype=bool)
+        idx, mask = self._locate(h)
+        return (self.words[idx] & mask) == mask

@@ -1,0 +1,380 @@
+"""Query an attribution index: which spans of a text occur in the corpus, and where.
+
+``AttributionIndex.open(path).check(text, exclude=[workspace])`` returns ``Span`` objects
+(``.to_dict()`` is JSON-ready). The query path: normalise the text (keeping raw offsets), hash
+every 50-character window (stride 1), drop windows the Bloom filter rejects, look the rest up
+in the bucketed postings, group the hits by (document, offset delta), verify each group against
+the document's text and extend it to the maximal common span, then report spans of at least
+``min_chars`` normalised characters with their sources, document counts and labels.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import UserError
+from .build import blob_hash
+from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
+from .licenses import looks_like_license_text
+from .normalize import NORMALIZATION_VERSION, line_of, normalize, normalize_with_offsets, raw_span
+from .store import SegmentFile, open_segment, read_manifest
+
+MAX_QUERY_CHARS = 1_000_000
+DEFAULT_MIN_CHARS = 50
+DEFAULT_MAX_SOURCES = 5
+COMMON_THRESHOLD = 10
+MAX_CHAINS = 512
+_CACHE_CHARS = 64_000_000
+
+
+@dataclass
+class Source:
+    repository: str | None
+    path: str
+    root: str | None
+    revision: str | None
+    blob: str
+    license: str | None
+    license_source: str | None
+    license_file: bool
+    start_line: int | None
+    end_line: int | None
+    verified: bool
+
+
+@dataclass
+class Span:
+    start: int  #: raw offset in the checked text
+    end: int
+    length: int  #: in normalised characters
+    text: str
+    kind: str  #: "copy", "common" (in more than ``common_threshold`` documents) or "license_text"
+    documents: int  #: documents of the index (outside the excluded paths) containing the span
+    documents_exact: bool
+    licenses: list[str | None]
+    sources: list[Source] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Segment:
+    def __init__(self, sf: SegmentFile):
+        h = sf.header
+        self.file = sf
+        self.stride = int(h["stride"])
+        self.cap = int(h["cap"])
+        self.bits = int(h["bucket_bits"])
+        self.roots: list[str] = h["roots"]
+        self.bloom = BlockedBloom(sf.array("bloom"), int(h["bloom_k"]))
+        self.bucket_start = sf.array("bucket_start")
+        self.entries = sf.array("entries")
+        self.multi_idx = sf.array("multi_idx")
+        self.multi_cnt = sf.array("multi_cnt")
+        self.doc_first = sf.array("doc_first")
+        self.meta_off = sf.array("doc_meta_off")
+        self.text_off = sf.array("doc_text_off")
+        self.n_docs = len(self.doc_first) - 1
+        self._meta: dict[int, dict] = {}
+
+    def meta(self, d: int) -> dict:
+        m = self._meta.get(d)
+        if m is None:
+            m = json.loads(self.file.blob("doc_meta", int(self.meta_off[d]), int(self.meta_off[d + 1])))
+            if "root" in m:
+                m["root_path"] = self.roots[m["root"]]
+            self._meta[d] = m
+        return m
+
+    def abs_path(self, d: int) -> str | None:
+        m = self.meta(d)
+        return f"{m['root_path']}/{m['path']}" if "root_path" in m else None
+
+    def raw_text(self, d: int) -> str | None:
+        """The document's text, or None when its file is gone or changed since indexing."""
+        a, b = int(self.text_off[d]), int(self.text_off[d + 1])
+        if b > a:
+            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass")
+        p = self.abs_path(d)
+        if p is None:
+            return None
+        try:
+            data = Path(p).read_bytes()
+        except OSError:
+            return None
+        if blob_hash(data) != self.meta(d)["blob"]:
+            return None
+        return data.decode("utf-8", "surrogatepass")
+
+    def lookup(self, qh: np.ndarray, qpos: np.ndarray, stats: dict | None = None):
+        """Postings of the query windows: (query pos, doc, doc pos, document count of the hash)."""
+        keep = self.bloom.contains(qh)
+        if stats is not None:
+            stats["bloom_pass"] = stats.get("bloom_pass", 0) + int(keep.sum())
+        qh, qpos = qh[keep], qpos[keep]
+        if self.bits:
+            bkt = (qh >> np.uint64(64 - self.bits)).astype(np.int64)
+            fpq = ((qh << np.uint64(self.bits)) >> np.uint64(56)).astype(np.uint32)
+        else:
+            bkt = np.zeros(len(qh), dtype=np.int64)
+            fpq = (qh >> np.uint64(56)).astype(np.uint32)
+        lo = self.bucket_start[bkt].astype(np.int64)
+        lens = self.bucket_start[bkt + 1].astype(np.int64) - lo
+        rep = np.repeat(np.arange(len(qh)), lens)
+        ent = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+        e = self.entries[ent]
+        ok = (e >> np.uint32(24)) == fpq[rep]
+        rep, ent, e = rep[ok], ent[ok], e[ok]
+        g = (e & np.uint32(0xFFFFFF)).astype(np.int64)
+        doc = np.searchsorted(self.doc_first, g, side="right") - 1
+        dpos = (g - self.doc_first[doc].astype(np.int64)) * self.stride
+        count = np.ones(len(ent), dtype=np.int64)
+        if len(self.multi_idx):
+            j = np.searchsorted(self.multi_idx, ent, side="right") - 1
+            jj = np.maximum(j, 0)
+            cnt = self.multi_cnt[jj].astype(np.int64)
+            in_group = (j >= 0) & (ent < self.multi_idx[jj].astype(np.int64) + np.minimum(cnt, self.cap))
+            count = np.where(in_group, cnt, 1)
+        return qpos[rep], doc, dpos, count
+
+
+def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
+    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
+    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
+
+    def same(lo: int, k: int) -> bool:
+        if forward:
+            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
+        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
+
+    length, step = 0, 32
+    while True:
+        k = min(step, n - length)
+        if k <= 0:
+            return length
+        if same(length, k):
+            length += k
+            step *= 2
+            continue
+        lo, hi = 0, k
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if same(length, mid):
+                lo = mid
+            else:
+                hi = mid
+        return length + lo
+
+
+class AttributionIndex:
+    """A read-only, memory-mapped attribution index (safe to share between threads)."""
+
+    def __init__(self, path: Path, manifest: dict, segments: list[Segment]):
+        self.path = path
+        self.manifest = manifest
+        self.segments = segments
+        self.stride = int(manifest["stride"])
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[int, int], tuple[str | None, str | None]] = OrderedDict()
+        self._cache_chars = 0
+
+    @classmethod
+    def open(cls, path: str | Path) -> "AttributionIndex":
+        path = Path(path)
+        manifest = read_manifest(path)
+        for key, want in (("window", WINDOW), ("normalization", NORMALIZATION_VERSION), ("hash", HASH_NAME)):
+            if manifest.get(key) != want:
+                raise UserError(f"{path} was built with {key}={manifest.get(key)!r}, this sc2lsp uses {want!r}; "
+                                "rebuild it with `sc2lsp attribution build`")
+        segs = [Segment(open_segment(path / s["file"])) for s in manifest.get("segments", [])]
+        return cls(path, manifest, segs)
+
+    def info(self) -> dict:
+        segs = self.manifest.get("segments", [])
+        return {"path": str(self.path), "segments": len(segs), "documents": sum(s["docs"] for s in segs),
+                "windows": sum(s["windows"] for s in segs), "raw_bytes": sum(s["raw_bytes"] for s in segs),
+                "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
+
+    def _doc(self, si: int, d: int) -> tuple[str | None, str | None]:
+        """(raw text, normalised text) of a document, cached; (None, None) when unavailable."""
+        key = (si, d)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        raw = self.segments[si].raw_text(d)
+        val = (raw, normalize(raw) if raw is not None else None)
+        with self._lock:
+            self._cache[key] = val
+            self._cache_chars += 2 * len(raw or "")
+            while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
+                _, (r, _n) = self._cache.popitem(last=False)
+                self._cache_chars -= 2 * len(r or "")
+        return val
+
+    def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
+        if not roots:
+            return False
+        p = self.segments[si].abs_path(d)
+        return p is not None and any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
+              max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
+              stats: dict | None = None) -> list[Span]:
+        """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
+
+        ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
+        ``bloom_pass`` (windows the Bloom filter let through, summed over segments), ``postings``
+        (window hits in the postings), ``chains`` (document/offset groups), ``verified`` (groups
+        that matched the stored text) and ``unavailable`` (documents whose text is gone).
+        """
+        st = stats if stats is not None else {}
+        st.update(windows=0, bloom_pass=0, postings=0, chains=0, verified=0, unavailable=0)
+        text = _as_text(text)
+        if min_chars < 1 or max_sources < 0:
+            raise UserError("min_chars must be >= 1 and max_sources >= 0")
+        roots = tuple(str(Path(p).resolve()) for p in exclude)
+        norm, offs = normalize_with_offsets(text)
+        if len(norm) < WINDOW:
+            return []
+        qh = window_hashes(norm, 1)
+        st["windows"] = len(qh)
+        qpos_all = np.arange(len(qh), dtype=np.int64)
+        counts = np.zeros(len(qh), dtype=np.int64)
+        capped = np.zeros(len(qh), dtype=bool)
+        rows = []
+        for si, seg in enumerate(self.segments):
+            qp, doc, dpos, cnt = seg.lookup(qh, qpos_all, st)
+            st["postings"] += len(qp)
+            if len(qp) == 0:
+                continue
+            excl = np.zeros(len(qp), dtype=bool)
+            if roots:
+                bad = {int(d) for d in np.unique(doc) if self._excluded(si, int(d), roots)}
+                if bad:
+                    excl = np.isin(doc, list(bad))
+            seg_cnt = np.zeros(len(qh), dtype=np.int64)
+            np.maximum.at(seg_cnt, qp, cnt)
+            np.subtract.at(seg_cnt, qp[excl], 1)
+            counts += np.maximum(seg_cnt, 0)
+            capped[qp[cnt > seg.cap]] = True
+            keep = ~excl
+            rows.append(np.stack([np.full(int(keep.sum()), si), doc[keep], dpos[keep] - qp[keep], qp[keep]], axis=1))
+        if not rows:
+            return []
+        allrows = np.concatenate(rows)
+        allrows = allrows[np.lexsort((allrows[:, 3], allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
+        brk = np.flatnonzero(np.any(allrows[1:, :3] != allrows[:-1, :3], axis=1)) + 1
+        chains = np.split(allrows, brk)
+        truncated = len(chains) > MAX_CHAINS
+        st["chains"] = len(chains)
+        chains.sort(key=len, reverse=True)
+        matches = []  # (qa, qb, si, doc, da, db, verified)
+        for ch in chains[:MAX_CHAINS]:
+            si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
+            raw, dn = self._doc(si, d)
+            if dn is None:
+                st["unavailable"] += 1
+                if len(ch) >= 2:  # unverifiable (file gone or changed): trust a chain of 2+ hashes
+                    qa, qb = int(ch[0, 3]), int(ch[-1, 3]) + WINDOW
+                    matches.append((qa, qb, si, d, qa + delta, qb + delta, False))
+                continue
+            covered = -1
+            for qp in ch[:, 3].tolist():
+                if qp < covered:
+                    continue
+                dp = qp + delta
+                if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
+                    continue
+                left = _common_len(norm, qp, dn, dp, forward=False)
+                right = _common_len(norm, qp + WINDOW, dn, dp + WINDOW, forward=True)
+                qa, qb = qp - left, qp + WINDOW + right
+                lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
+                trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
+                matches.append((qa + lead, qb - trail, si, d, dp - left + lead, dp + WINDOW + right - trail, True))
+                st["verified"] += 1
+                covered = qb
+        return self._spans(text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources,
+                           common_threshold)
+
+    def _spans(self, text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources, common_threshold):
+        groups: dict[tuple[int, int], list] = {}
+        for m in matches:
+            if m[1] - m[0] >= min_chars:
+                groups.setdefault((m[0], m[1]), []).append(m)
+        kept: list[tuple[tuple[int, int], set]] = []
+        out: list[Span] = []
+        for (qa, qb) in sorted(groups, key=lambda r: (r[0] - r[1], r[0])):
+            cover = {(m[2], m[3]) for m in matches if m[0] <= qa and m[1] >= qb}
+            outer = [c for (a, b), c in kept if a <= qa and qb <= b]
+            if outer and len(cover) <= max(len(c) for c in outer):
+                continue
+            kept.append(((qa, qb), cover))
+            hit = counts[qa : max(qa + 1, qb - WINDOW + 1)]
+            hit = hit[hit > 0]
+            exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
+            n_docs = len(cover) if exact or len(hit) == 0 else max(len(cover), int(hit.min()))
+            srcs = []
+            seen = set()
+            for m in sorted((m for m in matches if m[0] <= qa and m[1] >= qb), key=lambda m: (not m[6], m[2], m[3])):
+                if (m[2], m[3]) in seen:
+                    continue
+                seen.add((m[2], m[3]))
+                srcs.append(self._source(m, qa - m[0]))
+            lic_text = any(s.license_file for s in srcs) or looks_like_license_text(norm[qa:qb])
+            kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
+            start, end = raw_span(offs, qa, qb)
+            out.append(Span(start, end, qb - qa, text[start:end], kind, n_docs, exact,
+                            sorted({s.license for s in srcs}, key=lambda x: (x is None, x or "")),
+                            srcs[:max_sources] if max_sources else []))
+        out.sort(key=lambda s: (s.start, -s.end))
+        return out
+
+    def _source(self, m, shift: int) -> Source:
+        qa, qb, si, d, da, db, verified = m
+        seg = self.segments[si]
+        meta = seg.meta(d)
+        start_line = end_line = None
+        raw, _ = self._doc(si, d)
+        if raw is not None and verified:
+            _, doffs = normalize_with_offsets(raw)
+            a, b = raw_span(doffs, da, db)
+            start_line, end_line = line_of(raw, a), line_of(raw, max(a, b - 1))
+        return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
+                      meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),
+                      start_line, end_line, verified)
+
+    def overlap(self, text: str | bytes, *, exclude: Iterable[str | Path] = (),
+                min_chars: int = DEFAULT_MIN_CHARS) -> list[list[int]]:
+        """Data Portraits' answer: merged ``[start, end]`` raw spans of ``text`` found in the index."""
+        spans = sorted((s.start, s.end) for s in self.check(text, exclude=exclude, min_chars=min_chars,
+                                                             max_sources=0))
+        merged: list[list[int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return merged
+
+
+def _as_text(text) -> str:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"the text to check is not valid UTF-8 (byte {e.start}); give UTF-8 text") from e
+    if not isinstance(text, str):
+        raise UserError(f"the text to check must be a string, not {type(text).__name__}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise UserError(f"the text to check has {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+    return text

@@ -1,0 +1,158 @@
+"""HTTP API over an attribution index, and a client for it.
+
+Endpoints (JSON in, JSON out; the server binds 127.0.0.1 unless told otherwise):
+
+* ``POST /overlap {"document": text}`` -> ``{"spans": [[start, end], ...]}``: the Data Portraits
+  API (raw character offsets of the merged spans found in the index), so clients written for
+  the public Stack portrait work against a local or team index;
+* ``POST /check {"document": text, "min_chars"?, "max_sources"?, "exclude"?: [paths]}`` ->
+  ``{"spans": [Span.to_dict(), ...], "index": {...}}``: spans with sources, counts, licenses;
+* ``GET /health`` -> index summary.
+
+Bad requests get a 4xx with ``{"error": message}``; an unexpected failure a 500; the server
+keeps serving either way. ``OverlapClient`` speaks both POST endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..errors import UserError
+from .query import AttributionIndex
+
+log = logging.getLogger(__name__)
+MAX_BODY = 8 * 1024 * 1024
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "sc2lsp-attribution/1"
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.split("?")[0] in ("/", "/health"):
+            self._reply(200, {"status": "ok", "index": self.server.index.info()})
+        else:
+            self._reply(404, {"error": f"no such endpoint {self.path}; use POST /overlap or POST /check"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        route = self.path.split("?")[0]
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            self._reply(413, {"error": f"request body must be at most {MAX_BODY} bytes"})
+            return
+        body = self.rfile.read(length)
+        if route not in ("/overlap", "/check"):
+            self._reply(404, {"error": f"no such endpoint {route}; use POST /overlap or POST /check"})
+            return
+        try:
+            req = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._reply(400, {"error": 'the body must be UTF-8 JSON like {"document": "..."}'})
+            return
+        if not isinstance(req, dict) or not isinstance(req.get("document"), str):
+            self._reply(400, {"error": 'the body must be a JSON object with a string "document"'})
+            return
+        index: AttributionIndex = self.server.index
+        try:
+            exclude = list(self.server.exclude) + list(req.get("exclude") or [])
+            if route == "/overlap":
+                spans = index.overlap(req["document"], exclude=exclude,
+                                      min_chars=int(req.get("min_chars", self.server.min_chars)))
+                self._reply(200, {"spans": spans})
+            else:
+                spans = index.check(req["document"], exclude=exclude,
+                                    min_chars=int(req.get("min_chars", self.server.min_chars)),
+                                    max_sources=int(req.get("max_sources", 5)))
+                self._reply(200, {"spans": [s.to_dict() for s in spans], "index": index.info()})
+        except (UserError, TypeError, ValueError) as e:
+            self._reply(400, {"error": str(e)})
+        except Exception as e:  # keep serving; the client gets the reason
+            log.exception("attribution request failed")
+            self._reply(500, {"error": f"internal error: {type(e).__name__}: {e}"})
+
+    def log_message(self, fmt: str, *args) -> None:
+        log.info("%s " + fmt, self.address_string(), *args)
+
+
+class AttributionServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, index: AttributionIndex, host: str = "127.0.0.1", port: int = 0, *,
+                 exclude: tuple[str, ...] = (), min_chars: int = 50):
+        super().__init__((host, port), _Handler)
+        self.index = index
+        self.exclude = tuple(exclude)
+        self.min_chars = min_chars
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start_background(self) -> threading.Thread:
+        t = threading.Thread(target=self.serve_forever, name="attribution-http", daemon=True)
+        t.start()
+        return t
+
+
+class OverlapClient:
+    """Client of the ``/overlap`` API (any Data Portraits server) and of sc2lsp's ``/check``."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        url = url.rstrip("/")
+        for suffix in ("/overlap", "/check"):
+            if url.endswith(suffix):
+                url = url[: -len(suffix)]
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"attribution server URL must start with http:// or https:// (got {url!r})")
+        self.url = url
+        self.timeout = timeout
+
+    def _post(self, route: str, payload: dict) -> dict:
+        req = urllib.request.Request(self.url + route, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                data = r.read()
+        except urllib.error.HTTPError as e:
+            try:
+                msg = json.loads(e.read()).get("error", "")
+            except Exception:
+                msg = ""
+            raise UserError(f"attribution server {self.url}{route} answered {e.code}: {msg or e.reason}") from e
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise UserError(f"cannot reach attribution server {self.url}: {reason}") from e
+        try:
+            out = json.loads(data)
+            assert isinstance(out, dict) and isinstance(out.get("spans"), list)
+        except (ValueError, AssertionError) as e:
+            raise UserError(f"attribution server {self.url}{route} sent an unexpected answer") from e
+        return out
+
+    def overlap(self, text: str) -> list[tuple[int, int]]:
+        spans = self._post("/overlap", {"document": text})["spans"]
+        try:
+            return [(int(a), int(b)) for a, b in spans]
+        except (TypeError, ValueError) as e:
+            raise UserError(f"attribution server {self.url} sent malformed spans") from e
+
+    def check(self, text: str, **options) -> list[dict]:
+        return self._post("/check", {"document": text, **options})["spans"]

@@ -1,0 +1,318 @@
+"""Attribution index: normalisation, hashing, build and query on a real corpus written to disk."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import shlex
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sc2lsp.attribution import AttributionIndex, Document, add_to_index, build_index
+from sc2lsp.attribution.hashing import WINDOW, window_hash_reference, window_hashes
+from sc2lsp.attribution.licenses import identify, spdx_header
+from sc2lsp.attribution.normalize import normalize, normalize_with_offsets, raw_span
+from sc2lsp.errors import UserError
+
+MIT = """MIT License
+
+Copyright (c) 2024 Alpha Authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+"""
+
+APACHE_HEADER = """# Copyright 2024 The Beta Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+"""
+
+BOILERPLATE = '''def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+'''
+
+
+def code_like(rng: random.Random, n_lines: int) -> str:
+    """Plausible Python with random names: shares no 50-character window with real code."""
+    names = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(3, 9)))
+             for _ in range(40)]
+    lines = []
+    for _ in range(n_lines):
+        a, b, c = rng.sample(names, 3)
+        lines.append(rng.choice([
+            f"def {a}({b}, {c}={rng.randint(0, 999)}):",
+            f"    {a} = {b}.{c}({rng.randint(0, 99)}) + {rng.random():.4f}",
+            f"    if {a} > {b}:\n        return {c}",
+            f"    for {a} in range({b}, {rng.randint(1, 50)}):",
+            f"{a}[{rng.randint(0, 9)}] = '{b} {c}'",
+        ]))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    alpha, beta, ws = root / "alpha", root / "beta", root / "workspace"
+    for d in (alpha, beta, ws):
+        d.mkdir()
+    (alpha / "LICENSE").write_text(MIT)
+    (alpha / "wrap.py").write_text(inspect.getsource(textwrap))
+    (alpha / "argparse_copy.py").write_text(inspect.getsource(__import__("argparse")))
+    (alpha / "decoder.py").write_text(inspect.getsource(__import__("json").decoder))
+    rng = random.Random(7)
+    for i in range(12):
+        (beta / f"mod_{i:02d}.py").write_text(APACHE_HEADER + "\n" + code_like(rng, 30) + "\n\n" + BOILERPLATE)
+    (beta / "spdx_tool.py").write_text("# SPDX-License-Identifier: BSD-3-Clause\n" + code_like(rng, 40))
+    (ws / "mine.py").write_text(inspect.getsource(shlex))
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(corpus, tmp_path_factory) -> AttributionIndex:
+    out = tmp_path_factory.mktemp("index") / "idx"
+    stats = build_index([corpus], out)
+    assert stats.documents == 18 and stats.segments == 1
+    return AttributionIndex.open(out)
+
+
+# -- normalisation and hashing ------------------------------------------------------------------
+
+def test_normalisation_ignores_indentation_and_spacing():
+    a = "def f(x):\n    if x:\n        return  x + 1\n\n\n    return 0\n"
+    b = "def f(x):\r\n\tif x:\r\n\t\treturn x  +  1\r\n\treturn 0"
+    assert normalize(a).rstrip() == normalize(b).rstrip().replace("x + 1", "x + 1")
+    assert normalize("  x\u00a0 y") == "x y"
+    assert normalize("cafe\u0301") == "caf\u00e9"  # NFC
+
+
+def test_offsets_agree_with_fast_form_and_point_at_raw_characters():
+    rng = random.Random(1)
+    pieces = ["a", "bc", " ", "  ", "\t", "\n", "\r\n", "\n\n  ", "e\u0301", "\u00e9", "\u00a0", "\u2028", "x=1"]
+    for _ in range(3000):
+        t = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        n, offs = normalize_with_offsets(t)
+        assert n == normalize(t), repr(t)
+        assert len(offs) == len(n) + 1 and offs[-1] == len(t)
+        if t.isascii():
+            for i, ch in enumerate(n):
+                assert t[offs[i]] == ch or (ch in " \n" and t[offs[i]].isspace())
+    t = "x = 1\n    y  =  2\n"
+    n, offs = normalize_with_offsets(t)
+    a = n.index("y")
+    assert t[slice(*raw_span(offs, a, a + 5))] == "y  =  2"
+
+
+def test_window_hashes_match_the_reference_and_stride():
+    t = normalize(inspect.getsource(textwrap))[:3000] + "漢字 😀 ü"
+    h = window_hashes(t)
+    assert len(h) == len(t) - WINDOW + 1
+    for i in range(0, len(h), 97):
+        assert int(h[i]) == window_hash_reference(t[i : i + WINDOW])
+    assert np.array_equal(window_hashes(t, 25), h[::25])
+    assert len(np.unique(h)) > 0.99 * len(h)
+    assert len(window_hashes("short")) == 0
+
+
+def test_license_detection():
+    assert identify(MIT) == "MIT"
+    assert identify(APACHE_HEADER) == "Apache-2.0"
+    assert spdx_header("// SPDX-License-Identifier: MIT OR Apache-2.0\nint x;") == "MIT OR Apache-2.0"
+    assert identify("just some text") is None
+
+
+# -- query ----------------------------------------------------------------------------------------
+
+def test_reindented_respaced_copy_is_found_with_its_source(index, corpus):
+    lines = (corpus / "alpha" / "wrap.py").read_text().splitlines(keepends=True)
+    i = next(k for k in range(200, 260) if lines[k].strip())
+    copied = lines[i : i + 18]
+    edited = "".join(ln.replace("    ", "\t").replace(" = ", "  =  ") for ln in copied)
+    suggestion = "x = compute()  # \u2603\n" + edited
+    spans = index.check(suggestion)
+    assert len(spans) == 1
+    s = spans[0]
+    assert s.kind == "copy" and s.documents == 1 and s.documents_exact
+    assert suggestion[s.start : s.end].strip() == edited.strip()
+    src = s.sources[0]
+    assert src.path == "alpha/wrap.py" and src.verified
+    assert src.root == str(corpus.resolve())
+    assert (src.start_line, src.end_line) == (i + 1, i + 18)
+    assert src.license == "MIT" and src.license_source == "file:alpha/LICENSE"
+    assert s.licenses == ["MIT"]
+    json.dumps(s.to_dict())  # JSON-serialisable
+
+
+def test_any_copy_of_74_chars_is_found(index, corpus):
+    docs = [normalize((corpus / "alpha" / n).read_text()) for n in ("wrap.py", "argparse_copy.py", "decoder.py")]
+    rng = random.Random(12345)
+    junk = "\u2603\u2603\u2603"
+    for trial in range(300):
+        d = rng.choice(docs)
+        length = rng.randint(74, 200)
+        a = rng.randint(0, len(d) - length)
+        copy = d[a : a + length]
+        q = junk + copy + junk
+        spans = index.check(q)
+        lead, trail = len(copy) - len(copy.lstrip()), len(copy) - len(copy.rstrip())  # spans trim blanks
+        assert any(s.start <= 3 + lead and s.end >= 3 + length - trail for s in spans), (trial, a, length, copy)
+    # and the guarantee is tight: shorter copies are found only when they contain an indexed window
+    missed = sum(not index.check(junk + d[a : a + 60] + junk)
+                 for d in docs for a in random.Random(3).sample(range(len(d) - 60), 40))
+    assert missed > 0
+
+
+def test_unrelated_snippets_false_positive_rate(index):
+    rng = random.Random(99)
+    n, flagged, windows, bloom_pass, postings, chains = 1000, 0, 0, 0, 0, 0
+    for _ in range(n):
+        st: dict = {}
+        flagged += bool(index.check(code_like(rng, 6)[:300], stats=st))
+        windows += st["windows"]
+        bloom_pass += st["bloom_pass"]
+        postings += st["postings"]
+        chains += st["chains"]
+    assert flagged / n < 0.01
+    assert bloom_pass / windows < 0.05  # the Bloom filter's "no" for ~all windows
+    assert postings / windows < 0.01  # window hits that verification must reject
+    assert chains / n < 0.01 * 300  # candidate groups per snippet stay rare
+
+
+def test_license_headers_and_boilerplate_are_labelled(index):
+    spans = index.check("import os\n" + APACHE_HEADER + "\nvalue = 1\n")
+    assert spans and all(s.kind == "license_text" for s in spans)
+    assert max(s.documents for s in spans) == 12
+    spans = index.check("x = 1\n" + BOILERPLATE)
+    assert len(spans) == 1 and spans[0].kind == "common" and spans[0].documents == 12
+    assert spans[0].documents_exact and len(spans[0].sources) == 5
+    lic = index.check(MIT[200:600])
+    assert lic and lic[0].kind == "license_text" and lic[0].sources[0].license_file
+
+
+def test_spdx_header_license_reaches_the_source(index, corpus):
+    body = (corpus / "beta" / "spdx_tool.py").read_text().splitlines(keepends=True)
+    spans = index.check("".join(body[5:15]))
+    assert spans and spans[0].sources[0].license == "BSD-3-Clause"
+    assert spans[0].sources[0].license_source == "spdx-header"
+
+
+def test_workspace_is_excluded(index, corpus):
+    text = (corpus / "workspace" / "mine.py").read_text()[2000:3000]
+    assert index.check(text) and index.check(text)[0].sources[0].path == "workspace/mine.py"
+    assert index.check(text, exclude=[corpus / "workspace"]) == []
+    assert index.check(text, exclude=[corpus / "workspace" / "mine.py"]) == []
+    assert index.overlap(text, exclude=[corpus / "workspace"]) == []
+
+
+def test_overlap_merges_spans(index, corpus):
+    wrap = (corpus / "alpha" / "wrap.py").read_text()
+    text = wrap[1000:1400] + "\n\u2603 novel line of text that is not in the corpus \u2603\n" + wrap[5000:5400]
+    spans = index.overlap(text)
+    assert len(spans) == 2 and spans[0][0] == 0 and spans[1][1] == len(text)
+
+
+def test_in_memory_documents_and_incremental_add(tmp_path, corpus):
+    rng = random.Random(5)
+    a, b = code_like(rng, 40), code_like(rng, 40)
+    out = tmp_path / "idx"
+    build_index([Document(path="gen/a.py", text=a, repository="acme/gen", license="MIT")], out)
+    idx = AttributionIndex.open(out)
+    assert idx.check(a[100:400])[0].sources[0].repository == "acme/gen"
+    assert idx.check(b[100:400]) == []
+    add_to_index(out, [Document(path="gen/b.py", text=b), corpus / "alpha" / "decoder.py"])
+    idx = AttributionIndex.open(out)
+    assert idx.info()["segments"] == 2
+    assert idx.check(b[100:400])[0].sources[0].path == "gen/b.py"
+    assert idx.check(a[100:400])[0].sources[0].path == "gen/a.py"
+    dec = (corpus / "alpha" / "decoder.py").read_text()
+    assert idx.check(dec[1000:1300])[0].sources[0].license == "MIT"
+    assert not list(out.glob("*.tmp-*"))
+    # rebuilding replaces the old segments
+    build_index([Document(path="c.py", text=b)], out)
+    assert len(list(out.glob("seg-*"))) == 1
+
+
+def test_changed_file_is_not_verified(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    f = src / "m.py"
+    text = inspect.getsource(textwrap)
+    f.write_text(text)
+    build_index([src], tmp_path / "idx")
+    idx = AttributionIndex.open(tmp_path / "idx")
+    snippet = text[3000:3400]
+    assert idx.check(snippet)[0].sources[0].verified
+    f.write_text(text.replace("def ", "def  "))  # same normal form, other bytes
+    spans = AttributionIndex.open(tmp_path / "idx").check(snippet)
+    assert spans and not spans[0].sources[0].verified and spans[0].sources[0].start_line is None
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+def test_empty_long_and_invalid_input(index, corpus):
+    assert index.check("") == [] and index.check(" \n\t") == [] and index.overlap("") == []
+    with pytest.raises(UserError, match="UTF-8"):
+        index.check(b"\xff\xfe broken")
+    big = (corpus / "alpha" / "argparse_copy.py").read_text()
+    big = (big * (1_000_000 // len(big) + 1))[:1_000_000]
+    spans = index.check(big)  # bounded: the limit on verified groups keeps this to seconds
+    assert spans and spans[0].sources[0].path == "alpha/argparse_copy.py"
+    with pytest.raises(UserError, match="limit"):
+        index.check("x" * 1_000_001)
+    with pytest.raises(UserError):
+        index.check(None)
+
+
+def test_damaged_indexes_give_one_clear_error(tmp_path, index):
+    with pytest.raises(UserError, match="does not exist"):
+        AttributionIndex.open(tmp_path / "nope")
+    with pytest.raises(UserError, match="not an attribution index"):
+        AttributionIndex.open(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        build_index([tmp_path / "missing"], tmp_path / "out")
+    src = Path(index.path)
+    seg = next(src.glob("seg-*"))
+    for name, damage in [("truncated", lambda p: p.write_bytes(p.read_bytes()[:-100])),
+                         ("version", lambda p: p.write_bytes(p.read_bytes()[:8] + b"\x63" + p.read_bytes()[9:])),
+                         ("magic", lambda p: p.write_bytes(b"garbage!" + p.read_bytes()[8:]))]:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "manifest.json").write_bytes((src / "manifest.json").read_bytes())
+        (d / seg.name).write_bytes(seg.read_bytes())
+        damage(d / seg.name)
+        with pytest.raises(UserError, match="rebuild"):
+            AttributionIndex.open(d)
+    d = tmp_path / "oldversion"
+    d.mkdir()
+    m = json.loads((src / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**m, "version": 0}))
+    with pytest.raises(UserError, match="version 0"):
+        AttributionIndex.open(d)
+    (d / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="JSON"):
+        AttributionIndex.open(d)
+    with pytest.raises(UserError, match="stride"):
+        build_index([Document(path="a", text="x" * 100)], tmp_path / "s", stride=26)
