@@ -75,6 +75,7 @@ def test_redact_ip_stand_ins_and_what_stays():
 @pytest.mark.parametrize("src", [
     "password = os.environ['DB_PASSWORD']", 'key = "short"', "token = ''", '@property\ndef x(self): return a@b',
     'name = "readme_file_for_project"', 'path = "/usr/local/lib/python3/site-packages/x"',
+    'HEADER_ACCESS_TOKEN = "X-Xet-Access-Token"', "# a filename like 'file@1.txt' or 'icon@2x.png' or 'logo@dark.svg'",
 ])
 def test_redact_leaves_ordinary_code(src):
     assert redact(src) == (src, {})

@@ -54,7 +54,10 @@ _SECRET_ASSIGN = re.compile(
 )
 _PASSWORD_ASSIGN = re.compile(rf"""(?P<name>["']?(?:{_NAME})?(?:password|passwd|pwd|pass)["']?){_ASSIGN}""", re.I)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]+:)(?P<val>[^\s@/'\"]+)(?=@)", re.I)
-_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_FILE_TLDS = "png|jpe?g|gif|svg|webp|ico|txt|md|rst|py|js|ts|json|ya?ml|toml|css|html?|csv|zip|gz|bin|pdf|lock|log"
+_EMAIL_RE = re.compile(
+    rf"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.(?!(?:{_FILE_TLDS})\b)[A-Za-z]{{2,}}\b"
+)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}(?![\w:])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}(?![\w:])")
 _VERSION_CONTEXT = re.compile(r"\b(?:version|ver|v)\s*[=:]?\s*['\"]?$", re.I)
@@ -74,6 +77,8 @@ def looks_secret(value: str) -> bool:
         return False
     if value.startswith(("<", "{", "$", "%")) or re.fullmatch(r"[a-z_.\-]+|[A-Z_.\-]+|x+|\*+", value):
         return False
+    if re.fullmatch(r"[A-Za-z]+(?:[-_.][A-Za-z]+)*", value):
+        return False  # words joined by separators: a header or setting name, not a secret
     classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
     return classes >= 2 and entropy(value) >= 3.0
 
