@@ -269,9 +269,9 @@ class AttributionIndex:
             capped[qp[cnt > seg.cap]] = True
             keep = ~excl
             rows.append(np.stack([np.full(int(keep.sum()), si), doc[keep], dpos[keep] - qp[keep], qp[keep]], axis=1))
-        if not rows:
+        allrows = np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int64)
+        if len(allrows) == 0:
             return []
-        allrows = np.concatenate(rows)
         allrows = allrows[np.lexsort((allrows[:, 3], allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
         brk = np.flatnonzero(np.any(allrows[1:, :3] != allrows[:-1, :3], axis=1)) + 1
         chains = np.split(allrows, brk)
