@@ -17,10 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## A FIM completion from the embedded model sc2-tiny through llama.cpp, with timings.
+## `sc2lsp serve` driven over stdio like an editor: a suggestion in examples/demo, then typing (warm-cache latency).
 demo: $(STAMP)
-	$(BIN)/sc2lsp complete examples/demo/geometry.py --line 14 --col 16
-	$(BIN)/sc2lsp complete examples/demo/geometry.py --line 22 --col 5
+	$(BIN)/python -m sc2lsp.demo
 
 ## The whole suite (slow tests included).
 test: $(STAMP)
