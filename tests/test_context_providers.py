@@ -219,3 +219,12 @@ def test_unindexed_and_stale_current_file():
     idx.apply_change("pkg/main.py", MAIN)
     edited = MAIN + "\n\ndef later():\n    return load_config('x')\n"
     assert shown(gather_context(idx, "pkg/main.py", edited, len(edited), 600), "pkg/config.py", 15)
+
+
+def test_commonjs_require_and_default_export():
+    lib = "class Compilation {\n  addModule(m) {}\n}\n\nmodule.exports = Compilation;\n"
+    util = "const helper = (x) => x;\nexport default helper;\n"
+    app = 'const Compilation = require("./Compilation");\nimport h from "./util.js";\nnew Compilation();\nh(1);\n'
+    idx = make_index({"lib/Compilation.js": lib, "lib/util.js": util, "lib/app.js": app})
+    blocks = gather_context(idx, "lib/app.js", app, len(app), 500)
+    assert shown(blocks, "lib/Compilation.js", 0) and shown(blocks, "lib/util.js", 0)

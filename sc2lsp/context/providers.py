@@ -171,7 +171,7 @@ def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
         line = lines[ln]
         for m in IDENTIFIER.finditer(line):
             name = m.group()
-            if name in kw or len(name) < 2 or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
+            if name in kw or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
                 continue
             q = _QUALIFIER.search(line, 0, m.start())
             key = (name, q.group(1) if q else None)
@@ -220,6 +220,8 @@ class _Resolver:
         return tuple(out)
 
     def by_name(self, name: str, prefer: tuple[str, ...] = ()) -> list[Definition]:
+        if len(name) < 3:
+            return []  # too short to guess from
         found = [d for d in self.req.index.definitions_named(name) if d.path != self.req.path]
         if prefer:
             preferred = [d for d in found if d.path in prefer]
@@ -251,6 +253,10 @@ class _Resolver:
         imp = self.bindings.get(name)
         if imp is not None:
             if imp.name is None:
+                files = self.files(imp.module)
+                if req.family == "js" and files:  # a default import or require(): the exported value
+                    found = _defs_in(req, files[:1], name, top_level=True) or _default_export(req, files[0])
+                    return found, f"{name} imported from {imp.module}"
                 return [], "module"  # a module alias: its members are resolved through the qualifier
             files = self.files(imp.module)
             found = _defs_in(req, files, imp.name, top_level=True) or _defs_in(req, files, imp.name)
@@ -267,6 +273,19 @@ class _Resolver:
             if found:
                 return found, f"{name} in the same package"
         return self.by_name(name), f"{name} by name"
+
+
+_DEFAULT_EXPORT = re.compile(r"^\s*(?:module\.exports\s*=\s*|export\s+default\s+(?:(?:async\s+)?function\*?\s+|class\s+)?)"
+                             r"([A-Za-z_$][\w$]*)", re.M)
+
+
+def _default_export(req: Request, path: str) -> list[Definition]:
+    """What ``module.exports = X`` / ``export default X`` of a JavaScript file names."""
+    entry = req.index.get(path)
+    if entry is None:
+        return []
+    m = _DEFAULT_EXPORT.search(entry.text)
+    return _defs_in(req, (path,), m.group(1), top_level=True) if m else []
 
 
 def _closeness(a: str, b: str) -> int:

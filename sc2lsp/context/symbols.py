@@ -127,6 +127,8 @@ def _definitions(path: str, data: bytes, family: str, found: list[tuple[str, Nod
         container = stack[-1] if stack else None
         name = sys.intern(_text(name_node, data))
         kind = _refine_kind(kind, name, node, data, container[2] if container else None)
+        if kind in ("variable", "constant") and family == "js" and b"require(" in data[node.start_byte:node.end_byte]:
+            continue  # const x = require("m") is an import, not a definition
         body = _body(node)
         sig_end = body.start_byte if body is not None and body.start_byte > node.start_byte else node.end_byte
         signature = _signature(data[node.start_byte:sig_end].decode("utf-8", errors="replace"))
