@@ -183,7 +183,7 @@ class Engine:
         with self._lock:
             last = self._last
             if last is not None and last.cursor.uri == cur.uri and last.suffix == suffix:
-                if last.prefix == prefix and not last.job.cancelled:
+                if last.prefix == prefix and self._reusable(last):
                     self.totals["shared"] += 1
                     return self._wait_for(last, "shared", t0)
                 if len(prefix) > len(last.prefix) and prefix.startswith(last.prefix):
@@ -194,6 +194,15 @@ class Engine:
             req = self._new_request(cur, prefix, suffix)
             self._last = req
             return self._wait_for(req, "model", t0)
+
+    @staticmethod
+    def _reusable(req: _Request) -> bool:
+        """Whether a request's result may answer the same cursor again."""
+        if req.job.cancelled:
+            return False
+        if not req.done.done():
+            return True
+        return req.done.result().reason not in ("cancelled", "prompt_time", "no_model") and not req.done.result().reason.startswith("error")
 
     def _typed_along(self, last: _Request, typed: str, cur: Cursor, prefix: str, suffix: str, t0: float) -> Ticket | None:
         if last.done.done():

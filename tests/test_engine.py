@@ -1,0 +1,138 @@
+"""The engine and its model worker on the real embedded model: warm-up, time caps, newest wins,
+typing along, saved KV states."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
+from sc2lsp.backends.worker import Job, ModelWorker
+from sc2lsp.config import Settings
+from sc2lsp.core.prompt import infill_prompt
+from sc2lsp.engine import Cursor, Engine
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
+SOURCE = (ROOT / "sc2lsp" / "engine.py").read_text()
+GEOMETRY = (ROOT / "examples" / "demo" / "geometry.py").read_text()
+
+
+def make_engine(**kw) -> Engine:
+    e = Engine(Settings(model=TINY, threads=1, **kw))
+    e.start().result(timeout=60)
+    return e
+
+
+def at(text: str, needle: str, uri: str = "file:///w/a.py") -> Cursor:
+    return Cursor(uri, text, text.index(needle) + len(needle), "python", "a.py")
+
+
+def test_warm_up_leaves_one_token_to_evaluate():
+    e = make_engine()
+    try:
+        cur = at(SOURCE, "def status(self)")
+        assert e.warm(cur)
+        assert e.worker.wait_idle()
+        s = e.complete(cur).future.result(timeout=60)
+        assert s.timings["prompt_tokens"] > 500
+        assert s.timings["prompt_tokens_evaluated"] <= 1
+    finally:
+        e.close()
+
+
+def test_prompt_time_cap_answers_empty_and_keeps_evaluating():
+    e = make_engine(max_prompt_ms=1)
+    try:
+        cur = at(SOURCE, "def status(self)")
+        s = e.complete(cur).future.result(timeout=60)
+        assert s.text == "" and s.reason == "prompt_time"
+        assert e.worker.wait_idle()  # the rest of the prompt is evaluated in the background
+        e.configure(Settings(model=TINY, threads=1))  # lift the cap (no reload: same model settings)
+        s = e.complete(cur).future.result(timeout=60)
+        assert s.reason != "prompt_time" and s.timings["prompt_tokens_evaluated"] <= 1
+    finally:
+        e.close()
+
+
+def test_newest_request_wins():
+    e = make_engine()
+    try:
+        spots = ["def complete(self", "def warm(self", "def status(self", "def close(self", "def configure(self"]
+        tickets = [e.complete(at(SOURCE, s)) for s in spots]
+        results = [t.future.result(timeout=60) for t in tickets]
+        assert [r.reason for r in results[:-1]] == ["cancelled"] * 4
+        assert results[-1].reason != "cancelled" and results[-1].timings["generated_tokens"] > 0
+    finally:
+        e.close()
+
+
+def test_typing_along_and_shared_requests():
+    e = make_engine()
+    try:
+        cur = at(GEOMETRY, "        return ")
+        first = e.complete(cur)
+        twin = e.complete(cur)  # the same request again (inline + classic completion): one generation
+        s, s2 = first.future.result(timeout=60), twin.future.result(timeout=60)
+        assert s2.text == s.text and s2.source == "shared"
+        if len(s.text) < 2:
+            pytest.skip(f"the model suggested {s.text!r} here")
+        typed = GEOMETRY[: cur.offset] + s.text[0] + GEOMETRY[cur.offset:]
+        s3 = e.complete(Cursor(cur.uri, typed, cur.offset + 1, "python", "a.py")).future.result(timeout=5)
+        assert s3.source == "typed_along" and s3.text == s.text[1:]
+        assert e.totals["model_requests"] == 1
+    finally:
+        e.close()
+
+
+def test_disabled_language_and_bad_offsets():
+    e = make_engine(languages={"markdown": False})
+    try:
+        assert e.complete(Cursor("u", "# x", 3, "markdown")).future.result().reason == "disabled"
+        assert e.complete(Cursor("u", "x", 5, "python")).future.result().reason == "bad_position"
+    finally:
+        e.close()
+
+
+def test_saved_state_gives_the_same_text_as_a_cold_model():
+    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1))
+    a_prompt = infill_prompt(SOURCE[:2500], SOURCE[2500:3000], path="engine.py")
+    b_prompt = infill_prompt(GEOMETRY[:300], GEOMETRY[300:], path="geometry.py")
+    b.generate(a_prompt, max_tokens=4)
+    b.generate(b_prompt, max_tokens=4)  # a long stretch of the cache is dropped: saved first
+    assert len(b.states) == 1
+    typed = infill_prompt(SOURCE[:2500] + "x", SOURCE[2500:3000], path="engine.py")
+    warm = b.generate(typed, max_tokens=16)
+    assert warm.timings.state_loads == 1 and warm.timings.prompt_tokens_evaluated <= 3
+    cold = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, state_cache_mb=0)).generate(typed, max_tokens=16)
+    assert warm.text == cold.text
+
+
+def test_worker_cancels_queued_jobs_at_once():
+    class Slow:
+        """A stand-in backend that records what ran (the real model is covered above)."""
+
+        def __init__(self):
+            self.ran = []
+
+        def generate(self, prompt, **kw):
+            import time
+
+            from sc2lsp.backends.base import Generation
+
+            self.ran.append(prompt)
+            end = time.monotonic() + 0.2
+            while not kw["should_stop"]() and time.monotonic() < end:
+                time.sleep(0.001)
+            return Generation(prompt, "cancelled" if kw["should_stop"]() else "stop")
+
+    w = ModelWorker()
+    backend = Slow()
+    w.load(lambda: backend).result(timeout=5)
+    jobs = [w.submit(Job(prompt=str(i), max_tokens=1)) for i in range(5)]
+    results = [j.future.result(timeout=5) for j in jobs]
+    assert [r.stop_reason for r in results] == ["cancelled"] * 4 + ["stop"]
+    assert backend.ran[-1] == "4" and len(backend.ran) <= 2
+    w.close()
