@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 
             train_lora(load(LoraTrainConfig, args.config, overrides))
         elif args.cmd == "pretrain":
-            from .pretrain import train
+            from .distributed import is_distributed
+
+            if is_distributed():  # launched by torchrun: FSDP2 across the processes
+                from .distributed import train
+            else:
+                from .pretrain import train
 
             train(load(PretrainConfig, args.config, overrides))
         elif args.cmd == "export":
