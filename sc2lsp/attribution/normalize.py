@@ -7,7 +7,10 @@ The rules (``NORMALIZATION_VERSION`` names them in every index):
   newline runs, strips the leading whitespace of every line (and trailing whitespace before a
   line break);
 * any other maximal whitespace run becomes one ``" "``;
-* whitespace at the very start of the text is dropped (leading whitespace of the first line).
+* whitespace at the very start and end of the text is dropped.
+
+Equivalently: split into lines (``str.splitlines``), collapse each line's whitespace runs to one
+space and strip it, drop blank lines, join with ``"\\n"``.
 
 So a snippet that was re-indented (tabs for spaces, 2 for 4) or re-spaced (``a  =  b``) has the
 same normal form as the original. ``normalize`` is the fast form used to index and to verify;
@@ -22,14 +25,10 @@ import unicodedata
 
 import numpy as np
 
-NORMALIZATION_VERSION = "dp-ws+nfc-1"
+NORMALIZATION_VERSION = "dp-ws+nfc-2"
 
 #: What ``str.splitlines`` treats as a line break.
 _BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-_BREAK_RUN = re.compile(rf"\s*[{_BREAKS}]\s*")
-_SPACE_RUN = re.compile(r"[^\S\n]+")
-_WS_RUN = re.compile(r"\s+")
-_BREAK_SET = frozenset(_BREAKS)
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -39,8 +38,7 @@ def _nfc(text: str) -> str:
 
 def normalize(text: str) -> str:
     """The normal form of ``text`` (see the module docstring)."""
-    text = _nfc(text)
-    return _SPACE_RUN.sub(" ", _BREAK_RUN.sub("\n", text)).lstrip()
+    return "\n".join(filter(None, [" ".join(line.split()) for line in _nfc(text).splitlines()]))
 
 
 def _nfc_with_offsets(text: str) -> tuple[str, list[int] | None]:
@@ -50,7 +48,7 @@ def _nfc_with_offsets(text: str) -> tuple[str, list[int] | None]:
     before it (a combining mark composes with its starter), so each such piece is normalised on
     its own; inside a piece whose length changed, output characters map to the piece's start.
     """
-    if text.isascii():
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
         return text, None
     out: list[str] = []
     where: list[int] = []
@@ -72,42 +70,46 @@ def _nfc_with_offsets(text: str) -> tuple[str, list[int] | None]:
     return "".join(out), where
 
 
+#: 1 = whitespace, 3 = line break, for code points below 0x3001 (none above is whitespace).
+_CLASS = np.zeros(0x3002, dtype=np.uint8)
+_CLASS[[c for c in range(0x3001) if chr(c).isspace()]] = 1
+_CLASS[[ord(c) for c in _BREAKS]] = 3
+
+
 def normalize_with_offsets(text: str) -> tuple[str, np.ndarray]:
     """``(normal form, offsets)``; ``offsets[i]`` is the raw index of normalised character ``i``.
 
     ``offsets`` has one extra last element, ``len(text)``. A normalised span ``[a, b)`` (b > a)
-    covers the raw span ``[offsets[a], offsets[b - 1] + 1)``; see ``raw_span``.
+    covers the raw span ``[offsets[a], offsets[b - 1] + 1)``; see ``raw_span``. Vectorised: a
+    whitespace run is kept as its first character, turned into ``\n`` or ``" "``.
     """
     nfc, where = _nfc_with_offsets(text)
-    pieces: list[str] = []
-    keep = np.zeros(len(nfc) + 1, dtype=np.int64)  # +1 at kept chars' starts, -1 at their ends
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    for m in _WS_RUN.finditer(nfc):
-        a, b = m.start(), m.end()
-        if a > pos:
-            pieces.append(nfc[pos:a])
-            starts.append(pos)
-            ends.append(a)
-        if a > 0:  # a run at the very start is dropped
-            run = nfc[a:b]
-            pieces.append("\n" if any(c in _BREAK_SET for c in run) else " ")
-            starts.append(a)
-            ends.append(a + 1)
-        pos = b
-    if pos < len(nfc):
-        pieces.append(nfc[pos:])
-        starts.append(pos)
-        ends.append(len(nfc))
-    norm = "".join(pieces)
-    np.add.at(keep, np.asarray(starts, dtype=np.int64), 1)
-    np.add.at(keep, np.asarray(ends, dtype=np.int64), -1)
-    kept = np.flatnonzero(np.cumsum(keep[:-1]) > 0)
-    if where is not None:
-        kept = np.asarray(where, dtype=np.int64)[kept]
+    if nfc.isascii():
+        cp = np.frombuffer(nfc.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    else:
+        cp = np.frombuffer(nfc.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.uint32)
+    cls = _CLASS[np.minimum(cp, 0x3001)]
+    ws = cls != 0
+    brk = cls == 3
+    run_start = ws.copy()
+    run_start[1:] &= ~ws[:-1]
+    run_id = np.cumsum(run_start) - 1
+    has_break = np.bincount(run_id[brk], minlength=int(run_start.sum())) > 0
+    keep = ~ws | run_start
+    if len(keep) and ws[0]:
+        keep[0] = False  # the runs at the very start and end are dropped
+    if len(keep) and ws[-1]:
+        keep[np.flatnonzero(run_start)[-1]] = False
+    idx = np.flatnonzero(keep)
+    out = cp[idx]
+    starts = run_start[idx]
+    out[starts] = np.where(has_break[run_id[idx[starts]]], 10, 32)
+    if len(out) == 0 or int(out.max()) < 128:
+        norm = out.astype(np.uint8).tobytes().decode("ascii")
+    else:
+        norm = out.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
     offsets = np.empty(len(norm) + 1, dtype=np.int64)
-    offsets[:-1] = kept
+    offsets[:-1] = idx if where is None else np.asarray(where, dtype=np.int64)[idx]
     offsets[-1] = len(text)
     return norm, offsets
 

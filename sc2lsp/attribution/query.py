@@ -32,7 +32,7 @@ DEFAULT_MIN_CHARS = 50
 DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
-_CACHE_CHARS = 64_000_000
+_CACHE_CHARS = 256_000_000  # bytes, roughly
 
 
 @dataclass
@@ -183,7 +183,7 @@ class AttributionIndex:
         self.segments = segments
         self.stride = int(manifest["stride"])
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[int, int], tuple[str | None, str | None]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], list] = OrderedDict()
         self._cache_chars = 0
 
     @classmethod
@@ -203,8 +203,9 @@ class AttributionIndex:
                 "windows": sum(s["windows"] for s in segs), "raw_bytes": sum(s["raw_bytes"] for s in segs),
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
-    def _doc(self, si: int, d: int) -> tuple[str | None, str | None]:
-        """(raw text, normalised text) of a document, cached; (None, None) when unavailable."""
+    def _doc(self, si: int, d: int) -> list:
+        """``[raw text, normalised text, offsets or None]`` of a document, cached (None, None
+        when its text is unavailable); offsets are filled in by ``_source`` when first needed."""
         key = (si, d)
         with self._lock:
             hit = self._cache.get(key)
@@ -212,13 +213,13 @@ class AttributionIndex:
                 self._cache.move_to_end(key)
                 return hit
         raw = self.segments[si].raw_text(d)
-        val = (raw, normalize(raw) if raw is not None else None)
+        val = [raw, normalize(raw) if raw is not None else None, None]
         with self._lock:
             self._cache[key] = val
-            self._cache_chars += 2 * len(raw or "")
+            self._cache_chars += 6 * len(raw or "")  # raw + normalised + int32 offsets, roughly
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
-                _, (r, _n) = self._cache.popitem(last=False)
-                self._cache_chars -= 2 * len(r or "")
+                _, old = self._cache.popitem(last=False)
+                self._cache_chars -= 6 * len(old[0] or "")
         return val
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
@@ -281,7 +282,7 @@ class AttributionIndex:
         matches = []  # (qa, qb, si, doc, da, db, verified)
         for ch in chains[:MAX_CHAINS]:
             si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
-            raw, dn = self._doc(si, d)
+            raw, dn, _ = self._doc(si, d)
             if dn is None:
                 st["unavailable"] += 1
                 if len(ch) >= 2:  # unverifiable (file gone or changed): trust a chain of 2+ hashes
@@ -344,10 +345,12 @@ class AttributionIndex:
         seg = self.segments[si]
         meta = seg.meta(d)
         start_line = end_line = None
-        raw, _ = self._doc(si, d)
+        entry = self._doc(si, d)
+        raw = entry[0]
         if raw is not None and verified:
-            _, doffs = normalize_with_offsets(raw)
-            a, b = raw_span(doffs, da, db)
+            if entry[2] is None:
+                entry[2] = normalize_with_offsets(raw)[1].astype(np.int32)
+            a, b = raw_span(entry[2], da, db)
             start_line, end_line = line_of(raw, a), line_of(raw, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
                       meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),

@@ -1,0 +1,218 @@
+"""Attribution index at scale: build speed, index size, query latency and memory.
+
+Indexes a corpus of at least 500 MB (default: the Python standard library this venv runs on
+plus the venv's site-packages), then checks 1 kB suggestions: copies of random indexed text
+(positives) and this repository's own sources (negatives, not in the corpus). Every figure is
+also given as a ratio against a reference measured in the same run:
+
+* build MB/s vs **reading the corpus** (the same walk with the same scan rules, no indexing);
+* index size vs the corpus size (target <= 10%);
+* query p50/p95 vs a **plain ``str.find`` scan** of the raw corpus text for the suggestion's
+  first 50 characters (what a check without an index costs), target p95 <= 10 ms;
+* memory (peak RSS) of the build and of the query process vs the index size.
+
+    .venv/bin/python bench/attribution.py [--corpus DIR ...] [--out INDEX] [--json out.json]
+
+Build and queries run in child processes so each peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def default_corpus() -> list[str]:
+    stdlib = sysconfig.get_paths()["stdlib"]
+    purelib = sysconfig.get_paths()["purelib"]
+    return [p for p in (stdlib, purelib) if Path(p).is_dir()]
+
+
+def phase_read(corpus: list[str]) -> dict:
+    from sc2lsp.attribution.build import BuildStats, iter_corpus
+
+    st = BuildStats()
+    t0 = time.perf_counter()
+    n = nbytes = 0
+    for doc in iter_corpus(corpus, st):
+        n += 1
+        nbytes += len(doc.text.encode("utf-8", "surrogatepass"))
+    return {"documents": n, "bytes": nbytes, "seconds": time.perf_counter() - t0, "skipped": st.skipped}
+
+
+def phase_build(corpus: list[str], out: str) -> dict:
+    from sc2lsp.attribution import build_index
+
+    st = build_index(corpus, out, progress=sys.stderr.isatty())
+    return {"documents": st.documents, "raw_bytes": st.raw_bytes, "windows": st.windows, "entries": st.entries,
+            "segments": st.segments, "index_bytes": st.index_bytes, "seconds": st.seconds,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _sections(out: str) -> dict:
+    from sc2lsp.attribution.store import open_segment, read_manifest
+
+    sizes: dict[str, int] = {}
+    for s in read_manifest(Path(out))["segments"]:
+        seg = open_segment(Path(out) / s["file"])
+        for name, (_, dtype, count) in seg.header["sections"].items():
+            import numpy as np
+
+            nb = count if dtype == "bytes" else count * np.dtype(dtype).itemsize
+            key = "doc_table" if name.startswith("doc_") else name
+            sizes[key] = sizes.get(key, 0) + nb
+    return sizes
+
+
+def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
+    import numpy as np
+
+    from sc2lsp.attribution import AttributionIndex
+    from sc2lsp.attribution.build import iter_corpus
+
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    idx = AttributionIndex.open(out)
+    open_s = time.perf_counter() - t0
+    # positives: 1 kB slices of indexed documents, picked in proportion to size
+    docs = [(d.root, d.path, len(d.text)) for d in iter_corpus(corpus) if len(d.text) > 2000]
+    weights = [x[2] for x in docs]
+    positives = []
+    for root, path, size in rng.choices(docs, weights=weights, k=n):
+        text = (Path(root) / path).read_text(encoding="utf-8")
+        a = rng.randrange(0, len(text) - 1000)
+        positives.append(text[a : a + 1000])
+    own = sorted((ROOT / "sc2lsp").rglob("*.py")) + sorted((ROOT / "finetune").rglob("*.py"))
+    own_text = [p.read_text(encoding="utf-8") for p in own]
+    own_text = [t for t in own_text if len(t) > 1200]
+    negatives = []
+    for _ in range(n):
+        t = rng.choice(own_text)
+        a = rng.randrange(0, len(t) - 1000)
+        negatives.append(t[a : a + 1000])
+    res: dict = {"open_seconds": open_s}
+    idx.check(positives[-1])  # warm-up: imports and the hash tables' power cache
+    for name, qs in (("positive", positives), ("negative", negatives)):
+        lat, found, stage = [], 0, {"windows": 0, "bloom_pass": 0, "postings": 0, "chains": 0, "verified": 0}
+        for q in qs:
+            st: dict = {}
+            t = time.perf_counter()
+            spans = idx.check(q, stats=st)
+            lat.append(time.perf_counter() - t)
+            found += bool(spans)
+            for k in stage:
+                stage[k] += st.get(k, 0)
+        lat_ms = np.asarray(lat) * 1000
+        res[name] = {"queries": len(qs), "with_span": found, "p50_ms": float(np.percentile(lat_ms, 50)),
+                     "p95_ms": float(np.percentile(lat_ms, 95)), "max_ms": float(lat_ms.max()), **stage}
+    # reference: str.find over the raw corpus text for the first 50 chars of each of 5 suggestions
+    texts = [(Path(r) / p).read_text(encoding="utf-8") for r, p, _ in docs]
+    blob = "\x00".join(texts)
+    del texts
+    ref = []
+    for q in positives[:3] + negatives[:2]:
+        t = time.perf_counter()
+        blob.find(q[:50])
+        ref.append(time.perf_counter() - t)
+    res["reference_find_ms"] = float(np.median(ref) * 1000)
+    res["reference_corpus_chars"] = len(blob)
+    del blob
+    res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return res
+
+
+def _child(phase: str, *args, options: tuple = ()) -> dict:
+    cmd = [sys.executable, __file__, "--phase", phase, *map(str, options), *map(str, args)]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"phase {phase} failed ({r.returncode})")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", nargs="+", default=None)
+    ap.add_argument("--out", default=None, help="index directory (default: a temporary one)")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:  # child: --phase NAME OUT CORPUS...
+        out, corpus = args.rest[0], args.rest[1:]
+        if args.phase == "read":
+            r = phase_read(corpus)
+        elif args.phase == "build":
+            r = phase_build(corpus, out)
+        else:
+            r = phase_query(corpus, out, args.queries, args.seed)
+        print(json.dumps(r))
+        return 0
+    corpus = args.corpus or default_corpus()
+    tmp = None
+    out = args.out
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="sc2lsp-attr-bench-")
+        out = os.path.join(tmp.name, "index")
+    print(f"corpus: {' '.join(corpus)}", file=sys.stderr)
+    read = _child("read", out, *corpus)  # also warms the page cache for the build
+    read = _child("read", out, *corpus)
+    build = _child("build", out, *corpus)
+    query = _child("query", out, *corpus, options=("--queries", args.queries, "--seed", args.seed)) if args.queries else {}
+    mb = build["raw_bytes"] / 1e6
+    build_mbs = mb / build["seconds"]
+    read_mbs = read["bytes"] / 1e6 / read["seconds"]
+    result = {
+        "corpus": corpus, "corpus_mb": mb, "documents": build["documents"], "windows": build["windows"],
+        "postings": build["entries"], "segments": build["segments"],
+        "build_mb_s": build_mbs, "read_mb_s": read_mbs, "build_vs_read": build_mbs / read_mbs,
+        "index_mb": build["index_bytes"] / 1e6, "index_pct_of_corpus": 100 * build["index_bytes"] / build["raw_bytes"],
+        "bytes_per_window": build["index_bytes"] / max(1, build["windows"]),
+        "index_sections_mb": {k: v / 1e6 for k, v in _sections(out).items()},
+        "build_peak_rss_mb": build["peak_rss_bytes"] / 1e6, "query": query,
+    }
+    if query:
+        result["query_p95_vs_find"] = query["reference_find_ms"] / query["positive"]["p95_ms"]
+        result["query_peak_rss_mb"] = query["peak_rss_bytes"] / 1e6
+    rows = [
+        ("corpus", f"{mb:.0f} MB, {build['documents']} files, {build['windows']} windows", ""),
+        ("build", f"{build_mbs:.1f} MB/s ({build['seconds']:.0f} s)", f"{result['build_vs_read']:.2f}x reading the corpus ({read_mbs:.0f} MB/s)"),
+        ("index size", f"{result['index_mb']:.1f} MB = {result['index_pct_of_corpus']:.1f}% of corpus",
+         f"{result['bytes_per_window']:.2f} bytes/window; target <= 10%"),
+        ("build peak RSS", f"{result['build_peak_rss_mb']:.0f} MB", f"{result['build_peak_rss_mb'] / mb:.2f}x corpus"),
+    ]
+    if query:
+        for name in ("positive", "negative"):
+            q = query[name]
+            rows.append((f"query 1 kB {name}", f"p50 {q['p50_ms']:.2f} ms, p95 {q['p95_ms']:.2f} ms, max {q['max_ms']:.1f} ms",
+                         f"{q['with_span']}/{q['queries']} with a span; p95 {query['reference_find_ms'] / q['p95_ms']:.0f}x faster than str.find ({query['reference_find_ms']:.0f} ms)"))
+        neg = query["negative"]
+        rows.append(("bloom pass (negatives)", f"{neg['bloom_pass'] / max(1, neg['windows']):.4f} of windows", "incl. true hits on shared code"))
+        rows.append(("query peak RSS", f"{result['query_peak_rss_mb']:.0f} MB", f"{result['query_peak_rss_mb'] / result['index_mb']:.1f}x index (incl. the str.find reference's corpus copy)"))
+    w = max(len(r[0]) for r in rows)
+    for a, b, c in rows:
+        print(f"{a:<{w}}  {b:<52}  {c}")
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
