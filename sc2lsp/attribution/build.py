@@ -120,7 +120,7 @@ def _git_ignored(top: Path, path: Path) -> bool:
 
 def iter_corpus(paths: Iterable[str | Path], stats: BuildStats | None = None) -> Iterator[Document]:
     """Documents of corpus paths (directories walked with the workspace scan rules, or files)."""
-    from ..workspace.scan import content_reason, is_source_path, scan
+    from ..workspace.scan import ScanEntry, content_reason, is_source_path, scan
 
     paths = [Path(p) for p in paths]
     for p in paths:
@@ -134,14 +134,15 @@ def iter_corpus(paths: Iterable[str | Path], stats: BuildStats | None = None) ->
             root, entries = p, scan(p)
         repo, rev = git_info(root)
         resolver = LicenseResolver(root)
+        explicit = entries is None  # a file named on the command line is indexed whatever its type
         if entries is None:
             try:
                 reason, text = content_reason(p.read_bytes())
             except OSError as e:
                 reason, text = f"unreadable: {e.strerror}", None
-            entries = [type("E", (), {"path": p.name, "reason": reason, "text": text})()]
+            entries = [ScanEntry(p.name, reason, text)]
         for e in entries:
-            if e.reason is None and not (is_source_path(e.path) or is_license_file(e.path)):
+            if e.reason is None and not (explicit or is_source_path(e.path) or is_license_file(e.path)):
                 e_reason = "not a source or license file"
             else:
                 e_reason = e.reason
