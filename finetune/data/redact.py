@@ -48,11 +48,9 @@ _TOKEN_PATTERNS = [
 _TOKENS = re.compile("|".join(f"(?:{p})" for p in _TOKEN_PATTERNS))
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ASSIGN = r"""\s*(?:=|:|:=|=>)\s*[bruBRU]?(?P<q>["'])(?P<val>[^"'\n]*)(?P=q)"""
-_SECRET_ASSIGN = re.compile(
-    rf"""(?P<name>["']?{_NAME}(?:key|token|secret|apikey|api_key|auth){_NAME}?["']?|["']?(?:key|token|secret)["']?){_ASSIGN}""",
-    re.I,
-)
-_PASSWORD_ASSIGN = re.compile(rf"""(?P<name>["']?(?:{_NAME})?(?:password|passwd|pwd|pass)["']?){_ASSIGN}""", re.I)
+_ASSIGNMENT = re.compile(rf"""(?<![\w"'])(?P<name>["']?{_NAME}["']?){_ASSIGN}""")
+_PASSWORD_NAME = re.compile(r"passw(?:or)?d|pwd|(?:^|_)pass$", re.I)
+_SECRET_NAME = re.compile(r"key|token|secret|auth", re.I)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]+:)(?P<val>[^\s@/'\"]+)(?=@)", re.I)
 _FILE_TLDS = "png|jpe?g|gif|svg|webp|ico|txt|md|rst|py|js|ts|json|ya?ml|toml|css|html?|csv|zip|gz|bin|pdf|lock|log"
 _EMAIL_RE = re.compile(
@@ -113,19 +111,21 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     text = sub(_TOKENS, lambda m: KEY, "key", text)
     text = sub(_URL_PASSWORD, lambda m: m.group("head") + PASSWORD, "password", text)
 
-    def assigned(token: str, check):
-        def repl(m: re.Match) -> str:
-            val = m.group("val")
-            if not check(val):
-                return m.group(0)
-            start, end = m.span("val")
-            s0 = m.start()
-            return m.group(0)[: start - s0] + token + m.group(0)[end - s0 :]
+    def assigned(m: re.Match) -> str:
+        name, val = m.group("name").strip("\"'"), m.group("val")
+        if _PASSWORD_NAME.search(name):
+            token, ok, kind = PASSWORD, _is_password(val), "password"
+        elif _SECRET_NAME.search(name):
+            token, ok, kind = KEY, looks_secret(val), "key"
+        else:
+            return m.group(0)
+        if not ok:
+            return m.group(0)
+        counts[kind] += 1
+        a, b = m.start("val") - m.start(), m.end("val") - m.start()
+        return m.group(0)[:a] + token + m.group(0)[b:]
 
-        return repl
-
-    text = sub(_PASSWORD_ASSIGN, assigned(PASSWORD, _is_password), "password", text)
-    text = sub(_SECRET_ASSIGN, assigned(KEY, looks_secret), "key", text)
+    text = _by_line(text, ("pass", "pwd", "key", "token", "secret", "auth"), lambda ln: _ASSIGNMENT.sub(assigned, ln))
     text = sub(_EMAIL_RE, lambda m: EMAIL, "email", text)
 
     def ip_repl(m: re.Match) -> str:
@@ -143,6 +143,16 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     text = sub(_IPV4, ip_repl, "ip", text)
     text = sub(_IPV6, ip_repl, "ip", text)
     return text, dict(counts)
+
+
+def _by_line(text: str, keywords: tuple[str, ...], fn) -> str:
+    """Apply ``fn`` only to the lines that mention one of ``keywords`` (the assignment patterns are slow)."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        low = line.lower()
+        if any(k in low for k in keywords):
+            lines[i] = fn(line)
+    return "".join(lines)
 
 
 def _is_password(value: str) -> bool:
