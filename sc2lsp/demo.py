@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if first:
             # type the first characters of the ghost text: answered from the suggestion itself
             pos = offset
-            for ch in first[:3]:
+            for ch in first.split("\n", 1)[0][:3]:
                 pos = s.type(pos, ch)
                 s.ask(pos, f"typed {ch!r} (follows the suggestion)")
         else:

@@ -126,6 +126,7 @@ class Engine:
         self.model_error: str | None = None
         self.model_path: str | None = None
         self.last: dict[str, Any] = {}
+        self.last_prompt = ""  #: the prompt of the last model request that was not cancelled
         self.totals = {
             "requests": 0, "model_requests": 0, "typed_along": 0, "attached": 0, "shared": 0,
             "cancelled": 0, "prompt_tokens": 0, "prompt_tokens_reused": 0, "generated_tokens": 0,
@@ -332,6 +333,7 @@ class Engine:
             self.totals["cancelled"] += 1
         else:
             self.last = timings
+            self.last_prompt = req.job.prompt
             for k in ("prompt_tokens", "prompt_tokens_reused", "generated_tokens", "state_loads"):
                 self.totals[k] += timings[k]
         resolve(req.done, Suggestion(text, "model", gen.stop_reason, gen.text, timings))

@@ -82,7 +82,8 @@ class ModelWorker:
         self.backend: Any = None
         self.load_error: BaseException | None = None
         self.loading = False
-        self.stats = {"completed": 0, "cancelled": 0, "warmups": 0, "prompt_time": 0}
+        #: counts, and milliseconds the model was busy (completions and warm-ups)
+        self.stats = {"completed": 0, "cancelled": 0, "warmups": 0, "prompt_time": 0, "busy_ms": 0.0, "warm_ms": 0.0}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -191,12 +192,17 @@ class ModelWorker:
                 self._do_load(*item)
                 continue
             job: Job = item
+            t0 = time.perf_counter()
             try:
                 self._do_job(job)
             except BaseException as e:  # a failing job must never kill the worker
                 log.exception("model job failed")
                 resolve(job.future, error=e)
             finally:
+                ms = (time.perf_counter() - t0) * 1000
+                self.stats["busy_ms"] += ms
+                if job.warm:
+                    self.stats["warm_ms"] += ms
                 with self._cv:
                     self._current = None
 

@@ -256,7 +256,10 @@ def create_server(base: Settings | None = None) -> Sc2Server:
             "completion_fallback": ls.wants_completion_fallback(),
             "settings_defaults": settings_doc(),
         }
-        uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
+        get = params.get if isinstance(params, dict) else (lambda k: getattr(params, k, None))
+        if get("prompt"):  # the last prompt the model saw (benchmarks, bug reports)
+            out["last_prompt"] = ls.engine.last_prompt
+        uri = get("uri")
         doc = ls.docs.get(uri) if isinstance(uri, str) else None
         if doc is not None:  # what the server believes the document is (for tests and bug reports)
             out["document"] = {"uri": doc.uri, "version": doc.version, "language": doc.language_id,
