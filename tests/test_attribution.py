@@ -137,6 +137,24 @@ def test_window_hashes_match_the_reference_and_stride():
     assert len(window_hashes("short")) == 0
 
 
+def test_document_regions_equal_the_full_normal_form(index, corpus):
+    seg = index.segments[0]
+    rng = random.Random(4)
+    for d in range(seg.n_docs):
+        raw = seg.raw_text(d)
+        full = normalize(raw)
+        for _ in range(30):
+            lo = rng.randint(-100, len(full))
+            hi = lo + rng.randint(0, 3000)
+            base, local, offs = seg.region(d, raw, lo, hi)
+            assert local == full[base : base + len(local)]
+            assert base <= max(lo, 0) and base + len(local) >= min(hi, len(full))
+            assert len(offs) == len(local)
+            k = rng.randrange(len(local)) if local else None
+            if k is not None and not local[k].isspace():
+                assert raw[offs[k]] == local[k]
+
+
 def test_license_detection():
     assert identify(MIT) == "MIT"
     assert identify(APACHE_HEADER) == "Apache-2.0"

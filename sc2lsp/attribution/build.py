@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
 from .licenses import LicenseResolver, is_license_file, spdx_header
-from .normalize import NORMALIZATION_VERSION, normalize
+from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
 from .store import MANIFEST, open_segment, read_manifest, write_manifest, write_segment
 
 DEFAULT_STRIDE = 25
@@ -38,6 +38,9 @@ BLOOM_K = 5
 BUCKET_LOAD = 8
 #: Postings store the window ordinal in 24 bits: a segment holds at most this many windows.
 SEGMENT_WINDOWS = 1 << 24
+#: Every CHECKPOINT normalised characters the document table keeps the raw offset, so a query
+#: normalises only the part of a document around a hit, not the whole file.
+CHECKPOINT = 800
 
 
 @dataclass
@@ -193,6 +196,8 @@ class SegmentBuilder:
         self.hashes: list[np.ndarray] = []
         self.first = [0]
         self.nchars: list[int] = []
+        self.ckpts: list[np.ndarray] = []
+        self.ckpt_first = [0]
         self.meta: list[bytes] = []
         self.texts: list[bytes] = []
         self.roots: dict[str, int] = {}
@@ -201,7 +206,7 @@ class SegmentBuilder:
     def add(self, doc: Document) -> None:
         if not isinstance(doc.text, str):
             raise UserError(f"document {doc.path!r} has no text")
-        norm = normalize(doc.text)
+        norm, offsets = normalize_with_offsets(doc.text)
         h = window_hashes(norm, self.stride)
         if len(h) == 0:
             self.stats.skipped += 1
@@ -224,6 +229,9 @@ class SegmentBuilder:
         self.hashes.append(h)
         self.first.append(self.first[-1] + len(h))
         self.nchars.append(len(norm))
+        ck = offsets[: len(norm) : CHECKPOINT].astype(np.uint32)
+        self.ckpts.append(ck)
+        self.ckpt_first.append(self.ckpt_first[-1] + len(ck))
         self.raw += len(data)
         self.stats.documents += 1
         self.stats.raw_bytes += len(data)
@@ -239,11 +247,12 @@ class SegmentBuilder:
         name = f"seg-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.sc2a"
         header = {"window": WINDOW, "stride": self.stride, "cap": self.cap, "bloom_k": BLOOM_K,
                   "bloom_bits_per_key": self.bloom_bits, "normalization": NORMALIZATION_VERSION,
-                  "hash": HASH_NAME, "roots": list(self.roots), "docs": len(self.meta),
+                  "hash": HASH_NAME, "checkpoint": CHECKPOINT, "roots": list(self.roots), "docs": len(self.meta),
                   "windows": int(self.first[-1]), "raw_bytes": self.raw, **info}
         size = write_segment(self.out / name, header, {
             **arrays, "doc_first": np.asarray(self.first, dtype=np.uint32),
             "doc_nchars": np.asarray(self.nchars, dtype=np.uint32), "doc_meta_off": meta_off,
+            "doc_ckpt_first": np.asarray(self.ckpt_first, dtype=np.uint32), "doc_ckpt": np.concatenate(self.ckpts),
             "doc_meta": b"".join(self.meta),
             "doc_text_off": text_off, "doc_text": b"".join(self.texts)})
         self.written.append({"file": name, "docs": len(self.meta), "windows": int(self.first[-1]),

@@ -24,7 +24,7 @@ from ..errors import UserError
 from .build import blob_hash
 from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
 from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, line_of, normalize, normalize_with_offsets, raw_span
+from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
 from .store import SegmentFile, open_segment, read_manifest
 
 MAX_QUERY_CHARS = 1_000_000
@@ -82,6 +82,9 @@ class Segment:
         self.doc_first = sf.array("doc_first")
         self.meta_off = sf.array("doc_meta_off")
         self.text_off = sf.array("doc_text_off")
+        self.ckpt_first = sf.array("doc_ckpt_first")
+        self.ckpt = sf.array("doc_ckpt")
+        self.every = int(h["checkpoint"])
         self.n_docs = len(self.doc_first) - 1
         self._meta: dict[int, dict] = {}
 
@@ -113,6 +116,20 @@ class Segment:
         if blob_hash(data) != self.meta(d)["blob"]:
             return None
         return data.decode("utf-8", "surrogatepass")
+
+    def region(self, d: int, raw: str, lo: int, hi: int) -> tuple[int, str, np.ndarray]:
+        """The normalised text of document ``d`` covering at least ``[lo, hi)`` (normalised
+        positions, clipped to the document): ``(base, text, raw offsets)``, ``text[k]`` being
+        normalised character ``base + k``. Only the raw text between two checkpoints is normalised.
+        """
+        c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
+        j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
+        j1 = hi // self.every + 1
+        raw_a = int(self.ckpt[c0 + j0])
+        raw_b = int(self.ckpt[c0 + j1]) if c0 + j1 < c1 else len(raw)
+        local, offs = normalize_with_offsets(raw[raw_a:raw_b])
+        base = j0 * self.every + (1 if raw[raw_a : raw_a + 1].isspace() else 0)  # a leading run is dropped
+        return base, local, offs[:-1] + raw_a
 
     def lookup(self, qh: np.ndarray, qpos: np.ndarray, stats: dict | None = None):
         """Postings of the query windows: (query pos, doc, doc pos, document count of the hash)."""
@@ -203,24 +220,22 @@ class AttributionIndex:
                 "windows": sum(s["windows"] for s in segs), "raw_bytes": sum(s["raw_bytes"] for s in segs),
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
-    def _doc(self, si: int, d: int) -> list:
-        """``[raw text, normalised text, offsets or None]`` of a document, cached (None, None
-        when its text is unavailable); offsets are filled in by ``_source`` when first needed."""
+    def _doc(self, si: int, d: int) -> str | None:
+        """The raw text of a document (cached), None when it is unavailable or changed."""
         key = (si, d)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit
+                return hit[0]
         raw = self.segments[si].raw_text(d)
-        val = [raw, normalize(raw) if raw is not None else None, None]
         with self._lock:
-            self._cache[key] = val
-            self._cache_chars += 6 * len(raw or "")  # raw + normalised + int32 offsets, roughly
+            self._cache[key] = [raw]
+            self._cache_chars += len(raw or "")
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
-                self._cache_chars -= 6 * len(old[0] or "")
-        return val
+                self._cache_chars -= len(old[0] or "")
+        return raw
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
         if not roots:
@@ -279,21 +294,24 @@ class AttributionIndex:
         truncated = len(chains) > MAX_CHAINS
         st["chains"] = len(chains)
         chains.sort(key=len, reverse=True)
-        matches = []  # (qa, qb, si, doc, da, db, verified)
+        matches = []  # (qa, qb, si, doc, da, db, verified, raw offsets of the doc's region: da, db index it)
         for ch in chains[:MAX_CHAINS]:
             si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
-            raw, dn, _ = self._doc(si, d)
-            if dn is None:
+            raw = self._doc(si, d)
+            if raw is None:
                 st["unavailable"] += 1
                 if len(ch) >= 2:  # unverifiable (file gone or changed): trust a chain of 2+ hashes
                     qa, qb = int(ch[0, 3]), int(ch[-1, 3]) + WINDOW
-                    matches.append((qa, qb, si, d, qa + delta, qb + delta, False))
+                    matches.append((qa, qb, si, d, None, None, False, None))
                 continue
+            lo = int(ch[0, 3]) + delta - len(norm) - 2
+            hi = int(ch[-1, 3]) + delta + WINDOW + len(norm) + 2
+            base, dn, doffs = self.segments[si].region(d, raw, lo, hi)
             covered = -1
             for qp in ch[:, 3].tolist():
                 if qp < covered:
                     continue
-                dp = qp + delta
+                dp = qp + delta - base
                 if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
                     continue
                 left = _common_len(norm, qp, dn, dp, forward=False)
@@ -301,7 +319,8 @@ class AttributionIndex:
                 qa, qb = qp - left, qp + WINDOW + right
                 lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
                 trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
-                matches.append((qa + lead, qb - trail, si, d, dp - left + lead, dp + WINDOW + right - trail, True))
+                da, db = dp - left + lead, dp + WINDOW + right - trail
+                matches.append((qa + lead, qb - trail, si, d, da, db, True, doffs))
                 st["verified"] += 1
                 covered = qb
         return self._spans(text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources,
@@ -330,7 +349,7 @@ class AttributionIndex:
                 if (m[2], m[3]) in seen:
                     continue
                 seen.add((m[2], m[3]))
-                srcs.append(self._source(m, qa - m[0]))
+                srcs.append(self._source(m, qa, qb))
             lic_text = any(s.license_file for s in srcs) or looks_like_license_text(norm[qa:qb])
             kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
             start, end = raw_span(offs, qa, qb)
@@ -340,17 +359,14 @@ class AttributionIndex:
         out.sort(key=lambda s: (s.start, -s.end))
         return out
 
-    def _source(self, m, shift: int) -> Source:
-        qa, qb, si, d, da, db, verified = m
-        seg = self.segments[si]
-        meta = seg.meta(d)
+    def _source(self, m, qa: int, qb: int) -> Source:
+        """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""
+        mqa, mqb, si, d, da, db, verified, doffs = m
+        meta = self.segments[si].meta(d)
         start_line = end_line = None
-        entry = self._doc(si, d)
-        raw = entry[0]
-        if raw is not None and verified:
-            if entry[2] is None:
-                entry[2] = normalize_with_offsets(raw)[1].astype(np.int32)
-            a, b = raw_span(entry[2], da, db)
+        raw = self._doc(si, d) if verified else None
+        if raw is not None:
+            a, b = int(doffs[da + (qa - mqa)]), int(doffs[db - (mqb - qb) - 1]) + 1
             start_line, end_line = line_of(raw, a), line_of(raw, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
                       meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),
