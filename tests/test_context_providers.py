@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sc2lsp.context.index import RepoIndex
-from sc2lsp.context.providers import ContextOptions, assemble, gather_context
+from sc2lsp.context.gather import ContextOptions, assemble, gather_context
 from sc2lsp.core.budget import approx_tokens
 from sc2lsp.core.prompt import infill_prompt
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..workspace.scan import MAX_BYTES, content_reason
 from .languages import language_for
-from .symbols import Definition, FileSymbols, extract
+from .symbols import IDENTIFIER, Definition, FileSymbols, extract
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,22 @@ class FileEntry:
     @property
     def definitions(self) -> tuple[Definition, ...]:
         return self.symbols.definitions
+
+    def defs_named(self, name: str) -> list[Definition]:
+        table = self.__dict__.get("_by_name")
+        if table is None:
+            table = {}
+            for d in self.symbols.definitions:
+                table.setdefault(d.name, []).append(d)
+            self.__dict__["_by_name"] = table
+        return table.get(name, [])
+
+    def name_counts(self) -> Counter:
+        """How often each identifier occurs in the text (computed once per entry)."""
+        counts = self.__dict__.get("_name_counts")
+        if counts is None:
+            counts = self.__dict__["_name_counts"] = Counter(IDENTIFIER.findall(self.text))
+        return counts
 
 
 def text_digest(text: str) -> bytes:

@@ -1,36 +1,18 @@
-"""Repository context for one completion request: four providers, a budget, a deterministic order.
+"""The four context providers: each turns a ``Request`` into ranked ``Candidate`` snippets.
 
-API for the engine (everything else in this package is detail)::
-
-    from sc2lsp.context import RepoIndex, gather_context
-    index = RepoIndex()
-    index.apply_change("pkg/util.py", text)        # didOpen / didChange / didSave / watcher
-    index.remove("pkg/old.py")                      # deleted or renamed away
-    index.open(path); index.close(path)             # didOpen / didClose (similar-chunk sources)
-    blocks = gather_context(index, "pkg/main.py", text, offset, budget_tokens,
-                            count=approx_tokens, window=(plan.prefix_start, offset + plan.suffix_end))
-    context = [b.source_file() for b in blocks]     # -> infill_prompt(..., context=context)
-
-``budget_tokens`` is ``BudgetPlan.context_tokens``; ``window`` is the part of ``text`` (character
-offsets) that the prompt already holds as prefix and suffix, so nothing inside it is repeated
-(None: the whole file is in the prompt). Each ``ContextBlock`` says which provider chose it.
-
-Providers, in priority order (a higher one is served from the budget first):
-
-* ``definitions``: definitions of the identifiers used near the cursor, resolved through the
-  file's imports (``from .x import f``, ``import {f} from "./x"``, ``use crate::x::f``, ``#include``,
-  Go/Java packages), else by name across the repository when the name is not ambiguous;
+* ``definitions``: definitions of the identifiers used near the cursor (its line first, then
+  imported names not used elsewhere in the file yet, then the lines around, then the other
+  imports), resolved through the file's imports (``from .x import f``, ``import {f} from "./x"``,
+  ``require``, ``use crate::x::f``, ``#include``, Go/Java packages), else by name across the
+  repository when the name is not ambiguous;
 * ``outline``: when the window cuts the current file, its enclosing class (or the module) as
-  signatures of what lies outside the window;
+  signatures of what lies outside the window, nearest first;
 * ``edits``: recently edited regions (from consecutive ``apply_change`` texts);
-* ``similar``: chunks of open and recently used files most similar (Jaccard over identifier
+* ``similar``: windows of open and recently used files most similar (Jaccard over identifier
   sets) to the lines before the cursor.
 
-Each provider runs in a worker thread against its own time budget; one that is late is
-skipped (recorded in ``ContextResult.skipped``), never waited for. The result is a pure function
-of the index state and the request (ties broken by path and line), so consecutive requests
-at the same place produce the same prompt and the KV cache is reused; the engine should keep
-the blocks while the user types on one line and refresh them on a line change or when idle.
+A provider checks ``req.check()`` in its loops and stops when its time is up. Fitting the
+candidates into the budget and rendering blocks is ``gather.py``'s job.
 """
 
 from __future__ import annotations
@@ -40,19 +22,16 @@ import posixpath
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..core.budget import approx_tokens
 from ..core.prompt import SourceFile
 from . import render
-from .index import FileEntry, RepoIndex, build_entry
-from .languages import language_for, spec
+from .index import FileEntry, RepoIndex
+from .languages import spec
 from .render import Snippet
 from .resolve import module_files
-from .symbols import CLASS_LIKE, IDENTIFIER, Definition, identifiers
+from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +45,7 @@ class ContextOptions:
     render_order: tuple[str, ...] = ("outline", "definitions", "edits", "similar")
     """Order of the blocks in the prompt (stable, file-level context first)."""
     shares: dict[str, float] = field(default_factory=lambda: {
-        "definitions": 0.7, "outline": 0.25, "edits": 0.2, "similar": 0.3})
+        "definitions": 0.85, "outline": 0.25, "edits": 0.15, "similar": 0.25})
     """The most of the budget each provider may take."""
     time_budget_ms: dict[str, float] = field(default_factory=lambda: {p: 40.0 for p in PROVIDERS})
     """A provider not done by then is skipped."""
@@ -102,13 +81,6 @@ class ContextBlock:
 
 
 @dataclass(frozen=True)
-class ContextResult:
-    blocks: list[ContextBlock]
-    timings_ms: dict[str, float]
-    skipped: dict[str, str]  #: provider -> "late" or "error: ..."
-
-
-@dataclass(frozen=True)
 class Candidate:
     path: str
     snippets: tuple[Snippet, ...]
@@ -116,8 +88,8 @@ class Candidate:
     compact: tuple[Snippet, ...] | None = None  #: a shorter rendering used when the full one does not fit
 
 
-class _Late(Exception):
-    pass
+class Late(Exception):
+    """Raised by ``Request.check`` when the provider's time is up."""
 
 
 @dataclass
@@ -132,12 +104,17 @@ class Request:
     window: tuple[int, int]  #: lines of the current file already in the prompt (inclusive)
     options: ContextOptions
     count: Callable[[str], int]
+    budget: int = 0  #: tokens of the whole context; providers stop ranking well past it (0: no limit)
     deadline: float = 0.0
     cancelled: threading.Event = field(default_factory=threading.Event)
 
+    def enough(self, spent: int) -> bool:
+        """True once candidates worth ``spent`` tokens (short forms) exceed what could be used."""
+        return 0 < self.budget * 2 < spent
+
     def check(self) -> None:
         if self.cancelled.is_set() or time.perf_counter() > self.deadline:
-            raise _Late()
+            raise Late()
 
     def in_window(self, path: str, start: int, end: int) -> bool:
         return path == self.path and start <= self.window[1] and end >= self.window[0]
@@ -166,20 +143,31 @@ def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
             below += 1
     seen: dict[tuple[str, str | None], None] = {}
     for ln in order:
-        if ln >= len(lines):
-            continue
-        line = lines[ln]
-        for m in IDENTIFIER.finditer(line):
-            name = m.group()
-            if name in kw or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
-                continue
-            q = _QUALIFIER.search(line, 0, m.start())
-            key = (name, q.group(1) if q else None)
+        for key in _line_names(req, ln, lines, kw):
             if key not in seen:
                 seen[key] = None
                 if len(seen) >= req.options.max_names:
                     return list(seen)
     return list(seen)
+
+
+def _line_names(req: Request, ln: int, lines: list[str] | None = None, kw: frozenset[str] | None = None):
+    if lines is None:
+        lines = req.entry.lines if req.entry.text == req.text else req.text.split("\n")
+    if kw is None:
+        sp = spec(req.entry.language)
+        kw = sp.keywords if sp else frozenset()
+    if ln >= len(lines):
+        return []
+    line = lines[ln]
+    out = []
+    for m in IDENTIFIER.finditer(line):
+        name = m.group()
+        if name in kw or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
+            continue
+        q = _QUALIFIER.search(line, 0, m.start())
+        out.append((name, q.group(1) if q else None))
+    return list(dict.fromkeys(out))
 
 
 def _defs_in(req: Request, paths: tuple[str, ...], name: str, top_level: bool = False) -> list[Definition]:
@@ -188,7 +176,7 @@ def _defs_in(req: Request, paths: tuple[str, ...], name: str, top_level: bool = 
         e = req.index.get(p)
         if e is None:
             continue
-        out += [d for d in e.definitions if d.name == name and (not top_level or d.container is None)]
+        out += [d for d in e.defs_named(name) if not top_level or d.container is None]
     return out
 
 
@@ -203,6 +191,7 @@ class _Resolver:
             elif imp.binding:
                 self.bindings.setdefault(imp.binding, imp)
         self._modules: dict[str, tuple[str, ...]] = {}
+        self._imported: tuple[str, ...] | None = None
         self.own = {}
         for d in req.entry.definitions:
             self.own.setdefault(d.name, []).append(d)
@@ -213,11 +202,13 @@ class _Resolver:
         return self._modules[module]
 
     def imported_files(self) -> tuple[str, ...]:
-        out: dict[str, None] = {}
-        for imp in self.req.entry.symbols.imports:
-            for p in self.files(imp.module):
-                out.setdefault(p, None)
-        return tuple(out)
+        if self._imported is None:
+            out: dict[str, None] = {}
+            for imp in self.req.entry.symbols.imports:
+                for p in self.files(imp.module):
+                    out.setdefault(p, None)
+            self._imported = tuple(out)
+        return self._imported
 
     def by_name(self, name: str, prefer: tuple[str, ...] = ()) -> list[Definition]:
         if len(name) < 3:
@@ -272,6 +263,10 @@ class _Resolver:
             found = _defs_in(req, same, name, top_level=req.family != "java")
             if found:
                 return found, f"{name} in the same package"
+        if req.family in ("python", "js", "go", "java", "rust"):
+            # a bare name from another file needs an import (or the package) in these languages:
+            # what is left is local, built in or a word in a comment
+            return [], "unresolved"
         return self.by_name(name), f"{name} by name"
 
 
@@ -302,19 +297,39 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     if entry is None or d.start_line >= len(entry.lines):
         return None
     whole = render.full(entry, d)
-    short = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
     if req.count(whole.text) > req.options.max_definition_tokens:
-        whole, short = short, (render.elided(entry, d) if d.kind in CLASS_LIKE else None)
+        whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
+    short = render.elided(entry, d)  # signature (and doc) first; the rest when the budget has room
+    if short.text == whole.text:
+        short = None
     head = render.container_header(entry, d)
     extra = (head,) if head is not None else ()
     return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
+
+
+def _query_names(req: Request, resolver: "_Resolver") -> list[tuple[str, str | None]]:
+    """Names to look up, most wanted first: the cursor's line; names imported but not used in the
+    file yet (about to be used); the lines around the cursor; the remaining imports."""
+    near = names_near_cursor(req)
+    on_line = len(_line_names(req, req.cursor_line))
+    unused, used = [], []
+    counts = req.entry.name_counts()
+    for binding, imp in resolver.bindings.items():
+        if imp.name is None and req.family != "js":
+            continue  # a module alias: nothing to show for the name itself
+        (unused if counts.get(binding, 0) <= 1 else used).append((binding, None))
+    out: dict[tuple[str, str | None], None] = {}
+    for key in near[:on_line] + unused + near[on_line:] + used:
+        out.setdefault(key, None)
+    return list(out)
 
 
 def definitions_provider(req: Request) -> list[Candidate]:
     resolver = _Resolver(req)
     out: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
-    for name, qual in names_near_cursor(req):
+    spent = 0
+    for name, qual in _query_names(req, resolver):
         req.check()
         found, how = resolver.resolve(name, qual)
         for d in found[: req.options.per_name]:
@@ -324,6 +339,9 @@ def definitions_provider(req: Request) -> list[Candidate]:
             c = _definition_candidate(req, d, how)
             if c is not None:
                 out.append(c)
+                spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
+        if req.enough(spent):
+            break
     return out
 
 
@@ -429,131 +447,3 @@ PROVIDER_FUNCTIONS: dict[str, Callable[[Request], list[Candidate]]] = {
     "definitions": definitions_provider, "outline": outline_provider,
     "edits": edits_provider, "similar": similar_provider,
 }
-
-_EXECUTOR = ThreadPoolExecutor(max_workers=len(PROVIDERS), thread_name_prefix="sc2lsp-context")
-
-
-# -- assembly --------------------------------------------------------------------------------------
-
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, max(0, min(offset, len(text))))
-
-
-def make_request(index: RepoIndex, path: str, text: str, offset: int, *, count=approx_tokens,
-                 window: tuple[int, int] | None = None, language_id: str | None = None,
-                 options: ContextOptions | None = None) -> Request:
-    """The current file's entry comes from the index when it holds this text; otherwise (not
-    indexed yet, or not updated yet) it is parsed here and not stored."""
-    options = options or ContextOptions()
-    offset = max(0, min(offset, len(text)))
-    entry = index.get(path)
-    if entry is None or (entry.text != text and language_for(path, language_id) != entry.language):
-        entry = build_entry(path, text, language_id)
-    elif entry.text != text:
-        # a stale entry keeps its symbols (imports and definitions change rarely while typing)
-        # but the lines must be the request's, or line numbers and the window disagree
-        entry = FileEntry(entry.path, entry.language, text, entry.symbols, entry.digest)
-    sp = spec(entry.language)
-    if window is None:
-        lines = (0, text.count("\n"))
-    else:
-        lines = (_line_of(text, window[0]), _line_of(text, window[1]))
-    return Request(index, path, text, offset, entry, sp.family if sp else "text", _line_of(text, offset), lines,
-                   options, count)
-
-
-def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) -> list[ContextBlock]:
-    o = req.options
-    taken: dict[str, list[tuple[int, int]]] = {}  # path -> line ranges already shown
-    chosen: dict[tuple[str, str], list[tuple[Snippet, str]]] = {}  # (provider, path) -> snippets
-    remaining = budget
-    for name in o.priority:
-        cap = min(remaining, int(budget * o.shares.get(name, 0.0)))
-        used = 0
-        for c in results.get(name, ()):
-            for snippets in (c.snippets, c.compact):
-                if not snippets:
-                    continue
-                fresh = [s for s in snippets
-                         if not req.in_window(c.path, s.start, s.end)
-                         and not any(s.start <= b and s.end >= a for a, b in taken.get(c.path, ()))]
-                if not fresh or len(fresh) < len(snippets) and snippets[-1] not in fresh:
-                    break  # the main part is already shown
-                key = (name, c.path)
-                cost = sum(req.count(s.text) + 1 for s in fresh)
-                if key not in chosen:
-                    cost += req.count(f"{c.path}\n") + 1
-                if used + cost > cap:
-                    continue  # try the compact rendering
-                used += cost
-                chosen.setdefault(key, []).extend((s, c.reason) for s in fresh)
-                taken.setdefault(c.path, []).extend((s.start, s.end) for s in fresh)
-                break
-        remaining -= used
-    blocks = []
-    for name in o.render_order:
-        for (prov, path), items in sorted(chosen.items()):
-            if prov != name:
-                continue
-            entry = req.entry if path == req.path else req.index.get(path)
-            snippets = [s for s, _ in items]
-            code = render.join(entry, snippets)
-            reasons = list(dict.fromkeys(r for _, r in items))
-            blocks.append(ContextBlock(path, code, prov, "; ".join(reasons), req.count(code),
-                                       tuple(sorted((s.start, s.end) for s in snippets))))
-    return blocks
-
-
-def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
-             window: tuple[int, int] | None = None, language_id: str | None = None,
-             options: ContextOptions | None = None,
-             providers: dict[str, Callable[[Request], list[Candidate]]] | None = None) -> ContextResult:
-    """Run the providers against their time budgets and fit their candidates into ``budget`` tokens."""
-    req = make_request(index, path, text, offset, count=count, window=window, language_id=language_id,
-                       options=options)
-    funcs = providers or PROVIDER_FUNCTIONS
-    o = req.options
-    start = time.perf_counter()
-    timings: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    results: dict[str, list[Candidate]] = {}
-    if budget <= 0:
-        return ContextResult([], timings, skipped)
-
-    def run(name: str, r: Request):
-        t0 = time.perf_counter()
-        try:
-            return funcs[name](r)
-        finally:
-            timings[name] = round((time.perf_counter() - t0) * 1000, 3)
-
-    futures = {}
-    requests = {}
-    for name in o.priority:
-        if name not in funcs:
-            continue
-        r = Request(**{**req.__dict__, "deadline": start + o.time_budget_ms.get(name, 40.0) / 1000,
-                       "cancelled": threading.Event()})
-        requests[name] = r
-        futures[name] = _EXECUTOR.submit(run, name, r)
-    for name, fut in futures.items():
-        try:
-            results[name] = fut.result(timeout=max(0.0, requests[name].deadline - time.perf_counter()))
-        except (FutureTimeout, _Late):
-            requests[name].cancelled.set()
-            skipped[name] = "late"
-            log.debug("context provider %s skipped: over its %s ms", name, o.time_budget_ms.get(name))
-        except Exception as e:  # a provider bug costs its blocks, never the completion
-            skipped[name] = f"error: {e!r}"
-            log.debug("context provider %s failed", name, exc_info=True)
-    blocks = _allocate(req, results, budget)
-    index.touch(path)
-    return ContextResult(blocks, timings, skipped)
-
-
-def gather_context(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
-                   window: tuple[int, int] | None = None, language_id: str | None = None,
-                   options: ContextOptions | None = None) -> list[ContextBlock]:
-    """The context blocks for a completion at ``offset`` of ``text`` (the document ``path``)."""
-    return assemble(index, path, text, offset, budget, count=count, window=window, language_id=language_id,
-                    options=options).blocks

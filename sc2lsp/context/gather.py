@@ -1,0 +1,204 @@
+"""Repository context for one completion request: providers raced, fitted to a budget, in a stable order.
+
+API for the engine (everything else in this package is detail)::
+
+    from sc2lsp.context.index import RepoIndex
+    from sc2lsp.context.gather import gather_context
+    index = RepoIndex()
+    index.apply_change("pkg/util.py", text)        # didOpen / didChange / didSave / watcher
+    index.remove("pkg/old.py")                      # deleted or renamed away
+    index.open(path); index.close(path)             # didOpen / didClose (similar-chunk sources)
+    blocks = gather_context(index, "pkg/main.py", text, offset, plan.context_tokens,
+                            count=approx_tokens, window=(plan.prefix_start, offset + plan.suffix_end))
+    context = [b.source_file() for b in blocks]     # -> infill_prompt(..., context=context)
+
+``plan`` is the ``core.budget.BudgetPlan`` of the request; ``window`` is the part of ``text``
+(character offsets) that the prompt already holds as prefix and suffix, so nothing inside it is
+repeated (None: the whole file is in the prompt). Each ``ContextBlock`` names the provider that
+chose it (``definitions``, ``outline``, ``edits``, ``similar``: see ``providers.py``). The files
+of a workspace get into the index through ``sc2lsp.workspace.indexer.index_workspace`` and stay
+current through ``sc2lsp.workspace.watch.WorkspaceWatcher``.
+
+Budget: providers are served in priority order, each up to its share of the budget; a
+definition enters as its signature (elided body or class outline) first, and is shown in full
+when the provider's share still has room after every candidate got its signature.
+
+Time: each provider runs in a worker thread against its own time budget; one that is late is
+skipped (``ContextResult.skipped``), never waited for.
+
+Stability: the result is a pure function of the index state and the request (ties broken by
+path and line; blocks in ``render_order``, files by path, snippets by line), so requests at the
+same place produce the same prompt and the KV cache is reused. The engine should keep the blocks
+while the user types on one line and refresh them on a line change or when idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.budget import approx_tokens
+from . import render
+from .index import FileEntry, RepoIndex, build_entry
+from .languages import language_for, spec
+from .providers import (PROVIDER_FUNCTIONS, PROVIDERS, Candidate, ContextBlock, ContextOptions, Late, Request)
+from .render import Snippet
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ContextBlock", "ContextOptions", "ContextResult", "assemble", "gather_context", "make_request"]
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=len(PROVIDERS), thread_name_prefix="sc2lsp-context")
+
+
+@dataclass(frozen=True)
+class ContextResult:
+    blocks: list[ContextBlock]
+    timings_ms: dict[str, float]
+    skipped: dict[str, str]  #: provider -> "late" or "error: ..."
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, min(offset, len(text))))
+
+
+def make_request(index: RepoIndex, path: str, text: str, offset: int, *, count=approx_tokens,
+                 window: tuple[int, int] | None = None, language_id: str | None = None,
+                 options: ContextOptions | None = None) -> Request:
+    """The current file's entry comes from the index when it holds this text; otherwise (not
+    indexed yet, or not updated yet) it is parsed here and not stored."""
+    options = options or ContextOptions()
+    offset = max(0, min(offset, len(text)))
+    entry = index.get(path)
+    if entry is None or (entry.text != text and language_for(path, language_id) != entry.language):
+        entry = build_entry(path, text, language_id)
+    elif entry.text != text:
+        # a stale entry keeps its symbols (imports and definitions change rarely while typing)
+        # but the lines must be the request's, or line numbers and the window disagree
+        entry = FileEntry(entry.path, entry.language, text, entry.symbols, entry.digest)
+    sp = spec(entry.language)
+    lines = (0, text.count("\n")) if window is None else (_line_of(text, window[0]), _line_of(text, window[1]))
+    return Request(index, path, text, offset, entry, sp.family if sp else "text", _line_of(text, offset), lines,
+                   options, count)
+
+
+def _fresh(req: Request, path: str, snippets, taken) -> list[Snippet] | None:
+    """The snippets not shown yet; None when the candidate's main (last) snippet is."""
+    fresh = [s for s in snippets if not req.in_window(path, s.start, s.end)
+             and not any(s.start <= b and s.end >= a for a, b in taken.get(path, ()))]
+    if not fresh or snippets[-1] not in fresh:
+        return None
+    return fresh
+
+
+def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) -> list[ContextBlock]:
+    o = req.options
+    taken: dict[str, list[tuple[int, int]]] = {}  # path -> line ranges already shown
+    picks: list[tuple[str, Candidate, list[Snippet]]] = []
+    headers: set[tuple[str, str]] = set()
+    remaining = budget
+    for name in o.priority:
+        cap = min(remaining, int(budget * o.shares.get(name, 0.0)))
+        used = 0
+        mine: list[list] = []
+        for c in results.get(name, ()):  # first pass: the short form of every candidate that fits
+            fresh = _fresh(req, c.path, c.compact or c.snippets, taken)
+            if fresh is None:
+                continue
+            cost = sum(req.count(s.text) + 1 for s in fresh)
+            if (name, c.path) not in headers:
+                cost += req.count(f"{c.path}\n") + 1
+            if used + cost > cap:
+                continue
+            used += cost
+            headers.add((name, c.path))
+            taken.setdefault(c.path, []).extend((s.start, s.end) for s in fresh)
+            mine.append([name, c, fresh])
+        for pick in mine:  # second pass: full text where the share still has room
+            c, short = pick[1], pick[2]
+            if c.compact is None:
+                continue
+            ranges = {(s.start, s.end) for s in short}
+            full = [s for s in c.snippets if (s.start, s.end) in ranges]
+            if len(full) != len(short):
+                continue
+            extra = sum(req.count(s.text) for s in full) - sum(req.count(s.text) for s in short)
+            if used + extra <= cap:
+                pick[2] = full
+                used += extra
+        remaining -= used
+        picks += [tuple(p) for p in mine]
+    chosen: dict[tuple[str, str], list[tuple[Snippet, str]]] = {}
+    for name, c, snippets in picks:
+        chosen.setdefault((name, c.path), []).extend((s, c.reason) for s in snippets)
+    blocks = []
+    for name in o.render_order:
+        for (prov, path), items in sorted(chosen.items()):
+            if prov != name:
+                continue
+            entry = req.entry if path == req.path else req.index.get(path)
+            snippets = [s for s, _ in items]
+            code = render.join(entry, snippets)
+            reasons = list(dict.fromkeys(r for _, r in items))
+            blocks.append(ContextBlock(path, code, prov, "; ".join(reasons), req.count(code),
+                                       tuple(sorted((s.start, s.end) for s in snippets))))
+    return blocks
+
+
+def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
+             window: tuple[int, int] | None = None, language_id: str | None = None,
+             options: ContextOptions | None = None,
+             providers: dict[str, Callable[[Request], list[Candidate]]] | None = None) -> ContextResult:
+    """Run the providers against their time budgets and fit their candidates into ``budget`` tokens."""
+    if budget <= 0:
+        return ContextResult([], {}, {})
+    req = make_request(index, path, text, offset, count=count, window=window, language_id=language_id,
+                       options=options)
+    funcs = providers or PROVIDER_FUNCTIONS
+    o = req.options
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    results: dict[str, list[Candidate]] = {}
+
+    def run(name: str, r: Request) -> list[Candidate]:
+        t0 = time.perf_counter()
+        try:
+            return funcs[name](r)
+        finally:
+            timings[name] = round((time.perf_counter() - t0) * 1000, 3)
+
+    futures, requests = {}, {}
+    for name in o.priority:
+        if name not in funcs:
+            continue
+        r = Request(**{**req.__dict__, "budget": budget,
+                       "deadline": start + o.time_budget_ms.get(name, 40.0) / 1000, "cancelled": threading.Event()})
+        requests[name] = r
+        futures[name] = _EXECUTOR.submit(run, name, r)
+    for name, fut in futures.items():
+        try:
+            results[name] = fut.result(timeout=max(0.0, requests[name].deadline - time.perf_counter()))
+        except (FutureTimeout, Late):
+            requests[name].cancelled.set()
+            skipped[name] = "late"
+            log.debug("context provider %s skipped: over its %s ms", name, o.time_budget_ms.get(name))
+        except Exception as e:  # a provider bug costs its blocks, never the completion
+            skipped[name] = f"error: {e!r}"
+            log.debug("context provider %s failed", name, exc_info=True)
+    blocks = _allocate(req, results, budget)
+    index.touch(path)
+    return ContextResult(blocks, dict(timings), skipped)
+
+
+def gather_context(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,
+                   window: tuple[int, int] | None = None, language_id: str | None = None,
+                   options: ContextOptions | None = None) -> list[ContextBlock]:
+    """The context blocks for a completion at ``offset`` of ``text`` (the document ``path``)."""
+    return assemble(index, path, text, offset, budget, count=count, window=window, language_id=language_id,
+                    options=options).blocks
