@@ -51,7 +51,7 @@ def context_budget(prefix: str, suffix: str, total: int | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .context.providers import assemble
+    from .context.gather import assemble
     from .index_cli import build
 
     file = args.file
