@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"spans": [s.to_dict() for s in spans], "index": index.info()}, indent=1))
         return 0
     if not spans:
-        print(f"no span of {args.min_chars}+ characters found in {path} ({index.info()['documents']} documents)")
+        print(f"no span of {args.min_chars}+ characters found in {path} ({index.info()['documents']} indexed documents)")
         return 0
     for s in spans:
         l1 = text.count("\n", 0, s.start) + 1
