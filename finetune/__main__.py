@@ -121,7 +121,7 @@ def _eval(args) -> int:
 
             from .hf_eval import HFBackend, heldout_rows_loss, load_model
 
-            model, tok_dir = load_model(name, base=args.base)
+            model, tok_dir = load_model(name, base=args.base, merge=True)
             r = evaluate(HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)), name), cases)
             if held_rows is not None and len(held_rows) and model.config.vocab_size == vocab:
                 r["heldout_loss"] = round(heldout_rows_loss(model, held_rows), 4)

@@ -30,8 +30,11 @@ def model_kind(spec: str | Path) -> str | None:
     return None
 
 
-def load_model(spec: str | Path, base: str | Path | None = None):
-    """``(model, tokenizer_dir)`` for an HF directory, an adapter directory or a LoRA run directory."""
+def load_model(spec: str | Path, base: str | Path | None = None, *, merge: bool = False):
+    """``(model, tokenizer_dir)`` for an HF directory, an adapter directory or a LoRA run directory.
+
+    ``merge``: fold the LoRA weights into the base (same function, faster generation).
+    """
     import torch
     from transformers import Starcoder2ForCausalLM
 
@@ -45,6 +48,8 @@ def load_model(spec: str | Path, base: str | Path | None = None):
         if not base or not Path(base).is_dir():
             raise ValueError(f"{adapter}: its base checkpoint {base!r} is not a directory here; pass it explicitly")
         model = load_lora_model(base, adapter=adapter)
+        if merge:
+            model = model.merge_and_unload()
         tok_dir = adapter if (adapter / "tokenizer.json").is_file() else Path(base)
     else:
         check_base(p)
