@@ -298,6 +298,9 @@ def test_empty_long_and_invalid_input(index, corpus):
     big = (big * (1_000_000 // len(big) + 1))[:1_000_000]
     spans = index.check(big)  # bounded: the limit on verified groups keeps this to seconds
     assert spans and spans[0].sources[0].path == "alpha/argparse_copy.py"
+    st: dict = {}
+    assert index.check(code_like(random.Random(2), 40000)[:1_000_000], stats=st) == []
+    assert st["windows"] > 800_000  # normalisation removes indentation
     with pytest.raises(UserError, match="limit"):
         index.check("x" * 1_000_001)
     with pytest.raises(UserError):

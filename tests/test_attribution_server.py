@@ -81,6 +81,7 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server, corpus):
     assert _raw(server, "POST", "/overlap", b'{"document": "\xff"}')[0] == 400
     status, body = _raw(server, "POST", "/check", json.dumps({"document": "x", "min_chars": 0}).encode())
     assert status == 400 and "min_chars" in body["error"]
+    assert _raw(server, "POST", "/check", json.dumps({"document": "x", "exclude": "/"}).encode())[0] == 400
     assert _raw(server, "POST", "/nope", b"{}")[0] == 404
     assert _raw(server, "POST", "/overlap", b"", {"Content-Length": str(10**9)})[0] == 413
     status, body = _raw(server, "GET", "/health")

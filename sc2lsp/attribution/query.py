@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -82,6 +83,7 @@ class Segment:
         self.doc_first = sf.array("doc_first")
         self.meta_off = sf.array("doc_meta_off")
         self.text_off = sf.array("doc_text_off")
+        self.nchars = sf.array("doc_nchars")
         self.ckpt_first = sf.array("doc_ckpt_first")
         self.ckpt = sf.array("doc_ckpt")
         self.every = int(h["checkpoint"])
@@ -245,13 +247,14 @@ class AttributionIndex:
 
     def check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
               max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
-              stats: dict | None = None) -> list[Span]:
+              stats: dict | None = None, time_limit_s: float = 2.0) -> list[Span]:
         """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
 
         ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
         ``bloom_pass`` (windows the Bloom filter let through, summed over segments), ``postings``
         (window hits in the postings), ``chains`` (document/offset groups), ``verified`` (groups
         that matched the stored text) and ``unavailable`` (documents whose text is gone).
+        Verification stops after ``time_limit_s`` (counts are then marked inexact).
         """
         st = stats if stats is not None else {}
         st.update(windows=0, bloom_pass=0, postings=0, chains=0, verified=0, unavailable=0)
@@ -295,7 +298,11 @@ class AttributionIndex:
         st["chains"] = len(chains)
         chains.sort(key=len, reverse=True)
         matches = []  # (qa, qb, si, doc, da, db, verified, raw offsets of the doc's region: da, db index it)
+        deadline = time.monotonic() + time_limit_s
         for ch in chains[:MAX_CHAINS]:
+            if time.monotonic() > deadline:
+                truncated = True
+                break
             si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
             raw = self._doc(si, d)
             if raw is None:
@@ -304,18 +311,14 @@ class AttributionIndex:
                     qa, qb = int(ch[0, 3]), int(ch[-1, 3]) + WINDOW
                     matches.append((qa, qb, si, d, None, None, False, None))
                 continue
-            lo = int(ch[0, 3]) + delta - len(norm) - 2
-            hi = int(ch[-1, 3]) + delta + WINDOW + len(norm) + 2
-            base, dn, doffs = self.segments[si].region(d, raw, lo, hi)
             covered = -1
             for qp in ch[:, 3].tolist():
                 if qp < covered:
                     continue
-                dp = qp + delta - base
-                if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
+                found = self._verify(si, d, raw, norm, qp, qp + delta)
+                if found is None:
                     continue
-                left = _common_len(norm, qp, dn, dp, forward=False)
-                right = _common_len(norm, qp + WINDOW, dn, dp + WINDOW, forward=True)
+                left, right, dp, dn, doffs = found
                 qa, qb = qp - left, qp + WINDOW + right
                 lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
                 trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
@@ -325,6 +328,26 @@ class AttributionIndex:
                 covered = qb
         return self._spans(text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
+
+    def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int):
+        """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
+        it both ways: ``(left, right, dp, region text, region raw offsets)`` or None. The region
+        around the hit grows until the extension stops inside it (or at the document's ends)."""
+        seg = self.segments[si]
+        n_doc = int(seg.nchars[d])
+        margin = 2048
+        while True:
+            base, dn, doffs = seg.region(d, raw, dpos - margin, dpos + WINDOW + margin)
+            dp = dpos - base
+            if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
+                return None
+            left = _common_len(norm, qp, dn, dp, forward=False)
+            right = _common_len(norm, qp + WINDOW, dn, dp + WINDOW, forward=True)
+            open_left = left == dp and left < qp and base > 0
+            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
+            if not (open_left or open_right):
+                return left, right, dp, dn, doffs
+            margin *= 4
 
     def _spans(self, text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources, common_threshold):
         groups: dict[tuple[int, int], list] = {}

@@ -69,9 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(req, dict) or not isinstance(req.get("document"), str):
             self._reply(400, {"error": 'the body must be a JSON object with a string "document"'})
             return
+        extra = req.get("exclude") or []
+        if not isinstance(extra, list) or not all(isinstance(p, str) for p in extra):
+            self._reply(400, {"error": '"exclude" must be a list of paths'})
+            return
         index: AttributionIndex = self.server.index
         try:
-            exclude = list(self.server.exclude) + list(req.get("exclude") or [])
+            exclude = list(self.server.exclude) + extra
             if route == "/overlap":
                 spans = index.overlap(req["document"], exclude=exclude,
                                       min_chars=int(req.get("min_chars", self.server.min_chars)))
