@@ -228,3 +228,15 @@ def test_commonjs_require_and_default_export():
     idx = make_index({"lib/Compilation.js": lib, "lib/util.js": util, "lib/app.js": app})
     blocks = gather_context(idx, "lib/app.js", app, len(app), 500)
     assert shown(blocks, "lib/Compilation.js", 0) and shown(blocks, "lib/util.js", 0)
+
+
+def test_huge_current_file_gets_no_context_quickly():
+    idx = make_index({"pkg/config.py": CONFIG})
+    huge = "from pkg.config import load_config\n" + "var a=load_config(1);" * 250_000  # 5 MB, minified
+    t0 = time.perf_counter()
+    res = assemble(idx, "app.js", huge, len(huge) // 2, 600)
+    assert res.blocks == [] and time.perf_counter() - t0 < 0.5
+    assert "app.js" not in idx
+    # the index refuses it too, and keeps no older version of it
+    idx.apply_change("app.js", "var a = 1;\n")
+    assert not idx.apply_change("app.js", huge) and "app.js" not in idx

@@ -169,7 +169,7 @@ def test_deep_nesting_does_not_recurse():
 
 def test_text_file_gets_identifiers_only():
     sym = extract("notes.md", "Call parse_config before serve_forever.", None)
-    assert sym.definitions == () and {"parse_config", "serve_forever"} <= sym.identifiers
+    assert sym.definitions == () and {"parse_config", "serve_forever"} <= set(sym.identifiers)
 
 
 def test_lone_surrogates_and_nul_do_not_crash():

@@ -21,6 +21,8 @@ GEOMETRY = (ROOT / "examples" / "demo" / "geometry.py").read_text()
 
 
 def make_engine(**kw) -> Engine:
+    kw.setdefault("max_prompt_ms", 600_000)  # a busy test machine must not hit the time caps
+    kw.setdefault("max_predict_ms", 600_000)
     e = Engine(Settings(model=TINY, threads=1, **kw))
     e.start().result(timeout=60)
     return e
@@ -50,7 +52,7 @@ def test_prompt_time_cap_answers_empty_and_keeps_evaluating():
         s = e.complete(cur).future.result(timeout=60)
         assert s.text == "" and s.reason == "prompt_time"
         assert e.worker.wait_idle()  # the rest of the prompt is evaluated in the background
-        e.configure(Settings(model=TINY, threads=1))  # lift the cap (no reload: same model settings)
+        e.configure(Settings(model=TINY, threads=1, max_prompt_ms=600_000))  # lift the cap (no reload: same model settings)
         s = e.complete(cur).future.result(timeout=60)
         assert s.reason != "prompt_time" and s.timings["prompt_tokens_evaluated"] <= 1
     finally:

@@ -230,6 +230,11 @@ class LlamaCppBackend:
         t = Timings()
         t0 = time.perf_counter()
         tokens = self.tokenize(prompt)[: self.n_ctx - 1]
+        llm = self.llm
+        if llm.n_tokens >= len(tokens) and _common_prefix(llm._input_ids[: len(tokens)].tolist(), tokens) == len(tokens):
+            # already cached (e.g. by the completion that just ran): keep its generated tail too
+            t.prompt_tokens = t.prompt_tokens_reused = len(tokens)
+            return Generation(text="", stop_reason="warm", timings=t)
         reason = self._evaluate(tokens, t, keep_last=False, should_stop=should_stop, deadline=None)
         t.prompt_ms = (time.perf_counter() - t0) * 1000
         return Generation(text="", stop_reason=reason or "warm", timings=t)

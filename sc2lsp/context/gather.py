@@ -157,6 +157,9 @@ def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *
     """Run the providers against their time budgets and fit their candidates into ``budget`` tokens."""
     if budget <= 0:
         return ContextResult([], {}, {})
+    if len(text) > index.max_bytes:
+        log.debug("no context for %s: %d characters, more than the index takes", path, len(text))
+        return ContextResult([], {}, {"all": "file too large"})
     req = make_request(index, path, text, offset, count=count, window=window, language_id=language_id,
                        options=options)
     funcs = providers or PROVIDER_FUNCTIONS

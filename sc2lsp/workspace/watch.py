@@ -38,7 +38,7 @@ UPDATE, DELETE = "update", "delete"
 
 
 class WorkspaceWatcher:
-    def __init__(self, root: str | Path, index: RepoIndex, *, debounce_s: float = 0.01, max_delay_s: float = 0.2,
+    def __init__(self, root: str | Path, index: RepoIndex, *, debounce_s: float = 0.005, max_delay_s: float = 0.2,
                  max_bytes: int = MAX_BYTES, on_batch: Callable[[dict[str, str]], None] | None = None):
         self.root = self.real_root = Path(os.path.realpath(root))
         self.index = index

@@ -19,7 +19,8 @@ GEOMETRY = DEMO / "geometry.py"
 MODEL = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
 SERVER = [sys.executable, "-m", "sc2lsp.cli", "serve"]
 #: One llama.cpp thread: the tiny model needs no more, and tests may share the CPU.
-OPTIONS = {"model": MODEL, "threads": 1, "warmUp": False}
+#: No time caps: a busy test machine must not turn a slow prompt into an empty answer.
+OPTIONS = {"model": MODEL, "threads": 1, "warmUp": False, "maxPromptMs": 600_000, "maxPredictMs": 600_000}
 
 
 def init_params(options: dict | None = None, inline: bool = True) -> types.InitializeParams:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from e2e_helpers import DEMO, GEOMETRY, MODEL, SERVER
+from e2e_helpers import DEMO, GEOMETRY, OPTIONS, SERVER
 from sc2lsp.lsp.rawclient import LspError, StdioClient
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ URI = GEOMETRY.as_uri()
 @pytest.fixture(scope="module")
 def raw(model_path):
     c = StdioClient(SERVER, cwd=DEMO)
-    c.initialize(DEMO, {"model": MODEL, "threads": 1, "warmUp": False})
+    c.initialize(DEMO, dict(OPTIONS))
     assert c.wait_ready()["state"] == "ready"
     c.open(URI, GEOMETRY.read_text())
     yield c

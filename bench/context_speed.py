@@ -1,0 +1,233 @@
+"""Speed and memory of the repository index and the context providers (issue 4, item 7).
+
+    python bench/context_speed.py [--repo PATH] [--files 5000] [--requests 300] [--saves 60] [--json]
+
+Without ``--repo`` a 5,000-file repository is put together in a temporary folder from sources
+installed on this machine (Python packages of the running interpreter's site-packages, and any
+``--extra`` folders, e.g. an npm package's ``lib``), copied with their relative paths.
+
+Figures, each with a reference measured in the same run:
+
+* initial index: files/s in one process and with worker processes (reference: one process);
+* context assembly per request at random positions of indexed files, p50/p95/max (reference:
+  one tree-sitter parse of the same files, what re-parsing on each request would cost; the
+  issue's target is p95 <= 10 ms);
+* a saved file in the index, from the end of the write to the new definition being found,
+  through the real watchdog observer (reference: ``apply_change`` of the same text alone; the
+  target is 20 ms);
+* index memory for the repository (tracemalloc, reference: the bytes of source text it holds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sc2lsp.context.gather import assemble  # noqa: E402
+from sc2lsp.context.index import RepoIndex  # noqa: E402
+from sc2lsp.context.languages import parser_for  # noqa: E402
+from sc2lsp.context_cli import context_budget  # noqa: E402
+from sc2lsp.workspace.indexer import index_workspace, wanted  # noqa: E402
+from sc2lsp.workspace.watch import WorkspaceWatcher  # noqa: E402
+
+PACKAGES = ("transformers", "sympy", "torch", "numpy", "pip", "setuptools")
+
+
+def make_repo(dest: Path, n_files: int, extra: list[Path]) -> int:
+    site = Path(sysconfig.get_paths()["purelib"])
+    sources = [site / p for p in PACKAGES if (site / p).is_dir()] + extra
+    copied = 0
+    for src in sources:
+        for f in sorted(src.rglob("*")):
+            if copied >= n_files:
+                return copied
+            rel = f.relative_to(src.parent)
+            if not f.is_file() or f.is_symlink() or not wanted(str(rel)) or f.suffix in (".md", ".txt", ".json"):
+                continue
+            if any(p in ("tests", "test", "__pycache__", "node_modules") for p in rel.parts) or f.stat().st_size > 300_000:
+                continue
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, out)
+            copied += 1
+    return copied
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]
+
+
+def bench_index(repo: Path, workers: int) -> dict:
+    one = RepoIndex()
+    r1 = index_workspace(one, repo, workers=1)
+    many = RepoIndex()
+    r2 = index_workspace(many, repo, workers=workers)
+    return {
+        "files": r1.files,
+        "skipped": sum(r1.skipped.values()),
+        "one_process_s": round(r1.seconds, 2),
+        "one_process_files_per_s": round(r1.files_per_second, 1),
+        "one_process_scan_s": round(r1.scan_seconds, 2),
+        "workers": r2.workers,
+        "workers_s": round(r2.seconds, 2),
+        "workers_files_per_s": round(r2.files_per_second, 1),
+        "speedup_vs_one_process": round(r1.seconds / r2.seconds, 2),
+    }, one
+
+
+def bench_requests(index: RepoIndex, n: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    paths = [p for p in index.paths() if index.get(p).language]
+    times, parse_times, tokens, blocks, skipped = [], [], [], [], 0
+    for _ in range(n):
+        path = rng.choice(paths)
+        entry = index.get(path)
+        text = entry.text
+        line = rng.randrange(len(entry.lines))
+        offset = sum(len(x) + 1 for x in entry.lines[:line]) + rng.randint(0, len(entry.lines[line]))
+        prefix, suffix = text[:offset], text[offset:]
+        plan, window = context_budget(prefix, suffix)
+        t = time.perf_counter()
+        res = assemble(index, path, text, offset, plan.context_tokens, window=window)
+        times.append((time.perf_counter() - t) * 1000)
+        skipped += bool(res.skipped)
+        tokens.append(sum(b.tokens for b in res.blocks))
+        blocks.append(len(res.blocks))
+        parser = parser_for(entry.language)
+        data = text.encode()
+        t = time.perf_counter()
+        parser.parse(data)
+        parse_times.append((time.perf_counter() - t) * 1000)
+    p95 = pct(times, 0.95)
+    return {
+        "requests": n,
+        "p50_ms": round(pct(times, 0.5), 3),
+        "p95_ms": round(p95, 3),
+        "max_ms": round(max(times), 3),
+        "target_p95_ms": 10,
+        "p95_vs_target": round(p95 / 10, 2),
+        "reference_parse_p50_ms": round(pct(parse_times, 0.5), 3),
+        "reference_parse_p95_ms": round(pct(parse_times, 0.95), 3),
+        "p95_vs_parse_p95": round(p95 / max(pct(parse_times, 0.95), 1e-9), 2),
+        "mean_blocks": round(statistics.mean(blocks), 2),
+        "mean_context_tokens": round(statistics.mean(tokens), 1),
+        "requests_with_a_skipped_provider": skipped,
+    }
+
+
+def bench_saves(repo: Path, index: RepoIndex, n: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    paths = [p for p in index.paths() if index.get(p).language == "python"]
+    lat, ref = [], []
+    with WorkspaceWatcher(repo, index) as w:
+        time.sleep(0.5)
+        for i in range(n):
+            path = rng.choice(paths)
+            name = f"bench_saved_{i}"
+            text = index.get(path).text + f"\n\ndef {name}():\n    return {i}\n"
+            t = time.perf_counter()
+            (repo / path).write_text(text)
+            while not index.definitions_named(name):
+                if time.perf_counter() - t > 5:
+                    break
+                time.sleep(0.0002)
+            lat.append((time.perf_counter() - t) * 1000)
+            time.sleep(0.03)
+            scratch = RepoIndex()
+            t = time.perf_counter()
+            scratch.apply_change(path, text)
+            ref.append((time.perf_counter() - t) * 1000)
+        debounce = w.debounce_s
+    p95 = pct(lat, 0.95)
+    return {
+        "saves": n,
+        "debounce_ms": debounce * 1000,
+        "p50_ms": round(pct(lat, 0.5), 2),
+        "p95_ms": round(p95, 2),
+        "max_ms": round(max(lat), 2),
+        "target_ms": 20,
+        "p95_vs_target": round(p95 / 20, 2),
+        "reference_apply_change_p50_ms": round(pct(ref, 0.5), 2),
+        "p50_vs_apply_change": round(pct(lat, 0.5) / max(pct(ref, 0.5), 1e-9), 2),
+    }
+
+
+def bench_memory(repo: Path) -> dict:
+    tracemalloc.start()
+    index = RepoIndex()
+    base = tracemalloc.get_traced_memory()[0]
+    index_workspace(index, repo, workers=1)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    text_bytes = sum(len(index.get(p).text.encode()) for p in index.paths())
+    return {
+        "files": len(index),
+        "index_mb": round(used / 2**20, 1),
+        "reference_source_mb": round(text_bytes / 2**20, 1),
+        "index_vs_source": round(used / max(text_bytes, 1), 2),
+        "kb_per_file": round(used / max(len(index), 1) / 1024, 1),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", type=Path, default=None)
+    ap.add_argument("--extra", type=Path, action="append", default=[], help="more source folders for the built repo")
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--saves", type=int, default=60)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--json", action="store_true", help="print only the JSON")
+    args = ap.parse_args(argv)
+    tmp = None
+    repo = args.repo
+    if repo is None:
+        tmp = Path(tempfile.mkdtemp(prefix="sc2lsp-speed-"))
+        repo = tmp / "repo"
+        made = make_repo(repo, args.files, args.extra)
+        print(f"built {repo} with {made} files", file=sys.stderr)
+    try:
+        index_fig, index = bench_index(repo, args.workers)
+        out = {
+            "repo": str(repo),
+            "cpu_count": os.cpu_count(),
+            "index": index_fig,
+            "context": bench_requests(index, args.requests),
+            "save_to_index": bench_saves(repo, index, args.saves),
+            "memory": bench_memory(repo),
+        }
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not args.json:
+        i, c, s, m = out["index"], out["context"], out["save_to_index"], out["memory"]
+        rows = [
+            ("initial index, 1 process", f"{i['one_process_files_per_s']} files/s ({i['files']} files, {i['one_process_s']} s)", "1.0 (reference)"),
+            (f"initial index, {i['workers']} processes", f"{i['workers_files_per_s']} files/s ({i['workers_s']} s)", f"{i['speedup_vs_one_process']} x faster"),
+            ("context assembly p50 / p95 / max", f"{c['p50_ms']} / {c['p95_ms']} / {c['max_ms']} ms", f"p95 = {c['p95_vs_parse_p95']} x one parse (p95 {c['reference_parse_p95_ms']} ms); {c['p95_vs_target']} x the 10 ms target"),
+            ("saved file -> index p50 / p95 / max", f"{s['p50_ms']} / {s['p95_ms']} / {s['max_ms']} ms", f"p50 = {s['p50_vs_apply_change']} x apply_change alone ({s['reference_apply_change_p50_ms']} ms); p95 {s['p95_vs_target']} x the 20 ms target"),
+            ("index memory", f"{m['index_mb']} MB for {m['files']} files ({m['kb_per_file']} KB/file)", f"{m['index_vs_source']} x the source text ({m['reference_source_mb']} MB)"),
+        ]
+        w = max(len(r[0]) for r in rows)
+        for name, value, ratio in rows:
+            print(f"{name:<{w}}  {value:<44}  {ratio}")
+        print()
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
