@@ -138,3 +138,56 @@ def test_worker_cancels_queued_jobs_at_once():
     assert [r.stop_reason for r in results] == ["cancelled"] * 4 + ["stop"]
     assert backend.ran[-1] == "4" and len(backend.ran) <= 2
     w.close()
+
+
+class Streaming:
+    """A backend that streams a fixed text slowly (the engine logic is what is under test here)."""
+
+    name = "streaming"
+    n_ctx = 4096
+
+    def __init__(self, text: str, seconds_per_char: float = 0.02):
+        self.text, self.delay, self.calls = text, seconds_per_char, 0
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def generate(self, prompt, *, max_tokens, should_stop=None, on_text=None, **kw):
+        import time
+
+        from sc2lsp.backends.base import Generation, Timings
+
+        self.calls += 1
+        out = ""
+        for ch in self.text:
+            time.sleep(self.delay)
+            out += ch
+            if on_text:
+                on_text(out)
+            if should_stop and should_stop():
+                return Generation(out, "cancelled", Timings(generated_tokens=len(out)))
+        return Generation(out, "stop", Timings(generated_tokens=len(out)))
+
+
+def test_typing_along_a_generation_that_is_still_running():
+    backend = Streaming("math.hypot(dx, dy)")
+    e = Engine(Settings(syntax_check=False), backend_factory=lambda s: backend)
+    e.start().result(timeout=5)
+    try:
+        text = "def d(dx, dy):\n    return \n"
+        off = text.index("return ") + 7
+        first = e.complete(Cursor("u", text, off, "python"))
+        while len(e._last.job.partial) < 3:  # the model has produced "mat" and goes on
+            pass
+        typed = text[:off] + "ma" + text[off:]
+        second = e.complete(Cursor("u", typed, off + 2, "python"))
+        s1, s2 = first.future.result(timeout=5), second.future.result(timeout=5)
+        assert s1.text == "math.hypot(dx, dy)" and s1.reason == "stop"  # not cancelled by the keystroke
+        assert s2.source == "attached" and s2.text == "th.hypot(dx, dy)"
+        assert backend.calls == 1
+        # typing something else than the suggestion: a new generation
+        other = text[:off] + "x" + text[off:]
+        assert e.complete(Cursor("u", other, off + 1, "python")).future.result(timeout=5).source == "model"
+        assert backend.calls == 2
+    finally:
+        e.close()
