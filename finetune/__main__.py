@@ -28,12 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pretrain", help="train all weights (resumes from OUT/ckpt.pt)")
     p.add_argument("--config", help="TOML preset, e.g. finetune/configs/sc2-tiny.toml")
     p.add_argument("overrides", nargs="*", help="key=value overriding the preset")
-    p = sub.add_parser("eval", help="held-out next-line exact match / edit similarity of GGUF models")
+    p = sub.add_parser("eval", help="models side by side: held-out next-line exact match, edit similarity, loss")
     p.add_argument("--model", action="append", required=True,
                    help="repeat to compare: a models.toml name, a .gguf, BASE.gguf+ADAPTER.gguf, an HF checkpoint "
                         "directory, a PEFT adapter directory or a LoRA run directory")
     p.add_argument("--base", help="base HF checkpoint for adapter directories (default: from adapter_config.json)")
-    p.add_argument("--data", required=True, help="a directory from `prepare` or `prepare-stdlib` (heldout_files.json)")
+    p.add_argument("--data", help="a directory from `prepare` or `prepare-stdlib` (heldout_files.json)")
+    p.add_argument("--benchmark", choices=["humaneval-infill"], help="a public benchmark instead of --data")
+    p.add_argument("--limit", type=int, default=0, help="benchmark: only the first N cases")
+    p.add_argument("--no-exec", action="store_true", help="benchmark: exact match only, do not run the tests")
     p.add_argument("--per-file", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -102,18 +105,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def _eval(args) -> int:
     """Base vs fine-tuned side by side: GGUF models through llama.cpp (the serving path), HF checkpoints,
-    PEFT adapters and LoRA run directories through transformers/peft (these also get held-out loss)."""
+    PEFT adapters and LoRA run directories through transformers/peft (these also get held-out loss).
+    ``--data``: held-out next lines of a prepared data set; ``--benchmark humaneval-infill``: HumanEval
+    single-line infilling (exact match and pass@1)."""
     import json
 
     import numpy as np
 
-    from .evaluate import evaluate, load_heldout, next_line_cases
     from .hf_eval import model_kind
 
-    data = Path(args.data)
-    cases = next_line_cases(load_heldout(data / "heldout_files.json"), per_file=args.per_file, seed=args.seed)
-    held_rows = np.load(data / "heldout.npy") if (data / "heldout.npy").is_file() else None
-    vocab = json.loads((data / "manifest.json").read_text()).get("vocab_size") if (data / "manifest.json").is_file() else None
+    if not args.data and not args.benchmark:
+        raise ValueError("give --data DIR (held-out code of a prepared data set) or --benchmark humaneval-infill")
+    if args.benchmark:
+        from . import humaneval_infill as he
+
+        cases = he.load_cases()[: args.limit or None]
+        what = f"{len(cases)} HumanEval single-line infilling cases"
+        score = lambda backend: he.run(backend, cases, execute=not args.no_exec, progress=not args.json)  # noqa: E731
+        held_rows = vocab = None
+    else:
+        from .evaluate import evaluate, load_heldout, next_line_cases
+
+        data = Path(args.data)
+        cases = next_line_cases(load_heldout(data / "heldout_files.json"), per_file=args.per_file, seed=args.seed)
+        what = f"{len(cases)} held-out next-line cases from {data}"
+        score = lambda backend: evaluate(backend, cases)  # noqa: E731
+        held_rows = np.load(data / "heldout.npy") if (data / "heldout.npy").is_file() else None
+        manifest = data / "manifest.json"
+        vocab = json.loads(manifest.read_text()).get("vocab_size") if manifest.is_file() else None
     results = {}
     for name in args.model:
         if model_kind(name):
@@ -122,23 +141,29 @@ def _eval(args) -> int:
             from .hf_eval import HFBackend, heldout_rows_loss, load_model
 
             model, tok_dir = load_model(name, base=args.base, merge=True)
-            r = evaluate(HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)), name), cases)
+            r = score(HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)), name))
             if held_rows is not None and len(held_rows) and model.config.vocab_size == vocab:
                 r["heldout_loss"] = round(heldout_rows_loss(model, held_rows), 4)
             r["engine"] = "transformers"
         else:
-            r = evaluate(_gguf_backend(name), cases)
+            r = score(_gguf_backend(name))
             r["engine"] = "llama.cpp"
         results[name] = r
     if args.json:
         print(json.dumps(results, indent=1, ensure_ascii=False))
-    else:
-        print(f"{len(cases)} held-out next-line cases from {data}")
-        print(f"{'model':44} {'engine':12} {'exact':>7} {'edit sim':>9} {'loss':>7} {'ms/case':>8}")
+        return 0
+    print(what)
+    if args.benchmark:
+        print(f"{'model':44} {'engine':12} {'exact':>7} {'pass@1':>7}")
         for name, r in results.items():
-            loss = f"{r['heldout_loss']:.3f}" if "heldout_loss" in r else "-"
-            print(f"{name[-44:]:44} {r['engine']:12} {r['exact_match']:>7.3f} {r['edit_similarity']:>9.3f} "
-                  f"{loss:>7} {r['ms_per_case']:>8.1f}")
+            p1 = "-" if r["pass@1"] is None else f"{r['pass@1']:.3f}"
+            print(f"{name[-44:]:44} {r['engine']:12} {r['exact_match']:>7.3f} {p1:>7}")
+        return 0
+    print(f"{'model':44} {'engine':12} {'exact':>7} {'edit sim':>9} {'loss':>7} {'ms/case':>8}")
+    for name, r in results.items():
+        loss = f"{r['heldout_loss']:.3f}" if "heldout_loss" in r else "-"
+        print(f"{name[-44:]:44} {r['engine']:12} {r['exact_match']:>7.3f} {r['edit_similarity']:>9.3f} "
+              f"{loss:>7} {r['ms_per_case']:>8.1f}")
     return 0
 
 

