@@ -125,7 +125,7 @@ class Request:
 _QUALIFIER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*$")
 
 
-def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
+def names_near_cursor(req: Request, bindings=frozenset()) -> list[tuple[str, str | None]]:
     """(name, qualifier) pairs near the cursor, nearest first: the cursor's line, then two lines
     above for each line below. Keywords and one-letter names are left out."""
     lines = req.entry.lines if req.entry.text == req.text else req.text.split("\n")
@@ -143,7 +143,7 @@ def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
             below += 1
     seen: dict[tuple[str, str | None], None] = {}
     for ln in order:
-        for key in _line_names(req, ln, lines, kw):
+        for key in _line_names(req, ln, lines, kw, bindings):
             if key not in seen:
                 seen[key] = None
                 if len(seen) >= req.options.max_names:
@@ -151,7 +151,9 @@ def names_near_cursor(req: Request) -> list[tuple[str, str | None]]:
     return list(seen)
 
 
-def _line_names(req: Request, ln: int, lines: list[str] | None = None, kw: frozenset[str] | None = None):
+def _line_names(req: Request, ln: int, lines: list[str] | None = None, kw: frozenset[str] | None = None,
+                bindings=frozenset()):
+    """(name, qualifier) of one line; ``obj.attr`` only when called or ``obj`` is an import."""
     if lines is None:
         lines = req.entry.lines if req.entry.text == req.text else req.text.split("\n")
     if kw is None:
@@ -166,6 +168,8 @@ def _line_names(req: Request, ln: int, lines: list[str] | None = None, kw: froze
         if name in kw or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
             continue
         q = _QUALIFIER.search(line, 0, m.start())
+        if q and q.group(1) not in bindings and not line[m.end():].lstrip().startswith("("):
+            continue  # a field of some object: guessing its class by name is mostly noise
         out.append((name, q.group(1) if q else None))
     return list(dict.fromkeys(out))
 
@@ -310,8 +314,8 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
 def _query_names(req: Request, resolver: "_Resolver") -> list[tuple[str, str | None]]:
     """Names to look up, most wanted first: the cursor's line; names imported but not used in the
     file yet (about to be used); the lines around the cursor; the remaining imports."""
-    near = names_near_cursor(req)
-    on_line = len(_line_names(req, req.cursor_line))
+    near = names_near_cursor(req, resolver.bindings)
+    on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
     counts = req.entry.name_counts()
     for binding, imp in resolver.bindings.items():

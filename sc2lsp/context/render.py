@@ -54,6 +54,8 @@ def elided(entry: FileEntry, d: Definition) -> Snippet:
         if d.end_line == d.start_line:
             return full(entry, d)
         head = lines[d.start_line] if d.start_line < len(lines) else d.signature
+        if not is_python(entry) and head.rstrip().endswith("{"):  # f(x) {  ->  f(x) { /* ... */ }
+            return Snippet(d.start_line, d.end_line, f"{head.rstrip()} /* ... */ }}")
         return Snippet(d.start_line, d.end_line, f"{head}\n{_indent(head)}    {comment(entry)} ...")
     inner = _indent(lines[d.start_line]) + "    "
     if is_python(entry):
