@@ -223,9 +223,13 @@ def test_license_headers_and_boilerplate_are_labelled(index):
     spans = index.check("import os\n" + APACHE_HEADER + "\nvalue = 1\n")
     assert spans and all(s.kind == "license_text" for s in spans)
     assert max(s.documents for s in spans) == 12
-    spans = index.check("x = 1\n" + BOILERPLATE)
-    assert len(spans) == 1 and spans[0].kind == "common" and spans[0].documents == 12
-    assert spans[0].documents_exact and len(spans[0].sources) == 5
+    st: dict = {}
+    spans = index.check("x = 1\n" + BOILERPLATE, stats=st)
+    assert len(spans) == 1 and spans[0].kind == "common" and len(spans[0].sources) == 5
+    # past 11 verified documents a common pattern's other copies are estimated from the postings
+    assert st["verified"] == 11 and not spans[0].documents_exact and 11 <= spans[0].documents <= 13
+    spans = index.check("x = 1\n" + BOILERPLATE, common_threshold=20)
+    assert spans[0].kind == "copy" and spans[0].documents == 12 and spans[0].documents_exact
     lic = index.check(MIT[200:600])
     assert lic and lic[0].kind == "license_text" and lic[0].sources[0].license_file
 

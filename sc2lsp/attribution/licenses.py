@@ -47,7 +47,7 @@ LICENSE_PHRASES = (
     "distributed under the license is distributed on an \"as is\" basis",
 )
 
-_LICENSE_NAMES = re.compile(r"^(license|licence|copying|notice|copyright|unlicense|authors)([-._].*)?$", re.I)
+_LICENSE_NAMES = re.compile(r"^(license|licence|copying|notice|copyright|unlicense)([-._].*)?$", re.I)
 
 _CLASSIFIER_SPDX = {
     "MIT License": "MIT", "BSD License": "BSD", "Apache Software License": "Apache-2.0",

@@ -299,10 +299,17 @@ class AttributionIndex:
         chains.sort(key=len, reverse=True)
         matches = []  # (qa, qb, si, doc, da, db, verified, raw offsets of the doc's region: da, db index it)
         deadline = time.monotonic() + time_limit_s
+        # once every hit of a chain lies where enough documents were verified already (a common
+        # pattern), it is not verified: its documents are counted from the postings instead
+        enough = max(max_sources, common_threshold + 1)
+        verified_docs = np.zeros(len(qh), dtype=np.int32)
         for ch in chains[:MAX_CHAINS]:
             if time.monotonic() > deadline:
                 truncated = True
                 break
+            if (verified_docs[ch[:, 3]] >= enough).all():
+                capped[ch[:, 3]] = True
+                continue
             si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
             raw = self._doc(si, d)
             if raw is None:
@@ -312,10 +319,11 @@ class AttributionIndex:
                     matches.append((qa, qb, si, d, None, None, False, None))
                 continue
             covered = -1
+            region: list = []
             for qp in ch[:, 3].tolist():
                 if qp < covered:
                     continue
-                found = self._verify(si, d, raw, norm, qp, qp + delta)
+                found = self._verify(si, d, raw, norm, qp, qp + delta, region)
                 if found is None:
                     continue
                 left, right, dp, dn, doffs = found
@@ -324,20 +332,28 @@ class AttributionIndex:
                 trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
                 da, db = dp - left + lead, dp + WINDOW + right - trail
                 matches.append((qa + lead, qb - trail, si, d, da, db, True, doffs))
+                verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
                 st["verified"] += 1
                 covered = qb
         return self._spans(text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 
-    def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int):
+    def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
-        it both ways: ``(left, right, dp, region text, region raw offsets)`` or None. The region
-        around the hit grows until the extension stops inside it (or at the document's ends)."""
+        it both ways: ``(left, right, dp, region text, region raw offsets)`` or None.
+
+        The region of the document normalised is the part aligned with the whole query (so the
+        extension cannot leave it); ``region`` caches it for the other hits of the same chain.
+        It grows if the extension still reaches its edge (or the document's ends)."""
         seg = self.segments[si]
         n_doc = int(seg.nchars[d])
-        margin = 2048
+        grow = 0
         while True:
-            base, dn, doffs = seg.region(d, raw, dpos - margin, dpos + WINDOW + margin)
+            if not region:
+                lo = dpos - qp - 2 - grow
+                hi = dpos - qp + len(norm) + 2 + grow
+                region.extend(seg.region(d, raw, lo, hi))
+            base, dn, doffs = region
             dp = dpos - base
             if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
                 return None
@@ -347,7 +363,8 @@ class AttributionIndex:
             open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
             if not (open_left or open_right):
                 return left, right, dp, dn, doffs
-            margin *= 4
+            grow = 2 * grow + 1024
+            region.clear()
 
     def _spans(self, text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources, common_threshold):
         groups: dict[tuple[int, int], list] = {}
@@ -362,23 +379,23 @@ class AttributionIndex:
             if outer and len(cover) <= max(len(c) for c in outer):
                 continue
             kept.append(((qa, qb), cover))
-            hit = counts[qa : max(qa + 1, qb - WINDOW + 1)]
-            hit = hit[hit > 0]
             exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
-            n_docs = len(cover) if exact or len(hit) == 0 else max(len(cover), int(hit.min()))
-            srcs = []
-            seen = set()
+            n_docs = len(cover)
+            if not exact:
+                # each document holding the span has one indexed window per `stride` positions of
+                # it, so the postings' document counts summed over the span, per stride, estimate it
+                n_win = max(1, qb - qa - WINDOW + 1)
+                n_docs = max(n_docs, round(int(counts[qa : qa + n_win].sum()) * min(self.stride, n_win) / n_win))
+            firsts: dict[tuple[int, int], tuple] = {}
             for m in sorted((m for m in matches if m[0] <= qa and m[1] >= qb), key=lambda m: (not m[6], m[2], m[3])):
-                if (m[2], m[3]) in seen:
-                    continue
-                seen.add((m[2], m[3]))
-                srcs.append(self._source(m, qa, qb))
-            lic_text = any(s.license_file for s in srcs) or looks_like_license_text(norm[qa:qb])
+                firsts.setdefault((m[2], m[3]), m)
+            metas = [self.segments[si].meta(d) for si, d in firsts]
+            srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
+            lic_text = any(mt.get("license_file") for mt in metas) or looks_like_license_text(norm[qa:qb])
             kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
             start, end = raw_span(offs, qa, qb)
             out.append(Span(start, end, qb - qa, text[start:end], kind, n_docs, exact,
-                            sorted({s.license for s in srcs}, key=lambda x: (x is None, x or "")),
-                            srcs[:max_sources] if max_sources else []))
+                            sorted({mt.get("license") for mt in metas}, key=lambda x: (x is None, x or "")), srcs))
         out.sort(key=lambda s: (s.start, -s.end))
         return out
 
