@@ -245,28 +245,10 @@ class AttributionIndex:
         p = self.segments[si].abs_path(d)
         return p is not None and any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
 
-    def check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
-              max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
-              stats: dict | None = None, time_limit_s: float = 2.0) -> list[Span]:
-        """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
-
-        ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
-        ``bloom_pass`` (windows the Bloom filter let through, summed over segments), ``postings``
-        (window hits in the postings), ``chains`` (document/offset groups), ``verified`` (groups
-        that matched the stored text) and ``unavailable`` (documents whose text is gone).
-        Verification stops after ``time_limit_s`` (counts are then marked inexact).
-        """
-        st = stats if stats is not None else {}
-        st.update(windows=0, bloom_pass=0, postings=0, chains=0, verified=0, unavailable=0)
-        text = _as_text(text)
-        if min_chars < 1 or max_sources < 0:
-            raise UserError("min_chars must be >= 1 and max_sources >= 0")
-        roots = tuple(str(Path(p).resolve()) for p in exclude)
-        norm, offs = normalize_with_offsets(text)
-        if len(norm) < WINDOW:
-            return []
-        qh = window_hashes(norm, 1)
-        st["windows"] = len(qh)
+    def _hits(self, qh: np.ndarray, roots: tuple[str, ...], st: dict):
+        """Postings of the query windows in every segment, less the excluded documents:
+        rows (segment, doc, delta = doc pos - query pos, query pos), the number of documents
+        holding each window, and which windows had their postings capped."""
         qpos_all = np.arange(len(qh), dtype=np.int64)
         counts = np.zeros(len(qh), dtype=np.int64)
         capped = np.zeros(len(qh), dtype=bool)
@@ -289,6 +271,31 @@ class AttributionIndex:
             keep = ~excl
             rows.append(np.stack([np.full(int(keep.sum()), si), doc[keep], dpos[keep] - qp[keep], qp[keep]], axis=1))
         allrows = np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int64)
+        return allrows, counts, capped
+
+    def check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
+              max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
+              stats: dict | None = None, time_limit_s: float = 2.0) -> list[Span]:
+        """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
+
+        ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
+        ``bloom_pass`` (windows the Bloom filter let through, summed over segments), ``postings``
+        (window hits in the postings), ``chains`` (document/offset groups), ``verified`` (groups
+        that matched the stored text) and ``unavailable`` (documents whose text is gone).
+        Verification stops after ``time_limit_s`` (counts are then marked inexact).
+        """
+        st = stats if stats is not None else {}
+        st.update(windows=0, bloom_pass=0, postings=0, chains=0, verified=0, unavailable=0)
+        text = _as_text(text)
+        if min_chars < 1 or max_sources < 0:
+            raise UserError("min_chars must be >= 1 and max_sources >= 0")
+        roots = tuple(str(Path(p).resolve()) for p in exclude)
+        norm, offs = normalize_with_offsets(text)
+        if len(norm) < WINDOW:
+            return []
+        qh = window_hashes(norm, 1)
+        st["windows"] = len(qh)
+        allrows, counts, capped = self._hits(qh, roots, st)
         if len(allrows) == 0:
             return []
         allrows = allrows[np.lexsort((allrows[:, 3], allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
