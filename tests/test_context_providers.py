@@ -240,3 +240,12 @@ def test_huge_current_file_gets_no_context_quickly():
     # the index refuses it too, and keeps no older version of it
     idx.apply_change("app.js", "var a = 1;\n")
     assert not idx.apply_change("app.js", huge) and "app.js" not in idx
+
+
+def test_members_of_a_module_used_near_the_cursor():
+    util = "def parse(s):\n    return s\n\n\ndef render(doc, width=80):\n    return doc\n\n\nclass Hidden:\n    pass\n"
+    main = "from . import util\n\ndoc = util.parse('x')\n"
+    idx = make_index({"pkg/util.py": util, "pkg/main.py": main})
+    (b,) = gather_context(idx, "pkg/main.py", main, len(main), 400)
+    assert "def parse(s):" in b.code and "def render(doc, width=80):" in b.code and "class Hidden:" in b.code
+    assert "member of util" in b.reason

@@ -228,6 +228,15 @@ class _Resolver:
         found.sort(key=lambda d: (-_closeness(d.path, here), d.path, d.start_line))
         return found
 
+    def module_of(self, imp) -> tuple[str, ...]:
+        """Files of an import binding used as a qualifier (``import a.b as m``, ``from . import m``)."""
+        if imp.name and self.req.family == "python":
+            files = self.files(f"{imp.module}{'' if imp.module.endswith('.') else '.'}{imp.name}")
+            if files:
+                return files
+            return ()  # ``from m import obj``: obj is not a module
+        return self.files(imp.module) if imp.name is None else ()
+
     def resolve(self, name: str, qual: str | None) -> tuple[list[Definition], str]:
         """(definitions, how) for a name; an empty list when it is local, external or unknown."""
         req = self.req
@@ -345,7 +354,23 @@ def definitions_provider(req: Request) -> list[Candidate]:
                 out.append(c)
                 spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
         if req.enough(spent):
-            break
+            return out
+    # then the top-level signatures of imported modules used as qualifiers near the cursor
+    # (``util.parse(...)`` above: the line being written may call another member of ``util``)
+    for qual in dict.fromkeys(q for _, q in names_near_cursor(req, resolver.bindings) if q in resolver.bindings):
+        imp = resolver.bindings[qual]
+        for path in resolver.module_of(imp)[:1]:
+            entry = req.index.get(path)
+            for d in (entry.definitions if entry else ()):
+                req.check()
+                if d.container is not None or (d.path, d.start_line) in seen or d.kind in ("variable", "field"):
+                    continue
+                seen.add((d.path, d.start_line))
+                s = render.elided(entry, d)
+                out.append(Candidate(d.path, (s,), f"member of {qual}"))
+                spent += req.count(s.text)
+                if req.enough(spent):
+                    return out
     return out
 
 
