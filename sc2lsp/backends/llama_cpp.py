@@ -131,6 +131,12 @@ class LlamaCppBackend:
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
+    def close(self) -> None:
+        """Free the model and its context now (not whenever the garbage collector runs)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.close()
+
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 

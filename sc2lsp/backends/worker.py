@@ -186,7 +186,7 @@ class ModelWorker:
                     for job in self._queue:
                         self._finish_cancelled(job)
                     self._queue.clear()
-                self.backend = None
+                self._free_backend()
                 return
             if kind == "load":
                 self._do_load(*item)
@@ -206,8 +206,17 @@ class ModelWorker:
                 with self._cv:
                     self._current = None
 
+    def _free_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # pragma: no cover - freeing must not kill the worker
+                log.exception("closing the model failed")
+
     def _do_load(self, factory: Callable[[], Any], fut: Future) -> None:
-        self.backend = None  # free the old model before loading the new one
+        self._free_backend()  # free the old model before loading the new one
         try:
             backend = factory()
         except BaseException as e:

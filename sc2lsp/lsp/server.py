@@ -313,13 +313,16 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise UserError("; ".join(problems))
     server = create_server(base)
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        if not host or not port.isdigit():
-            raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
-        server.start_tcp(host, int(port))
-    else:
-        server.start_io(sys.stdin.buffer, protocol_stdout())
+    try:
+        if args.tcp:
+            host, _, port = args.tcp.rpartition(":")
+            if not host or not port.isdigit():
+                raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
+            server.start_tcp(host, int(port))
+        else:
+            server.start_io(sys.stdin.buffer, protocol_stdout())
+    finally:
+        server.engine.close()  # stop the model thread and free the model before the interpreter exits
     return 0
 
 

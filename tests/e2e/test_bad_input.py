@@ -112,3 +112,13 @@ def test_cancel_request(raw):
     # cancelled before it finished (the usual case) or answered first: never left hanging
     assert resp.get("error", {}).get("code", -32800) == -32800
     still_serves(raw)
+
+
+def test_client_gone_mid_request_exits_cleanly(model_path):
+    c = StdioClient(SERVER, cwd=DEMO)
+    c.initialize(DEMO, dict(OPTIONS))
+    assert c.wait_ready()["state"] == "ready"
+    c.open(URI, GEOMETRY.read_text())
+    c.send_request("textDocument/inlineCompletion", c.inline_params(URI, 13, 15))
+    c.proc.stdin.close()  # the editor died: no shutdown, no exit
+    assert c.proc.wait(timeout=30) == 0  # no hang, no crash while the model is freed
