@@ -340,6 +340,7 @@ def _query_names(req: Request, resolver: "_Resolver") -> list[tuple[str, str | N
 def definitions_provider(req: Request) -> list[Candidate]:
     resolver = _Resolver(req)
     out: list[Candidate] = []
+    guesses: list[Candidate] = []  # found by name only: after everything the imports point at
     seen: set[tuple[str, int]] = set()
     spent = 0
     for name, qual in _query_names(req, resolver):
@@ -351,10 +352,11 @@ def definitions_provider(req: Request) -> list[Candidate]:
             seen.add((d.path, d.start_line))
             c = _definition_candidate(req, d, how)
             if c is not None:
-                out.append(c)
+                (guesses if how.endswith(" by name") else out).append(c)
                 spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
         if req.enough(spent):
-            return out
+            return out + guesses
+    out += guesses
     # then the top-level signatures of imported modules used as qualifiers near the cursor
     # (``util.parse(...)`` above: the line being written may call another member of ``util``)
     for qual in dict.fromkeys(q for _, q in names_near_cursor(req, resolver.bindings) if q in resolver.bindings):
