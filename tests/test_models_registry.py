@@ -209,6 +209,7 @@ def test_models_list_reports_a_broken_user_file_as_one_error(tmp_path):
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"))
     path = user_file(tmp_path, ENTRY.format(name="x").replace("context_length = 4096", "context_length = -1"))
     r = cli("models", "list", env=env)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == f"error: {path}: models.x.context_length: must be a positive integer, got int -1"
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {path}: models.x.context_length: must be a positive integer, got int -1"], r.stderr
 
