@@ -137,29 +137,36 @@ def test_lora_learns_and_resumes_after_sigkill(setup, trained, tmp_path):
         assert resumed[step] == pytest.approx(ref_losses[step], abs=2e-3), step
 
 
-def test_bad_base_corrupt_checkpoint_and_vocab_mismatch(setup, tmp_path):
+def test_bad_base_corrupt_checkpoint_and_vocab_mismatch(setup, tmp_path, capsys):
+    from finetune.__main__ import main
+
     base, data = setup
+
+    def train(b, out):
+        code = main(["train", "--config", str(DEBUG), f"base={b}", f"data={data}", f"out={out}", "progress=false"])
+        return code, capsys.readouterr().err
+
     gpt2 = tmp_path / "gpt2"
     gpt2.mkdir()
     (gpt2 / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 400}))
     with pytest.raises(TrainError, match="is a 'gpt2' model, not Starcoder2"):
         check_base(gpt2)
-    r = _train(gpt2, data, tmp_path / "o1")
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: base checkpoint")
+    code, err = train(gpt2, tmp_path / "o1")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: base checkpoint")
 
     out = tmp_path / "o2"
     out.mkdir()
     (out / "ckpt.pt").write_bytes(b"PK\x03\x04 truncated")
-    r = _train(base, data, out)
-    assert r.returncode == 2 and "cannot be read" in r.stderr and "Traceback" not in r.stderr
+    code, err = train(base, out)
+    assert code == 2 and "cannot be read" in err and "Traceback" not in err
     assert (out / "ckpt.pt").read_bytes() == b"PK\x03\x04 truncated"  # nothing lost
 
     other = tmp_path / "other"
     other.mkdir()
     cfg = json.loads((base / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**cfg, "vocab_size": 999}))
-    r = _train(other, data, tmp_path / "o3")
-    assert r.returncode == 2 and "prepare the data with --tokenizer" in r.stderr
+    code, err = train(other, tmp_path / "o3")
+    assert code == 2 and "prepare the data with --tokenizer" in err
 
 
 def test_checkpoint_write_failure_keeps_last_good(tmp_path, monkeypatch):
