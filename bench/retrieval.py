@@ -80,7 +80,7 @@ def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> l
             if sp.family == "python" and line.count('"""') % 2 == 1:
                 in_doc = not in_doc
                 continue
-            if re.fullmatch(r"[\s\w,()]*", line):
+            if re.fullmatch(r"[\s\w,()]*", re.sub(r"\s(#|//).*$", "", line)):
                 continue  # names and commas only: the inside of a multi-line import
             if in_doc or ln in starts or not line.strip() or SKIP_LINE.match(line) or "require(" in line \
                     or len(line) > 200:
@@ -88,8 +88,8 @@ def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> l
             col = len(line) - len(line.lstrip())
             for m in IDENTIFIER.finditer(line):
                 name = m.group()
-                if name in sp.keywords or len(name) < 3:
-                    continue
+                if name in sp.keywords or len(name) < 3 or line[m.start() - 1:m.start()] in ("'", '"'):
+                    continue  # (a name in quotes is a string: __all__ entries and the like)
                 q = _QUALIFIER.search(line, 0, m.start())
                 defs, how = resolver.resolve(name, q.group(1) if q else None)
                 if not any(w in how for w in THROUGH_IMPORTS):

@@ -249,3 +249,12 @@ def test_members_of_a_module_used_near_the_cursor():
     (b,) = gather_context(idx, "pkg/main.py", main, len(main), 400)
     assert "def parse(s):" in b.code and "def render(doc, width=80):" in b.code and "class Hidden:" in b.code
     assert "member of util" in b.reason
+
+
+def test_members_of_an_imported_object_and_class():
+    output = ("class Output:\n    def result(self, msg, **fields):\n        pass\n\n"
+              "    def hint(self, msg):\n        pass\n\n\nout = Output()\n")
+    main = "from .output import out\n\nout.result('done')\n"  # hint() is never named here
+    idx = make_index({"cli/output.py": output, "cli/main.py": main})
+    (b,) = gather_context(idx, "cli/main.py", main, len(main), 400)
+    assert "def hint(self, msg):" in b.code and "class Output:" in b.code

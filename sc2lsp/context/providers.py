@@ -357,23 +357,53 @@ def definitions_provider(req: Request) -> list[Candidate]:
         if req.enough(spent):
             return out + guesses
     out += guesses
-    # then the top-level signatures of imported modules used as qualifiers near the cursor
-    # (``util.parse(...)`` above: the line being written may call another member of ``util``)
+    # then the members of imported modules, classes and objects used as qualifiers near the
+    # cursor (``util.parse(...)`` above: the line being written may call another member)
     for qual in dict.fromkeys(q for _, q in names_near_cursor(req, resolver.bindings) if q in resolver.bindings):
-        imp = resolver.bindings[qual]
-        for path in resolver.module_of(imp)[:1]:
-            entry = req.index.get(path)
-            for d in (entry.definitions if entry else ()):
-                req.check()
-                if d.container is not None or (d.path, d.start_line) in seen or d.kind in ("variable", "field"):
-                    continue
-                seen.add((d.path, d.start_line))
-                s = render.elided(entry, d)
-                out.append(Candidate(d.path, (s,), f"member of {qual}"))
-                spent += req.count(s.text)
-                if req.enough(spent):
-                    return out
+        entry, members = _members_of(req, resolver, qual)
+        for d in members:
+            req.check()
+            if (d.path, d.start_line) in seen:
+                continue
+            seen.add((d.path, d.start_line))
+            head = render.container_header(entry, d)
+            s = render.elided(entry, d)
+            out.append(Candidate(d.path, ((head,) if head else ()) + (s,), f"member of {qual}"))
+            spent += req.count(s.text)
+            if req.enough(spent):
+                return out
     return out
+
+
+_INSTANCE = re.compile(r"=\s*([A-Z][\w$]*)\s*\(")
+_MEMBER_ORDER = {"function": 0, "method": 0, "class": 1, "struct": 1, "interface": 1, "enum": 1, "type": 2}
+
+
+def _members_of(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry | None, list[Definition]]:
+    """What ``qual.<member>`` can name: a module's top-level definitions, a class's members, or
+    the members of the class an imported object is made from (``out = Output()``)."""
+    imp = resolver.bindings[qual]
+    files = resolver.module_of(imp)
+    if files:
+        entry = req.index.get(files[0])
+        if entry is None:
+            return None, []
+        top = [d for d in entry.definitions if d.container is None and d.kind not in ("variable", "field")]
+        return entry, sorted(top, key=lambda d: (_MEMBER_ORDER.get(d.kind, 3), d.start_line))
+    found, _ = resolver.resolve(qual, None)
+    for d in found[:1]:
+        entry = req.index.get(d.path)
+        if entry is None:
+            continue
+        if d.kind in ("variable", "constant"):
+            m = _INSTANCE.search(d.signature)
+            cls = [c for c in entry.defs_named(m.group(1)) if c.kind in CLASS_LIKE] if m else []
+            if not cls:
+                return entry, []
+            d = cls[0]
+        if d.kind in CLASS_LIKE:
+            return entry, [m for m in render.members(entry, d) if m.kind != "field"]
+    return None, []
 
 
 # -- (b) outline of the current file ---------------------------------------------------------------
