@@ -219,7 +219,9 @@ class Engine:
                     return Ticket.done(s)
             return None
         partial = last.job.partial
-        if last.job.cancelled or not (partial.startswith(typed) or typed.startswith(partial)):
+        # nothing generated yet (still evaluating the prompt): superseding loses nothing, the new
+        # prompt extends the one being evaluated
+        if last.job.cancelled or not partial or not (partial.startswith(typed) or typed.startswith(partial)):
             return None
         # the generation for an earlier keystroke is still running and agrees so far: wait for it
         self.totals["attached"] += 1
