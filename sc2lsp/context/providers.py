@@ -437,19 +437,26 @@ def outline_provider(req: Request) -> list[Candidate]:
 
 # -- (c) similar chunks ----------------------------------------------------------------------------
 
-def _chunks(entry: FileEntry, size: int, stride: int) -> list[tuple[int, int, frozenset[str]]]:
+def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None,
+            radius: int = 600) -> list[tuple[int, int, frozenset[str]]]:
+    """Windows of ``size`` lines every ``stride`` lines with their identifier sets, cached on the
+    entry; with ``near`` (a line) only the windows within ``radius`` lines of it, not cached."""
     key = (size, stride)
-    cached = getattr(entry, "_chunk_cache", None)
+    cached = entry.__dict__.get("_chunk_cache")
     if cached is not None and cached[0] == key:
-        return cached[1]
+        return cached[1] if near is None else [c for c in cached[1] if abs(c[0] - near) <= radius]
     lines = entry.lines
+    lo, hi = 0, max(1, len(lines) - size + stride)
+    if near is not None:
+        lo, hi = max(0, (near - radius) // stride * stride), min(hi, near + radius)
     out = []
-    for start in range(0, max(1, len(lines) - size + stride), stride):
+    for start in range(lo, hi, stride):
         end = min(len(lines), start + size) - 1
         toks = frozenset(IDENTIFIER.findall("\n".join(lines[start:end + 1])))
         if toks:
             out.append((start, end, toks))
-    entry._chunk_cache = (key, out)
+    if near is None:
+        entry.__dict__["_chunk_cache"] = (key, out)
     return out
 
 
@@ -465,7 +472,9 @@ def similar_provider(req: Request) -> list[Candidate]:
         entry = req.entry if p == req.path else req.index.get(p)
         if entry is None:
             continue
-        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride):
+        fresh = entry is not req.index.get(p)  # a request-only entry: scan near the cursor only
+        near = req.cursor_line if p == req.path and fresh else None
+        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, near):
             req.check()
             if req.in_window(p, start, end):
                 continue
