@@ -111,3 +111,32 @@ def test_vanished_file_is_not_an_error(tmp_path):
     assert w.flush() == {"gone.py": "delete"} and "gone.py" not in idx
     w.notify("never.py", UPDATE)
     assert w.flush() == {"never.py": "skipped"}
+
+
+def test_workspace_context_editor_text_wins_and_outside_edits_show_up(tmp_path):
+    from sc2lsp.core.budget import plan_budget
+    from sc2lsp.workspace.service import WorkspaceContext
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "main.py").write_text("x = 1\n")
+    ws = WorkspaceContext(tmp_path).start()
+    try:
+        assert ws.ready.wait(10) and "pkg/main.py" in ws.index
+        time.sleep(0.1)
+        main = tmp_path / "pkg" / "main.py"
+        edited = "from .util import shiny\n\nshiny(\n"  # unsaved editor text
+        ws.did_open(main.as_uri(), edited, "python")
+        main.write_text("x = 2\n")  # a save from somewhere else while the editor holds the file
+        # codegen writes a new module outside the editor: it shows up without a restart
+        (tmp_path / "pkg" / "util.py").write_text("def shiny(level: int) -> str:\n    return '*' * level\n")
+        assert wait_for(lambda: "pkg/util.py" in ws.index)
+        assert ws.index.get("pkg/main.py").text == edited
+        plan = plan_budget(edited, "", 1536)
+        blocks = ws.blocks(str(main), edited, len(edited), plan)
+        assert [(b.provider, b.path) for b in blocks] == [("definitions", "pkg/util.py")]
+        assert "def shiny(level: int) -> str:" in blocks[0].code
+        ws.did_close(main.as_uri())
+        assert wait_for(lambda: ws.index.get("pkg/main.py").text == "x = 2\n")
+        assert ws.rel("/elsewhere/file.py") is None
+    finally:
+        ws.stop()

@@ -1,0 +1,126 @@
+"""One workspace folder's repository context, wired for a server: index + initial scan + watcher.
+
+    ws = WorkspaceContext("/path/to/repo").start()   # scan in the background, then watch
+    ws.did_open(path, text, language_id)               # LSP didOpen (absolute path or file:// URI)
+    ws.did_change(path, text); ws.did_close(path)      # didChange / didSave, didClose
+    blocks = ws.blocks(path, text, offset, plan)       # BudgetPlan of the request -> ContextBlocks
+    ws.stop()
+
+Documents the editor has open win over the disk: the watcher's reads of an open file are
+ignored until the editor closes it (the editor's text is newer than what is saved). Requests
+before the initial scan finished get what is indexed so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..context.gather import gather_context
+from ..context.index import RepoIndex
+from ..core.budget import BudgetPlan, approx_tokens
+from .indexer import IndexReport, index_workspace
+from .watch import WorkspaceWatcher
+
+log = logging.getLogger(__name__)
+
+
+class _EditorFirstIndex(RepoIndex):
+    """A ``RepoIndex`` that ignores disk changes to documents open in the editor."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.editor_owned: set[str] = set()
+        self.from_disk = threading.local()
+
+    def apply_change(self, path, text, language_id=None):
+        if getattr(self.from_disk, "on", False) and path in self.editor_owned:
+            return False
+        return super().apply_change(path, text, language_id)
+
+    def apply_entry(self, entry):
+        if getattr(self.from_disk, "on", False) and entry.path in self.editor_owned:
+            return False
+        return super().apply_entry(entry)
+
+
+class _DiskWatcher(WorkspaceWatcher):
+    def _apply(self, batch):
+        self.index.from_disk.on = True
+        try:
+            return super()._apply(batch)
+        finally:
+            self.index.from_disk.on = False
+
+
+class WorkspaceContext:
+    def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None):
+        self.root = Path(os.path.realpath(root))
+        self.index = _EditorFirstIndex()
+        self.watch = watch
+        self.workers = workers
+        self.ready = threading.Event()  #: set when the initial scan is done
+        self.report: IndexReport | None = None
+        self._watcher: _DiskWatcher | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "WorkspaceContext":
+        self._thread = threading.Thread(target=self._scan, name="sc2lsp-index", daemon=True)
+        self._thread.start()
+        return self
+
+    def _scan(self) -> None:
+        try:
+            if self.watch:  # watch first, so nothing written during the scan is missed
+                self._watcher = _DiskWatcher(self.root, self.index).start()
+            self.index.from_disk.on = True
+            self.report = index_workspace(self.index, self.root, workers=self.workers)
+        except Exception:
+            log.warning("indexing %s failed", self.root, exc_info=True)
+        finally:
+            self.index.from_disk.on = False
+            self.ready.set()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def rel(self, path_or_uri: str) -> str | None:
+        """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root."""
+        if path_or_uri.startswith("file:"):
+            path_or_uri = unquote(urlparse(path_or_uri).path)
+        rel = os.path.relpath(os.path.realpath(path_or_uri), self.root)
+        return None if rel.startswith("..") else rel.replace(os.sep, "/")
+
+    def did_open(self, path: str, text: str, language_id: str | None = None) -> None:
+        rel = self.rel(path)
+        if rel is not None:
+            self.index.editor_owned.add(rel)
+            self.index.apply_change(rel, text, language_id)
+            self.index.open(rel)
+
+    def did_change(self, path: str, text: str, language_id: str | None = None) -> None:
+        rel = self.rel(path)
+        if rel is not None:
+            self.index.apply_change(rel, text, language_id)
+
+    def did_close(self, path: str) -> None:
+        rel = self.rel(path)
+        if rel is not None:
+            self.index.editor_owned.discard(rel)
+            self.index.close(rel)
+            if self._watcher is not None:
+                self._watcher.notify(rel, "update")  # back to what is on disk
+
+    def blocks(self, path: str, text: str, offset: int, plan: BudgetPlan, *, count=approx_tokens,
+               language_id: str | None = None):
+        """Context blocks for a request whose prompt keeps ``plan``'s cut of the prefix/suffix."""
+        rel = self.rel(path)
+        if rel is None:
+            return []
+        window = (plan.prefix_start, offset + plan.suffix_end)
+        return gather_context(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
+                              language_id=language_id)
