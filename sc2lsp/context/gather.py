@@ -17,7 +17,8 @@ API for the engine (everything else in this package is detail)::
 repeated (None: the whole file is in the prompt). Each ``ContextBlock`` names the provider that
 chose it (``definitions``, ``outline``, ``edits``, ``similar``: see ``providers.py``). The files
 of a workspace get into the index through ``sc2lsp.workspace.indexer.index_workspace`` and stay
-current through ``sc2lsp.workspace.watch.WorkspaceWatcher``.
+current through ``sc2lsp.workspace.watch.WorkspaceWatcher``; ``sc2lsp.workspace.service.
+WorkspaceContext`` wires both with the editor's documents for a server.
 
 Budget: providers are served in priority order, each up to its share of the budget; a
 definition enters as its signature (elided body or class outline) first, and is shown in full
