@@ -37,7 +37,7 @@ def test_warm_up_leaves_one_token_to_evaluate():
     try:
         cur = at(SOURCE, "def status(self)")
         assert e.warm(cur)
-        assert e.worker.wait_idle()
+        assert e.worker.wait_idle(timeout=300)
         s = e.complete(cur).future.result(timeout=60)
         assert s.timings["prompt_tokens"] > 500
         assert s.timings["prompt_tokens_evaluated"] <= 1
@@ -51,7 +51,7 @@ def test_prompt_time_cap_answers_empty_and_keeps_evaluating():
         cur = at(SOURCE, "def status(self)")
         s = e.complete(cur).future.result(timeout=60)
         assert s.text == "" and s.reason == "prompt_time"
-        assert e.worker.wait_idle()  # the rest of the prompt is evaluated in the background
+        assert e.worker.wait_idle(timeout=300)  # the rest of the prompt is evaluated in the background
         e.configure(Settings(model=TINY, threads=1, max_prompt_ms=600_000))  # lift the cap (no reload: same model settings)
         s = e.complete(cur).future.result(timeout=60)
         assert s.reason != "prompt_time" and s.timings["prompt_tokens_evaluated"] <= 1
