@@ -43,7 +43,7 @@ from sc2lsp.context.gather import make_request  # noqa: E402
 from sc2lsp.context.providers import _QUALIFIER, _chunks, _Resolver  # noqa: E402
 from sc2lsp.context.symbols import IDENTIFIER  # noqa: E402
 from sc2lsp.context_cli import context_budget  # noqa: E402
-from sc2lsp.core.budget import approx_tokens  # noqa: E402
+from sc2lsp.core.budget import approx_tokens, memo_counter  # noqa: E402
 from sc2lsp.core.prompt import FimMode, infill_prompt  # noqa: E402
 from sc2lsp.core.tokens import STOP_TOKENS  # noqa: E402
 from sc2lsp.workspace.indexer import index_workspace  # noqa: E402
@@ -121,7 +121,7 @@ def covers(blocks: list[tuple[str, int, int]], needed) -> bool:
     return any(p == np and a <= ln <= z for p, a, z in blocks for np, ln in needed)
 
 
-def sparse_baseline(index: RepoIndex, case: Case, prefix: str, budget: int) -> list[tuple[str, int, int]]:
+def sparse_baseline(index: RepoIndex, case: Case, prefix: str, budget: int, count=approx_tokens) -> list[tuple[str, int, int]]:
     """RepoCoder-style: windows of other files ranked by Jaccard with the last 12 lines."""
     query = frozenset(IDENTIFIER.findall("\n".join(prefix.split("\n")[-12:])))
     scored = []
@@ -139,7 +139,7 @@ def sparse_baseline(index: RepoIndex, case: Case, prefix: str, budget: int) -> l
         if any(start <= b and end >= a for a, b in taken.get(path, ())):
             continue
         text = "\n".join(index.get(path).lines[start:end + 1])
-        cost = approx_tokens(text) + approx_tokens(path + "\n") + 2
+        cost = count(text) + count(path + "\n") + 2
         if spent + cost > budget:
             if budget - spent < 20:
                 break
@@ -168,18 +168,20 @@ def evaluate(repo: Path, args, backend) -> dict:
     report = index_workspace(index, repo)
     index_s = time.perf_counter() - t0
     cases = build_cases(index, args.max_cases, args.per_file, args.seed)
+    # token counts as the server makes them: the model's tokenizer when there is a model
+    count = memo_counter(lambda t: len(backend.tokenize(t))) if backend is not None else approx_tokens
     rows = []
     for case in cases:
         prefix, suffix = cut(index, case)
         text = prefix + suffix
-        plan, window = context_budget(prefix, suffix)
+        plan, window = context_budget(prefix, suffix, count=count)
         t = time.perf_counter()
-        res = assemble(index, case.path, text, len(prefix), plan.context_tokens, window=window)
+        res = assemble(index, case.path, text, len(prefix), plan.context_tokens, count=count, window=window)
         ms = (time.perf_counter() - t) * 1000
         ours = [(b.path, a, z) for b in res.blocks for a, z in b.lines]
         found_by = sorted({b.provider for b in res.blocks
                            if covers([(b.path, a, z) for a, z in b.lines], case.needed)})
-        base = sparse_baseline(index, case, prefix, plan.context_tokens)
+        base = sparse_baseline(index, case, prefix, plan.context_tokens, count)
         row = {"path": case.path, "line": case.line + 1, "name": case.name, "target": case.target,
                "recall": covers(ours, case.needed), "baseline_recall": covers(base, case.needed),
                "found_by": found_by, "context_tokens": sum(b.tokens for b in res.blocks),

@@ -2,8 +2,9 @@
 the prompt at that position, with the provider that chose each.
 
 The budget is the server's: ``plan_budget`` over the prefix and suffix with the default settings
-(``context_budget``, ``context_length``, ``max_tokens``); the blocks are what
-``gather_context`` returns for the part of the file the prompt does not already hold.
+(``context_budget``, ``context_length``, ``max_tokens``) and the model's tokenizer (``--approx``:
+characters / 4, no model); the blocks are what ``gather_context`` returns for the part of the
+file the prompt does not already hold.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from .complete import read_source, split_at
@@ -28,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="workspace folder (default: the nearest folder above FILE holding .git, else FILE's folder)")
     p.add_argument("--budget", type=int, default=None, help="prompt tokens of text (default: the server's context_budget)")
     p.add_argument("--language-id", default=None, help="LSP language id (default: from the extension)")
+    p.add_argument("--model", default="sc2-tiny",
+                   help="count tokens with this model's tokenizer, as the server does (default: sc2-tiny)")
+    p.add_argument("--approx", action="store_true", help="count tokens as characters / 4 (no model needed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -38,16 +43,34 @@ def find_root(file: Path) -> Path:
     return file.resolve().parent
 
 
-def context_budget(prefix: str, suffix: str, total: int | None = None):
+def context_budget(prefix: str, suffix: str, total: int | None = None, count=None, n_ctx: int | None = None):
     """(plan, window offsets) as the engine plans a prompt with the default settings."""
     from .config import Settings
     from .core.budget import approx_tokens, plan_budget
 
     s = Settings()
-    max_tokens = max(1, min(s.max_tokens, s.context_length // 4))
-    total = total or max(64, min(s.context_budget, s.context_length - max_tokens - PROMPT_OVERHEAD))
-    plan = plan_budget(prefix, suffix, total, approx_tokens)
+    n_ctx = n_ctx or s.context_length
+    max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
+    total = total or max(64, min(s.context_budget, n_ctx - max_tokens - PROMPT_OVERHEAD))
+    plan = plan_budget(prefix, suffix, total, count or approx_tokens)
     return plan, (plan.prefix_start, len(prefix) + plan.suffix_end)
+
+
+def token_counter(model: str, approx: bool):
+    """(count, n_ctx, what): the model's tokenizer as the server uses it, else characters / 4."""
+    from .core.budget import approx_tokens, memo_counter
+
+    if approx:
+        return approx_tokens, None, "characters / 4"
+    try:
+        from .backends.llama_cpp import LlamaCppBackend
+        from .models.registry import resolve
+
+        backend = LlamaCppBackend(resolve(model))
+    except UserError as e:
+        print(f"note: {e}; counting tokens as characters / 4", file=sys.stderr)
+        return approx_tokens, None, "characters / 4"
+    return memo_counter(lambda text: len(backend.tokenize(text))), backend.n_ctx, f"{backend.name} tokenizer"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,13 +85,16 @@ def run(args: argparse.Namespace) -> int:
     if rel.startswith(".."):
         raise UserError(f"{file} is not inside the workspace {root}")
     index, report = build(root, show_progress=not args.json)
-    plan, window = context_budget(prefix, suffix, args.budget)
-    res = assemble(index, rel, text, len(prefix), plan.context_tokens, window=window, language_id=args.language_id)
+    count, n_ctx, counted_by = token_counter(args.model, args.approx)
+    plan, window = context_budget(prefix, suffix, args.budget, count, n_ctx)
+    res = assemble(index, rel, text, len(prefix), plan.context_tokens, count=count, window=window,
+                   language_id=args.language_id)
     out = {
         "file": rel,
         "root": str(root),
         "cursor": {"line": args.line, "col": args.col, "offset": len(prefix)},
         "context_budget": plan.context_tokens,
+        "tokens_counted_by": counted_by,
         "window_lines": [text.count("\n", 0, window[0]) + 1, text.count("\n", 0, window[1]) + 1],
         "blocks": [{"provider": b.provider, "path": b.path, "tokens": b.tokens,
                     "lines": [[a + 1, z + 1] for a, z in b.lines], "reason": b.reason, "code": b.code}
@@ -83,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     used = sum(b.tokens for b in res.blocks)
     print(f"{rel}:{args.line}:{args.col}  workspace {root} ({report.files} files indexed in {report.seconds:.2f} s)")
     print(f"prompt holds lines {out['window_lines'][0]}-{out['window_lines'][1]} of this file; "
-          f"context budget {plan.context_tokens} tokens, {used} used by {len(res.blocks)} block(s)")
+          f"context budget {plan.context_tokens} tokens ({counted_by}), {used} used by {len(res.blocks)} block(s)")
     for b in out["blocks"]:
         ranges = ", ".join(f"{a}-{z}" if a != z else f"{a}" for a, z in b["lines"])
         print(f"\n=== [{b['provider']}] {b['path']} lines {ranges} ({b['tokens']} tokens): {b['reason']}")

@@ -37,13 +37,13 @@ def test_index_text(tmp_path, capsys):
 def test_context_shows_the_definition_and_its_provider(tmp_path, capsys, monkeypatch):
     root = repo(tmp_path)
     monkeypatch.chdir(root / "pkg")  # the workspace root is found through .git
-    assert main(["context", "main.py", "--line", "6", "--col", "5", "--json"]) == 0
+    assert main(["context", "main.py", "--line", "6", "--col", "5", "--json", "--approx"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["file"] == "pkg/main.py" and out["root"] == str(root.resolve())
     (block,) = out["blocks"]
     assert block["provider"] == "definitions" and block["path"] == "pkg/config.py"
     assert block["code"].startswith("def load_config(path: str) -> dict:") and block["lines"] == [[1, 3]]
-    assert main(["context", "main.py", "--line", "6", "--col", "5"]) == 0
+    assert main(["context", "main.py", "--line", "6", "--col", "5", "--approx"]) == 0
     text = capsys.readouterr().out
     assert "=== [definitions] pkg/config.py lines 1-3" in text and "<file_sep>pkg/config.py\ndef load_config" in text
 
@@ -52,9 +52,9 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     root = repo(tmp_path)
     assert main(["index", str(root / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
-    assert main(["context", str(root / "pkg" / "main.py"), "--line", "99", "--col", "1"]) == 2
+    assert main(["context", str(root / "pkg" / "main.py"), "--line", "99", "--col", "1", "--approx"]) == 2
     assert "outside the file" in capsys.readouterr().err
     other = tmp_path.parent / f"{tmp_path.name}-elsewhere.py"
     other.write_text("x = 1\n")
-    assert main(["context", str(other), "--line", "1", "--col", "1", "--root", str(root)]) == 2
+    assert main(["context", str(other), "--line", "1", "--col", "1", "--root", str(root), "--approx"]) == 2
     assert "not inside the workspace" in capsys.readouterr().err
