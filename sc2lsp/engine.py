@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,6 +127,7 @@ class Engine:
         self.model_error: str | None = None
         self.model_path: str | None = None
         self.last: dict[str, Any] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=32)  #: timings of the latest answered requests
         self.last_prompt = ""  #: the prompt of the last model request that was not cancelled
         self.totals = {
             "requests": 0, "model_requests": 0, "typed_along": 0, "attached": 0, "shared": 0,
@@ -216,6 +218,7 @@ class Engine:
                     ms = (time.perf_counter() - t0) * 1000
                     s = Suggestion(text, "typed_along", "typed_along", rest, {"total_ms": round(ms, 3), "source": "typed_along"})
                     self.last = s.timings
+                    self.recent.append(s.timings)
                     return Ticket.done(s)
             return None
         partial = last.job.partial
@@ -336,6 +339,7 @@ class Engine:
         else:
             self.last = timings
             self.last_prompt = req.job.prompt
+            self.recent.append(timings)
             for k in ("prompt_tokens", "prompt_tokens_reused", "generated_tokens", "state_loads"):
                 self.totals[k] += timings[k]
         resolve(req.done, Suggestion(text, "model", gen.stop_reason, gen.text, timings))
@@ -375,6 +379,7 @@ class Engine:
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
             "last": dict(self.last),
+            "recent": _summary(list(self.recent)),
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats),
             "cache": {
@@ -385,6 +390,16 @@ class Engine:
             },
             "settings": {k: v for k, v in asdict(s).items()},
         }
+
+
+def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50/max of the total latency per source over the recent requests."""
+    out: dict[str, Any] = {}
+    for source in sorted({t.get("source", "?") for t in timings}):
+        xs = sorted(t["total_ms"] for t in timings if t.get("source", "?") == source and "total_ms" in t)
+        if xs:
+            out[source] = {"n": len(xs), "p50_ms": xs[len(xs) // 2], "max_ms": xs[-1]}
+    return out
 
 
 def default_backend(settings: Settings):
