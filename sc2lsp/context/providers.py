@@ -417,7 +417,8 @@ def outline_provider(req: Request) -> list[Candidate]:
     if enclosing:
         cls = max(enclosing, key=lambda d: d.start_line)
         items = [d for d in render.members(entry, cls)]
-        header = render.lines_snippet(entry, cls.start_line, max(cls.start_line, cls.body_line - (entry.language == "python")))
+        last = max(cls.start_line, cls.body_line - (entry.language == "python"))
+        header = render.lines_snippet(entry, cls.start_line, last)
         what = f"outline of {cls.name}"
     else:
         cls, header = None, None
@@ -428,10 +429,15 @@ def outline_provider(req: Request) -> list[Candidate]:
         out.append(Candidate(req.path, (header,), what))
     items = [d for d in items if not req.in_window(req.path, d.start_line, d.end_line)]
     items.sort(key=lambda d: (min(abs(d.start_line - cur), abs(d.end_line - cur)), d.start_line))
+    spent = 0
     for d in items:
         req.check()
-        s = render.elided(entry, d) if d.kind not in CLASS_LIKE else render.outline(entry, d)
-        out.append(Candidate(req.path, (s,), what, (render.elided(entry, d),) if d.kind in CLASS_LIKE else None))
+        short = render.elided(entry, d)
+        full = render.outline(entry, d) if d.kind in CLASS_LIKE else short
+        out.append(Candidate(req.path, (full,), what, (short,) if full is not short else None))
+        spent += req.count(short.text)
+        if req.enough(spent):
+            break
     return out
 
 
