@@ -47,7 +47,7 @@ PACKAGES = ("transformers", "sympy", "torch", "numpy", "pip", "setuptools")
 
 def make_repo(dest: Path, n_files: int, extra: list[Path]) -> int:
     site = Path(sysconfig.get_paths()["purelib"])
-    sources = [site / p for p in PACKAGES if (site / p).is_dir()] + extra
+    sources = extra + [site / p for p in PACKAGES if (site / p).is_dir()]
     copied = 0
     for src in sources:
         for f in sorted(src.rglob("*")):
