@@ -127,7 +127,7 @@ _QUALIFIER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*$")
 
 def names_near_cursor(req: Request, bindings=frozenset()) -> list[tuple[str, str | None]]:
     """(name, qualifier) pairs near the cursor, nearest first: the cursor's line, then two lines
-    above for each line below. Keywords and one-letter names are left out."""
+    above for each line below (keywords left out)."""
     lines = req.entry.lines if req.entry.text == req.text else req.text.split("\n")
     kw = spec(req.entry.language).keywords if spec(req.entry.language) else frozenset()
     cur = req.cursor_line
