@@ -381,7 +381,7 @@ class Engine:
             "last": dict(self.last),
             "recent": _summary(list(self.recent)),
             "totals": dict(self.totals),
-            "worker": dict(self.worker.stats),
+            "worker": dict(self.worker.stats, idle=self.worker.idle()),
             "cache": {
                 "kv_tokens": getattr(backend, "cached_tokens", 0),
                 "saved_states": len(states) if states is not None else 0,

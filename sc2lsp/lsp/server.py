@@ -5,6 +5,8 @@ is what makes pygls advertise it), a ``textDocument/completion`` fallback holdin
 as one item (by default only for clients without inline completion), incremental document sync
 with positions in the negotiated encoding (UTF-16 by default), workspace folders,
 ``$/cancelRequest``, ``workspace/didChangeConfiguration`` and the custom request ``sc2lsp/status``.
+``textDocument/documentHighlight`` answers nothing: editors send it when the cursor moves, and the
+server warms the prompt at a cursor that stays put (``warmDelayMs``).
 
 This package is the only one that knows LSP: requests become ``engine.Cursor`` values and
 ``engine.Suggestion`` values become protocol items here. The model runs on the engine's worker
@@ -112,6 +114,16 @@ class Sc2Server(LanguageServer):
         handle = self._warm_handles.pop(params.text_document.uri, None)
         if handle is not None:
             handle.cancel()
+
+    def cursor_moved(self, uri: str, position: types.Position) -> None:
+        """The cursor rests at ``position``: warm its prompt once it has stayed there a moment."""
+        doc = self.docs.get(uri)
+        if doc is None:
+            return
+        offset = doc.offset_at(position.line, position.character, self.encoding)
+        if offset is not None:
+            self.last_cursor[uri] = offset
+            self._schedule_warm(doc, offset, delay=self.settings.warm_delay_ms / 1000)
 
     def _schedule_warm(self, doc: Document, offset: int, delay: float) -> None:
         """Warm the prompt at ``offset`` once the document has been still for ``delay`` seconds."""
@@ -244,6 +256,13 @@ def create_server(base: Settings | None = None) -> Sc2Server:
             text_edit=types.TextEdit(range=types.Range(start=params.position, end=params.position), new_text=s.text),
         )
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+    def document_highlight(ls: Sc2Server, params: types.DocumentHighlightParams) -> None:
+        # Editors ask for highlights whenever the cursor moves (VS Code does by default): the
+        # only cursor signal LSP has. No highlights from us; the prompt there gets warmed.
+        ls.cursor_moved(params.text_document.uri, params.position)
+        return None
 
     @server.feature(STATUS)
     def status(ls: Sc2Server, params: Any = None) -> dict:

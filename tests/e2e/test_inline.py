@@ -146,3 +146,24 @@ async def test_utf16_positions_and_edits(client):
     items = items_of(await inline(client, uri, 3, 5))
     for item in items:
         assert item.range.start == types.Position(3, 5)
+
+
+async def test_warm_up_where_the_cursor_rests(client):
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"warmUp": True, "warmDelayMs": 50}))
+    await asyncio.sleep(0.1)
+    try:
+        before = (await status(client))["totals"]["warmups"]
+        spot = types.Position(21, 4)  # the blank line in centroid(), not asked about before
+        await client.text_document_document_highlight_async(
+            types.DocumentHighlightParams(types.TextDocumentIdentifier(URI), spot))
+        for _ in range(600):
+            st = await status(client)
+            if st["totals"]["warmups"] > before and st["worker"]["idle"]:
+                break
+            await asyncio.sleep(0.05)
+        assert (await status(client))["totals"]["warmups"] == before + 1
+        await inline(client, URI, spot.line, spot.character)
+        last = (await status(client))["last"]
+        assert last["source"] == "model" and last["prompt_tokens_evaluated"] <= 1, last
+    finally:
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"warmUp": False}))
