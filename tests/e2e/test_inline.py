@@ -58,26 +58,33 @@ async def test_inline_completion_and_status(client):
 
 
 async def test_typing_what_the_suggestion_says_needs_no_model_call(client):
-    open_doc(client, URI + "#along", TEXT)  # its own copy, so edits do not disturb other tests
-    uri = URI + "#along"
-    first = items_of(await inline(client, uri, RETURN_LINE, RETURN_COL))
-    assert first and first[0].insert_text.split("\n")[0]
-    shown = first[0].insert_text
+    # a place where the model suggests at least three characters on the cursor's line
+    uri = URI + "#along"  # its own copy, so edits do not disturb other tests
+    text = TEXT.replace("        return \n", "        return math.sqrt(\n", 1)
+    open_doc(client, uri, text)
+    line, col, shown = None, None, ""
+    for line, col in [(RETURN_LINE, RETURN_COL + len("math.sqrt(")), (RETURN_LINE, RETURN_COL + len("math.")),
+                      (RETURN_LINE, RETURN_COL)]:
+        items = items_of(await inline(client, uri, line, col))
+        shown = items[0].insert_text if items else ""
+        if len(shown.split("\n")[0]) >= 3:
+            break
     chars = shown.split("\n")[0][:2]
+    assert len(shown.split("\n")[0]) >= 3, shown
     before = (await status(client))["totals"]
-    col = RETURN_COL
+    start = col
     for version, ch in enumerate(chars, start=2):  # type the first characters of the ghost text
-        edit(client, uri, version, ch, (RETURN_LINE, col))
+        edit(client, uri, version, ch, (line, col))
         col += 1
-        items = items_of(await inline(client, uri, RETURN_LINE, col))
-        assert items and items[0].insert_text == shown[col - RETURN_COL:], (shown, items)
+        items = items_of(await inline(client, uri, line, col))
+        assert items and items[0].insert_text == shown[col - start:], (shown, items)
         assert (await status(client))["last"]["source"] == "typed_along"
     after = (await status(client))["totals"]
     assert after["model_requests"] == before["model_requests"]
     assert after["typed_along"] == before["typed_along"] + len(chars)
     # typing something else asks the model again, with the prompt cached up to the cursor
-    edit(client, uri, 9, "#", (RETURN_LINE, col))
-    await inline(client, uri, RETURN_LINE, col + 1)
+    edit(client, uri, 9, "#", (line, col))
+    await inline(client, uri, line, col + 1)
     st = await status(client)
     assert st["totals"]["model_requests"] == before["model_requests"] + 1
     assert st["last"]["source"] == "model" and st["last"]["prompt_tokens_evaluated"] <= 3
