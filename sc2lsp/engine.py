@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Tokens kept free in the context besides the generated ones (special tokens, path line).
 _PROMPT_OVERHEAD = 48
+#: What may follow the cursor on its line for a multi-line suggestion (as in core.postprocess).
+_CLOSERS_AND_SPACE = ")]}\"'`;,: \t\r"
 
 
 @dataclass(frozen=True)
@@ -284,10 +286,14 @@ class Engine:
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
         p, sfx, max_tokens = self._plan(cur, prefix, suffix)
+        line_after = suffix.split("\n", 1)[0]
+        # mid-line (more than closers after the cursor) only the first line is ever shown
+        # (core.postprocess): stop generating at the end of it
+        single_line = not s.multiline or bool(line_after.strip(_CLOSERS_AND_SPACE))
         job = Job(
             prompt=self._prompt(cur, p, sfx),
             max_tokens=max_tokens,
-            stop=STOP_TOKENS,
+            stop=STOP_TOKENS + (("\n",) if single_line else ()),
             time_limit_s=s.max_predict_ms / 1000,
             prompt_time_limit_s=s.max_prompt_ms / 1000,
         )

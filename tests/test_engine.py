@@ -195,3 +195,16 @@ def test_typing_along_a_generation_that_is_still_running():
         assert backend.calls == 2
     finally:
         e.close()
+
+
+def test_mid_line_generation_stops_at_the_end_of_the_line():
+    backend = Streaming("a, b)\n    more()\n", seconds_per_char=0.001)
+    e = Engine(Settings(syntax_check=False), backend_factory=lambda s: backend)
+    e.start().result(timeout=5)
+    try:
+        e.complete(Cursor("u", "f(x, y)\n", 5, "python")).future.result(timeout=5)
+        assert "\n" in e._last.job.stop  # "y)" after the cursor: mid-line, one line is shown
+        e.complete(Cursor("u2", "f(x, )\n", 5, "python")).future.result(timeout=5)
+        assert "\n" not in e._last.job.stop  # only a closer after the cursor: multi-line allowed
+    finally:
+        e.close()
