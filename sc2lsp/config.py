@@ -41,6 +41,9 @@ class Settings:
     """Prompt tokens of text (prefix, suffix, repository context) sent to the model."""
     fim_mode: str = "spm"
     """``spm`` (prefix last: a keystroke only appends to the cached prompt) or ``psm``."""
+    repo_context: bool = True
+    """Add repository context to the prompt (definitions used near the cursor, the file's outline,
+    recent edits, similar code) from an index of the workspace folder."""
     multiline: bool = True
     """Allow multi-line suggestions when the rest of the line is empty."""
     max_lines: int = 16

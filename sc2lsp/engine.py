@@ -26,20 +26,25 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .backends.base import Generation
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
 from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
-from .core.prompt import FimMode, infill_prompt
+from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 
 log = logging.getLogger(__name__)
 
-#: Tokens kept free in the context besides the generated ones (special tokens, path line).
-_PROMPT_OVERHEAD = 48
+#: Tokens kept free in the context besides the generated ones (special tokens, path lines).
+_PROMPT_OVERHEAD = 96
+
+#: ``context_fn(cursor, plan, count) -> files``: repository context for a request whose prompt
+#: keeps ``plan``'s cut of the document; ``count`` is the model's token counter. ``None``: not
+#: ready yet (the request goes without, and the next one asks again).
+ContextFn = Callable[["Cursor", BudgetPlan, Callable[[str], int]], "Sequence[SourceFile] | None"]
 #: What may follow the cursor on its line for a multi-line suggestion (as in core.postprocess).
 _CLOSERS_AND_SPACE = ")]}\"'`;,: \t\r"
 
@@ -115,8 +120,14 @@ class Engine:
         *,
         notify: Callable[[str, str], None] | None = None,
         backend_factory: Callable[[Settings], Any] | None = None,
+        context_fn: ContextFn | None = None,
     ):
-        """``notify(level, message)`` reports model problems (level: error, warning, info)."""
+        """``notify(level, message)`` reports model problems (level: error, warning, info).
+
+        ``context_fn`` supplies repository context. It is sticky: while the cursor stays on one
+        line of a document the same context is reused (a keystroke only appends to the prompt);
+        a line change or a warm-up (the user paused) fetches it again.
+        """
         self.settings = settings or Settings()
         self._notify = notify or (lambda level, msg: log.log(logging.ERROR if level == "error" else logging.INFO, msg))
         self._factory = backend_factory or default_backend
@@ -124,6 +135,8 @@ class Engine:
         self._lock = threading.RLock()
         self._last: _Request | None = None
         self._plans: dict[str, BudgetPlan] = {}
+        self._context_fn = context_fn
+        self._contexts: dict[str, tuple[int, tuple[SourceFile, ...], float]] = {}  # uri -> (line, files, ms)
         self._counter = memo_counter(approx_tokens)
         self.model_state = "not loaded"
         self.model_error: str | None = None
@@ -269,7 +282,8 @@ class Engine:
         req.done.add_done_callback(relay)
         return Ticket(out, req.release)
 
-    def _plan(self, cur: Cursor, prefix: str, suffix: str) -> tuple[str, str, int]:
+    def _plan(self, cur: Cursor, prefix: str, suffix: str, refresh: bool = False) -> tuple[str, str, int, str]:
+        """(kept prefix, kept suffix, max new tokens, prompt) for a request at ``cur``."""
         s = self.settings
         backend = self.worker.backend
         n_ctx = getattr(backend, "n_ctx", s.context_length)
@@ -278,20 +292,39 @@ class Engine:
         plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
         self._plans[cur.uri] = plan
         p, sfx = plan.cut(prefix, suffix)
-        return p, sfx, max_tokens
+        context = self._context(cur, plan, refresh)
+        prompt = infill_prompt(p, sfx, path=cur.path, repo=cur.repo, context=context, mode=FimMode(s.fim_mode))
+        return p, sfx, max_tokens, prompt
 
-    def _prompt(self, cur: Cursor, p: str, sfx: str) -> str:
-        return infill_prompt(p, sfx, path=cur.path, repo=cur.repo, mode=FimMode(self.settings.fim_mode))
+    def _context(self, cur: Cursor, plan: BudgetPlan, refresh: bool) -> tuple[SourceFile, ...]:
+        if self._context_fn is None or not self.settings.repo_context or plan.context_tokens <= 0:
+            return ()
+        line = cur.text.count("\n", 0, cur.offset)
+        cached = self._contexts.get(cur.uri)
+        if cached is not None and cached[0] == line and not refresh:
+            return cached[1]
+        t0 = time.perf_counter()
+        try:
+            found = self._context_fn(cur, plan, self._counter)
+        except Exception:  # context is a bonus: never fail a completion over it
+            log.exception("repository context failed")
+            found = ()
+        if found is None:  # not ready yet (the workspace is being indexed): ask again next time
+            self._contexts.pop(cur.uri, None)
+            return ()
+        files = tuple(found)
+        self._contexts[cur.uri] = (line, files, (time.perf_counter() - t0) * 1000)
+        return files
 
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
-        p, sfx, max_tokens = self._plan(cur, prefix, suffix)
+        p, sfx, max_tokens, prompt = self._plan(cur, prefix, suffix)
         line_after = suffix.split("\n", 1)[0]
         # mid-line (more than closers after the cursor) only the first line is ever shown
         # (core.postprocess): stop generating at the end of it
         single_line = not s.multiline or bool(line_after.strip(_CLOSERS_AND_SPACE))
         job = Job(
-            prompt=self._prompt(cur, p, sfx),
+            prompt=prompt,
             max_tokens=max_tokens,
             stop=STOP_TOKENS + (("\n",) if single_line else ()),
             time_limit_s=s.max_predict_ms / 1000,
@@ -340,6 +373,10 @@ class Engine:
             "state_loads": t.state_loads,
             "stop_reason": gen.stop_reason,
         }
+        ctx = self._contexts.get(req.cursor.uri)
+        if ctx is not None:
+            timings["context_files"] = len(ctx[1])
+            timings["context_ms"] = round(ctx[2], 3)
         if gen.stop_reason == "cancelled":
             self.totals["cancelled"] += 1
         else:
@@ -363,8 +400,8 @@ class Engine:
             if last is not None and not last.done.done():
                 return False  # a completion is running; it warms the cache itself
             prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
-            p, sfx, _ = self._plan(cur, prefix, suffix)
-            self.worker.warm(self._prompt(cur, p, sfx))
+            *_, prompt = self._plan(cur, prefix, suffix, refresh=True)  # the user paused: fresh context
+            self.worker.warm(prompt)
             self.totals["warmups"] += 1
         return True
 

@@ -44,7 +44,9 @@ class Sc2Server(LanguageServer):
         self.base_settings = base or Settings()
         self.settings = self.base_settings
         self.docs = Documents()
-        self.engine: Engine = engine_factory(self.settings, notify=self._notify)
+        self.engine: Engine = engine_factory(self.settings, notify=self._notify, context_fn=self.repo_context)
+        self._workspaces: dict[Path, Any] = {}  # folder root -> sc2lsp.workspace.service.WorkspaceContext
+        self._dirty: set[str] = set()  # documents changed since the index last saw them
         self._warm_handles: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_messages: list[tuple[str, str]] = []
@@ -87,9 +89,67 @@ class Sc2Server(LanguageServer):
         enc = self.protocol._workspace.position_encoding if self.protocol._workspace else "utf-16"
         return _ENCODINGS.get(str(getattr(enc, "value", enc)), "utf-16")
 
+    # ---------------------------------------------------------------- repository context
+
+    def _folder_root(self, uri: str) -> Path | None:
+        path = uri_to_path(uri)
+        ws = self.protocol._workspace
+        if path is None or ws is None:
+            return None
+        roots = [uri_to_path(f.uri) for f in ws.folders.values()]
+        if not roots and ws.root_path:
+            roots = [Path(ws.root_path)]
+        for root in sorted((r for r in roots if r is not None), key=lambda r: -len(str(r))):
+            if path.is_relative_to(root):
+                return root
+        return None
+
+    def workspace_for(self, uri: str, create: bool = True):
+        """The repository index of the workspace folder holding ``uri`` (started on first use)."""
+        if not self.settings.repo_context:
+            return None
+        root = self._folder_root(uri)
+        if root is None or not root.is_dir():
+            return None
+        ws = self._workspaces.get(root)
+        if ws is None and create:
+            from ..workspace.service import WorkspaceContext
+
+            ws = self._workspaces[root] = WorkspaceContext(root).start()
+            for doc in list(self.docs._docs.values()):  # documents opened before the index existed
+                if self._folder_root(doc.uri) == root and doc.completable is None:
+                    ws.did_open(doc.uri, doc.text, doc.language_id)
+        return ws
+
+    def repo_context(self, cur: Cursor, plan, count) -> list | None:
+        """The engine's ``context_fn``: context blocks from the workspace index (None: still indexing)."""
+        ws = self.workspace_for(cur.uri)
+        if ws is None:
+            return []
+        if not ws.ready.is_set():
+            return None
+        for uri in list(self._dirty):  # bring the index up to date with the editor's text
+            doc = self.docs.get(uri)
+            target = self.workspace_for(uri, create=False)
+            if doc is not None and target is not None and doc.completable is None:
+                target.did_change(uri, doc.text, doc.language_id)
+        self._dirty.clear()
+        blocks = ws.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language)
+        return [b.source_file() for b in blocks]
+
+    def stop_workspaces(self) -> None:
+        for ws in self._workspaces.values():
+            ws.stop()
+        self._workspaces.clear()
+
+    # ---------------------------------------------------------------- document sync
+
     def did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         td = params.text_document
         doc = self.docs.open(td.uri, td.text, td.version, td.language_id)
+        ws = self.workspace_for(td.uri, create=bool(self._initialized))
+        if ws is not None and doc.completable is None:
+            ws.did_open(td.uri, td.text, td.language_id)
         self._schedule_warm(doc, self.last_cursor.get(td.uri, 0), delay=0.0)
 
     def did_change(self, params: types.DidChangeTextDocumentParams) -> None:
@@ -106,11 +166,17 @@ class Sc2Server(LanguageServer):
                 end = doc.apply_change(change.text, (rng.start.line, rng.start.character),
                                        (rng.end.line, rng.end.character), self.encoding)
         doc.version = params.text_document.version
+        self._dirty.add(doc.uri)
         if end is not None:
             self._schedule_warm(doc, end, delay=self.settings.warm_delay_ms / 1000)
 
     def did_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        self.docs.close(params.text_document.uri)
+        uri = params.text_document.uri
+        ws = self.workspace_for(uri, create=False)
+        if ws is not None:
+            ws.did_close(uri)
+        self._dirty.discard(uri)
+        self.docs.close(uri)
         handle = self._warm_handles.pop(params.text_document.uri, None)
         if handle is not None:
             handle.cancel()
@@ -274,6 +340,8 @@ def create_server(base: Settings | None = None) -> Sc2Server:
             "workspace_folders": [f.uri for f in ls.protocol._workspace.folders.values()] if ls.protocol._workspace else [],
             "completion_fallback": ls.wants_completion_fallback(),
             "settings_defaults": settings_doc(),
+            "workspaces": [{"root": str(root), "indexed": ws.ready.is_set(), "files": getattr(ws.report, "files", None)}
+                           for root, ws in ls._workspaces.items()],
         }
         get = params.get if isinstance(params, dict) else (lambda k: getattr(params, k, None))
         if get("prompt"):  # the last prompt the model saw (benchmarks, bug reports)
@@ -291,6 +359,7 @@ def create_server(base: Settings | None = None) -> Sc2Server:
         for handle in ls._warm_handles.values():
             handle.cancel()
         ls.engine.close()
+        ls.stop_workspaces()
 
     return server
 
@@ -342,6 +411,7 @@ def run(args: argparse.Namespace) -> int:
             server.start_io(sys.stdin.buffer, protocol_stdout())
     finally:
         server.engine.close()  # stop the model thread and free the model before the interpreter exits
+        server.stop_workspaces()
     return 0
 
 

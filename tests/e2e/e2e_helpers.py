@@ -23,7 +23,7 @@ SERVER = [sys.executable, "-m", "sc2lsp.cli", "serve"]
 OPTIONS = {"model": MODEL, "threads": 1, "warmUp": False, "maxPromptMs": 600_000, "maxPredictMs": 600_000}
 
 
-def init_params(options: dict | None = None, inline: bool = True) -> types.InitializeParams:
+def init_params(options: dict | None = None, inline: bool = True, root: Path = DEMO) -> types.InitializeParams:
     caps = types.ClientCapabilities(
         text_document=types.TextDocumentClientCapabilities(
             inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
@@ -34,8 +34,8 @@ def init_params(options: dict | None = None, inline: bool = True) -> types.Initi
     )
     return types.InitializeParams(
         capabilities=caps,
-        root_uri=DEMO.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=DEMO.as_uri(), name="demo")],
+        root_uri=root.as_uri(),
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
         initialization_options=options if options is not None else dict(OPTIONS),
     )
 

@@ -9,7 +9,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from e2e_helpers import GEOMETRY, MODEL, OPTIONS, SERVER, init_params, inline, items_of, open_doc, status, wait_ready
+from e2e_helpers import GEOMETRY, MODEL, OPTIONS, SERVER, init_params, inline, items_of, open_doc, plain, status, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -67,3 +67,35 @@ async def test_missing_model_is_reported_and_the_server_stays_up(client, model_p
     assert st["state"] == "ready", st
     await inline(client, GEOMETRY.as_uri(), 13, 15)
     assert (await status(client))["last"]["generated_tokens"] > 0
+
+
+async def test_repository_context_from_the_workspace(client, model_path, tmp_path):
+    root = tmp_path / "proj"
+    (root / "shapes").mkdir(parents=True)
+    (root / "shapes" / "vectors.py").write_text(
+        "def scale_vector(v, k):\n    \"\"\"Multiply each coordinate by k.\"\"\"\n    return [x * k for x in v]\n"
+    )
+    main = root / "main.py"
+    main.write_text("from shapes.vectors import scale_vector\n\n\ndef grow(v):\n    return scale_vector(\n")
+    await client.initialize_session(init_params(dict(OPTIONS), root=root))
+    assert (await wait_ready(client))["state"] == "ready"
+    open_doc(client, main.as_uri(), main.read_text())
+    for _ in range(200):  # the workspace is indexed in the background
+        workspaces = (await status(client))["server"]["workspaces"]
+        if workspaces and workspaces[0]["indexed"]:
+            break
+        await asyncio.sleep(0.05)
+    assert workspaces == [{"root": str(root), "indexed": True, "files": 2}]
+    await inline(client, main.as_uri(), 4, len("    return scale_vector("))
+    st = plain(await client.protocol.send_request_async("sc2lsp/status", {"prompt": True}))
+    prompt = st["last_prompt"]
+    assert "<file_sep>shapes/vectors.py\n" in prompt and "def scale_vector(v, k)" in prompt, prompt
+    assert prompt.index("shapes/vectors.py") < prompt.index("<fim_prefix>")  # context first, then the file
+    assert st["last"]["context_files"] >= 1
+    # switched off: no context
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"repoContext": False}))
+    await asyncio.sleep(0.1)
+    open_doc(client, main.as_uri() + "#2", main.read_text())
+    await inline(client, main.as_uri() + "#2", 4, len("    return scale_vector("))
+    st = plain(await client.protocol.send_request_async("sc2lsp/status", {"prompt": True}))
+    assert "def scale_vector(v, k)" not in st["last_prompt"]
