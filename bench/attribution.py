@@ -1,7 +1,7 @@
 """Attribution index at scale: build speed, index size, query latency and memory.
 
 Indexes a corpus of at least 500 MB (default: the Python standard library this venv runs on,
-both site-packages and /usr/include), then checks 1 kB suggestions: copies of random indexed text
+both site-packages, /usr/include and /usr/lib/python3*), then checks 1 kB suggestions: copies of random indexed text
 (positives) and this repository's own sources (negatives, not in the corpus). Every figure is
 also given as a ratio against a reference measured in the same run:
 
@@ -37,10 +37,11 @@ if str(ROOT) not in sys.path:
 
 def default_corpus() -> list[str]:
     """The standard library, the base interpreter's site-packages (the scan rules skip a nested
-    ``site-packages``, so it is a root of its own), this venv's site-packages and the C headers
-    in /usr/include: ~550 MB of Python, C and C++ on the project's machines."""
+    ``site-packages``, so it is a root of its own), this venv's site-packages, the C headers in
+    /usr/include and Debian's Python packages: ~520 MB of Python, C and C++ here."""
     stdlib = sysconfig.get_paths()["stdlib"]
-    roots = [stdlib, os.path.join(stdlib, "site-packages"), sysconfig.get_paths()["purelib"], "/usr/include"]
+    roots = [stdlib, os.path.join(stdlib, "site-packages"), sysconfig.get_paths()["purelib"], "/usr/include",
+             "/usr/lib/python3", f"/usr/lib/python3.{sys.version_info.minor}"]
     seen, out = set(), []
     for p in roots:
         rp = os.path.realpath(p)

@@ -234,6 +234,18 @@ def test_license_headers_and_boilerplate_are_labelled(index):
     assert lic and lic[0].kind == "license_text" and lic[0].sources[0].license_file
 
 
+def test_postings_capped_per_hash_keep_the_total_count(tmp_path):
+    rng = random.Random(11)
+    shared = code_like(rng, 12)
+    docs = [Document(path=f"d{i}.py", text=code_like(rng, 8) + shared + code_like(rng, 8)) for i in range(30)]
+    build_index(docs, tmp_path / "idx", cap=4)
+    st: dict = {}
+    spans = AttributionIndex.open(tmp_path / "idx").check("\u2603\n" + shared, stats=st)
+    assert len(spans) == 1 and spans[0].kind == "common" and not spans[0].documents_exact
+    assert 25 <= spans[0].documents <= 35  # from the capped hashes' totals, not the 4 postings kept
+    assert st["verified"] <= 4 * len(shared) // 25 + 4
+
+
 def test_spdx_header_license_reaches_the_source(index, corpus):
     body = (corpus / "beta" / "spdx_tool.py").read_text().splitlines(keepends=True)
     spans = index.check("".join(body[5:15]))

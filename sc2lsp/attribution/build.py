@@ -26,7 +26,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import UserError
-from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
+from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
 from .licenses import LicenseResolver, is_license_file, spdx_header
 from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
 from .store import MANIFEST, open_segment, read_manifest, write_manifest, write_segment
@@ -201,7 +201,11 @@ class SegmentBuilder:
         self.meta: list[bytes] = []
         self.texts: list[bytes] = []
         self.roots: dict[str, int] = {}
+        self.strings: dict[str, int] = {}
         self.raw = 0
+
+    def _str(self, value: str | None) -> int:
+        return -1 if value is None else self.strings.setdefault(value, len(self.strings))
 
     def add(self, doc: Document) -> None:
         if not isinstance(doc.text, str):
@@ -219,11 +223,10 @@ class SegmentBuilder:
                 raise UserError(f"document {doc.path} is too large to index")
         data = doc.text.encode("utf-8", "surrogatepass")
         spdx = doc.license or spdx_header(doc.text)
-        meta = {"path": doc.path, "repo": doc.repository, "rev": doc.revision, "blob": blob_hash(data),
-                "license": spdx, "license_source": doc.license_source or ("spdx-header" if spdx else None),
-                "license_file": is_license_file(doc.path)}
-        if doc.root is not None:
-            meta["root"] = self.roots.setdefault(doc.root, len(self.roots))
+        # one JSON array a document; repeated strings go to the segment's string table
+        meta = [doc.path, self._str(doc.repository), self._str(doc.revision), blob_hash(data), self._str(spdx),
+                self._str(doc.license_source or ("spdx-header" if spdx else None)), int(is_license_file(doc.path)),
+                -1 if doc.root is None else self.roots.setdefault(doc.root, len(self.roots))]
         self.meta.append(json.dumps(meta, separators=(",", ":")).encode())
         self.texts.append(zlib.compress(data, 6) if (self.store_text or doc.root is None) else b"")
         self.hashes.append(h)
@@ -253,7 +256,7 @@ class SegmentBuilder:
             **arrays, "doc_first": np.asarray(self.first, dtype=np.uint32),
             "doc_nchars": np.asarray(self.nchars, dtype=np.uint32), "doc_meta_off": meta_off,
             "doc_ckpt_first": np.asarray(self.ckpt_first, dtype=np.uint32), "doc_ckpt": np.concatenate(self.ckpts),
-            "doc_meta": b"".join(self.meta),
+            "doc_meta": b"".join(self.meta), "strings": json.dumps(list(self.strings)).encode(),
             "doc_text_off": text_off, "doc_text": b"".join(self.texts)})
         self.written.append({"file": name, "docs": len(self.meta), "windows": int(self.first[-1]),
                              "entries": info["entries"], "raw_bytes": self.raw, "bytes": size})
@@ -269,8 +272,9 @@ def segment_arrays(hashes: np.ndarray, doc_first: np.ndarray, *, cap: int, bloom
 
     ``hashes[g]`` is the hash of window ordinal ``g``; ``doc_first[d]`` the first ordinal of
     document ``d``. Postings keep one entry per (hash, document) (its first occurrence), at most
-    ``cap`` documents per hash, sorted by hash; ``multi_idx``/``multi_cnt`` give the total number
-    of documents of every hash found in more than one.
+    ``cap`` documents per hash, sorted by hash; ``capped_idx``/``capped_cnt`` give the first
+    posting and the total number of documents of every hash found in more than ``cap``
+    (for the others the postings themselves are the count).
     """
     order = np.argsort(hashes, kind="stable")
     hs = hashes[order]
@@ -288,21 +292,16 @@ def segment_arrays(hashes: np.ndarray, doc_first: np.ndarray, *, cap: int, bloom
     keep = rank < cap
     hs, gs = hs[keep], gs[keep]
     kstarts = np.flatnonzero(newkey[keep])
-    multi = counts > 1
+    over = counts > cap
     bloom = BlockedBloom.build(hs[kstarts], bloom_bits, BLOOM_K)
     n_entries = len(hs)
-    bits = int(max(0, min(30, np.ceil(np.log2(max(1.0, n_entries / load))))))
-    if bits:
-        buckets = hs >> np.uint64(64 - bits)
-        fp = (hs << np.uint64(bits)) >> np.uint64(56)
-    else:
-        buckets = np.zeros(n_entries, dtype=np.uint64)
-        fp = hs >> np.uint64(56)
-    bucket_start = np.searchsorted(buckets, np.arange((1 << bits) + 1, dtype=np.uint64)).astype(np.uint32)
-    entries = ((fp.astype(np.uint32) << np.uint32(24)) | gs).astype(np.uint32)
-    arrays = {"bloom": bloom.words, "bucket_start": bucket_start, "entries": entries,
-              "multi_idx": kstarts[multi].astype(np.uint32), "multi_cnt": counts[multi].astype(np.uint32)}
-    return arrays, {"bucket_bits": bits, "entries": int(n_entries), "keys": int(len(kstarts))}
+    n_buckets = max(1, -(-n_entries // load))
+    buckets, fp = bucket_and_fingerprint(hs, n_buckets)
+    bucket_start = np.searchsorted(buckets, np.arange(n_buckets + 1, dtype=np.int64)).astype(np.uint32)
+    entries = (fp << np.uint32(24)) | gs
+    arrays = {"bloom": bloom.words, "bucket_start": bucket_start, "entries": entries.astype(np.uint32),
+              "capped_idx": kstarts[over].astype(np.uint32), "capped_cnt": counts[over].astype(np.uint32)}
+    return arrays, {"buckets": int(n_buckets), "entries": int(n_entries), "keys": int(len(kstarts))}
 
 
 def _write(out: Path, docs: Iterator[Document], keep_segments: list[dict], params: dict, stats: BuildStats,

@@ -81,6 +81,15 @@ def window_hash_reference(window: str) -> int:
     return h
 
 
+def bucket_and_fingerprint(h: np.ndarray, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Postings bucket (from the top 32 bits, by multiply-shift, so ``n_buckets`` need not be a
+    power of two and hash order is bucket order) and 8-bit fingerprint (bits 30-37) of hashes."""
+    with np.errstate(over="ignore"):
+        bucket = ((h >> np.uint64(32)) * np.uint64(n_buckets)) >> np.uint64(32)
+    fp = (h >> np.uint64(30)) & np.uint64(0xFF)
+    return bucket.astype(np.int64), fp.astype(np.uint32)
+
+
 class BlockedBloom:
     """A register-blocked Bloom filter: each key sets ``k`` bits of one 64-bit word.
 

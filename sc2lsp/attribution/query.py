@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from .build import blob_hash
-from .hashing import HASH_NAME, WINDOW, BlockedBloom, window_hashes
+from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
 from .licenses import looks_like_license_text
 from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
 from .store import SegmentFile, open_segment, read_manifest
@@ -73,13 +73,13 @@ class Segment:
         self.file = sf
         self.stride = int(h["stride"])
         self.cap = int(h["cap"])
-        self.bits = int(h["bucket_bits"])
+        self.n_buckets = int(h["buckets"])
         self.roots: list[str] = h["roots"]
         self.bloom = BlockedBloom(sf.array("bloom"), int(h["bloom_k"]))
         self.bucket_start = sf.array("bucket_start")
         self.entries = sf.array("entries")
-        self.multi_idx = sf.array("multi_idx")
-        self.multi_cnt = sf.array("multi_cnt")
+        self.capped_idx = sf.array("capped_idx")
+        self.capped_cnt = sf.array("capped_cnt")
         self.doc_first = sf.array("doc_first")
         self.meta_off = sf.array("doc_meta_off")
         self.text_off = sf.array("doc_text_off")
@@ -89,13 +89,23 @@ class Segment:
         self.every = int(h["checkpoint"])
         self.n_docs = len(self.doc_first) - 1
         self._meta: dict[int, dict] = {}
+        self._strings: list[str] | None = None
 
     def meta(self, d: int) -> dict:
+        """The document table's row ``d``: path, repo, rev, blob, license, license_source,
+        license_file and root_path (absent for documents stored in the index)."""
         m = self._meta.get(d)
         if m is None:
-            m = json.loads(self.file.blob("doc_meta", int(self.meta_off[d]), int(self.meta_off[d + 1])))
-            if "root" in m:
-                m["root_path"] = self.roots[m["root"]]
+            if self._strings is None:
+                self._strings = json.loads(self.file.blob("strings"))
+            row = json.loads(self.file.blob("doc_meta", int(self.meta_off[d]), int(self.meta_off[d + 1])))
+            path, repo, rev, blob, lic, lic_src, lic_file, root = row
+            s = self._strings
+            m = {"path": path, "repo": s[repo] if repo >= 0 else None, "rev": s[rev] if rev >= 0 else None,
+                 "blob": blob, "license": s[lic] if lic >= 0 else None,
+                 "license_source": s[lic_src] if lic_src >= 0 else None, "license_file": bool(lic_file)}
+            if root >= 0:
+                m["root_path"] = self.roots[root]
             self._meta[d] = m
         return m
 
@@ -134,17 +144,13 @@ class Segment:
         return base, local, offs[:-1] + raw_a
 
     def lookup(self, qh: np.ndarray, qpos: np.ndarray, stats: dict | None = None):
-        """Postings of the query windows: (query pos, doc, doc pos, document count of the hash)."""
+        """Postings of the query windows: (query pos, doc, doc pos), and per query position the
+        number of documents holding its hash (0 where none)."""
         keep = self.bloom.contains(qh)
         if stats is not None:
             stats["bloom_pass"] = stats.get("bloom_pass", 0) + int(keep.sum())
-        qh, qpos = qh[keep], qpos[keep]
-        if self.bits:
-            bkt = (qh >> np.uint64(64 - self.bits)).astype(np.int64)
-            fpq = ((qh << np.uint64(self.bits)) >> np.uint64(56)).astype(np.uint32)
-        else:
-            bkt = np.zeros(len(qh), dtype=np.int64)
-            fpq = (qh >> np.uint64(56)).astype(np.uint32)
+        qh, qpos_k = qh[keep], qpos[keep]
+        bkt, fpq = bucket_and_fingerprint(qh, self.n_buckets)
         lo = self.bucket_start[bkt].astype(np.int64)
         lens = self.bucket_start[bkt + 1].astype(np.int64) - lo
         rep = np.repeat(np.arange(len(qh)), lens)
@@ -152,17 +158,19 @@ class Segment:
         e = self.entries[ent]
         ok = (e >> np.uint32(24)) == fpq[rep]
         rep, ent, e = rep[ok], ent[ok], e[ok]
-        g = (e & np.uint32(0xFFFFFF)).astype(np.int64)
-        doc = np.searchsorted(self.doc_first, g, side="right") - 1
-        dpos = (g - self.doc_first[doc].astype(np.int64)) * self.stride
-        count = np.ones(len(ent), dtype=np.int64)
-        if len(self.multi_idx):
-            j = np.searchsorted(self.multi_idx, ent, side="right") - 1
+        g = e & np.uint32(0xFFFFFF)
+        doc = np.searchsorted(self.doc_first, g, side="right").astype(np.int64) - 1
+        dpos = (g.astype(np.int64) - self.doc_first[doc].astype(np.int64)) * self.stride
+        qp = qpos_k[rep]
+        count = np.zeros(len(qpos), dtype=np.int64)
+        np.add.at(count, qp, 1)
+        if len(self.capped_idx) and len(ent):
+            j = np.searchsorted(self.capped_idx, ent.astype(np.uint32), side="right").astype(np.int64) - 1
             jj = np.maximum(j, 0)
-            cnt = self.multi_cnt[jj].astype(np.int64)
-            in_group = (j >= 0) & (ent < self.multi_idx[jj].astype(np.int64) + np.minimum(cnt, self.cap))
-            count = np.where(in_group, cnt, 1)
-        return qpos[rep], doc, dpos, count
+            big = (j >= 0) & (ent < self.capped_idx[jj].astype(np.int64) + self.cap)
+            if big.any():
+                np.maximum.at(count, qp[big], self.capped_cnt[jj[big]].astype(np.int64))
+        return qp, doc, dpos, count
 
 
 def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
@@ -254,7 +262,7 @@ class AttributionIndex:
         capped = np.zeros(len(qh), dtype=bool)
         rows = []
         for si, seg in enumerate(self.segments):
-            qp, doc, dpos, cnt = seg.lookup(qh, qpos_all, st)
+            qp, doc, dpos, seg_cnt = seg.lookup(qh, qpos_all, st)
             st["postings"] += len(qp)
             if len(qp) == 0:
                 continue
@@ -263,11 +271,9 @@ class AttributionIndex:
                 bad = {int(d) for d in np.unique(doc) if self._excluded(si, int(d), roots)}
                 if bad:
                     excl = np.isin(doc, list(bad))
-            seg_cnt = np.zeros(len(qh), dtype=np.int64)
-            np.maximum.at(seg_cnt, qp, cnt)
             np.subtract.at(seg_cnt, qp[excl], 1)
             counts += np.maximum(seg_cnt, 0)
-            capped[qp[cnt > seg.cap]] = True
+            capped |= seg_cnt > seg.cap
             keep = ~excl
             rows.append(np.stack([np.full(int(keep.sum()), si), doc[keep], dpos[keep] - qp[keep], qp[keep]], axis=1))
         allrows = np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int64)
