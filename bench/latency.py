@@ -181,6 +181,8 @@ def bench_model(model: str, args, keys: int) -> dict:
                             "naive_model_ms": round(naive_ms, 1), "ratio": round(server_busy / naive_ms, 3),
                             "server_model_calls": after["totals"]["model_requests"] - before["totals"]["model_requests"],
                             "typed_along": after["totals"]["typed_along"] - before["totals"]["typed_along"]}
+        ctx_ms = [e["last"]["context_ms"] for e in ed.log if "context_ms" in e["last"]]
+        out["d_session"]["context_ms_p50"] = round(pct(ctx_ms, 0.5), 2) if ctx_ms else None
         kinds = sorted({e["kind"] for e in ed.log})
         out["e_per_kind"] = {k: {"n": len(v), "p50_ms": round(pct(v, 0.5), 2), "p95_ms": round(pct(v, 0.95), 2)}
                              for k in kinds for v in [[e["ms"] for e in ed.log if e["kind"] == k]]}
@@ -201,7 +203,8 @@ def session(ed: Editor, a: Doc, b: Doc, keys: int) -> None:
 
     def type_along(d: Doc, off: int, suggestion: str, k: int) -> int:
         nonlocal n
-        for ch in suggestion.split("\n", 1)[0][:k]:
+        # never the whole suggestion: typing its last character asks the model for the next one
+        for ch in suggestion.split("\n", 1)[0][: min(k, len(suggestion) - 1)]:
             if not budget():
                 break
             off = ed.insert(d, off, ch)
