@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
 from sc2lsp.backends.worker import Job, ModelWorker

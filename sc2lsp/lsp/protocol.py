@@ -34,7 +34,7 @@ class Sc2Protocol(LanguageServerProtocol):
     def structure_message(self, data: dict[str, Any]):
         try:
             return super().structure_message(data)
-        except (JsonRpcInvalidParams, Exception) as exc:
+        except Exception as exc:
             msg_id = data.get("id") if isinstance(data, dict) else None
             if msg_id is not None and "method" in data:
                 log.warning("invalid params for %s (id %s): %s", data.get("method"), msg_id, exc.__cause__ or exc)

@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from lsprotocol import types
 
 ROOT = Path(__file__).resolve().parents[2]
