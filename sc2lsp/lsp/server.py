@@ -109,8 +109,8 @@ class Sc2Server(LanguageServer):
         if not self.settings.repo_context:
             return None
         root = self._folder_root(uri)
-        if root is None or not root.is_dir():
-            return None
+        if root is None or not root.is_dir() or root in (Path(root.anchor), Path.home()):
+            return None  # a whole disk or home directory is not a project: never index it
         ws = self._workspaces.get(root)
         if ws is None and create:
             from ..workspace.service import WorkspaceContext
