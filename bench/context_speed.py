@@ -2,8 +2,8 @@
 
     python bench/context_speed.py [--repo PATH] [--files 5000] [--requests 300] [--saves 60] [--json]
 
-Without ``--repo`` a 5,000-file repository is put together in a temporary folder from sources
-installed on this machine (Python packages of the running interpreter's site-packages, and any
+Without ``--repo`` a repository of 5,000 indexable files is put together in a temporary folder
+from sources installed on this machine (Python packages of the running interpreter's site-packages, and any
 ``--extra`` folders, e.g. an npm package's ``lib``), copied with their relative paths.
 
 Figures, each with a reference measured in the same run:
@@ -40,6 +40,7 @@ from sc2lsp.context.index import RepoIndex  # noqa: E402
 from sc2lsp.context.languages import parser_for  # noqa: E402
 from sc2lsp.context_cli import context_budget  # noqa: E402
 from sc2lsp.workspace.indexer import index_workspace, wanted  # noqa: E402
+from sc2lsp.workspace.scan import classify  # noqa: E402
 from sc2lsp.workspace.watch import WorkspaceWatcher  # noqa: E402
 
 PACKAGES = ("transformers", "sympy", "torch", "numpy", "pip", "setuptools")
@@ -58,9 +59,12 @@ def make_repo(dest: Path, n_files: int, extra: list[Path]) -> int:
                 continue
             if any(p in ("tests", "test", "__pycache__", "node_modules") for p in rel.parts) or f.stat().st_size > 300_000:
                 continue
+            data = f.read_bytes()
+            if classify(str(rel), data)[0] is not None:
+                continue  # generated, minified, ...: the index would skip it, so it would not count
             out = dest / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, out)
+            out.write_bytes(data)
             copied += 1
     return copied
 

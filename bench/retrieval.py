@@ -40,7 +40,7 @@ from sc2lsp.context.index import RepoIndex  # noqa: E402
 from sc2lsp.context.languages import spec  # noqa: E402
 from sc2lsp.context.gather import assemble  # noqa: E402
 from sc2lsp.context.gather import make_request  # noqa: E402
-from sc2lsp.context.providers import _QUALIFIER, _chunks, _Resolver  # noqa: E402
+from sc2lsp.context.providers import _chunks, _qualifier, _Resolver  # noqa: E402
 from sc2lsp.context.symbols import IDENTIFIER  # noqa: E402
 from sc2lsp.context_cli import context_budget  # noqa: E402
 from sc2lsp.core.budget import approx_tokens, memo_counter  # noqa: E402
@@ -90,8 +90,7 @@ def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> l
                 name = m.group()
                 if name in sp.keywords or len(name) < 3 or line[m.start() - 1:m.start()] in ("'", '"'):
                     continue  # (a name in quotes is a string: __all__ entries and the like)
-                q = _QUALIFIER.search(line, 0, m.start())
-                defs, how = resolver.resolve(name, q.group(1) if q else None)
+                defs, how = resolver.resolve(name, _qualifier(line, m.start()))
                 if not any(w in how for w in THROUGH_IMPORTS):
                     continue
                 defs = [d for d in defs if d.path != path and d.kind in USE_KINDS]

@@ -122,9 +122,6 @@ class Request:
 
 # -- (a) definitions --------------------------------------------------------------------------------
 
-_QUALIFIER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*$")
-
-
 def names_near_cursor(req: Request, bindings=frozenset()) -> list[tuple[str, str | None]]:
     """(name, qualifier) pairs near the cursor, nearest first: the cursor's line, then two lines
     above for each line below (keywords left out)."""
@@ -163,15 +160,37 @@ def _line_names(req: Request, ln: int, lines: list[str] | None = None, kw: froze
         return []
     line = lines[ln]
     out = []
+    prev, prev_end = "", 0
     for m in IDENTIFIER.finditer(line):
-        name = m.group()
-        if name in kw or line[:m.start()].rstrip().endswith(("def", "class", "func", "fn")):
+        name, start = m.group(), m.start()
+        after_keyword = prev in ("def", "class", "func", "fn") and not line[prev_end:start].strip()
+        prev, prev_end = name, m.end()
+        if name in kw or after_keyword:
             continue
-        q = _QUALIFIER.search(line, 0, m.start())
-        if q and q.group(1) not in bindings and not line[m.end():].lstrip().startswith("("):
+        q = _qualifier(line, start)
+        if q and q not in bindings and not line[m.end():m.end() + 3].lstrip().startswith("("):
             continue  # a field of some object: guessing its class by name is mostly noise
-        out.append((name, q.group(1) if q else None))
+        out.append((name, q))
     return list(dict.fromkeys(out))
+
+
+def _qualifier(line: str, start: int) -> str | None:
+    """``obj`` when the name at ``start`` is written ``obj.name``, ``obj::name`` or ``obj->name``."""
+    i = start
+    while i > 0 and line[i - 1] in " \t":
+        i -= 1
+    if i > 0 and line[i - 1] == ".":
+        i -= 1
+    elif i > 1 and line[i - 2:i] in ("::", "->"):
+        i -= 2
+    else:
+        return None
+    while i > 0 and line[i - 1] in " \t":
+        i -= 1
+    j = i
+    while j > 0 and (line[j - 1].isalnum() or line[j - 1] in "_$"):
+        j -= 1
+    return line[j:i] if j < i and not line[j].isdigit() else None
 
 
 def _defs_in(req: Request, paths: tuple[str, ...], name: str, top_level: bool = False) -> list[Definition]:
@@ -320,10 +339,9 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
 
 
-def _query_names(req: Request, resolver: "_Resolver") -> list[tuple[str, str | None]]:
+def _query_names(req: Request, resolver: "_Resolver", near) -> list[tuple[str, str | None]]:
     """Names to look up, most wanted first: the cursor's line; names imported but not used in the
     file yet (about to be used); the lines around the cursor; the remaining imports."""
-    near = names_near_cursor(req, resolver.bindings)
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
     counts = req.entry.name_counts()
@@ -343,7 +361,8 @@ def definitions_provider(req: Request) -> list[Candidate]:
     guesses: list[Candidate] = []  # found by name only: after everything the imports point at
     seen: set[tuple[str, int]] = set()
     spent = 0
-    for name, qual in _query_names(req, resolver):
+    near = names_near_cursor(req, resolver.bindings)
+    for name, qual in _query_names(req, resolver, near):
         req.check()
         found, how = resolver.resolve(name, qual)
         for d in found[: req.options.per_name]:
@@ -359,7 +378,7 @@ def definitions_provider(req: Request) -> list[Candidate]:
     out += guesses
     # then the members of imported modules, classes and objects used as qualifiers near the
     # cursor (``util.parse(...)`` above: the line being written may call another member)
-    for qual in dict.fromkeys(q for _, q in names_near_cursor(req, resolver.bindings) if q in resolver.bindings):
+    for qual in dict.fromkeys(q for _, q in near if q in resolver.bindings):
         entry, members = _members_of(req, resolver, qual)
         for d in members:
             req.check()
@@ -443,26 +462,24 @@ def outline_provider(req: Request) -> list[Candidate]:
 
 # -- (c) similar chunks ----------------------------------------------------------------------------
 
-def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None,
-            radius: int = 600) -> list[tuple[int, int, frozenset[str]]]:
-    """Windows of ``size`` lines every ``stride`` lines with their identifier sets, cached on the
-    entry; with ``near`` (a line) only the windows within ``radius`` lines of it, not cached."""
-    key = (size, stride)
-    cached = entry.__dict__.get("_chunk_cache")
-    if cached is not None and cached[0] == key:
-        return cached[1] if near is None else [c for c in cached[1] if abs(c[0] - near) <= radius]
+def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None, radius: int = 300,
+            check: Callable[[], None] | None = None) -> list[tuple[int, int, frozenset[str]]]:
+    """Windows of ``size`` lines every ``stride`` lines with their identifier sets (each computed
+    once per entry, when first needed); with ``near`` (a line) only those within ``radius``."""
+    table = entry.__dict__.setdefault("_chunk_map", {}).setdefault((size, stride), {})
     lines = entry.lines
-    lo, hi = 0, max(1, len(lines) - size + stride)
-    if near is not None:
-        lo, hi = max(0, (near - radius) // stride * stride), min(hi, near + radius)
+    last = max(1, len(lines) - size + stride)
+    lo, hi = (0, last) if near is None else (max(0, (near - radius) // stride * stride), min(last, near + radius))
     out = []
     for start in range(lo, hi, stride):
-        end = min(len(lines), start + size) - 1
-        toks = frozenset(IDENTIFIER.findall("\n".join(lines[start:end + 1])))
-        if toks:
-            out.append((start, end, toks))
-    if near is None:
-        entry.__dict__["_chunk_cache"] = (key, out)
+        c = table.get(start)
+        if c is None:
+            if check is not None:
+                check()
+            end = min(len(lines), start + size) - 1
+            c = table[start] = (end, frozenset(IDENTIFIER.findall("\n".join(lines[start:end + 1]))))
+        if c[1]:
+            out.append((start, c[0], c[1]))
     return out
 
 
@@ -478,9 +495,8 @@ def similar_provider(req: Request) -> list[Candidate]:
         entry = req.entry if p == req.path else req.index.get(p)
         if entry is None:
             continue
-        fresh = entry is not req.index.get(p)  # a request-only entry: scan near the cursor only
-        near = req.cursor_line if p == req.path and fresh else None
-        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, near):
+        near = req.cursor_line if p == req.path else None
+        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, near, check=req.check):
             req.check()
             if req.in_window(p, start, end):
                 continue

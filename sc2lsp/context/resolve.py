@@ -43,6 +43,20 @@ def _exact(index: RepoIndex, path: str) -> list[str]:
 
 
 def module_files(index: RepoIndex, family: str, from_path: str, module: str) -> tuple[str, ...]:
+    """Cached per index generation (any change to the index starts a new cache)."""
+    cache = index.__dict__.get("_resolve_cache")
+    if cache is None or cache[0] != index.generation:
+        cache = index.__dict__["_resolve_cache"] = (index.generation, {})
+    key = (family, from_path, module)
+    hit = cache[1].get(key)
+    if hit is None:
+        if len(cache[1]) > 20_000:
+            cache[1].clear()
+        hit = cache[1][key] = _module_files(index, family, from_path, module)
+    return hit
+
+
+def _module_files(index: RepoIndex, family: str, from_path: str, module: str) -> tuple[str, ...]:
     here = posixpath.dirname(from_path)
     out: list[str] = []
     if family == "python":
