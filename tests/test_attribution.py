@@ -146,13 +146,13 @@ def test_document_regions_equal_the_full_normal_form(index, corpus):
         for _ in range(30):
             lo = rng.randint(-100, len(full))
             hi = lo + rng.randint(0, 3000)
-            base, local, offs = seg.region(d, raw, lo, hi)
+            reg = seg.region(d, raw, lo, hi)
+            base, local = reg.base, reg.text
             assert local == full[base : base + len(local)]
             assert base <= max(lo, 0) and base + len(local) >= min(hi, len(full))
-            assert len(offs) == len(local)
             k = rng.randrange(len(local)) if local else None
             if k is not None and not local[k].isspace():
-                assert raw[offs[k]] == local[k]
+                assert raw[reg.raw_offset(k)] == local[k]
 
 
 def test_license_detection():
@@ -226,9 +226,9 @@ def test_license_headers_and_boilerplate_are_labelled(index):
     st: dict = {}
     spans = index.check("x = 1\n" + BOILERPLATE, stats=st)
     assert len(spans) == 1 and spans[0].kind == "common" and len(spans[0].sources) == 5
-    # past 11 verified documents a common pattern's other copies are estimated from the postings
-    assert st["verified"] == 11 and not spans[0].documents_exact and 11 <= spans[0].documents <= 13
-    spans = index.check("x = 1\n" + BOILERPLATE, common_threshold=20)
+    # past max_sources + 1 verified documents the other copies are estimated from the postings
+    assert st["verified"] == 6 and not spans[0].documents_exact and 11 <= spans[0].documents <= 13
+    spans = index.check("x = 1\n" + BOILERPLATE, common_threshold=20, max_sources=12)
     assert spans[0].kind == "copy" and spans[0].documents == 12 and spans[0].documents_exact
     lic = index.check(MIT[200:600])
     assert lic and lic[0].kind == "license_text" and lic[0].sources[0].license_file
@@ -244,6 +244,16 @@ def test_postings_capped_per_hash_keep_the_total_count(tmp_path):
     assert len(spans) == 1 and spans[0].kind == "common" and not spans[0].documents_exact
     assert 25 <= spans[0].documents <= 35  # from the capped hashes' totals, not the 4 postings kept
     assert st["verified"] <= 4 * len(shared) // 25 + 4
+
+
+def test_identical_files_are_verified_once_and_all_listed(tmp_path):
+    text = code_like(random.Random(21), 40)
+    build_index([Document(path="a/x.py", text=text), Document(path="b/x.py", text=text)], tmp_path / "idx")
+    st: dict = {}
+    spans = AttributionIndex.open(tmp_path / "idx").check(text[300:900], stats=st)
+    assert len(spans) == 1 and spans[0].documents == 2 and spans[0].documents_exact
+    assert sorted(s.path for s in spans[0].sources) == ["a/x.py", "b/x.py"]
+    assert st["verified"] == 1
 
 
 def test_spdx_header_license_reaches_the_source(index, corpus):

@@ -25,7 +25,7 @@ from ..errors import UserError
 from .build import blob_hash
 from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
 from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
+from .normalize import NORMALIZATION_VERSION, line_of, normalize, normalize_with_offsets, raw_span
 from .store import SegmentFile, open_segment, read_manifest
 
 MAX_QUERY_CHARS = 1_000_000
@@ -129,19 +129,19 @@ class Segment:
             return None
         return data.decode("utf-8", "surrogatepass")
 
-    def region(self, d: int, raw: str, lo: int, hi: int) -> tuple[int, str, np.ndarray]:
+    def region(self, d: int, raw: str, lo: int, hi: int) -> "_Region":
         """The normalised text of document ``d`` covering at least ``[lo, hi)`` (normalised
-        positions, clipped to the document): ``(base, text, raw offsets)``, ``text[k]`` being
-        normalised character ``base + k``. Only the raw text between two checkpoints is normalised.
+        positions, clipped to the document): ``text[k]`` is normalised character ``base + k``.
+        Only the raw text between two checkpoints is normalised.
         """
         c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
         j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
         j1 = hi // self.every + 1
         raw_a = int(self.ckpt[c0 + j0])
         raw_b = int(self.ckpt[c0 + j1]) if c0 + j1 < c1 else len(raw)
-        local, offs = normalize_with_offsets(raw[raw_a:raw_b])
-        base = j0 * self.every + (1 if raw[raw_a : raw_a + 1].isspace() else 0)  # a leading run is dropped
-        return base, local, offs[:-1] + raw_a
+        piece = raw[raw_a:raw_b]
+        base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
+        return _Region(base, normalize(piece), raw_a, piece)
 
     def lookup(self, qh: np.ndarray, qpos: np.ndarray, stats: dict | None = None):
         """Postings of the query windows: (query pos, doc, doc pos), and per query position the
@@ -171,6 +171,21 @@ class Segment:
             if big.any():
                 np.maximum.at(count, qp[big], self.capped_cnt[jj[big]].astype(np.int64))
         return qp, doc, dpos, count
+
+
+class _Region:
+    """Part of a document's normal form; raw offsets are computed only for reported sources."""
+
+    __slots__ = ("base", "text", "raw_a", "piece", "_offsets")
+
+    def __init__(self, base: int, text: str, raw_a: int, piece: str):
+        self.base, self.text, self.raw_a, self.piece, self._offsets = base, text, raw_a, piece, None
+
+    def raw_offset(self, k: int) -> int:
+        """Raw offset (in the whole document) of the region's normalised character ``k``."""
+        if self._offsets is None:
+            self._offsets = normalize_with_offsets(self.piece)[1]
+        return int(self._offsets[k]) + self.raw_a
 
 
 def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
@@ -310,12 +325,13 @@ class AttributionIndex:
         truncated = len(chains) > MAX_CHAINS
         st["chains"] = len(chains)
         chains.sort(key=len, reverse=True)
-        matches = []  # (qa, qb, si, doc, da, db, verified, raw offsets of the doc's region: da, db index it)
+        matches = []  # (qa, qb, si, doc, da, db, verified, _Region that da, db index)
         deadline = time.monotonic() + time_limit_s
-        # once every hit of a chain lies where enough documents were verified already (a common
-        # pattern), it is not verified: its documents are counted from the postings instead
-        enough = max(max_sources, common_threshold + 1)
+        # once every hit of a chain lies where enough documents were verified already to list the
+        # sources, it is not verified: its documents are counted from the postings instead
+        enough = max_sources + 1
         verified_docs = np.zeros(len(qh), dtype=np.int32)
+        by_blob: dict[tuple[str, int], list] = {}  # identical files verify once
         for ch in chains[:MAX_CHAINS]:
             if time.monotonic() > deadline:
                 truncated = True
@@ -324,6 +340,12 @@ class AttributionIndex:
                 capped[ch[:, 3]] = True
                 continue
             si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
+            same = by_blob.setdefault((self.segments[si].meta(d)["blob"], delta), [])
+            if same:
+                for m in same[0][1]:
+                    matches.append(m[:2] + (si, d) + m[4:])
+                    verified_docs[m[0] : max(m[0], m[1] - WINDOW + 1)] += 1
+                continue
             raw = self._doc(si, d)
             if raw is None:
                 st["unavailable"] += 1
@@ -332,19 +354,22 @@ class AttributionIndex:
                     matches.append((qa, qb, si, d, None, None, False, None))
                 continue
             covered = -1
-            region: list = []
+            found_here: list = []
+            same.append((d, found_here))
+            region: list = []  # the chain's region, once normalised
             for qp in ch[:, 3].tolist():
                 if qp < covered:
                     continue
                 found = self._verify(si, d, raw, norm, qp, qp + delta, region)
                 if found is None:
                     continue
-                left, right, dp, dn, doffs = found
+                left, right, dp, reg = found
                 qa, qb = qp - left, qp + WINDOW + right
                 lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
                 trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
                 da, db = dp - left + lead, dp + WINDOW + right - trail
-                matches.append((qa + lead, qb - trail, si, d, da, db, True, doffs))
+                matches.append((qa + lead, qb - trail, si, d, da, db, True, reg))
+                found_here.append(matches[-1])
                 verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
                 st["verified"] += 1
                 covered = qb
@@ -353,7 +378,7 @@ class AttributionIndex:
 
     def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
-        it both ways: ``(left, right, dp, region text, region raw offsets)`` or None.
+        it both ways: ``(left, right, dp, region)`` or None.
 
         The region of the document normalised is the part aligned with the whole query (so the
         extension cannot leave it); ``region`` caches it for the other hits of the same chain.
@@ -365,8 +390,9 @@ class AttributionIndex:
             if not region:
                 lo = dpos - qp - 2 - grow
                 hi = dpos - qp + len(norm) + 2 + grow
-                region.extend(seg.region(d, raw, lo, hi))
-            base, dn, doffs = region
+                region.append(seg.region(d, raw, lo, hi))
+            reg = region[0]
+            base, dn = reg.base, reg.text
             dp = dpos - base
             if dp < 0 or dn[dp : dp + WINDOW] != norm[qp : qp + WINDOW]:
                 return None
@@ -375,7 +401,7 @@ class AttributionIndex:
             open_left = left == dp and left < qp and base > 0
             open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
             if not (open_left or open_right):
-                return left, right, dp, dn, doffs
+                return left, right, dp, reg
             grow = 2 * grow + 1024
             region.clear()
 
@@ -414,13 +440,14 @@ class AttributionIndex:
 
     def _source(self, m, qa: int, qb: int) -> Source:
         """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""
-        mqa, mqb, si, d, da, db, verified, doffs = m
+        mqa, mqb, si, d, da, db, verified, reg = m
         meta = self.segments[si].meta(d)
         start_line = end_line = None
         raw = self._doc(si, d) if verified else None
         if raw is not None:
-            a, b = int(doffs[da + (qa - mqa)]), int(doffs[db - (mqb - qb) - 1]) + 1
-            start_line, end_line = line_of(raw, a), line_of(raw, max(a, b - 1))
+            a, b = reg.raw_offset(da + (qa - mqa)), reg.raw_offset(db - (mqb - qb) - 1) + 1
+            start_line = line_of(raw, a)
+            end_line = start_line + raw.count("\n", a, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
                       meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),
                       start_line, end_line, verified)
