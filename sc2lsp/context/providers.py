@@ -339,9 +339,9 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
 
 
-def _query_names(req: Request, resolver: "_Resolver", near) -> list[tuple[str, str | None]]:
+def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
     """Names to look up, most wanted first: the cursor's line; names imported but not used in the
-    file yet (about to be used); the lines around the cursor; the remaining imports."""
+    file yet (about to be used); the lines around the cursor. Then, apart: the other imports."""
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
     counts = req.entry.name_counts()
@@ -349,49 +349,58 @@ def _query_names(req: Request, resolver: "_Resolver", near) -> list[tuple[str, s
         if imp.name is None and req.family != "js":
             continue  # a module alias: nothing to show for the name itself
         (unused if counts.get(binding, 0) <= 1 else used).append((binding, None))
-    out: dict[tuple[str, str | None], None] = {}
-    for key in near[:on_line] + unused + near[on_line:] + used:
-        out.setdefault(key, None)
-    return list(out)
+    first = list(dict.fromkeys(near[:on_line] + unused + near[on_line:]))
+    return first, [k for k in used if k not in set(first)]
 
 
 def definitions_provider(req: Request) -> list[Candidate]:
+    """Candidates in this order: definitions of the names near the cursor (and of imports about to
+    be used); definitions of the file's other imports; members of the modules/classes/objects used
+    as qualifiers near the cursor; last, definitions found by name only."""
     resolver = _Resolver(req)
     out: list[Candidate] = []
-    guesses: list[Candidate] = []  # found by name only: after everything the imports point at
+    guesses: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     spent = 0
     near = names_near_cursor(req, resolver.bindings)
-    for name, qual in _query_names(req, resolver, near):
-        req.check()
-        found, how = resolver.resolve(name, qual)
-        for d in found[: req.options.per_name]:
-            if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
-                continue
-            seen.add((d.path, d.start_line))
-            c = _definition_candidate(req, d, how)
-            if c is not None:
-                (guesses if how.endswith(" by name") else out).append(c)
-                spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
-        if req.enough(spent):
-            return out + guesses
-    out += guesses
-    # then the members of imported modules, classes and objects used as qualifiers near the
-    # cursor (``util.parse(...)`` above: the line being written may call another member)
-    for qual in dict.fromkeys(q for _, q in near if q in resolver.bindings):
-        entry, members = _members_of(req, resolver, qual)
-        for d in members:
+    first, later = _query_names(req, resolver, near)
+
+    def take(c: Candidate, guess: bool = False) -> bool:
+        nonlocal spent
+        (guesses if guess else out).append(c)
+        spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
+        return req.enough(spent)
+
+    def names(keys) -> bool:
+        for name, qual in keys:
             req.check()
-            if (d.path, d.start_line) in seen:
-                continue
-            seen.add((d.path, d.start_line))
-            head = render.container_header(entry, d)
-            s = render.elided(entry, d)
-            out.append(Candidate(d.path, ((head,) if head else ()) + (s,), f"member of {qual}"))
-            spent += req.count(s.text)
-            if req.enough(spent):
-                return out
-    return out
+            found, how = resolver.resolve(name, qual)
+            for d in found[: req.options.per_name]:
+                if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
+                    continue
+                seen.add((d.path, d.start_line))
+                c = _definition_candidate(req, d, how)
+                if c is not None and take(c, how.endswith(" by name")):
+                    return True
+        return False
+
+    def members() -> bool:
+        # ``util.parse(...)`` above: the line being written may call another member of ``util``
+        for qual in dict.fromkeys(q for _, q in near if q in resolver.bindings):
+            entry, defs = _members_of(req, resolver, qual)
+            for d in defs:
+                req.check()
+                if (d.path, d.start_line) in seen:
+                    continue
+                seen.add((d.path, d.start_line))
+                head = render.container_header(entry, d)
+                if take(Candidate(d.path, ((head,) if head else ()) + (render.elided(entry, d),), f"member of {qual}")):
+                    return True
+        return False
+
+    if not names(first) and not names(later):
+        members()
+    return out + guesses
 
 
 _INSTANCE = re.compile(r"=\s*([A-Z][\w$]*)\s*\(")
