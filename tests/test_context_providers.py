@@ -258,3 +258,36 @@ def test_members_of_an_imported_object_and_class():
     idx = make_index({"cli/output.py": output, "cli/main.py": main})
     (b,) = gather_context(idx, "cli/main.py", main, len(main), 400)
     assert "def hint(self, msg):" in b.code and "class Output:" in b.code
+
+
+@pytest.mark.parametrize("files,current,needle,where", [
+    # Go: a name of the same package (folder) needs no import
+    ({"geo/area.go": "package geo\n\nfunc Area(r float64) float64 { return r * r }\n",
+      "geo/shape.go": "package geo\n\nfunc Describe() float64 {\n\treturn Area(2)\n}\n"},
+     "geo/shape.go", "Area(2)", ("geo/area.go", 2)),
+    # Rust: `mod util;` then util::helper()
+    ({"src/util.rs": "pub fn helper(x: u32) -> u32 { x }\n",
+      "src/main.rs": "mod util;\nfn main() {\n    util::helper(1);\n}\n"},
+     "src/main.rs", "util::helper", ("src/util.rs", 0)),
+    # C: a call resolved through the header's implementation file next to it
+    ({"lib/list.h": "struct list;\nint list_len(struct list *l);\n",
+      "lib/list.c": '#include "list.h"\nint list_len(struct list *l) { return 0; }\n',
+      "app/main.c": '#include "../lib/list.h"\nint main(void) { return list_len(0); }\n'},
+     "app/main.c", "list_len(0)", ("lib/list.h", 1)),
+])
+def test_package_and_module_resolution(files, current, needle, where):
+    idx = make_index(files)
+    text = files[current]
+    blocks = gather_context(idx, current, text, at(text, needle), 500)
+    assert shown(blocks, *where), [(b.path, b.lines, b.reason) for b in blocks]
+
+
+def test_qualifier_parsing():
+    from sc2lsp.context.providers import _qualifier
+
+    line = "x = cfg.url(a) + ns::f() + p->next + 3.5 + y"
+    assert _qualifier(line, line.index("url")) == "cfg"
+    assert _qualifier(line, line.index("f()")) == "ns"
+    assert _qualifier(line, line.index("next")) == "p"
+    assert _qualifier(line, line.index("y")) is None and _qualifier(line, 0) is None
+    assert _qualifier("a . b", 4) == "a"
