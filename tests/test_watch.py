@@ -140,3 +140,27 @@ def test_workspace_context_editor_text_wins_and_outside_edits_show_up(tmp_path):
         assert ws.rel("/elsewhere/file.py") is None
     finally:
         ws.stop()
+
+
+def test_workspace_context_blocks_stay_put_while_typing_on_one_line(tmp_path):
+    from sc2lsp.core.budget import plan_budget
+    from sc2lsp.workspace.service import WorkspaceContext
+
+    (tmp_path / "a.py").write_text("def alpha(x):\n    return x\n")
+    (tmp_path / "b.py").write_text("def beta(y):\n    return y\n")
+    ws = WorkspaceContext(tmp_path, watch=False).start()
+    assert ws.ready.wait(10)
+    main = str(tmp_path / "m.py")
+    head = "from a import alpha\nfrom b import beta\n\n"
+
+    def ask(text):
+        return ws.blocks(main, text, len(text), plan_budget(text, "", 1536))
+
+    first = ask(head + "alpha(")
+    assert [b.path for b in first] == ["a.py", "b.py"]  # alpha on the line, beta an unused import
+    typed = ask(head + "alpha(be")
+    assert typed is first  # same line: the same blocks, the prompt only grows at its end
+    ws.refresh(main)
+    assert ask(head + "alpha(be") == first  # gathered again: same result for the same names
+    moved = ask(head + "alpha(beta(1))\nx = ")
+    assert moved is not first

@@ -4,6 +4,7 @@
     ws.did_open(path, text, language_id)               # LSP didOpen (absolute path or file:// URI)
     ws.did_change(path, text); ws.did_close(path)      # didChange / didSave, didClose
     blocks = ws.blocks(path, text, offset, plan)       # BudgetPlan of the request -> ContextBlocks
+    ws.refresh(path)                                   # when idle: gather afresh next time
     ws.stop()
 
 Documents the editor has open win over the disk: the watcher's reads of an open file are
@@ -66,6 +67,7 @@ class WorkspaceContext:
         self.report: IndexReport | None = None
         self._watcher: _DiskWatcher | None = None
         self._thread: threading.Thread | None = None
+        self._sticky: dict[str, tuple[tuple, list]] = {}
 
     def start(self) -> "WorkspaceContext":
         self._thread = threading.Thread(target=self._scan, name="sc2lsp-index", daemon=True)
@@ -116,11 +118,29 @@ class WorkspaceContext:
                 self._watcher.notify(rel, "update")  # back to what is on disk
 
     def blocks(self, path: str, text: str, offset: int, plan: BudgetPlan, *, count=approx_tokens,
-               language_id: str | None = None):
-        """Context blocks for a request whose prompt keeps ``plan``'s cut of the prefix/suffix."""
+               language_id: str | None = None, sticky: bool = True):
+        """Context blocks for a request whose prompt keeps ``plan``'s cut of the prefix/suffix.
+
+        ``sticky``: while the cursor stays on one line (and the plan's cut and budget do not
+        move), the blocks of the first request on that line are returned again, so typing only
+        appends to the cached prompt; ``refresh(path)`` (e.g. when idle) forgets them.
+        """
         rel = self.rel(path)
         if rel is None:
             return []
+        key = (text.count("\n", 0, offset), plan.prefix_start, plan.suffix_end - len(text) + offset,
+               plan.context_tokens)
+        last = self._sticky.get(rel)
+        if sticky and last is not None and last[0] == key:
+            return last[1]
         window = (plan.prefix_start, offset + plan.suffix_end)
-        return gather_context(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
-                              language_id=language_id)
+        blocks = gather_context(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
+                                language_id=language_id)
+        self._sticky[rel] = (key, blocks)
+        return blocks
+
+    def refresh(self, path: str) -> None:
+        """Forget the sticky blocks of ``path`` (the next request gathers context again)."""
+        rel = self.rel(path)
+        if rel is not None:
+            self._sticky.pop(rel, None)
