@@ -1,7 +1,7 @@
 """Attribution index at scale: build speed, index size, query latency and memory.
 
 Indexes a corpus of at least 500 MB (default: the Python standard library this venv runs on,
-both site-packages, /usr/include and /usr/lib/python3*), then checks 1 kB suggestions: copies of random indexed text
+both site-packages, /usr/include, /usr/lib/python3* and sibling CPython stdlibs), then checks 1 kB suggestions: copies of random indexed text
 (positives) and this repository's own sources (negatives, not in the corpus). Every figure is
 also given as a ratio against a reference measured in the same run:
 
@@ -38,10 +38,14 @@ if str(ROOT) not in sys.path:
 def default_corpus() -> list[str]:
     """The standard library, the base interpreter's site-packages (the scan rules skip a nested
     ``site-packages``, so it is a root of its own), this venv's site-packages, the C headers in
-    /usr/include and Debian's Python packages: ~520 MB of Python, C and C++ here."""
+    /usr/include, Debian's Python packages and the standard libraries of the other CPython
+    versions installed beside this one: ~560 MB of Python, C and C++ here."""
     stdlib = sysconfig.get_paths()["stdlib"]
     roots = [stdlib, os.path.join(stdlib, "site-packages"), sysconfig.get_paths()["purelib"], "/usr/include",
              "/usr/lib/python3", f"/usr/lib/python3.{sys.version_info.minor}"]
+    # other CPython versions installed next to this one (pyenv): near-duplicates of the stdlib
+    versions = Path(stdlib).parents[2]
+    roots += sorted(str(p) for p in versions.glob("3.1[0-9]*/lib/python3.1[0-9]") if p.resolve() != Path(stdlib).resolve())
     seen, out = set(), []
     for p in roots:
         rp = os.path.realpath(p)

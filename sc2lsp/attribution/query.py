@@ -373,7 +373,7 @@ class AttributionIndex:
                 verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
                 st["verified"] += 1
                 covered = qb
-        return self._spans(text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources,
+        return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 
     def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
@@ -405,7 +405,8 @@ class AttributionIndex:
             grow = 2 * grow + 1024
             region.clear()
 
-    def _spans(self, text, norm, offs, matches, counts, capped, truncated, min_chars, max_sources, common_threshold):
+    def _spans(self, text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
+               common_threshold):
         groups: dict[tuple[int, int], list] = {}
         for m in matches:
             if m[1] - m[0] >= min_chars:
@@ -421,10 +422,7 @@ class AttributionIndex:
             exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
             n_docs = len(cover)
             if not exact:
-                # each document holding the span has one indexed window per `stride` positions of
-                # it, so the postings' document counts summed over the span, per stride, estimate it
-                n_win = max(1, qb - qa - WINDOW + 1)
-                n_docs = max(n_docs, round(int(counts[qa : qa + n_win].sum()) * min(self.stride, n_win) / n_win))
+                n_docs = max(n_docs, self._estimate(qh, counts, qa, qb))
             firsts: dict[tuple[int, int], tuple] = {}
             for m in sorted((m for m in matches if m[0] <= qa and m[1] >= qb), key=lambda m: (not m[6], m[2], m[3])):
                 firsts.setdefault((m[2], m[3]), m)
@@ -437,6 +435,15 @@ class AttributionIndex:
                             sorted({mt.get("license") for mt in metas}, key=lambda x: (x is None, x or "")), srcs))
         out.sort(key=lambda s: (s.start, -s.end))
         return out
+
+    def _estimate(self, qh: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
+        """Documents holding the span ``[qa, qb)``, from the postings' counts: each such document
+        has an indexed window every ``stride`` positions, so it is counted once per stride of
+        distinct windows (a periodic span, like a line of dashes, has only one)."""
+        n_win = max(1, qb - qa - WINDOW + 1)
+        _, first = np.unique(qh[qa : qa + n_win], return_index=True)
+        total = int(counts[qa + first].sum())
+        return round(total / max(1.0, len(first) / self.stride))
 
     def _source(self, m, qa: int, qb: int) -> Source:
         """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""
