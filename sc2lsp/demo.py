@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     c = StdioClient([sys.executable, "-m", "sc2lsp.cli", "serve"], cwd=ROOT)
     try:
-        caps = c.initialize(path.parent, {"model": args.model, "threads": args.threads})["capabilities"]
+        # no time caps: on a busy machine the demo should still show a suggestion, only slower
+        options = {"model": args.model, "threads": args.threads, "maxPromptMs": 600_000, "maxPredictMs": 600_000}
+        caps = c.initialize(path.parent, options)["capabilities"]
         st = c.wait_ready(timeout=300)
         if st["state"] != "ready":
             print(f"model did not load: {st['error']}", file=sys.stderr)
