@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     prefix, suffix = split_at(text, args.line, args.col)
     settings, problems = parse_settings(
         {"model": str(args.model), "maxTokens": args.max_tokens, "fimMode": args.mode, "threads": args.threads,
-         "warmUp": False}
+         "warmUp": False, "maxPromptMs": 3_600_000, "maxPredictMs": 3_600_000}  # one request: no time caps
     )
     if problems:
         raise UserError("; ".join(problems))
