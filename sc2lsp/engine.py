@@ -458,5 +458,6 @@ def default_backend(settings: Settings):
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
+            repack=settings.repack_weights,
         ),
     )

@@ -39,6 +39,9 @@ class LlamaSettings:
     eval_chunk: int = 64  #: prompt tokens per decode call; a cancel or time cap acts between chunks
     state_cache_mb: int = 128  #: RAM for saved KV states (0 = none)
     save_min_tokens: int = 64  #: a cached stretch at least this long is saved before it is dropped
+    #: let llama.cpp repack quantized weights for its CPU kernels (faster prompts on x86, but a
+    #: second copy of the weights in RAM next to the memory-mapped file)
+    repack: bool = True
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -112,7 +115,17 @@ class LlamaCppBackend:
         self.model_path = Path(model_path)
         check_gguf(self.model_path)
         import llama_cpp
+        import llama_cpp.llama_cpp as low
 
+        default_params = low.llama_model_default_params
+        if not s.repack:  # Llama() has no argument for it: adjust the defaults it starts from
+
+            def no_repack():
+                params = default_params()
+                params.use_extra_bufts = False
+                return params
+
+            low.llama_model_default_params = no_repack
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -125,6 +138,8 @@ class LlamaCppBackend:
             )
         except Exception as e:  # llama.cpp reports load failures as a bare ValueError/RuntimeError
             raise UserError(f"llama.cpp could not load {self.model_path}: {e}") from None
+        finally:
+            low.llama_model_default_params = default_params
         self.name = self.model_path.name
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
