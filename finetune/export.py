@@ -16,8 +16,8 @@ from pathlib import Path
 HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, name: str, *, quant: str = "q8_0", per_file: int = 20) -> dict:
-    from sc2lsp.backends.llama_cpp import LlamaCppBackend
+def export_run(run_dir: str | Path, out_dir: str | Path, name: str, *, quant: str = "q8_0", per_file: int = 10, threads: int = 1) -> dict:
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
     from sc2lsp.models.convert import convert_checkpoint
 
     from .evaluate import evaluate, load_heldout, next_line_cases
@@ -37,7 +37,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, name: str, *, quant: st
     summary = json.loads((run_dir / "summary.json").read_text())
     data = Path(train_cfg["data"])
     cases = next_line_cases(load_heldout(data / "heldout_files.json"), per_file=per_file, seed=0)
-    backend = LlamaCppBackend(gguf)
+    backend = LlamaCppBackend(gguf, LlamaSettings(n_threads=threads))
     quality = evaluate(backend, cases)
     speed = measure_speed(backend)
     metrics = {
