@@ -22,6 +22,8 @@ PRESET = ROOT / "finetune" / "configs" / "lora-sc2-tiny.toml"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (BASE / "model.safetensors").is_file(), reason="models/sc2-tiny/hf not built yet"),
+    # not yet run to completion on this machine (written while sc2-tiny was training): opt-in until it is
+    pytest.mark.skipif(os.environ.get("SC2LSP_FINETUNE_LOOP") != "1", reason="set SC2LSP_FINETUNE_LOOP=1 to run"),
 ]
 
 
