@@ -1,6 +1,7 @@
 """Held-out next-line evaluation through the serving path (GGUF + llama.cpp + the core prompt).
 
-A case is a line of a held-out file: the cursor sits after the line's indentation, the prompt is
+A case is a line of a held-out file: the cursor sits at the start of the line (a prompt ending in
+trailing indentation splits whitespace tokens in a way training never showed), the prompt is
 the StarCoder2 FIM prompt of the text before and after that line (built by
 ``sc2lsp.core.prompt.infill_prompt``), and the model's first generated line is compared with the
 real one: exact match (whitespace-trimmed) and edit similarity (difflib ratio).
@@ -34,10 +35,14 @@ def next_line_cases(
     *,
     per_file: int = 20,
     seed: int = 0,
-    max_prefix_chars: int = 3000,
-    max_suffix_chars: int = 1000,
+    max_prefix_chars: int = 800,
+    max_suffix_chars: int = 300,
 ) -> list[Case]:
-    """Pick up to ``per_file`` lines per file (non-blank, at least 4 visible characters)."""
+    """Pick up to ``per_file`` lines per file (non-blank, at least 4 visible characters).
+
+    The window (``max_prefix_chars`` + ``max_suffix_chars``) defaults to about what sc2-tiny was
+    trained on (fragments of <= 1,200 characters); longer windows put it out of distribution.
+    """
     rng = random.Random(seed)
     cases = []
     for path, text in files:
@@ -45,8 +50,7 @@ def next_line_cases(
         candidates = [i for i, ln in enumerate(lines) if len(ln.strip()) >= 4 and i > 0]
         for i in sorted(rng.sample(candidates, min(per_file, len(candidates)))):
             line = lines[i]
-            indent = line[: len(line) - len(line.lstrip())]
-            prefix = "\n".join(lines[:i]) + "\n" + indent
+            prefix = "\n".join(lines[:i]) + "\n"
             suffix = "\n" + "\n".join(lines[i + 1 :])
             prefix = _keep_tail_lines(prefix, max_prefix_chars)
             suffix = _keep_head_lines(suffix, max_suffix_chars)

@@ -16,7 +16,7 @@ from pathlib import Path
 HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, name: str, *, quant: str = "q8_0", per_file: int = 10, threads: int = 1) -> dict:
+def export_run(run_dir: str | Path, out_dir: str | Path, name: str, *, quant: str = "q8_0", per_file: int = 6, threads: int = 1) -> dict:
     from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
     from sc2lsp.models.convert import convert_checkpoint
 
