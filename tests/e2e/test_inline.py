@@ -117,8 +117,9 @@ async def test_ten_rapid_requests_only_the_last_is_answered(client):
     assert all(done_at[i] <= done_at[9] for i in range(9))
     assert after["totals"]["model_requests"] - before["totals"]["model_requests"] == 10
     assert after["totals"]["cancelled"] - before["totals"]["cancelled"] == 9
-    # ten requests cost about one (plus the stop of the one that was running), not ten
-    assert burst < 3 * single + 1.0, (burst, single, done_at, after["last"])
+    # ten requests cost about one (plus the stop of the one that was running), not ten; the bound
+    # is loose because other processes may share the CPU (speed targets live in bench/latency.py)
+    assert burst < 6 * single + 2.0, (burst, single, done_at, after["last"])
 
 
 async def test_completion_fallback_follows_the_setting(client):
