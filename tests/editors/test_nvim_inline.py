@@ -1,0 +1,97 @@
+"""Ghost text in a real Neovim 0.12 from the real server and model, accepted with the plugin's mappings."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nvim_helpers import OPTIONS, SERVER, Nvim, make_project, reference_suggestion, wait_for
+
+pytestmark = pytest.mark.slow
+
+RETURN = (13, 15)  # geometry.py: end of "        return " in Point.distance (0-based line, character)
+BLANK = (21, 4)  # the indented blank line in centroid()
+
+
+def test_ghost_text_is_the_servers_suggestion_and_tab_accepts_it(tmp_path):
+    t0 = time.perf_counter()
+    proj = make_project(tmp_path)
+    path = proj / "geometry.py"
+    text = path.read_text()
+    expected = reference_suggestion(proj, "geometry.py", *RETURN)
+    assert expected.strip(), "the reference session suggested nothing at the test position"
+    t_ref = time.perf_counter()
+
+    with Nvim(tmp_path / "nvim") as nv:
+        assert nv.setup(cmd=SERVER, settings=OPTIONS) is True
+        nv.cmd(f"edit {path}")
+        st = nv.wait_ready()
+        assert st["model_path"].endswith(".gguf")
+        nv.lua("vim.api.nvim_win_set_cursor(0, {...})", [RETURN[0] + 1, 0])
+        nv.input("A")  # insert mode at the end of the line: InsertEnter asks for an inline completion
+        ghost = nv.wait_ghost()
+        t_ghost = time.perf_counter()
+        assert ghost == expected
+
+        nv.input("<Tab>")  # the plugin's accept mapping
+        lines = text.split("\n")
+        line = lines[RETURN[0]]
+        offset = sum(len(x) + 1 for x in lines[: RETURN[0]]) + len(line)
+        want = text[:offset] + expected + text[offset:]
+        wait_for(lambda: nv.buffer_text() == want, 10, "the accepted suggestion in the buffer")
+        assert nv.mode() == "i"
+        row, col = nv.api.current.window.cursor
+        inserted = expected.split("\n")
+        assert row == RETURN[0] + len(inserted)  # cursor right after the inserted text
+        assert col == (len(line) if len(inserted) == 1 else 0) + len(inserted[-1].encode())
+        assert nv.ghost() == "" or nv.ghost() != expected  # the accepted ghost text is gone
+        errors = [n["msg"] for n in nv.notes() if n["level"] >= 3]
+        assert not errors, errors
+    print(f"\ntimings: reference {t_ref - t0:.1f} s, nvim start to ghost text {t_ghost - t_ref:.1f} s")
+
+
+def test_accept_line_takes_the_first_line_only(tmp_path):
+    proj = make_project(tmp_path)
+    path = proj / "geometry.py"
+    text = path.read_text()
+    expected = reference_suggestion(proj, "geometry.py", *BLANK)
+    assert expected.strip()
+    first, sep, rest = expected.lstrip("\n").partition("\n")
+    lead = expected[: len(expected) - len(expected.lstrip("\n"))]
+    piece = lead + first if sep and rest else expected
+
+    with Nvim(tmp_path / "nvim") as nv:
+        assert nv.setup(cmd=SERVER, settings=OPTIONS)
+        nv.cmd(f"edit {path}")
+        nv.wait_ready()
+        nv.lua("vim.api.nvim_win_set_cursor(0, {...})", [BLANK[0] + 1, 0])
+        nv.input("A")
+        assert nv.wait_ghost() == expected
+        nv.input("<C-l>")  # accept_line
+        lines = text.split("\n")
+        offset = sum(len(x) + 1 for x in lines[: BLANK[0]]) + len(lines[BLANK[0]])
+        want = text[:offset] + piece + text[offset:]
+        wait_for(lambda: nv.buffer_text() == want, 10, "the first line of the suggestion in the buffer")
+        # <M-]> cycles through the candidates: the server sends one, so the next is the same one,
+        # now shown with a "(1/1)" hint.
+        nv.wait_ghost()
+        nv.input("<M-]>")
+        wait_for(lambda: "(1/1)" in nv.lua(HINTS), 10, "the candidate hint after <M-]>")
+
+
+HINTS = """
+local ns = vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+local out = {}
+for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
+  for _, chunk in ipairs(m[4].virt_text or {}) do
+    if chunk[2] == 'ComplHintMore' then table.insert(out, chunk[1]) end
+  end
+  for _, vl in ipairs(m[4].virt_lines or {}) do
+    for _, chunk in ipairs(vl) do
+      if chunk[2] == 'ComplHintMore' then table.insert(out, chunk[1]) end
+    end
+  end
+end
+return table.concat(out)
+"""
