@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "editors" / "nvim"
 GEOMETRY = ROOT / "examples" / "demo" / "geometry.py"
 MODEL = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
-SERVER = [sys.executable, "-m", "sc2lsp", "serve"]
+SERVER = [sys.executable, "-m", "sc2lsp.cli", "serve"]
 #: One llama.cpp thread, no time caps (a busy machine must not turn a slow prompt into an empty
 #: answer), no warm-up and no repository context: the same prompt as the reference session.
 OPTIONS: dict[str, Any] = {"model": MODEL, "threads": 1, "warmUp": False, "repoContext": False,
@@ -199,7 +199,7 @@ class Nvim:
                 cmdline = (p / "cmdline").read_bytes().split(b"\0")
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == self.proc.pid and b"sc2lsp" in cmdline and b"serve" in cmdline:
+            if ppid == self.proc.pid and b"serve" in cmdline and any(a.startswith(b"sc2lsp") for a in cmdline):
                 out.append(int(p.name))
         return out
 

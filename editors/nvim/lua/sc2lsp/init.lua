@@ -563,7 +563,7 @@ function M.show_attribution(result, bufnr, enc)
   else
     M.notify(("%d span(s) found in %s; sources in the quickfix list"):format(#result.spans, where), vim.log.levels.WARN)
     if (M.config or M.defaults).open_quickfix then
-      vim.cmd("botright copen")
+      vim.cmd("botright copen | wincmd p") -- keep the cursor where it was
     end
   end
 end
