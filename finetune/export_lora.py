@@ -7,7 +7,11 @@
   uses it;
 * ``--adapter``: also the GGUF LoRA adapter ``OUT/NAME-lora.gguf``
   (``sc2lsp.models.gguf_lora.convert_lora``), loadable on top of the base GGUF with llama.cpp's
-  ``lora_path``.
+  ``lora_path``;
+* the attribution index that ``prepare`` wrote into the run's data directory
+  (``DATA/attribution``) is copied to ``OUT/NAME-attribution/`` next to the GGUF, and the
+  models.toml entry links it (``attribution_index``), so the server checks this model's
+  suggestions against its fine-tuning corpus.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def _sha256(path: Path) -> str:
 
 
 def registry_entry(name: str, gguf: Path, quant: str, *, description: str, context_length: int,
-                   hf_checkpoint: Path | None, license_: str = "same as the base model") -> str:
+                   hf_checkpoint: Path | None, license_: str = "same as the base model",
+                   attribution_index: list[Path] | tuple[Path, ...] = ()) -> str:
     q = quant.upper()
     lines = [
         f"[models.{name}]",
@@ -55,6 +60,8 @@ def registry_entry(name: str, gguf: Path, quant: str, *, description: str, conte
     ]
     if hf_checkpoint is not None:
         lines.append(f"hf_checkpoint = {json.dumps(str(hf_checkpoint.resolve()))}")
+    if attribution_index:
+        lines.append(f"attribution_index = {json.dumps([str(Path(p).resolve()) for p in attribution_index])}")
     lines += [
         "",
         f"[models.{name}.quants.{q}]",
@@ -95,6 +102,26 @@ def upsert_entry(toml_path: Path, name: str, entry: str) -> None:
     os.replace(tmp, toml_path)
 
 
+def ship_attribution_index(data: Path | None, dest: Path) -> Path | None:
+    """Copy ``DATA/attribution`` (written by ``prepare``) to ``dest``; None when the data has none.
+
+    The copy is checked by opening it; an existing ``dest`` is replaced only after that."""
+    from sc2lsp.attribution.query import AttributionIndex
+
+    from .prepare import ATTRIBUTION_DIR
+
+    src = data / ATTRIBUTION_DIR if data is not None else None
+    if src is None or not (src / "manifest.json").is_file():
+        return None
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    AttributionIndex.open(tmp)  # a damaged index is an error here, not in the editor
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
 def export(run: str | Path, *, quant: str = "q8_0", name: str | None = None, out: str | Path | None = None,
            adapter: bool = False, register: bool = True, user_toml: Path | None = None) -> dict:
     from sc2lsp.models.convert import convert_checkpoint
@@ -118,12 +145,16 @@ def export(run: str | Path, *, quant: str = "q8_0", name: str | None = None, out
         from sc2lsp.models.gguf_lora import convert_lora
 
         result["adapter_gguf"] = str(convert_lora(run / "adapter", cfg["base"], out / f"{name}-lora.gguf"))
+    index = ship_attribution_index(Path(cfg["data"]) if cfg.get("data") else None, out / f"{name}-attribution")
+    if index is not None:
+        result["attribution_index"] = str(index)
     if register:
         base_cfg = json.loads((Path(cfg["base"]) / "config.json").read_text())
         desc = (f"LoRA fine-tune of {Path(cfg['base']).name} on {cfg['data']} (finetune export; held-out loss "
                 f"{summary.get('base_heldout_loss')} -> {summary.get('heldout_loss')})")
         entry = registry_entry(name, gguf, quant, description=desc,
-                               context_length=int(base_cfg.get("max_position_embeddings", 2048)), hf_checkpoint=merged)
+                               context_length=int(base_cfg.get("max_position_embeddings", 2048)), hf_checkpoint=merged,
+                               attribution_index=[index] if index is not None else ())
         toml_path = user_toml or user_models_toml()
         upsert_entry(toml_path, name, entry)
         result["registered_in"] = str(toml_path)

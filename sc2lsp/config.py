@@ -64,6 +64,9 @@ class Settings:
     completion_fallback: str = "auto"
     """Answer ``textDocument/completion`` with the suggestion: ``auto`` (only for clients without
     inline completion), ``always`` or ``never``."""
+    attribution_index: tuple[str, ...] = ()
+    """Attribution index directories checked by ``sc2lsp/attribution`` (a list, or one path);
+    empty = the indexes models.toml links to the model (``attribution_index``)."""
 
     def enabled_for(self, language_id: str) -> bool:
         return bool(self.languages.get(language_id, self.languages.get("*", True)))
@@ -120,6 +123,11 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if choices and value.lower() not in choices:
             return default, f"{shown} is not one of {', '.join(choices)}"
         return (value.lower() if choices else value), None
+    if name == "attribution_index":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in items):
+            return default, f"{shown} is not a list of index directories"
+        return tuple(items), None
     if name == "languages":
         if not isinstance(value, Mapping) or not all(isinstance(v, bool) for v in value.values()):
             return default, f"{shown} is not an object of language id -> true/false"

@@ -4,7 +4,11 @@ Features: ``textDocument/inlineCompletion`` (registered with ``InlineCompletionO
 is what makes pygls advertise it), a ``textDocument/completion`` fallback holding the suggestion
 as one item (by default only for clients without inline completion), incremental document sync
 with positions in the negotiated encoding (UTF-16 by default), workspace folders,
-``$/cancelRequest``, ``workspace/didChangeConfiguration`` and the custom request ``sc2lsp/status``.
+``$/cancelRequest``, ``workspace/didChangeConfiguration`` and the custom requests ``sc2lsp/status``
+and ``sc2lsp/attribution`` (is a text, a range of a document or the last accepted suggestion a
+copy of something in the attribution indexes?). ``workspace/executeCommand`` runs
+``sc2lsp.suggestionAccepted`` (each inline item carries it as its ``command``, so the editor
+reports what was accepted) and ``sc2lsp.pullModel`` (download with ``$/progress``, then load).
 ``textDocument/documentHighlight`` answers nothing: editors send it when the cursor moves, and the
 server warms the prompt at a cursor that stays put (``warmDelayMs``).
 
@@ -18,16 +22,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from .. import __version__
+from ..attribution.provider import AttributionProvider
 from ..config import Settings, parse_settings, settings_doc
+from ..errors import UserError
 from ..engine import Cursor, Engine, Suggestion
 from .documents import Document, Documents, read_document, uri_to_path
 from .protocol import Sc2Protocol, is_parse_error
@@ -35,7 +44,55 @@ from .protocol import Sc2Protocol, is_parse_error
 log = logging.getLogger("sc2lsp.lsp")
 
 STATUS = "sc2lsp/status"
+ATTRIBUTION = "sc2lsp/attribution"
+CMD_ACCEPTED = "sc2lsp.suggestionAccepted"
+CMD_PULL = "sc2lsp.pullModel"
+PULL_HINT = "(VS Code: 'sc2lsp: Pull model')"
 _ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "utf-32": "utf-32"}
+_tokens = itertools.count(1)
+
+
+class RequestFailed(JsonRpcException):
+    """LSP's RequestFailed (-32803): the request was valid but could not be carried out."""
+
+    CODE = types.LSPErrorCodes.RequestFailed.value
+    MESSAGE = "Request Failed"
+
+    def __init__(self, message: str):
+        super().__init__(message=message, code=self.CODE)
+
+
+def _field(obj: Any, key: str) -> Any:
+    """``obj[key]`` or ``obj.key``: pygls hands untyped params over as dicts or namedtuple-like objects."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _position(obj: Any, what: str) -> tuple[int, int]:
+    line, char = _field(obj, "line"), _field(obj, "character")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (line, char)):
+        raise JsonRpcInvalidParams(f"{what} must be {{line, character}} with non-negative integers")
+    return line, char
+
+
+def _range(obj: Any, what: str = "range") -> tuple[tuple[int, int], tuple[int, int]]:
+    if obj is None or (not isinstance(obj, dict) and _field(obj, "start") is None):
+        raise JsonRpcInvalidParams(f"{what} must be {{start, end}}")
+    return _position(_field(obj, "start"), f"{what}.start"), _position(_field(obj, "end"), f"{what}.end")
+
+
+def _lsp_range(start: tuple[int, int], end: tuple[int, int]) -> dict:
+    return {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
+
+
+def _advance(start: tuple[int, int], text: str, encoding: str) -> tuple[int, int]:
+    """The position after ``text`` inserted at ``start`` (LSP line breaks: \\n, \\r\\n, \\r)."""
+    doc = Document("", text)
+    line, char = doc.position_at(len(text), encoding)
+    return (start[0] + line, char if line else start[1] + char)
 
 
 class Sc2Server(LanguageServer):
@@ -52,11 +109,17 @@ class Sc2Server(LanguageServer):
         self._pending_messages: list[tuple[str, str]] = []
         self._initialized = False
         self.last_cursor: dict[str, int] = {}
+        self.attribution = AttributionProvider()
+        #: the last suggestion the editor reported accepted: {"uri", "range", "text"}
+        self.last_accepted: dict | None = None
+        self._pulling = False
 
     # ---------------------------------------------------------------- messages to the user
 
     def _notify(self, level: str, message: str) -> None:
         """Show a message; safe from any thread (the engine reports from its worker)."""
+        if "sc2lsp models pull" in message and PULL_HINT not in message:
+            message = f"{message} {PULL_HINT}"
         if not self._initialized or self._loop is None:
             self._pending_messages.append((level, message))
             return
@@ -257,12 +320,188 @@ class Sc2Server(LanguageServer):
             ticket.cancel()
             raise
 
+    # ---------------------------------------------------------------- attribution
+
+    def workspace_roots(self) -> list[Path]:
+        """The workspace folders (or the root path): the user's own code, never an attribution match."""
+        ws = self.protocol._workspace
+        if ws is None:
+            return []
+        roots = [uri_to_path(f.uri) for f in ws.folders.values()]
+        if not roots and ws.root_path:
+            roots = [Path(ws.root_path)]
+        return [r for r in roots if r is not None]
+
+    def accept(self, args: list) -> None:
+        """``sc2lsp.suggestionAccepted [uri, range, text]``: remember the accepted suggestion."""
+        if not isinstance(args, (list, tuple)) or len(args) != 3:
+            raise JsonRpcInvalidParams(f"{CMD_ACCEPTED} takes [uri, range, insertedText]")
+        uri, rng, text = args
+        if not isinstance(uri, str) or not isinstance(text, str):
+            raise JsonRpcInvalidParams(f"{CMD_ACCEPTED}: uri and insertedText must be strings")
+        start, end = _range(rng, "range")
+        self.last_accepted = {"uri": uri, "range": _lsp_range(start, end), "text": text}
+
+    def attribution_target(self, params: Any):
+        """(text, uri, range, offset -> document position or None) of an ``sc2lsp/attribution`` request."""
+        text, uri, rng = _field(params, "text"), _field(params, "uri"), _field(params, "range")
+        if text is not None and not isinstance(text, str):
+            raise JsonRpcInvalidParams("text must be a string")
+        if uri is not None and not isinstance(uri, str):
+            raise JsonRpcInvalidParams("uri must be a string")
+        enc = self.encoding
+        if text is None and uri is None:
+            if self.last_accepted is None:
+                raise RequestFailed("no suggestion accepted yet")
+            acc = self.last_accepted
+            start = _position(acc["range"]["start"], "range.start")
+            return acc["text"], acc["uri"], acc["range"], lambda k, t=acc["text"]: _advance(start, t[:k], enc)
+        if uri is None:
+            if rng is not None:
+                start, _ = _range(rng)
+                return text, None, _lsp_range(*_range(rng)), lambda k: _advance(start, text[:k], enc)
+            return text, None, None, None
+        doc = self.docs.get(uri)
+        if doc is None:
+            doc, why = read_document(uri)
+            if doc is None:
+                raise RequestFailed(why or f"unknown document {uri}")
+        if text is not None:  # a text in that document: at range.start, else where it first occurs
+            if rng is not None:
+                start, end = _range(rng)
+                return text, uri, _lsp_range(start, end), lambda k: _advance(start, text[:k], enc)
+            at = doc.text.find(text) if text else -1
+            if at < 0:
+                return text, uri, None, None
+            return text, uri, _lsp_range(doc.position_at(at, enc), doc.position_at(at + len(text), enc)), \
+                lambda k: doc.position_at(at + k, enc)
+        if rng is None:
+            a, b = 0, len(doc.text)
+        else:
+            (l1, c1), (l2, c2) = _range(rng)
+            a, b = doc.offset_at(l1, c1, enc), doc.offset_at(l2, c2, enc)
+            if a is None or b is None:
+                raise RequestFailed(f"range {l1}:{c1}-{l2}:{c2} is outside {uri} ({len(doc.line_starts())} lines)")
+            a, b = min(a, b), max(a, b)
+        whole = _lsp_range(doc.position_at(a, enc), doc.position_at(b, enc))
+        return doc.text[a:b], uri, whole, lambda k: doc.position_at(a + k, enc)
+
+    async def attribution_check(self, params: Any) -> dict:
+        text, uri, rng, position = self.attribution_target(params)
+        configured, model, roots = self.settings.attribution_index, self.settings.model, self.workspace_roots()
+
+        def work():
+            paths = self.attribution.indexes(configured, model)
+            return self.attribution.check(text, paths, exclude=roots)
+
+        try:
+            found = await asyncio.to_thread(work)
+        except UserError as e:
+            raise RequestFailed(str(e)) from None
+        except Exception as e:  # a damaged index that passed the header checks, a bug: one error, keep serving
+            log.exception("attribution check failed")
+            raise RequestFailed(f"attribution check failed: {type(e).__name__}: {e}") from None
+        spans = [dict(sp) for sp in found.spans]
+        if position is not None:
+            for sp in spans:
+                sp["range"] = _lsp_range(position(sp["start"]), position(sp["end"]))
+        return {"text": text, "uri": uri, "range": rng, "indexes": list(found.indexes), "spans": spans}
+
+    # ---------------------------------------------------------------- pulling a model
+
+    async def pull_model(self, args: list) -> dict:
+        """``sc2lsp.pullModel [name]``: download with ``$/progress``, then load it as the model."""
+        from ..models.pull import pull
+        from ..models.registry import load_registry, looks_like_path
+
+        name = args[0] if args else None
+        if name is None:
+            name = self.settings.model if not looks_like_path(self.settings.model) else None
+            if name is None:
+                try:
+                    name = (await asyncio.to_thread(load_registry)).default
+                except UserError as e:
+                    raise RequestFailed(str(e)) from None
+        if not isinstance(name, str) or not name.strip() or looks_like_path(name):
+            raise JsonRpcInvalidParams(f"{CMD_PULL} takes [modelName] (a name from models.toml)")
+        if self._pulling:
+            raise RequestFailed("a model download is already running")
+        self._pulling = True
+        progress = _Progress(self, f"sc2lsp-pull-{next(_tokens)}")
+        try:
+            await progress.begin(f"sc2lsp: pulling {name}")
+            try:
+                path = await asyncio.to_thread(pull, name, None, None, progress.threadsafe_report)
+            except UserError as e:
+                progress.end(f"failed: {e}")
+                raise RequestFailed(str(e)) from None
+            progress.report(f"loading {name}", 100)
+            self.settings = dataclasses.replace(self.settings, model=name)
+            self.engine.configure(self.settings)
+            while self.engine.model_state == "loading":
+                await asyncio.sleep(0.05)
+            if self.engine.model_state != "ready":
+                progress.end(f"{name} did not load")
+                raise RequestFailed(f"{name} was downloaded to {path} but did not load: {self.engine.model_error}")
+            progress.end(f"{name} loaded")
+            return {"path": str(path), "model": name}
+        finally:
+            self._pulling = False
+
     def wants_completion_fallback(self) -> bool:
         mode = self.settings.completion_fallback
         if mode != "auto":
             return mode == "always"
         td = self.client_capabilities.text_document if self.client_capabilities else None
         return getattr(td, "inline_completion", None) is None
+
+
+class _Progress:
+    """Server-initiated work done progress (``window/workDoneProgress/create``, then ``$/progress``
+    begin/report/end); nothing is sent to a client that does not support it."""
+
+    def __init__(self, server: Sc2Server, token: str):
+        self.server, self.token, self.on = server, token, False
+        self.loop = asyncio.get_running_loop()
+        self._last = (-1, 0.0)
+
+    async def begin(self, title: str) -> None:
+        caps = self.server.client_capabilities
+        window = caps.window if caps is not None else None
+        if not (window is not None and window.work_done_progress):
+            return
+        try:
+            await self.server.work_done_progress.create_async(self.token)
+        except Exception as e:  # the client refused: go on without progress
+            log.info("no progress: %s", e)
+            return
+        self.on = True
+        self.server.work_done_progress.begin(
+            self.token, types.WorkDoneProgressBegin(title=title, cancellable=False, percentage=0))
+
+    def report(self, message: str, percentage: int | None = None) -> None:
+        if self.on:
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage))
+
+    def threadsafe_report(self, done: int, total: int | None) -> None:
+        """The download's callback (on the pull thread): at most one report per percent or 0.2 s."""
+        import time
+
+        pct = min(100, int(done * 100 / total)) if total else None
+        now = time.monotonic()
+        if pct is not None and pct == self._last[0] and now - self._last[1] < 1.0:
+            return
+        if pct is None and now - self._last[1] < 0.2:
+            return
+        self._last = (pct if pct is not None else -1, now)
+        msg = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        self.loop.call_soon_threadsafe(self.report, msg, pct)
+
+    def end(self, message: str) -> None:
+        if self.on:
+            self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self.on = False
 
 
 def create_server(base: Settings | None = None) -> Sc2Server:
@@ -301,7 +540,12 @@ def create_server(base: Settings | None = None) -> Sc2Server:
         if s is None or not s.text:
             return types.InlineCompletionList(items=[])
         rng = types.Range(start=params.position, end=params.position)
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=s.text, range=rng)])
+        start = (params.position.line, params.position.character)
+        accepted = _lsp_range(start, _advance(start, s.text, ls.encoding))
+        command = types.Command(title="sc2lsp: suggestion accepted", command=CMD_ACCEPTED,
+                                arguments=[params.text_document.uri, accepted, s.text])
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=s.text, range=rng,
+                                                                            command=command)])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
     async def completion(ls: Sc2Server, params: types.CompletionParams) -> types.CompletionList:
@@ -354,6 +598,19 @@ def create_server(base: Settings | None = None) -> Sc2Server:
                                "text": doc.text if len(doc.text) <= 100_000 else None}
         return out
 
+    @server.feature(ATTRIBUTION)
+    async def attribution(ls: Sc2Server, params: Any = None) -> dict:
+        return await ls.attribution_check(params)
+
+    @server.command(CMD_ACCEPTED)
+    def suggestion_accepted(ls: Sc2Server, *args: Any) -> None:
+        ls.accept(_command_args(args))
+        return None
+
+    @server.command(CMD_PULL)
+    async def pull_model(ls: Sc2Server, *args: Any) -> dict:
+        return await ls.pull_model(_command_args(args))
+
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: Sc2Server, params: Any = None) -> None:
         for handle in ls._warm_handles.values():
@@ -362,6 +619,13 @@ def create_server(base: Settings | None = None) -> Sc2Server:
         ls.stop_workspaces()
 
     return server
+
+
+def _command_args(args: tuple) -> list:
+    """The command's ``arguments`` list, however pygls passes it (spread, or as one list)."""
+    if len(args) == 1 and isinstance(args[0], (list, tuple)) and not isinstance(args[0], str):
+        return list(args[0])
+    return list(args)
 
 
 def _has_loop() -> bool:

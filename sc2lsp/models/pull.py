@@ -29,6 +29,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 from ..errors import UserError
@@ -53,8 +54,12 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def pull(name: str, quant: str | None = None, registry: Registry | None = None) -> Path:
-    """Make ``name`` (``quant``) present locally and return its path (see the module docstring)."""
+def pull(name: str, quant: str | None = None, registry: Registry | None = None,
+         progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Make ``name`` (``quant``) present locally and return its path (see the module docstring).
+
+    ``progress(bytes_so_far, total_or_None)`` is called as the file arrives (from this thread),
+    e.g. for the language server's ``$/progress``."""
     reg = registry or load_registry()
     entry = reg.get(name)
     q = entry.quant(quant)
@@ -93,7 +98,7 @@ def pull(name: str, quant: str | None = None, registry: Registry | None = None) 
     if blob.exists():  # fetched earlier (by us or another HF tool) but not linked at this revision
         verify(blob, size, sha256, entry, q)
     else:
-        download(entry, q, meta, blob, size, sha256)
+        download(entry, q, meta, blob, size, sha256, progress)
     path = link(entry, q)
     if os.path.realpath(path) != os.path.realpath(blob):
         raise UserError(f"huggingface_hub linked {path} to another blob than the verified {blob}; run the pull again")
@@ -186,7 +191,23 @@ def link(entry: ModelEntry, q: Quant) -> Path:
 # --------------------------------------------------------------------------- download and verify
 
 
-def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sha256: str | None) -> None:
+class _Counting:
+    """A file that reports how many bytes it holds after every write."""
+
+    def __init__(self, f, progress: Callable[[int, int | None], None], total: int | None):
+        self._f, self._progress, self._total = f, progress, total
+
+    def write(self, data) -> int:
+        n = self._f.write(data)
+        self._progress(self._f.tell(), self._total)
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sha256: str | None,
+             progress: Callable[[int, int | None], None] | None = None) -> None:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
@@ -208,7 +229,10 @@ def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sh
         if have:
             say(f"resuming {q.file} at {have} of {size if size is not None else '?'} bytes")
         try:
-            http_get(url, f, resume_size=have, headers=headers, expected_size=size, displayed_filename=q.file)
+            sink = f if progress is None else _Counting(f, progress, size)
+            if progress is not None:
+                progress(have, size)
+            http_get(url, sink, resume_size=have, headers=headers, expected_size=size, displayed_filename=q.file)
         except KeyboardInterrupt:
             f.flush()
             print(f"\ndownload interrupted at {f.tell()} of {size or '?'} bytes; "

@@ -33,7 +33,7 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 TOP_KEYS = {"default", "models"}
 ENTRY_KEYS = {
     "description", "license", "context_length", "default_quant", "repo", "revision", "hf_checkpoint",
-    "stop", "tokens", "quants",
+    "stop", "tokens", "quants", "attribution_index",
 }
 QUANT_KEYS = {"file", "path", "size", "size_approx", "sha256"}
 TOKEN_KEYS = ("fim_prefix", "fim_suffix", "fim_middle", "fim_pad", "repo_name", "file_sep")
@@ -78,6 +78,8 @@ class ModelEntry:
     hf_checkpoint: Path | None = None
     tokens: FimTokens = field(default_factory=FimTokens)
     stop: tuple[str, ...] = STOP_TOKENS
+    #: attribution indexes of the model's training corpus (absolute; resolved against ``source``'s directory)
+    attribution_index: tuple[Path, ...] = ()
 
     def quant(self, name: str | None = None) -> Quant:
         """The named quant (case-insensitive), or the default one; unknown names list the known ones."""
@@ -207,6 +209,14 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
         tt = w.table(t["tokens"], f"{key}.tokens")
         w.unknown(tt, TOKEN_KEYS, f"{key}.tokens")
         tokens = FimTokens(**{k: w.string(tt, k, f"{key}.tokens") for k in TOKEN_KEYS if k in tt})
+    attribution: tuple[Path, ...] = ()
+    if "attribution_index" in t:
+        a = t["attribution_index"]
+        if isinstance(a, str):
+            a = [a]
+        if not isinstance(a, list) or not all(isinstance(x, str) and x.strip() for x in a):
+            raise w.error(f"{key}.attribution_index", f"must be a list of index directories, got {_show(a)}")
+        attribution = tuple(base / Path(x).expanduser() for x in a)
     quants_raw = w.table(t.get("quants", {}), f"{key}.quants")
     if not quants_raw:
         raise w.error(f"{key}.quants", "at least one quant is required ([models.NAME.quants.Q4_K_M] ...)")
@@ -218,7 +228,7 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     return ModelEntry(
         name=name, description=description, license=license_, context_length=ctx, default_quant=default_quant,
         quants=quants, source=w.file, repo=repo, revision=revision,
-        hf_checkpoint=(base / ckpt) if ckpt else None, tokens=tokens, stop=stop,
+        hf_checkpoint=(base / ckpt) if ckpt else None, tokens=tokens, stop=stop, attribution_index=attribution,
     )
 
 
@@ -336,6 +346,20 @@ def resolve(name_or_path: str | os.PathLike | None = None, quant: str | None = N
     return found
 
 
+def indexes_for_model(name_or_path: str | os.PathLike, registry: Registry | None = None) -> tuple[Path, ...]:
+    """The attribution indexes linked to a model: its entry's ``attribution_index`` for a name; for a
+    ``.gguf`` path, those of the entry with a local quant at that path (() when none does)."""
+    reg = registry or load_registry()
+    if isinstance(name_or_path, os.PathLike) or looks_like_path(str(name_or_path)):
+        target = os.path.realpath(Path(name_or_path).expanduser())
+        for entry in reg.models.values():
+            if any(q.path is not None and os.path.realpath(q.path) == target for q in entry.quants.values()):
+                return entry.attribution_index
+        return ()
+    entry = reg.models.get(str(name_or_path))
+    return entry.attribution_index if entry is not None else ()
+
+
 def hf_checkpoint(name: str | None = None, registry: Registry | None = None) -> Path:
     """The safetensors checkpoint directory of a model (for fine-tuning)."""
     reg = registry or load_registry()
@@ -393,6 +417,7 @@ def describe(reg: Registry) -> list[dict]:
             "repo": entry.repo,
             "revision": entry.revision if entry.repo else None,
             "hf_checkpoint": str(entry.hf_checkpoint) if entry.hf_checkpoint else None,
+            "attribution_index": [str(p) for p in entry.attribution_index],
             "source": str(entry.source),
             "quants": quants,
         })
