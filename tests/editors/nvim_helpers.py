@@ -68,8 +68,8 @@ def make_project(tmp: Path, name: str = "proj") -> Path:
     return proj
 
 
-def reference_suggestion(proj: Path, rel: str, line: int, character: int, options: dict | None = None) -> str:
-    """What a plain stdio session of ``sc2lsp serve`` suggests at (line, character), 0-based."""
+def reference_suggestions(proj: Path, rel: str, positions: list[tuple[int, int]], options: dict | None = None) -> list[str]:
+    """What a plain stdio session of ``sc2lsp serve`` suggests at each (line, character), 0-based."""
     from sc2lsp.lsp.rawclient import StdioClient
 
     client = StdioClient(SERVER, env={"PYTHONPATH": str(ROOT)})
@@ -79,11 +79,18 @@ def reference_suggestion(proj: Path, rel: str, line: int, character: int, option
         assert st["state"] == "ready", st
         path = proj / rel
         client.open(path.as_uri(), path.read_text())
-        items = client.inline(path.as_uri(), line, character, timeout=300)
-        assert len(items) == 1, items
-        return items[0]["insertText"]
+        out = []
+        for line, character in positions:
+            items = client.inline(path.as_uri(), line, character, timeout=300)
+            assert len(items) == 1, items
+            out.append(items[0]["insertText"])
+        return out
     finally:
         client.close()
+
+
+def reference_suggestion(proj: Path, rel: str, line: int, character: int, options: dict | None = None) -> str:
+    return reference_suggestions(proj, rel, [(line, character)], options)[0]
 
 
 def wait_for(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:

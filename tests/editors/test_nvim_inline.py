@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from nvim_helpers import OPTIONS, SERVER, Nvim, make_project, reference_suggestion, wait_for
+from nvim_helpers import MODEL, OPTIONS, SERVER, Nvim, make_project, reference_suggestions, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -15,15 +15,24 @@ DEF = (11, 48)  # end of 'def distance(self, other: "Point") -> float:' (a sugge
 FIELD = (8, 12)  # end of "    x: float" (a suggestion that goes on on this line, then more lines)
 
 
-def test_ghost_text_is_the_servers_suggestion_and_tab_accepts_it(tmp_path):
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory) -> dict:
+    """The server's suggestions at DEF and FIELD, from one plain stdio session (same settings, same root)."""
+    proj = make_project(tmp_path_factory.mktemp("reference"))
+    t0 = time.perf_counter()
+    at_def, at_field = reference_suggestions(proj, "geometry.py", [DEF, FIELD])
+    print(f"\nreference session: {time.perf_counter() - t0:.1f} s")
+    return {DEF: at_def, FIELD: at_field}
+
+
+def test_ghost_text_is_the_servers_suggestion_and_tab_accepts_it(tmp_path, expected):
     t0 = time.perf_counter()
     proj = make_project(tmp_path)
     path = proj / "geometry.py"
     text = path.read_text()
-    expected = reference_suggestion(proj, "geometry.py", *DEF)
+    expected = expected[DEF]
     assert expected.strip(), "the reference session suggested nothing at the test position"
     assert "\n" in expected, f"the test wants a multi-line suggestion here, the model gave {expected!r}"
-    t_ref = time.perf_counter()
 
     with Nvim(tmp_path / "nvim") as nv:
         assert nv.setup(cmd=SERVER, settings=OPTIONS) is True
@@ -49,14 +58,25 @@ def test_ghost_text_is_the_servers_suggestion_and_tab_accepts_it(tmp_path):
         assert col == (len(line) if len(inserted) == 1 else 0) + len(inserted[-1].encode())
         errors = [n["msg"] for n in nv.notes() if n["level"] >= 3]
         assert not errors, errors
-    print(f"\ntimings: reference {t_ref - t0:.1f} s, nvim start to ghost text {t_ghost - t_ref:.1f} s")
+
+        prompt = nv.lua("local c = vim.lsp.get_clients({name='sc2lsp', bufnr=0})[1]"
+                        " return c:request_sync('sc2lsp/status', {prompt = true}, 10000, 0).result.last_prompt")
+        assert prompt.startswith("<repo_name>proj<file_sep>"), prompt[:80]  # the folder's name, as the reference sent it
+
+        nv.cmd("Sc2Status")
+        st = wait_for(lambda: nv.lua("return require('sc2lsp').last_status"), 30, ":Sc2Status")
+        shown = nv.note_texts()[-1].split("\n")
+        assert shown[0].startswith("sc2lsp ") and f"model {MODEL}: ready ({st['model_path']})" in shown[0], shown
+        assert shown[2].startswith("last suggestion: total ") and "from model" in shown[2], shown
+        assert f"generate {st['last']['generate_ms']:.0f} ms ({st['last']['generated_tokens']} tokens)" in shown[2]
+    print(f"\nnvim start to ghost text {t_ghost - t0:.1f} s")
 
 
-def test_accept_line_takes_the_first_line_only(tmp_path):
+def test_accept_line_takes_the_first_line_only(tmp_path, expected):
     proj = make_project(tmp_path)
     path = proj / "geometry.py"
     text = path.read_text()
-    expected = reference_suggestion(proj, "geometry.py", *FIELD)
+    expected = expected[FIELD]
     first, sep, rest = expected.lstrip("\n").partition("\n")
     lead = expected[: len(expected) - len(expected.lstrip("\n"))]
     assert sep and rest, f"the test wants a suggestion of more than one line here, the model gave {expected!r}"

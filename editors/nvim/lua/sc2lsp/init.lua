@@ -329,6 +329,13 @@ local function build_config(cfg, cmd)
     handlers = { ["window/showMessage"] = show_message },
     on_attach = on_attach,
     on_exit = on_exit,
+    before_init = function(params)
+      -- Neovim names a workspace folder by its full path; the server puts the name in the prompt
+      -- (StarCoder2's <repo_name>), where the folder's own name belongs, as VS Code sends it.
+      for _, folder in ipairs(params.workspaceFolders or {}) do
+        folder.name = vim.fs.basename(vim.uri_to_fname(folder.uri))
+      end
+    end,
   }
 end
 
@@ -433,15 +440,15 @@ function M.format_status(s)
     tostring(s.fim_mode)))
   local last = type(s.last) == "table" and s.last or {}
   if next(last) then
-    local parts = {}
-    for _, k in ipairs({ "total_ms", "prompt_ms", "generate_ms", "postprocess_ms" }) do
-      if last[k] ~= nil then
-        table.insert(parts, k:gsub("_ms$", "") .. " " .. fmt_ms(last[k]))
-      end
+    local parts = { "total " .. fmt_ms(last.total_ms) }
+    if last.prompt_ms then
+      table.insert(parts, ("prompt %s (%s tokens, %s reused)"):format(fmt_ms(last.prompt_ms),
+        tostring(last.prompt_tokens or "?"), tostring(last.prompt_tokens_reused or 0)))
     end
-    if last.source then
-      table.insert(parts, "from " .. tostring(last.source))
+    if last.generate_ms then
+      table.insert(parts, ("generate %s (%s tokens)"):format(fmt_ms(last.generate_ms), tostring(last.generated_tokens or "?")))
     end
+    table.insert(parts, "from " .. tostring(last.source or "?"))
     table.insert(lines, "last suggestion: " .. table.concat(parts, ", "))
   else
     table.insert(lines, "last suggestion: none yet")
