@@ -101,6 +101,33 @@ def test_accept_line_takes_the_first_line_only(tmp_path, expected):
         wait_for(lambda: "(1/1)" in nv.lua(HINTS), 10, "the candidate hint after <M-]>")
 
 
+def test_completion_menu_fallback_inserts_the_whole_suggestion(tmp_path, expected):
+    """inline = false (what Neovim < 0.12 gets): the suggestion is a completion item; accepting it inserts all lines."""
+    proj = make_project(tmp_path)
+    path = proj / "geometry.py"
+    text = path.read_text()
+    expected = expected[DEF]
+    with Nvim(tmp_path / "nvim") as nv:
+        assert nv.setup(cmd=SERVER, settings=OPTIONS, inline=False)
+        nv.cmd(f"edit {path}")
+        nv.wait_ready()
+        assert nv.wait_ready() and nv.lua("return vim.lsp.inline_completion.is_enabled({ bufnr = 0 })") is False
+        nv.api.current.window.cursor = (DEF[0] + 1, 0)
+        nv.input("A")
+        wait_for(lambda: nv.mode() == "i", 5, "insert mode")
+        nv.lua("vim.lsp.completion.get()")
+        # headless there is no menu to draw (pumvisible() is 0), but the completion items are there
+        items = wait_for(lambda: nv.api.call("complete_info", ["items"])["items"], 300, "the completion items")
+        assert [i["menu"] for i in items] == ["[sc2lsp]"], items
+        assert items[0]["info"] == expected
+        assert nv.ghost() == ""  # no ghost text in this mode
+        nv.input("<C-n><C-y>" if nv.api.call("complete_info", ["selected"])["selected"] < 0 else "<C-y>")
+        lines = text.split("\n")
+        offset = sum(len(x) + 1 for x in lines[: DEF[0]]) + len(lines[DEF[0]])
+        want = text[:offset] + expected + text[offset:]
+        wait_for(lambda: nv.buffer_text() == want, 10, "the whole suggestion in the buffer")
+
+
 HINTS = """
 local ns = vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
 local out = {}

@@ -301,14 +301,62 @@ local function set_keymaps(bufnr)
   end
 end
 
+-- ------------------------------------------------------------------ completion-menu fallback
+
+local function item_text(item)
+  return item.textEdit and item.textEdit.newText or item.insertText or item.label or ""
+end
+
+--- The menu entry of a suggestion: its first non-blank line (a menu word cannot hold line breaks;
+--- the whole suggestion replaces it once accepted, see M._complete_done).
+function M._convert(item)
+  local text = item_text(item)
+  local preview = vim.trim(text:match("^%s*([^\n]*)") or "")
+  return { word = preview ~= "" and preview or "…", abbr = item.label, menu = "[sc2lsp]", info = text }
+end
+
+--- CompleteDone: replace the inserted menu word with the whole (possibly multi-line) suggestion.
+function M._complete_done(client_id)
+  if vim.v.event.reason ~= nil and vim.v.event.reason ~= "accept" then
+    return
+  end
+  local ci = vim.v.completed_item
+  local lsp_item = type(ci) == "table" and vim.tbl_get(ci, "user_data", "nvim", "lsp", "completion_item")
+  if not lsp_item or vim.tbl_get(ci, "user_data", "nvim", "lsp", "client_id") ~= client_id then
+    return
+  end
+  local text, word = item_text(lsp_item), ci.word or ""
+  local bufnr, win = api.nvim_get_current_buf(), api.nvim_get_current_win()
+  local row, col = unpack(api.nvim_win_get_cursor(win))
+  vim.schedule(function() -- the text is locked during CompleteDone
+    local start = col - #word
+    local line = api.nvim_buf_get_lines(bufnr, row - 1, row, false)[1] or ""
+    if start < 0 or line:sub(start + 1, col) ~= word or text == word then
+      return
+    end
+    local lines = vim.split(text, "\n", { plain = true })
+    api.nvim_buf_set_text(bufnr, row - 1, start, row - 1, col, lines)
+    if api.nvim_win_is_valid(win) and api.nvim_win_get_buf(win) == bufnr then
+      api.nvim_win_set_cursor(win, { row + #lines - 1, (#lines == 1 and start or 0) + #lines[#lines] })
+    end
+  end)
+end
+
 local function on_attach(client, bufnr)
   local cfg = M.config or M.defaults
   if cfg.inline and M.has_inline() then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
-  elseif vim.lsp.completion and vim.lsp.completion.enable then
-    vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
   else
-    vim.bo[bufnr].omnifunc = "v:lua.vim.lsp.omnifunc"
+    if vim.lsp.completion and vim.lsp.completion.enable then -- 0.11+
+      vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true, convert = M._convert })
+    else -- 0.10
+      vim.bo[bufnr].omnifunc = "v:lua.vim.lsp.omnifunc"
+    end
+    api.nvim_create_autocmd("CompleteDone", {
+      buffer = bufnr,
+      group = api.nvim_create_augroup("sc2lsp.complete." .. bufnr, {}),
+      callback = function() M._complete_done(client.id) end,
+    })
   end
   set_keymaps(bufnr)
 end
