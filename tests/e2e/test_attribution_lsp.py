@@ -17,7 +17,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from e2e_helpers import OPTIONS, SERVER, init_params, inline, items_of, open_doc, plain, wait_ready
+from e2e_helpers import OPTIONS, SERVER, init_params, inline, items_of, open_doc, plain, status, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -145,6 +145,9 @@ async def test_03_inline_item_command_then_attribution_of_the_accepted_text(clie
     assert res["text"] == item.insert_text and res["uri"] == uri and res["range"] == a_range
     assert res["indexes"] == [str(corpus["index"])]
     assert isinstance(res["spans"], list)
+    st = await status(client)
+    assert st["server"]["attribution"] == {"indexes": [str(corpus["index"])], "from_setting": True,
+                                           "last_accepted": uri}
 
     # an accepted suggestion that copies the corpus: its span, located in the document
     copied = reindent(LIB_FUNC, "    ")
@@ -173,6 +176,13 @@ async def test_04_text_reindented_copy_names_source_and_license(client, corpus):
     src = span["sources"][0]
     assert (src["path"], src["license"], src["line"]) == ("geolib/sphere.py", "MIT", 4)
     assert span["range"] is None
+    # with uri + range (an unsaved buffer the server never saw): ranges from range.start
+    rng = {"start": {"line": 7, "character": 0}, "end": {"line": 7 + snippet.count("\n"), "character": 0}}
+    res = await attribution(client, {"text": snippet, "uri": "untitled:Untitled-1", "range": rng})
+    assert res["uri"] == "untitled:Untitled-1" and res["range"] == rng
+    span = max(res["spans"], key=lambda s: s["end"] - s["start"])
+    assert span["range"]["start"] == {"line": 7, "character": 8}
+    assert span["range"]["end"]["line"] == 7 + LIB_FUNC.rstrip("\n").count("\n")
 
 
 async def test_05_uri_and_range_give_document_ranges(client, corpus):
