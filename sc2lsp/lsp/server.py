@@ -389,7 +389,7 @@ class Sc2Server(LanguageServer):
 
         def work():
             paths = self.attribution.indexes(configured, model)
-            return self.attribution.check(text, paths, exclude=roots)
+            return self.attribution.check(text, paths, exclude=roots, linked_from=None if configured else model)
 
         try:
             found = await asyncio.to_thread(work)
