@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast model clean-venv
+.PHONY: install demo test test-fast model attribution-index clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ model: $(STAMP)
 	$(BIN)/python -m finetune prepare-stdlib
 	$(BIN)/python -m finetune pretrain --config finetune/configs/sc2-tiny.toml
 	$(BIN)/python -m finetune export-tiny
+
+## The attribution index of sc2-tiny's training corpus (this interpreter's standard library), linked in models.toml.
+attribution-index: $(STAMP)
+	$(BIN)/python -c "from finetune.export import build_stdlib_attribution_index as b; print(b('models/sc2-tiny/attribution'))"
 
 clean-venv:
 	rm -rf $(VENV)

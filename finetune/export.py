@@ -4,6 +4,11 @@
 converts it to ``OUT/NAME-q8_0.gguf`` with the project's converter, and measures the GGUF on the
 held-out files of the run's data (next-line exact match through llama.cpp) and its speed, writing
 ``OUT/metrics.json``.
+
+``build_stdlib_attribution_index(out)`` indexes sc2-tiny's training corpus (the standard library
+files ``prepare-stdlib`` keeps) for attribution; models.toml links it to sc2-tiny
+(``models/sc2-tiny/attribution``, built by ``make attribution-index``, not shipped: ~6 MB that
+depend on the interpreter's stdlib).
 """
 
 from __future__ import annotations
@@ -71,3 +76,25 @@ def measure_speed(backend, prompt_tokens: int = 512, gen_tokens: int = 128) -> d
         "generated_tokens": t.generated_tokens,
         "gen_tok_per_s": round(t.generated_tokens / max(t.generate_ms / 1000, 1e-9), 1),
     }
+
+
+def build_stdlib_attribution_index(out: str | Path, *, root: str | Path | None = None, max_files: int = 0) -> dict:
+    """The attribution index of the standard library files sc2-tiny trains on (same selection as
+    ``prepare-stdlib``: ``.py`` files outside tests/encodings/pydoc_data that pass the filters).
+    Documents point at the files on disk (verified by their git blob hash), license PSF-2.0."""
+    import sys
+
+    from sc2lsp.attribution.build import Document, build_index
+
+    from .data.collect import STDLIB_EXCLUDE, collect, stdlib_root
+
+    root = Path(root) if root else stdlib_root()
+    kept = [c for c in collect(root, (".py",), STDLIB_EXCLUDE) if c.text is not None]
+    if max_files:
+        kept = kept[:max_files]
+    version = ".".join(map(str, sys.version_info[:3]))
+    docs = (Document(path=c.path, text=c.text, repository=f"cpython-stdlib-{version}", revision=version,
+                     license="PSF-2.0", license_source="python-stdlib", root=str(root.resolve())) for c in kept)
+    stats = build_index(docs, out)
+    return {"path": str(out), "documents": stats.documents, "raw_bytes": stats.raw_bytes,
+            "index_bytes": stats.index_bytes, "seconds": round(stats.seconds, 1)}

@@ -105,7 +105,7 @@ def test_export_ships_and_links_the_index(prepared, tmp_path, monkeypatch):
     assert reg.models["mine"].attribution_index == (shipped.resolve(),)
     assert indexes_for_model("mine", reg) == (shipped.resolve(),)
     assert indexes_for_model(str(gguf), reg) == (shipped.resolve(),)  # a .gguf path finds its entry
-    assert indexes_for_model("sc2-tiny", reg) == ()
+    assert indexes_for_model("starcoder2-3b", reg) == ()  # an entry that links none
 
     provider = AttributionProvider()
     paths = provider.indexes((), "mine")  # attributionIndex not set: the model's linked indexes
@@ -128,3 +128,21 @@ def test_registry_rejects_a_bad_attribution_index_key(tmp_path):
     p.write_text(p.read_text().replace("[1, 2]", '"idx"'))
     _, entries = parse_models_toml(p)
     assert entries["x"].attribution_index == (tmp_path / "idx",)
+
+
+def test_stdlib_index_of_sc2_tiny_corpus(tmp_path):
+    """`make attribution-index` (here on the first 40 files): sc2-tiny's corpus, PSF-2.0, verified on disk."""
+    from finetune.data.collect import STDLIB_EXCLUDE, collect, stdlib_root
+    from finetune.export import build_stdlib_attribution_index
+    from sc2lsp.attribution.query import AttributionIndex
+    from sc2lsp.models.registry import indexes_for_model, load_registry
+
+    info = build_stdlib_attribution_index(tmp_path / "idx", max_files=40)
+    assert info["documents"] == 40
+    first = [c for c in collect(stdlib_root(), (".py",), STDLIB_EXCLUDE) if c.text is not None and len(c.text) > 3000][0]
+    piece = first.text[1000:1600]
+    spans = AttributionIndex.open(tmp_path / "idx").check(textwrap.indent(piece, "\t"))
+    assert spans and spans[0].sources[0].path == first.path and spans[0].sources[0].license == "PSF-2.0"
+    assert spans[0].sources[0].verified and spans[0].sources[0].repository.startswith("cpython-stdlib-")
+    # and the project's models.toml links sc2-tiny to where `make attribution-index` writes it
+    assert indexes_for_model("sc2-tiny", load_registry()) == (ROOT / "models" / "sc2-tiny" / "attribution",)

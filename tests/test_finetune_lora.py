@@ -224,6 +224,10 @@ def test_export_merged_gguf_matches_hf_and_registers(setup, trained, tmp_path):
     assert {"mine", "repo-lora"} <= set(reg.models)  # other user entries are kept
     gguf = resolve("repo-lora", registry=reg)
     assert gguf == Path(res["gguf"]).resolve()
+    # prepare's attribution index of the corpus ships next to the GGUF and the entry links it
+    shipped = Path(res["attribution_index"])
+    assert shipped == tmp_path / "out" / "repo-lora-attribution" and (shipped / "manifest.json").is_file()
+    assert reg.models["repo-lora"].attribution_index == (shipped.resolve(),)
     export(trained, quant="f32", name="repo-lora", out=tmp_path / "out", user_toml=user)  # re-export replaces
     assert user.read_text().count("[models.repo-lora]") == 1
 

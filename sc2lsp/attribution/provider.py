@@ -83,8 +83,10 @@ class AttributionProvider:
             for p in [p for p in self._open if p not in keep]:
                 del self._open[p]
 
-    def check(self, text: str, paths: Sequence[Path], exclude: Iterable[str | Path] = ()) -> Check:
+    def check(self, text: str, paths: Sequence[Path], exclude: Iterable[str | Path] = (),
+              linked_from: str | None = None) -> Check:
         """Spans of ``text`` found in the indexes ``paths``, outside the ``exclude`` directories.
+        ``linked_from``: the model whose models.toml entry gave ``paths`` (for the error message).
 
         Raises ``UserError`` for no index, a broken index or a text over the size limit.
         """
@@ -94,6 +96,10 @@ class AttributionProvider:
             raise UserError(f"the text to check has {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
         if not paths:
             raise UserError(NO_INDEX)
+        missing = [p for p in paths if not p.exists()]
+        if missing and linked_from:
+            raise UserError(f"{NO_INDEX} (models.toml links {linked_from} to {', '.join(map(str, missing))}, "
+                            f"which is not built: for sc2-tiny run `make attribution-index`)")
         exclude = [str(p) for p in exclude]
         spans: list[dict] = []
         for path in paths:

@@ -356,20 +356,17 @@ class Sc2Server(LanguageServer):
             acc = self.last_accepted
             start = _position(acc["range"]["start"], "range.start")
             return acc["text"], acc["uri"], acc["range"], lambda k, t=acc["text"]: _advance(start, t[:k], enc)
+        if text is not None and rng is not None:  # a text that sits at range.start (of uri, if given)
+            start, end = _range(rng)
+            return text, uri, _lsp_range(start, end), lambda k: _advance(start, text[:k], enc)
         if uri is None:
-            if rng is not None:
-                start, _ = _range(rng)
-                return text, None, _lsp_range(*_range(rng)), lambda k: _advance(start, text[:k], enc)
             return text, None, None, None
         doc = self.docs.get(uri)
         if doc is None:
             doc, why = read_document(uri)
             if doc is None:
                 raise RequestFailed(why or f"unknown document {uri}")
-        if text is not None:  # a text in that document: at range.start, else where it first occurs
-            if rng is not None:
-                start, end = _range(rng)
-                return text, uri, _lsp_range(start, end), lambda k: _advance(start, text[:k], enc)
+        if text is not None:  # a text in that document: where it first occurs
             at = doc.text.find(text) if text else -1
             if at < 0:
                 return text, uri, None, None
@@ -392,7 +389,7 @@ class Sc2Server(LanguageServer):
 
         def work():
             paths = self.attribution.indexes(configured, model)
-            return self.attribution.check(text, paths, exclude=roots)
+            return self.attribution.check(text, paths, exclude=roots, linked_from=None if configured else model)
 
         try:
             found = await asyncio.to_thread(work)
@@ -432,9 +429,12 @@ class Sc2Server(LanguageServer):
             await progress.begin(f"sc2lsp: pulling {name}")
             try:
                 path = await asyncio.to_thread(pull, name, None, None, progress.threadsafe_report)
-            except UserError as e:
-                progress.end(f"failed: {e}")
-                raise RequestFailed(str(e)) from None
+            except Exception as e:  # UserError: says what to do; anything else: one error all the same
+                why = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, UserError):
+                    log.exception("pull of %s failed", name)
+                progress.end(f"failed: {why}")
+                raise RequestFailed(f"cannot pull {name}: {why}" if not isinstance(e, UserError) else why) from None
             progress.report(f"loading {name}", 100)
             self.settings = dataclasses.replace(self.settings, model=name)
             self.engine.configure(self.settings)
@@ -586,6 +586,11 @@ def create_server(base: Settings | None = None) -> Sc2Server:
             "settings_defaults": settings_doc(),
             "workspaces": [{"root": str(root), "indexed": ws.ready.is_set(), "files": getattr(ws.report, "files", None)}
                            for root, ws in ls._workspaces.items()],
+            "attribution": {
+                "indexes": [str(p) for p in ls.attribution.indexes(ls.settings.attribution_index, ls.settings.model)],
+                "from_setting": bool(ls.settings.attribution_index),
+                "last_accepted": ls.last_accepted["uri"] if ls.last_accepted else None,
+            },
         }
         get = params.get if isinstance(params, dict) else (lambda k: getattr(params, k, None))
         if get("prompt"):  # the last prompt the model saw (benchmarks, bug reports)
@@ -622,7 +627,8 @@ def create_server(base: Settings | None = None) -> Sc2Server:
 
 
 def _command_args(args: tuple) -> list:
-    """The command's ``arguments`` list, however pygls passes it (spread, or as one list)."""
+    """The command's ``arguments`` list: pygls 2 spreads it over ``*args``; a client that wraps
+    them in one more list is accepted too."""
     if len(args) == 1 and isinstance(args[0], (list, tuple)) and not isinstance(args[0], str):
         return list(args[0])
     return list(args)

@@ -17,7 +17,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from e2e_helpers import OPTIONS, SERVER, init_params, inline, items_of, open_doc, plain, wait_ready
+from e2e_helpers import MODEL, OPTIONS, ROOT, SERVER, init_params, inline, items_of, open_doc, plain, status, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -145,6 +145,9 @@ async def test_03_inline_item_command_then_attribution_of_the_accepted_text(clie
     assert res["text"] == item.insert_text and res["uri"] == uri and res["range"] == a_range
     assert res["indexes"] == [str(corpus["index"])]
     assert isinstance(res["spans"], list)
+    st = await status(client)
+    assert st["server"]["attribution"] == {"indexes": [str(corpus["index"])], "from_setting": True,
+                                           "last_accepted": uri}
 
     # an accepted suggestion that copies the corpus: its span, located in the document
     copied = reindent(LIB_FUNC, "    ")
@@ -173,6 +176,13 @@ async def test_04_text_reindented_copy_names_source_and_license(client, corpus):
     src = span["sources"][0]
     assert (src["path"], src["license"], src["line"]) == ("geolib/sphere.py", "MIT", 4)
     assert span["range"] is None
+    # with uri + range (an unsaved buffer the server never saw): ranges from range.start
+    rng = {"start": {"line": 7, "character": 0}, "end": {"line": 7 + snippet.count("\n"), "character": 0}}
+    res = await attribution(client, {"text": snippet, "uri": "untitled:Untitled-1", "range": rng})
+    assert res["uri"] == "untitled:Untitled-1" and res["range"] == rng
+    span = max(res["spans"], key=lambda s: s["end"] - s["start"])
+    assert span["range"]["start"] == {"line": 7, "character": 8}
+    assert span["range"]["end"]["line"] == 7 + LIB_FUNC.rstrip("\n").count("\n")
 
 
 async def test_05_uri_and_range_give_document_ranges(client, corpus):
@@ -211,28 +221,47 @@ async def test_06_the_workspace_never_matches_itself(client, corpus):
 
 
 async def test_07_no_index_is_an_error_and_a_bad_index_too(client, corpus, tmp_path):
-    async def configure(value):
-        client.workspace_did_change_configuration(
-            types.DidChangeConfigurationParams(settings={"sc2lsp": {"attributionIndex": value}}))
+    def configure(**settings):
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"sc2lsp": settings}))
 
     snippet = reindent(LIB_FUNC, "")
+    linked = ROOT / "models" / "sc2-tiny" / "attribution"
     try:
-        await configure([])  # not set: the model's linked indexes; the model file links none
+        # not set: the indexes models.toml links to the model (sc2-tiny's file: its stdlib index)
+        configure(attributionIndex=[])
+        st = await status(client)
+        assert st["server"]["attribution"] == {"indexes": [str(linked)], "from_setting": False, "last_accepted":
+                                               st["server"]["attribution"]["last_accepted"]}
+        if not linked.exists():  # `make attribution-index` not run here: the error says how to get it
+            err = await error_of(client, {"text": snippet})
+            assert "no attribution index" in str(err) and "make attribution-index" in str(err)
+            assert getattr(err, "code", None) == -32803
+        else:
+            assert (await attribution(client, {"text": snippet}))["indexes"] == [str(linked)]
+
+        # a model models.toml does not know, and no setting: no index at all
+        other = tmp_path / "other.gguf"
+        other.write_bytes(Path(MODEL).read_bytes())
+        configure(attributionIndex=[], model=str(other))
+        assert (await wait_ready(client))["state"] == "ready"
         err = await error_of(client, {"text": snippet})
-        assert "no attribution index" in str(err) and "sc2lsp attribution build" in str(err)
+        assert str(err).endswith("no attribution index: set sc2lsp.attributionIndex or build one with "
+                                 "`sc2lsp attribution build`")
         assert getattr(err, "code", None) == -32803
+
         broken = tmp_path / "broken"
         broken.mkdir()
         for f in Path(corpus["index"]).iterdir():
             (broken / f.name).write_bytes(f.read_bytes()[: max(10, f.stat().st_size // 2)] if f.suffix == ".sc2a"
                                           else f.read_bytes())
-        await configure([str(broken)])
+        configure(attributionIndex=[str(broken)])
         err = await error_of(client, {"text": snippet})
         assert str(broken) in str(err) and getattr(err, "code", None) == -32803
-        await configure([str(tmp_path / "nothing-here")])
+        configure(attributionIndex=[str(tmp_path / "nothing-here")])
         err = await error_of(client, {"text": snippet})
         assert "nothing-here" in str(err)
     finally:
-        await configure([str(corpus["index"])])
+        configure(attributionIndex=[str(corpus["index"])], model=MODEL)
+    assert (await wait_ready(client))["state"] == "ready"
     res = await attribution(client, {"text": snippet})  # and the server keeps serving
     assert res["spans"]
