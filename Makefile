@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast model attribution-index clean-venv
+.PHONY: install demo test test-fast model attribution-index clean-venv vsix vscode-test-tools editor-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,8 +21,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m sc2lsp.demo
 
-## The whole suite (slow tests included).
-test: $(STAMP)
+## The whole suite (slow tests included); builds the VS Code extension and its test tools first when node is there.
+test: $(STAMP) editor-deps
 	$(BIN)/python -m pytest -q -ra
 
 ## Everything but the tests marked slow.
@@ -41,3 +41,22 @@ attribution-index: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ------------------------------------------------------------------ VS Code extension (editors/vscode)
+VSCODE := editors/vscode
+VSIX := $(VSCODE)/build/sc2lsp.vsix
+
+## The VS Code extension as a .vsix (npm ci, tsc type check, esbuild bundle, vsce package).
+vsix: $(VSIX)
+
+$(VSIX): $(VSCODE)/package.json $(VSCODE)/package-lock.json $(VSCODE)/tsconfig.json $(wildcard $(VSCODE)/src/*.ts) $(VSCODE)/README.md
+	cd $(VSCODE) && npm ci --no-audit --no-fund --loglevel=error && npm run -s build && npm run -s package
+
+## code-server + playwright-core for tests/editors/test_vscode.py (outside the repo; root: add --apt for chromium/ripgrep).
+vscode-test-tools:
+	bash $(VSCODE)/scripts/install-test-tools.sh
+
+# the editor tests need node; without it they skip (and say so)
+editor-deps:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory vsix vscode-test-tools; \
+	else echo "node/npm not found: the VS Code test will be skipped"; fi

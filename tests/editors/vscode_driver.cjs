@@ -1,0 +1,126 @@
+// Drives a running code-server with playwright-core and Debian's chromium, for tests/editors/test_vscode.py.
+// Usage: node vscode_driver.cjs CONFIG.json  -> prints one JSON object (the result) on the last stdout line.
+// CONFIG: {tools, chromium, url, folder, file, line, col, text, model, screenshot, attribution,
+//          attributionScreenshot, timeoutMs}
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const { createRequire } = require("module");
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const requireTools = createRequire(path.join(cfg.tools, "package.json"));
+const { chromium } = requireTools("playwright-core");
+
+const out = { steps: [], ghost: null, ghostParts: [], status: null, attribution: null, errors: [] };
+const t0 = Date.now();
+function step(name) {
+  out.steps.push({ name, ms: Date.now() - t0 });
+  process.stderr.write(`[driver ${((Date.now() - t0) / 1000).toFixed(1)}s] ${name}\n`);
+}
+
+async function statusText(page) {
+  const item = page.locator(".statusbar-item", { hasText: "sc2lsp" }).first();
+  return (await item.count()) ? (await item.innerText()).trim() : null;
+}
+
+async function runCommand(page, title) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: 15000 });
+  await input.fill(">" + title);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press("Enter");
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: cfg.chromium,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    page.on("pageerror", (e) => out.errors.push(String(e)));
+    await page.goto(`${cfg.url}/?folder=${encodeURIComponent(cfg.folder)}`, { waitUntil: "domcontentloaded" });
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
+    step("workbench");
+
+    // the extension's status bar item shows the model once the server is up and the model loaded
+    const deadline = Date.now() + cfg.timeoutMs;
+    for (;;) {
+      out.status = await statusText(page);
+      if (out.status && out.status.includes(cfg.model) && !/loading|starting|not loaded/.test(out.status)) break;
+      if (out.status && /no server|no model|stopped/.test(out.status)) throw new Error(`extension status: ${out.status}`);
+      if (Date.now() > deadline) throw new Error(`the sc2lsp status bar item never showed a loaded model (last: ${out.status})`);
+      await page.waitForTimeout(250);
+    }
+    step(`status: ${out.status}`);
+
+    // open the file (Quick Open), go to the line and column, type
+    await page.locator(".monaco-workbench").click({ position: { x: 640, y: 300 } }).catch(() => undefined);
+    await page.keyboard.press("Control+P");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: 15000 });
+    await input.fill(cfg.file);
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: cfg.file }).first().waitFor({ timeout: 15000 });
+    await page.keyboard.press("Enter");
+    const editor = page.locator(".editor-instance .monaco-editor").first();
+    await editor.waitFor({ timeout: 15000 });
+    await page.locator(".tab.active", { hasText: cfg.file }).waitFor({ timeout: 15000 });
+    step("file open");
+    await page.keyboard.press("Control+G");
+    await input.waitFor({ state: "visible", timeout: 15000 });
+    await input.fill(`:${cfg.line}:${cfg.col}`);
+    await page.keyboard.press("Enter");
+    await page.waitForTimeout(300);
+    // one edit with the whole text: the server sees exactly one new document state
+    await page.keyboard.insertText(cfg.text);
+    step("typed");
+
+    const ghost = editor.locator('[class*="ghost-text"]');
+    await ghost.first().waitFor({ state: "attached", timeout: cfg.timeoutMs });
+    await page.waitForTimeout(300); // let the rest of a multi-line ghost text render
+    out.ghostParts = await ghost.evaluateAll((els) =>
+      els
+        .filter((e) => !els.some((o) => o !== e && o.contains(e))) // outermost only
+        .map((e) => ({ cls: e.className, text: e.textContent })),
+    );
+    step("ghost text");
+    await page.screenshot({ path: cfg.screenshot });
+    out.status = await statusText(page);
+
+    await page.keyboard.press("Tab");
+    await page.waitForTimeout(300);
+    await page.keyboard.press("Control+S");
+    await page.waitForTimeout(1000);
+    step("accepted and saved");
+
+    if (cfg.attribution) {
+      await page.waitForTimeout(500); // the item's command (sc2lsp.suggestionAccepted) reaches the server
+      await runCommand(page, "sc2lsp: Check attribution");
+      const rows = page.locator(".quick-input-list .monaco-list-row");
+      const title = page.locator(".quick-input-title");
+      await title.filter({ hasText: "attribution index" }).waitFor({ timeout: 60000 });
+      out.attribution = { title: (await title.innerText()).trim(), rows: await rows.allInnerTexts() };
+      await page.screenshot({ path: cfg.attributionScreenshot });
+      await page.keyboard.press("Escape");
+      out.attribution.decorations = await editor.locator(".view-overlays div, .view-lines span").evaluateAll((els) =>
+        els.filter((e) => /ced-/.test(e.className)).length,
+      );
+      step("attribution");
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => {
+    process.stdout.write(JSON.stringify(out) + "\n");
+  },
+  (err) => {
+    out.error = String(err && err.stack ? err.stack : err);
+    process.stdout.write(JSON.stringify(out) + "\n");
+    process.exitCode = 1;
+  },
+);
