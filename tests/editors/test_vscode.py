@@ -45,11 +45,12 @@ class Circle:
 
     def area(self) -> float:
 
+
     def perimeter(self) -> float:
         return 2 * math.pi * self.radius
 '''
-LINE = 10  # the empty line in area()
-TYPED = "        return "
+LINE = 11  # the empty line in area()
+TYPED = "        return math."
 FILE = "shapes.py"
 
 pytestmark = pytest.mark.slow
@@ -128,73 +129,94 @@ def _expected(tmp_path: Path) -> tuple[str, str]:
     return typed, json.loads(r.stdout)["suggestion"]
 
 
-def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path):
-    typed, suggestion = _expected(tmp_path)
-    assert suggestion.strip(), "the model gave no suggestion at the fixture position; pick another one"
+class VSCode:
+    """code-server with the built .vsix installed into a fresh user-data dir, in its own HOME."""
 
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / FILE).write_text(SOURCE)
-    home = tmp_path / "home"
-    user = home / "user-data"
-    (user / "User").mkdir(parents=True)
-    exts = home / "extensions"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    server_log = ARTIFACTS / "server.log"
-    server_log.unlink(missing_ok=True)
-    (user / "User/settings.json").write_text(json.dumps(_settings(server_log), indent=1))
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"))
-    common = ["--user-data-dir", str(user), "--extensions-dir", str(exts)]
+    def __init__(self, tools: dict, tmp_path: Path, settings: dict, name: str):
+        self.tools, self.tmp = tools, tmp_path
+        self.project = tmp_path / "project"
+        self.project.mkdir()
+        (self.project / FILE).write_text(SOURCE)
+        home = tmp_path / "home"
+        self.user = home / "user-data"
+        (self.user / "User").mkdir(parents=True)
+        (self.user / "User/settings.json").write_text(json.dumps(settings, indent=1))
+        self.env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+                        XDG_DATA_HOME=str(home / ".local/share"))
+        self.common = ["--user-data-dir", str(self.user), "--extensions-dir", str(home / "extensions")]
+        self.name = name
+        self.proc: subprocess.Popen | None = None
 
-    t0 = time.perf_counter()
-    r = subprocess.run([tools["code_server"], *common, "--install-extension", str(VSIX)], env=env, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and "sc2lsp" in r.stdout, r.stdout + r.stderr
-    install_s = time.perf_counter() - t0
+    def install(self) -> float:
+        t0 = time.perf_counter()
+        r = subprocess.run([self.tools["code_server"], *self.common, "--install-extension", str(VSIX)],
+                           env=self.env, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0 and "sc2lsp" in r.stdout, r.stdout + r.stderr
+        return time.perf_counter() - t0
 
-    port = _free_port()
-    cs_log = open(ARTIFACTS / "code-server.log", "w")
-    proc = subprocess.Popen(
-        [tools["code_server"], *common, "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", "--disable-telemetry",
-         "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override", str(project)],
-        env=env, stdout=cs_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
+    def __enter__(self) -> "VSCode":
+        port = _free_port()
+        self.log = open(ARTIFACTS / f"{self.name}-code-server.log", "w")
+        self.proc = subprocess.Popen(
+            [self.tools["code_server"], *self.common, "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
+             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+             "--disable-getting-started-override", str(self.project)],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(url + "/healthz", timeout=2).read()
-                break
+                urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
+                return self
             except OSError:
-                assert proc.poll() is None, (ARTIFACTS / "code-server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "code-server did not answer /healthz within 120 s"
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise AssertionError("code-server did not start: " + (ARTIFACTS / f"{self.name}-code-server.log").read_text()[-3000:])
                 time.sleep(0.5)
-        config = {
-            "tools": str(TOOLS), "chromium": tools["chromium"], "url": url, "folder": str(project), "file": FILE,
-            "line": LINE, "col": len(TYPED) + 1, "text": TYPED, "model": MODEL, "timeoutMs": 180_000,
-            "screenshot": str(ARTIFACTS / "vscode-ghost-text.png"), "attribution": False,
-            "attributionScreenshot": str(ARTIFACTS / "vscode-attribution.png"),
-        }
-        cfg_file = tmp_path / "driver.json"
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # code-server, its extension host and the sc2lsp server
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc = None
+        self.log.close()
+
+    def drive(self, **config) -> tuple[dict, float]:
+        """Run vscode_driver.cjs against this code-server; (its result, seconds)."""
+        config = {"tools": str(TOOLS), "chromium": self.tools["chromium"], "url": self.url, "folder": str(self.project),
+                  "file": FILE, "model": MODEL, "timeoutMs": 180_000, **config}
+        cfg_file = self.tmp / f"{self.name}-driver.json"
         cfg_file.write_text(json.dumps(config))
-        t1 = time.perf_counter()
-        d = subprocess.run([tools["node"], str(DRIVER), str(cfg_file)], capture_output=True, text=True, timeout=600)
-        drive_s = time.perf_counter() - t1
+        t0 = time.perf_counter()
+        d = subprocess.run([self.tools["node"], str(DRIVER), str(cfg_file)], capture_output=True, text=True, timeout=600)
+        seconds = time.perf_counter() - t0
         lines = d.stdout.strip().splitlines()
         result = json.loads(lines[-1]) if lines else {}
-        (ARTIFACTS / "driver.json").write_text(json.dumps(result, indent=1))
+        (ARTIFACTS / f"{self.name}-driver.json").write_text(json.dumps(result, indent=1))
         assert d.returncode == 0, f"driver failed: {result.get('error')}\n{d.stderr[-3000:]}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # code-server, its extension host and the sc2lsp server
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        cs_log.close()
+        return result, seconds
+
+
+def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path):
+    typed, suggestion = _expected(tmp_path)
+    assert suggestion.strip(), "the model gave no suggestion at the fixture position; pick another one"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server_log = ARTIFACTS / "server.log"
+    server_log.unlink(missing_ok=True)
+    vs = VSCode(tools, tmp_path, _settings(server_log), "ghost")
+    install_s = vs.install()
+    with vs:
+        result, drive_s = vs.drive(line=LINE, col=len(TYPED) + 1, text=TYPED, mode="complete",
+                                   screenshot=str(ARTIFACTS / "vscode-ghost-text.png"), attribution=False,
+                                   attributionScreenshot=str(ARTIFACTS / "vscode-attribution.png"))
 
     print(f"\nvscode: install {install_s:.1f}s, drive {drive_s:.1f}s, steps {result['steps']}")
     # the ghost text is the server's suggestion (first line shown inline, the rest below)
-    shown = "\n".join(p["text"] for p in result["ghostParts"]).replace("\u00a0", " ")
+    shown = "\n".join(result["ghostLines"]).replace("\u00a0", " ")
     first = suggestion.split("\n")[0]
     assert shown.split("\n")[0].rstrip() == first.rstrip(), (shown, suggestion)
     for extra in suggestion.split("\n")[1:]:
@@ -202,6 +224,18 @@ def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path
     # the status bar shows the model and a latency
     assert MODEL in result["status"] and " ms" in result["status"], result["status"]
     # Tab inserted exactly the suggestion at the cursor
-    prefix, suffix = typed.split("\n")[: LINE], typed.split("\n")[LINE:]
+    prefix, suffix = typed.split("\n")[:LINE], typed.split("\n")[LINE:]
     expected = "\n".join(prefix) + suggestion + "\n" + "\n".join(suffix)
-    assert (project / FILE).read_text() == expected
+    assert (vs.project / FILE).read_text() == expected
+
+
+def test_missing_server_command_says_how_to_fix_it(tools, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    settings = dict(_settings(tmp_path / "unused.log"), **{"sc2lsp.pythonPath": "", "sc2lsp.serverCommand": "sc2lsp-not-installed"})
+    vs = VSCode(tools, tmp_path, settings, "missing")
+    vs.install()
+    with vs:
+        result, _ = vs.drive(mode="missing-server", screenshot=str(ARTIFACTS / "vscode-missing-server.png"))
+    assert "no server" in result["status"]
+    message = next(t for t in result["toasts"] if "cannot start" in t)
+    assert "'sc2lsp-not-installed' was not found on PATH" in message and "sc2lsp.serverCommand" in message, message

@@ -11,7 +11,7 @@ const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const requireTools = createRequire(path.join(cfg.tools, "package.json"));
 const { chromium } = requireTools("playwright-core");
 
-const out = { steps: [], ghost: null, ghostParts: [], status: null, attribution: null, errors: [] };
+const out = { steps: [], ghostLines: [], status: null, attribution: null, errors: [] };
 const t0 = Date.now();
 function step(name) {
   out.steps.push({ name, ms: Date.now() - t0 });
@@ -44,6 +44,21 @@ async function main() {
     await page.goto(`${cfg.url}/?folder=${encodeURIComponent(cfg.folder)}`, { waitUntil: "domcontentloaded" });
     await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
     step("workbench");
+
+    if (cfg.mode === "missing-server") {
+      // a bad setup: the status bar says so and a notification names the fix
+      const deadline = Date.now() + 60000;
+      for (;;) {
+        out.status = await statusText(page);
+        out.toasts = await page.locator(".notification-toast").allInnerTexts();
+        if (out.status && out.status.includes("no server") && out.toasts.some((t) => t.includes("cannot start"))) break;
+        if (Date.now() > deadline) throw new Error(`no 'no server' status and message (status ${out.status}, toasts ${out.toasts})`);
+        await page.waitForTimeout(250);
+      }
+      await page.screenshot({ path: cfg.screenshot });
+      step("missing server reported");
+      return;
+    }
 
     // the extension's status bar item shows the model once the server is up and the model loaded
     const deadline = Date.now() + cfg.timeoutMs;
@@ -80,11 +95,18 @@ async function main() {
     const ghost = editor.locator('[class*="ghost-text"]');
     await ghost.first().waitFor({ state: "attached", timeout: cfg.timeoutMs });
     await page.waitForTimeout(300); // let the rest of a multi-line ghost text render
-    out.ghostParts = await ghost.evaluateAll((els) =>
-      els
-        .filter((e) => !els.some((o) => o !== e && o.contains(e))) // outermost only
-        .map((e) => ({ cls: e.className, text: e.textContent })),
-    );
+    // ghost text is split into syntax-highlighted spans: join them per rendered line, top to bottom
+    out.ghostLines = await ghost.evaluateAll((els) => {
+      const outer = els.filter((e) => !els.some((o) => o !== e && o.contains(e)));
+      const lines = new Map();
+      for (const e of outer) {
+        const line = e.closest(".view-line") || e.parentElement;
+        const top = line.getBoundingClientRect().top;
+        if (!lines.has(line)) lines.set(line, { top, text: "" });
+        lines.get(line).text += e.textContent;
+      }
+      return [...lines.values()].sort((a, b) => a.top - b.top).map((l) => l.text);
+    });
     step("ghost text");
     await page.screenshot({ path: cfg.screenshot });
     out.status = await statusText(page);

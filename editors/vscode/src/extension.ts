@@ -18,7 +18,7 @@ import {
   WorkDoneProgressCreateRequest,
 } from "vscode-languageclient/node";
 import { AttributionView } from "./attribution";
-import { serverSettings, launchDescription, serverExecutable } from "./settings";
+import { serverSettings, launchDescription, launchProblem, serverExecutable } from "./settings";
 
 const RESTARTS = 4; // at most this many automatic restarts ...
 const RESTART_WINDOW_MS = 3 * 60_000; // ... within this window
@@ -156,9 +156,17 @@ function makeClient(): LanguageClient {
 }
 
 async function startClient(): Promise<void> {
+  setStatus("$(sync~spin) sc2lsp: starting", `starting ${launchDescription()}`);
+  const problem = await launchProblem();
+  if (problem) {
+    const msg = `sc2lsp: cannot start the server: ${problem}`;
+    output.appendLine(`[sc2lsp] ${msg}`);
+    setStatus("$(error) sc2lsp: no server", msg);
+    void vscode.window.showErrorMessage(msg, "Open settings", "Show log").then(pick);
+    return;
+  }
   const c = makeClient();
   client = c;
-  setStatus("$(sync~spin) sc2lsp: starting", `starting ${launchDescription()}`);
   try {
     await c.start();
     output.appendLine(`[sc2lsp] client started: ${launchDescription()}`);

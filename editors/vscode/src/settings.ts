@@ -1,6 +1,9 @@
 // The settings sent to the server (initializationOptions and didChangeConfiguration, under "sc2lsp").
 // Only the names sc2lsp/config.py knows; the extension's own settings (enable, serverCommand,
 // pythonPath, serverArgs, statusPollMs) stay in the client.
+import * as cp from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import * as vscode from "vscode";
 
 export const SERVER_KEYS = [
@@ -48,4 +51,46 @@ export function serverExecutable(): { command: string; args: string[] } {
 export function launchDescription(): string {
   const { command, args } = serverExecutable();
   return "`" + [command, ...args].join(" ") + "`";
+}
+
+/** Why the configured server cannot start (checked before launching it), or undefined. */
+export async function launchProblem(): Promise<string | undefined> {
+  const { command, args } = serverExecutable();
+  const found = findExecutable(command);
+  const python = args[0] === "-m";
+  if (!found) {
+    return python
+      ? `the Python interpreter '${command}' (sc2lsp.pythonPath) does not exist. Set sc2lsp.pythonPath to a Python that has sc2lsp installed, or clear it to use sc2lsp.serverCommand.`
+      : `'${command}' was not found${command.includes("/") ? "" : " on PATH"}. Install sc2lsp (\`pip install -e .\` in the sc2lsp checkout or \`make install\`) and set sc2lsp.serverCommand to its \`sc2lsp\` executable, or sc2lsp.pythonPath to a Python that has it.`;
+  }
+  if (python) {
+    const ok = await new Promise<string | undefined>((resolve) => {
+      cp.execFile(found, ["-c", "import sc2lsp"], { timeout: 30_000 }, (err, _out, stderr) =>
+        resolve(err ? (stderr || err.message).trim().split("\n").pop() : undefined),
+      );
+    });
+    if (ok !== undefined) {
+      return `'${command}' (sc2lsp.pythonPath) cannot import sc2lsp (${ok}). Install it there (\`${command} -m pip install -e .\` in the sc2lsp checkout) or point sc2lsp.pythonPath at the right interpreter.`;
+    }
+  }
+  return undefined;
+}
+
+function findExecutable(command: string): string | undefined {
+  const isFile = (p: string) => {
+    try {
+      return fs.statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes("/") || command.includes("\\")) return isFile(command) ? command : undefined;
+  const exts = process.platform === "win32" ? (process.env.PATHEXT ?? ".EXE;.CMD;.BAT").split(";") : [""];
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    for (const ext of exts) {
+      const p = path.join(dir, command + ext);
+      if (dir && isFile(p)) return p;
+    }
+  }
+  return undefined;
 }
