@@ -53,6 +53,26 @@ LINE = 11  # the empty line in area()
 TYPED = "        return math."
 FILE = "shapes.py"
 
+# An indexed corpus (MIT) that holds a copy of the fixture's perimeter() and __init__.
+CORPUS_LICENSE = """MIT License
+
+Copyright (c) 2024 Geomlib authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction.
+"""
+CORPUS_FILE = """import math
+
+
+class Ring:
+    def __init__(self, radius: float) -> None:
+        self.radius = radius
+
+    def perimeter(self) -> float:
+        return 2 * math.pi * self.radius
+"""
+
 pytestmark = pytest.mark.slow
 
 
@@ -82,13 +102,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _settings(log_file: Path) -> dict:
+def _settings(log_file: Path, index: Path | None = None) -> dict:
     return {
+        **({"sc2lsp.attributionIndex": [str(index)]} if index else {}),
         # the extension: the real server from this checkout's Python, its log kept for the artifacts
         "sc2lsp.pythonPath": sys.executable,
-        "sc2lsp.serverArgs": ["--log-file", str(log_file), "--log-level", "INFO"],
+        "sc2lsp.serverArgs": ["--log-file", str(log_file), "--log-level", "DEBUG"],
         "sc2lsp.model": MODEL,
+        "sc2lsp.threads": 1,  # same as the reference below; one thread also copes best with a busy CPU
         "sc2lsp.statusPollMs": 500,
+        "sc2lsp.trace.server": "messages",
         # the same request `sc2lsp complete` makes: no repository context, no time caps that a busy CPU could hit
         "sc2lsp.repoContext": False,
         "sc2lsp.maxPromptMs": 600000,
@@ -99,7 +122,7 @@ def _settings(log_file: Path) -> dict:
         "editor.suggestOnTriggerCharacters": False,
         "editor.autoClosingBrackets": "never",
         "editor.autoClosingQuotes": "never",
-        "editor.hover.enabled": False,
+        "editor.hover.enabled": False,  # no mouse hovers (the keyboard's Show Hover still works)
         "files.autoSave": "off",
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": False,
@@ -122,7 +145,7 @@ def _expected(tmp_path: Path) -> tuple[str, str]:
     (ref / FILE).write_text(typed)
     r = subprocess.run(
         [sys.executable, "-m", "sc2lsp", "complete", str(ref / FILE), "--line", str(LINE), "--col", str(len(TYPED) + 1),
-         "--model", MODEL, "--json"],
+         "--model", MODEL, "--threads", "1", "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert r.returncode == 0, r.stderr
@@ -176,6 +199,10 @@ class VSCode:
                 time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:
+        for log in self.user.glob("logs/*/exthost*/sc2lsp.sc2lsp/sc2lsp.log"):  # the extension's output channel
+            shutil.copy(log, ARTIFACTS / f"{self.name}-extension.log")
+        for log in self.user.glob("logs/*/exthost*/output_logging_*/*sc2lsp (LSP trace).log"):
+            shutil.copy(log, ARTIFACTS / f"{self.name}-lsp-trace.log")
         if self.proc is not None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # code-server, its extension host and the sc2lsp server
             try:
@@ -201,18 +228,33 @@ class VSCode:
         return result, seconds
 
 
+def _index(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus/geomlib"
+    corpus.mkdir(parents=True)
+    (corpus / "LICENSE").write_text(CORPUS_LICENSE)
+    (corpus / "circles.py").write_text(CORPUS_FILE)
+    out = tmp_path / "attribution-index"
+    r = subprocess.run([sys.executable, "-m", "sc2lsp", "attribution", "build", str(corpus), "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path):
+    """Type, see the server's suggestion as ghost text, accept it with Tab; then check attribution
+    of the accepted suggestion (nothing selected) and of the whole file (spans, sources, hover)."""
     typed, suggestion = _expected(tmp_path)
     assert suggestion.strip(), "the model gave no suggestion at the fixture position; pick another one"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     server_log = ARTIFACTS / "server.log"
     server_log.unlink(missing_ok=True)
-    vs = VSCode(tools, tmp_path, _settings(server_log), "ghost")
+    vs = VSCode(tools, tmp_path, _settings(server_log, _index(tmp_path)), "ghost")
     install_s = vs.install()
     with vs:
         result, drive_s = vs.drive(line=LINE, col=len(TYPED) + 1, text=TYPED, mode="complete",
-                                   screenshot=str(ARTIFACTS / "vscode-ghost-text.png"), attribution=False,
-                                   attributionScreenshot=str(ARTIFACTS / "vscode-attribution.png"))
+                                   screenshot=str(ARTIFACTS / "vscode-ghost-text.png"), attribution=True,
+                                   attributionScreenshot=str(ARTIFACTS / "vscode-attribution.png"),
+                                   hoverScreenshot=str(ARTIFACTS / "vscode-attribution-hover.png"))
 
     print(f"\nvscode: install {install_s:.1f}s, drive {drive_s:.1f}s, steps {result['steps']}")
     # the ghost text is the server's suggestion (first line shown inline, the rest below)
@@ -227,6 +269,17 @@ def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path
     prefix, suffix = typed.split("\n")[:LINE], typed.split("\n")[LINE:]
     expected = "\n".join(prefix) + suggestion + "\n" + "\n".join(suffix)
     assert (vs.project / FILE).read_text() == expected
+
+    # Check attribution with nothing selected: the server knows the accepted suggestion (the inline
+    # item's command ran), which is too short to be a copy
+    assert f"last accepted suggestion ({len(suggestion)} characters)" in result["attributionLast"], result["attributionLast"]
+    # Check attribution of the whole file: the copied spans, with repository, path and license
+    att = result["attribution"]
+    assert "span(s) of the selection found" in att["title"], att
+    rows = "\n".join(att["rows"])
+    assert "geomlib" in rows and "circles.py" in rows and "MIT" in rows, rows
+    assert att["decorated"] > 0, att
+    assert "circles.py" in att["hover"] and "MIT" in att["hover"], att["hover"]
 
 
 def test_missing_server_command_says_how_to_fix_it(tools, tmp_path):

@@ -115,6 +115,7 @@ function makeClient(): LanguageClient {
     middleware: {
       // the toggle works in the client: no request reaches the server while suggestions are off
       provideInlineCompletionItems: (document, position, context, token, next) => {
+        output.debug(`inline completion request ${document.uri.toString()} ${position.line}:${position.character}${enabled() ? "" : " (suggestions off)"}`);
         if (!enabled()) return null;
         return next(document, position, context, token);
       },
