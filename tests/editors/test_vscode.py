@@ -155,7 +155,7 @@ def _expected(tmp_path: Path) -> tuple[str, str]:
 class VSCode:
     """code-server with the built .vsix installed into a fresh user-data dir, in its own HOME."""
 
-    def __init__(self, tools: dict, tmp_path: Path, settings: dict, name: str):
+    def __init__(self, tools: dict, tmp_path: Path, settings: dict, name: str, env: dict | None = None):
         self.tools, self.tmp = tools, tmp_path
         self.project = tmp_path / "project"
         self.project.mkdir()
@@ -164,8 +164,10 @@ class VSCode:
         self.user = home / "user-data"
         (self.user / "User").mkdir(parents=True)
         (self.user / "User/settings.json").write_text(json.dumps(settings, indent=1))
-        self.env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+        self.env = dict({k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE", "SC2LSP_"))},
+                        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                         XDG_DATA_HOME=str(home / ".local/share"))
+        self.env.update(env or {})
         self.common = ["--user-data-dir", str(self.user), "--extensions-dir", str(home / "extensions")]
         self.name = name
         self.proc: subprocess.Popen | None = None
@@ -292,3 +294,38 @@ def test_missing_server_command_says_how_to_fix_it(tools, tmp_path):
     assert "no server" in result["status"]
     message = next(t for t in result["toasts"] if "cannot start" in t)
     assert "'sc2lsp-not-installed' was not found on PATH" in message and "sc2lsp.serverCommand" in message, message
+
+
+def test_missing_model_pull_model_with_progress(tools, tmp_path):
+    """The model is not there: the server's message has a "Pull model" button; it downloads the model
+    from a hub on 127.0.0.1 with a progress notification, loads it, and the status bar shows it."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_pull import REPO, Hub
+
+    gguf = ROOT / "models/sc2-tiny/sc2-tiny-q8_0.gguf"
+    name, file = "test-tiny", "sc2-tiny-q8_0.gguf"
+    config = tmp_path / "home/.config/sc2lsp"
+    config.mkdir(parents=True)
+    (config / "models.toml").write_text(
+        f'[models.{name}]\ndescription = "the embedded model, served by a test hub"\nlicense = "PSF-2.0"\n'
+        f'context_length = 2048\nrepo = "{REPO}"\ndefault_quant = "Q8_0"\n'
+        f'[models.{name}.quants.Q8_0]\nfile = "{file}"\nsize = {gguf.stat().st_size}\n')
+    hub = Hub()
+    hub.files[(REPO, file)] = gguf.read_bytes()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    vs = VSCode(tools, tmp_path, dict(_settings(ARTIFACTS / "pull-server.log"), **{"sc2lsp.model": name}), "pull", env)
+    vs.install()
+    try:
+        with vs:
+            result, seconds = vs.drive(mode="pull-model", model=name, screenshot=str(ARTIFACTS / "vscode-pull-model.png"))
+    finally:
+        hub.close()
+    print(f"\nvscode pull: {seconds:.1f}s, steps {result['steps']}")
+    assert f"sc2lsp models pull {name}" in result["missingModel"], result["missingModel"]
+    assert result["pullInput"] == name
+    assert f"sc2lsp: pulling {name}" in result["progress"], result["progress"]
+    assert name in result["ready"] and str(tmp_path / "hf") in result["ready"], result["ready"]
+    assert name in result["status"] and "no model" not in result["status"], result["status"]
+    assert len(hub.gets()) >= 1

@@ -61,6 +61,36 @@ async function main() {
       return;
     }
 
+    if (cfg.mode === "pull-model") {
+      // the model is missing: the server's message offers "Pull model"; pull it with a progress notification
+      const ask = page.locator(".notification-toast", { hasText: "Pull model" }).filter({ hasText: cfg.model });
+      await ask.first().waitFor({ timeout: 60000 });
+      out.missingModel = (await ask.first().innerText()).trim();
+      out.status = await statusText(page);
+      await ask.first().locator("a.monaco-button, .monaco-button", { hasText: "Pull model" }).first().click();
+      const box = page.locator(".quick-input-widget input");
+      await box.waitFor({ state: "visible", timeout: 15000 });
+      out.pullInput = await box.inputValue();
+      await page.keyboard.press("Enter");
+      step("pull started");
+      const progress = page.locator(".notification-toast", { hasText: `pulling ${cfg.model}` });
+      await progress.first().waitFor({ timeout: 60000 });
+      out.progress = (await progress.first().innerText()).trim();
+      await page.screenshot({ path: cfg.screenshot });
+      step("progress notification");
+      const ready = page.locator(".notification-toast", { hasText: `${cfg.model} is ready` });
+      const failed = page.locator(".notification-toast", { hasText: `pulling ${cfg.model} failed` });
+      await ready.or(failed).first().waitFor({ timeout: 180000 });
+      if (await failed.count()) throw new Error(`pull failed: ${await failed.first().innerText()}`);
+      out.ready = (await ready.first().innerText()).trim();
+      for (const deadline = Date.now() + 30000; Date.now() < deadline; await page.waitForTimeout(250)) {
+        out.status = await statusText(page);
+        if (out.status && out.status.includes(cfg.model) && !/no model|loading/.test(out.status)) break;
+      }
+      step("pulled and loaded");
+      return;
+    }
+
     // the extension's status bar item shows the model once the server is up and the model loaded
     const deadline = Date.now() + cfg.timeoutMs;
     for (;;) {
