@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if sys.path[0] != str(ROOT):  # before bench/ itself: bench/finetune.py would shadow the package
     sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("SC2LSP_BENCH_CACHE", Path.home() / ".cache" / "sc2lsp" / "bench"))

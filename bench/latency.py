@@ -20,8 +20,13 @@ f. server RSS - model file size (target <= +300 MB).
     .venv/bin/python bench/latency.py [--model sc2-tiny] [--with-3b] [--json out.json]
 
 ``--with-3b`` adds the random-weight StarCoder2-3B-shaped Q4_K_M GGUF that
-``bench/convert_rss.py`` builds and caches (built here if missing: ~20 GB disk, tens of minutes);
-on 2 cores its figures take a long time, so it uses a shorter session (``--keys-3b``).
+``bench/convert_rss.py`` builds and caches (built here if missing: ~20 GB disk, tens of minutes).
+A 3B model on a shared 2-core machine evaluates ~10-20 prompt tokens/s, so its run is sized
+down and says so in the table: a shorter session (``--keys-3b``), a smaller prompt budget for
+both the server and the naive client (``--context-budget-3b``), fewer generated tokens
+(``--max-tokens-3b``), one thread by default (``--threads-3b``).
+
+``--token-healing off`` runs the server without token healing (for before/after figures).
 """
 
 from __future__ import annotations
@@ -35,13 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+if sys.path[0] != str(ROOT):  # before bench/ itself: bench/finetune.py would shadow the package
     sys.path.insert(0, str(ROOT))
 
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings  # noqa: E402
 from sc2lsp.core.budget import approx_tokens, plan_budget  # noqa: E402
 from sc2lsp.core.prompt import FimMode, infill_prompt  # noqa: E402
-from sc2lsp.core.tokens import STOP_TOKENS  # noqa: E402
+from sc2lsp.core.tokens import FIM_MIDDLE, STOP_TOKENS  # noqa: E402
 from sc2lsp.lsp.rawclient import StdioClient  # noqa: E402
 from sc2lsp.models.registry import resolve  # noqa: E402
 
@@ -104,25 +109,44 @@ class Editor:
         return items[0]["insertText"] if items else ""
 
 
-def server_options(model: str, args) -> dict:
-    return {"model": model, "threads": args.threads, "maxTokens": args.max_tokens, "warmUp": True,
+@dataclass
+class Sizing:
+    """How big one model's run is (the 3B gets a smaller one)."""
+
+    keys: int
+    threads: int
+    max_tokens: int
+    context_budget: int
+    token_healing: bool
+
+
+def server_options(model: str, cfg: Sizing) -> dict:
+    return {"model": model, "threads": cfg.threads, "maxTokens": cfg.max_tokens, "warmUp": True,
+            "contextBudget": cfg.context_budget, "tokenHealing": cfg.token_healing,
             "maxPromptMs": 3_600_000, "maxPredictMs": 3_600_000}
 
 
-def raw_time(backend: LlamaCppBackend, prompt: str, max_tokens: int, cold: bool) -> tuple[float, object]:
+def heal_bytes(prompt: str) -> int:
+    """The bytes of an SPM prompt's prefix (after ``<fim_middle>`` and the path line)."""
+    tail = prompt.rsplit(FIM_MIDDLE, 1)[-1]
+    return len(tail.split("\n", 1)[-1].encode("utf-8"))
+
+
+def raw_time(backend: LlamaCppBackend, prompt: str, max_tokens: int, cold: bool, heal: bool = False) -> tuple[float, object]:
     if cold:
         backend.llm.n_tokens = 0
     t0 = time.perf_counter()
-    g = backend.generate(prompt, max_tokens=max_tokens, stop=STOP_TOKENS)
+    g = backend.generate(prompt, max_tokens=max_tokens, stop=STOP_TOKENS, heal_bytes=heal_bytes(prompt) if heal else 0)
     return (time.perf_counter() - t0) * 1000, g
 
 
-def bench_model(model: str, args, keys: int) -> dict:
+def bench_model(model: str, cfg: Sizing) -> dict:
     path = resolve(model)
-    out: dict = {"model": model, "path": str(path), "file_bytes": path.stat().st_size}
+    out: dict = {"model": model, "path": str(path), "file_bytes": path.stat().st_size, "sizing": vars(cfg)}
+    t_start = time.perf_counter()
     c = StdioClient([sys.executable, "-m", "sc2lsp.cli", "serve"], cwd=ROOT)
     try:
-        c.initialize(ROOT, server_options(str(path), args))
+        c.initialize(ROOT, server_options(str(path), cfg))
         st = c.wait_ready(timeout=1800)
         if st["state"] != "ready":
             raise SystemExit(f"{model}: {st['error']}")
@@ -130,30 +154,34 @@ def bench_model(model: str, args, keys: int) -> dict:
         a = ed.open(FILE_A)
         b = ed.open(FILE_B)
         c.request("sc2lsp/status", {})
-        raw = LlamaCppBackend(path, LlamaSettings(n_threads=args.threads, state_cache_mb=0, n_ctx=st["n_ctx"]))
+        raw = LlamaCppBackend(path, LlamaSettings(n_threads=cfg.threads, state_cache_mb=0, n_ctx=st["n_ctx"],
+                                                  repack=st["settings"]["repack_weights"]))
 
         # (a) cold requests at places the server has not seen, against raw llama.cpp
         spots = [(a, a.text.index("        return ") + 15), (b, b.text.index("    p_max = ") + 4),
                  (b, b.text.index("    return BudgetPlan(") + 4)]
-        lat, ref, decode = [], [], []
+        lat, ref, decode, ptoks = [], [], [], []
         for d, off in spots:
             ed.ask(d, off, "cold")
             last = ed.log[-1]["last"]
+            ptoks.append(last.get("prompt_tokens"))
             prompt = c.request("sc2lsp/status", {"prompt": True})["last_prompt"]
-            ms, g = raw_time(raw, prompt, max(1, last["generated_tokens"]), cold=True)
+            # the same work: same prompt, same token healing, same number of generated tokens
+            ms, g = raw_time(raw, prompt, max(1, last["generated_tokens"]), cold=True, heal=bool(last.get("healed_tokens")))
             lat.append(ed.log[-1]["ms"])
             ref.append(ms)
             if g.timings.generated_tokens:
                 decode.append(g.timings.generate_ms / g.timings.generated_tokens)
         ms_per_token = statistics.median(decode) if decode else float("nan")
         out["a_cold"] = {"latency_ms": [round(x, 1) for x in lat], "raw_ms": [round(x, 1) for x in ref],
-                         "ratio": round(sum(lat) / sum(ref), 3), "decode_ms_per_token": round(ms_per_token, 2)}
+                         "ratio": round(sum(lat) / sum(ref), 3), "decode_ms_per_token": round(ms_per_token, 2),
+                         "prompt_tokens": ptoks}
 
         # (b) diverging and (c) following keystrokes, then (d) the scripted session
         before = c.status()
         busy0 = before["worker"]["busy_ms"]
         ed.log.clear()
-        session(ed, a, b, keys)
+        session(ed, a, b, cfg.keys)
         after = c.status()
         server_busy = after["worker"]["busy_ms"] - busy0
         div = [e for e in ed.log if e["kind"] == "diverge" and e["last"].get("source") == "model"]
@@ -161,6 +189,8 @@ def bench_model(model: str, args, keys: int) -> dict:
         ratios = [e["ms"] / max(1e-6, e["last"]["generated_tokens"] * ms_per_token) for e in div if e["last"]["generated_tokens"]]
         out["b_diverge"] = {"keystrokes": len(div), "prompt_tokens_evaluated_max": max(evals, default=None),
                             "prompt_tokens_evaluated_p50": pct(evals, 0.5),
+                            "prompt_tokens_evaluated": evals,
+                            "healed_tokens": [e["last"].get("healed_tokens", 0) for e in div],
                             "latency_over_decode_p50": round(pct(ratios, 0.5), 3)}
         fol = [e["ms"] for e in ed.log if e["kind"] == "follow"]
         fol_sources = {e["last"].get("source") for e in ed.log if e["kind"] == "follow"}
@@ -172,10 +202,10 @@ def bench_model(model: str, args, keys: int) -> dict:
         for e in ed.log:
             text, off = e["text"], e["offset"]
             prefix, suffix = text[:off], text[off:]
-            total = max(64, min(1536, st["n_ctx"] - args.max_tokens - 48))
+            total = max(64, min(cfg.context_budget, st["n_ctx"] - cfg.max_tokens - 48))
             p, s = plan_budget(prefix, suffix, total, approx_tokens).cut(prefix, suffix)
             prompt = infill_prompt(p, s, path=e["path"], mode=FimMode.PSM)
-            ms, _ = raw_time(raw, prompt, args.max_tokens, cold=False)
+            ms, _ = raw_time(raw, prompt, cfg.max_tokens, cold=False)
             naive_ms += ms
         out["d_session"] = {"keystrokes": len(ed.log), "server_model_ms": round(server_busy, 1),
                             "naive_model_ms": round(naive_ms, 1), "ratio": round(server_busy / naive_ms, 3),
@@ -189,8 +219,10 @@ def bench_model(model: str, args, keys: int) -> dict:
         rss = _rss(c.proc.pid)
         out["f_memory"] = {"server_rss_bytes": rss, "model_file_bytes": out["file_bytes"],
                            "rss_over_file_mb": round((rss - out["file_bytes"]) / 2**20, 1)}
+        out["repack_weights"] = st["settings"]["repack_weights"]
     finally:
         c.close()
+    out["seconds"] = round(time.perf_counter() - t_start, 1)
     return out
 
 
@@ -290,15 +322,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-3b", action="store_true", help="add the random-weight 3B-shaped Q4_K_M from bench/convert_rss.py")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--context-budget", type=int, default=1536)
     ap.add_argument("--keys", type=int, default=50, help="keystrokes in the scripted session")
-    ap.add_argument("--keys-3b", type=int, default=50)
+    ap.add_argument("--keys-3b", type=int, default=30)
+    ap.add_argument("--threads-3b", type=int, default=1)
+    ap.add_argument("--max-tokens-3b", type=int, default=16)
+    ap.add_argument("--context-budget-3b", type=int, default=512)
+    ap.add_argument("--token-healing", choices=["on", "off"], default="on")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
-    results = [bench_model(m, args, args.keys) for m in (args.model or ["sc2-tiny"])]
+    heal = args.token_healing == "on"
+    small = Sizing(args.keys, args.threads, args.max_tokens, args.context_budget, heal)
+    results = [bench_model(m, small) for m in (args.model or ["sc2-tiny"])]
     if args.with_3b:
         from bench.convert_rss import q4_k_m_gguf
 
-        results.append(bench_model(str(q4_k_m_gguf()), args, args.keys_3b))
+        big = Sizing(args.keys_3b, args.threads_3b, args.max_tokens_3b, args.context_budget_3b, heal)
+        results.append(bench_model(str(q4_k_m_gguf()), big))
         results[-1]["model"] = "3b-shaped-q4_k_m"
     print(table(results))
     print(json.dumps(results, indent=1))

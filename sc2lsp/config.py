@@ -44,6 +44,9 @@ class Settings:
     """Prompt tokens of text (prefix, suffix, repository context) sent to the model."""
     fim_mode: str = "spm"
     """``spm`` (prefix last: a keystroke only appends to the cached prompt) or ``psm``."""
+    token_healing: bool = True
+    """Take back the prompt's last token(s) before the cursor and make the suggestion start with
+    their text (``self.na`` completes to ``self.name``, not ``self.na me``); SPM order only."""
     repo_context: bool = True
     """Add repository context to the prompt (definitions used near the cursor, the file's outline,
     recent edits, similar code) from an index of the workspace folder."""

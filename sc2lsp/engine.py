@@ -329,12 +329,21 @@ class Engine:
             stop=STOP_TOKENS + (("\n",) if single_line else ()),
             time_limit_s=s.max_predict_ms / 1000,
             prompt_time_limit_s=s.max_prompt_ms / 1000,
+            heal_bytes=self._heal_bytes(p),
         )
         req = _Request(cur, prefix, suffix, p, sfx, job)
         self.totals["model_requests"] += 1
         job.future.add_done_callback(lambda f: self._finish(req, f))
         self.worker.submit(job, supersede=True)
         return req
+
+    def _heal_bytes(self, cut_prefix: str) -> int:
+        """How much of the prompt's end token healing may take back: the kept prefix, which ends
+        the prompt in SPM order (in PSM ``<fim_suffix>`` follows it, so nothing)."""
+        s = self.settings
+        if not s.token_healing or FimMode(s.fim_mode) is not FimMode.SPM:
+            return 0
+        return len(cut_prefix.encode("utf-8"))
 
     def _pp_options(self, cur: Cursor) -> PostprocessOptions:
         s = self.settings
@@ -371,6 +380,7 @@ class Engine:
             "prompt_tokens_evaluated": t.prompt_tokens_evaluated,
             "generated_tokens": t.generated_tokens,
             "state_loads": t.state_loads,
+            "healed_tokens": t.healed_tokens,
             "stop_reason": gen.stop_reason,
         }
         ctx = self._contexts.get(req.cursor.uri)

@@ -16,6 +16,7 @@ class Timings:
     generated_tokens: int = 0
     generate_ms: float = 0.0
     state_loads: int = 0  #: saved KV states restored for this request (switching files or places)
+    healed_tokens: int = 0  #: prompt tokens taken back by token healing (regenerated, constrained)
 
     @property
     def prompt_tokens_evaluated(self) -> int:

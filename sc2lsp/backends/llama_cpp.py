@@ -13,6 +13,12 @@ token by token (so it can be stopped between tokens).
 Prompts are evaluated in chunks of ``eval_chunk`` tokens so that a superseded request or a prompt
 time cap stops evaluation within one chunk; what was evaluated stays in the cache.
 
+Token healing (``heal_bytes``): the last token(s) of the prompt, when they lie in its last
+``heal_bytes`` bytes (the text before the cursor) and some vocabulary token extends them, are
+not evaluated; the first generated token(s) are chosen greedily among the tokens that start with
+the removed text (or spell a prefix of it), and the removed text is stripped from the output
+(``sc2lsp.core.healing`` decides; the vocabulary's pieces are read once per model).
+
 Not thread-safe: one thread owns a backend (``sc2lsp.backends.worker``).
 """
 
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..core.healing import Heal, PieceTable, advance, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
 
@@ -42,6 +49,11 @@ class LlamaSettings:
     #: let llama.cpp repack quantized weights for its CPU kernels (faster prompts on x86, but a
     #: second copy of the weights in RAM next to the memory-mapped file)
     repack: bool = True
+
+
+#: llama_token_attr bits of tokens that are never part of a prompt's text (UNKNOWN, CONTROL,
+#: USER_DEFINED would be text, so it stays)
+_SPECIAL_ATTRS = 1 << 0 | 1 << 3
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -144,6 +156,8 @@ class LlamaCppBackend:
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self._pieces: PieceTable | None = None
+        self._order = None  # numpy array of PieceTable.order
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     def close(self) -> None:
@@ -161,6 +175,52 @@ class LlamaCppBackend:
     @property
     def cached_tokens(self) -> int:
         return self.llm.n_tokens
+
+    # ------------------------------------------------------------------ token healing
+
+    @property
+    def pieces(self) -> PieceTable:
+        """The vocabulary's token pieces (built on first use: one call per token)."""
+        if self._pieces is None:
+            import numpy as np
+
+            import ctypes
+
+            import llama_cpp
+
+            model = self.llm._model
+            vocab = model.vocab
+            buf = ctypes.create_string_buffer(256)
+            pieces = []
+            for i in range(self.llm.n_vocab()):
+                if model.token_get_attr(i) & _SPECIAL_ATTRS:
+                    pieces.append(b"")  # control/special tokens never complete a prompt's text
+                    continue
+                n = llama_cpp.llama_token_to_piece(vocab, i, buf, len(buf), 0, False)
+                if n < 0:  # longer than the buffer: -n bytes needed
+                    buf = ctypes.create_string_buffer(-n)
+                    n = llama_cpp.llama_token_to_piece(vocab, i, buf, len(buf), 0, False)
+                pieces.append(buf.raw[:max(n, 0)])
+            self._pieces = PieceTable(pieces)
+            self._order = np.asarray(self._pieces.order, dtype=np.int64)
+        return self._pieces
+
+    def plan_heal(self, tokens: Sequence[int], heal_bytes: int) -> Heal:
+        if heal_bytes <= 0 or not tokens:
+            return Heal(len(tokens))
+        return plan_heal(tokens, self.pieces, heal_bytes)
+
+    def _constrained_token(self, removed: bytes) -> int:
+        """Greedy choice among the tokens that fit ``removed`` (start with it or spell a prefix)."""
+        import numpy as np
+
+        table = self.pieces
+        (lo, hi), extra = table.allowed(removed)
+        ids = self._order[lo:hi]
+        if extra:
+            ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
+        return int(ids[int(np.argmax(logits[ids]))])
 
     # ------------------------------------------------------------------ prompt evaluation
 
@@ -272,6 +332,7 @@ class LlamaCppBackend:
         stop: Sequence[str] = (),
         prompt_time_limit_s: float | None = None,
         on_text: Callable[[str], None] | None = None,
+        heal_bytes: int = 0,
     ) -> Generation:
         """Greedy generation after ``prompt``; stops on end-of-generation tokens (EOS, ``<file_sep>``).
 
@@ -279,12 +340,19 @@ class LlamaCppBackend:
         first token is always produced), ``prompt_time_limit_s`` caps prompt evaluation (checked
         between chunks; the result is then empty with stop reason ``prompt_time``).
         ``on_text(text_so_far)`` is called after each generated token.
+        ``heal_bytes`` > 0 turns on token healing within the prompt's last ``heal_bytes`` bytes:
+        the returned text then starts at the end of the prompt as usual, and
+        ``timings.healed_tokens`` says how many prompt tokens were regenerated.
         """
         llm = self.llm
         tokens = self.tokenize(prompt)
         if len(tokens) + max_tokens > self.n_ctx:
             raise UserError(f"prompt of {len(tokens)} tokens + {max_tokens} new does not fit n_ctx={self.n_ctx}")
-        t = Timings()
+        heal = self.plan_heal(tokens, heal_bytes)
+        if heal.keep == 0:  # nothing would be left to condition on
+            heal = Heal(len(tokens))
+        t = Timings(healed_tokens=len(tokens) - heal.keep)
+        tokens, removed = tokens[: heal.keep], heal.removed
         t0 = time.perf_counter()
         p_deadline = None if prompt_time_limit_s is None else t0 + prompt_time_limit_s
         early = self._evaluate(tokens, t, keep_last=True, should_stop=should_stop, deadline=p_deadline)
@@ -296,13 +364,23 @@ class LlamaCppBackend:
         reason = "length"
         deadline = None if time_limit_s is None else t1 + time_limit_s
         text = ""
-        while len(out) < max_tokens:
-            tok = llm.sample(temp=0.0)
+        pending = removed  # healed text not regenerated yet
+        heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
+        while len(out) - heal_steps < max_tokens:
+            if pending:
+                tok = self._constrained_token(pending)
+                pending = advance(pending, self.pieces.pieces[tok]) or b""
+                heal_steps += bool(pending)
+            else:
+                tok = llm.sample(temp=0.0)
             if self._is_eog(llm._model.vocab, tok):
                 reason = "stop"
                 break
             out.append(tok)
-            text = self.detokenize(out)
+            if pending:  # still inside the healed text: nothing new to show or to stop on
+                llm.eval([tok])
+                continue
+            text = self._text(out, removed)
             if any(s in text for s in stop):
                 text = text[: min(text.index(s) for s in stop if s in text)]
                 reason = "stop"
@@ -319,3 +397,10 @@ class LlamaCppBackend:
         t.generated_tokens = len(out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
         return Generation(text=text if out else "", stop_reason=reason, timings=t)
+
+    def _text(self, out: list[int], removed: bytes) -> str:
+        """The generated text after the healed bytes (which it starts with, by construction)."""
+        if not removed:
+            return self.detokenize(out)
+        raw = self.llm.detokenize(list(out))
+        return raw[len(removed):].decode("utf-8", errors="replace") if raw.startswith(removed) else raw.decode("utf-8", errors="replace")

@@ -51,6 +51,7 @@ class Job:
     stop: Sequence[str] = ()
     time_limit_s: float | None = None
     prompt_time_limit_s: float | None = None
+    heal_bytes: int = 0  #: token healing within the prompt's last bytes (0 = off)
     id: int = field(default_factory=lambda: next(_ids))
     future: Future = field(default_factory=Future)
     partial: str = ""  #: the text generated so far (updated while running)
@@ -254,6 +255,7 @@ class ModelWorker:
             should_stop=should_stop,
             stop=job.stop,
             on_text=on_text,
+            **({"heal_bytes": job.heal_bytes} if job.heal_bytes else {}),
         )
         self.stats["cancelled" if gen.stop_reason == "cancelled" else "completed"] += 1
         if gen.stop_reason == "prompt_time":
