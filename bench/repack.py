@@ -55,11 +55,24 @@ def child(model: str, repack: bool, threads: int, prompt_tokens: int, gen_tokens
         tok = llm.sample(temp=0.0)
         llm.eval([tok])
     tg_s = time.perf_counter() - t0
+    # a keystroke's few new prompt tokens: one decode call of 3 tokens vs 3 one-token calls
+    small = {}
+    for how in ("batch", "single", "batch", "single"):
+        llm.n_tokens = len(toks)
+        llm._ctx.kv_cache_seq_rm(-1, len(toks), -1)
+        t0 = time.perf_counter()
+        if how == "batch":
+            llm.eval(toks[:3])
+        else:
+            for tok in toks[:3]:
+                llm.eval([tok])
+        small.setdefault(how, []).append((time.perf_counter() - t0) * 1000)
     # after evaluating, every weight page has been touched: the mapped file counts in full
     return {"repack": repack, "load_s": round(load_s, 2), "rss_after_load_bytes": rss, "rss_bytes": _rss(),
             "rss_before_load_bytes": rss0,
             "pp_tokens": len(toks), "pp_tok_s": round(len(toks) / pp_s, 2),
-            "tg_tokens": gen_tokens, "tg_tok_s": round(gen_tokens / tg_s, 2)}
+            "tg_tokens": gen_tokens, "tg_tok_s": round(gen_tokens / tg_s, 2),
+            "eval3_batch_ms": round(min(small["batch"]), 1), "eval3_single_ms": round(min(small["single"]), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
