@@ -28,9 +28,10 @@ class Settings:
     """llama.cpp threads; 0 = one per core."""
     gpu_layers: int = 0
     """Layers offloaded to the GPU (-1 = all); needs a CUDA or Metal build of llama-cpp-python."""
-    repack_weights: bool = True
-    """Let llama.cpp repack quantized weights for its CPU kernels: faster prompts on x86, but a
-    second copy of the weights in RAM (about the model's size) next to the mapped file."""
+    repack_weights: bool = False
+    """Let llama.cpp repack quantized weights for its CPU kernels. Off by default: the repacked
+    copy costs about the model's size in RAM next to the mapped file (+1.2 GB on a 3B Q4_K_M)
+    and was not faster on the 3B here (docs/server.md, bench/repack.py)."""
     context_length: int = 2048
     """llama.cpp context (KV cache) size in tokens: prompt plus generated tokens."""
     max_tokens: int = 64

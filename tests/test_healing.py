@@ -116,3 +116,24 @@ def test_healing_keeps_the_kv_cache_for_the_next_keystroke(backend):
     g = backend.generate(_prompt(prefix + "t"), max_tokens=4, heal_bytes=len(prefix.encode()) + 1)
     assert g.timings.prompt_tokens_reused >= g.timings.prompt_tokens - 3
     assert g.timings.prompt_tokens_evaluated <= 3
+
+
+def test_engine_heals_in_spm_only_and_when_enabled():
+    from sc2lsp.config import Settings
+    from sc2lsp.engine import Cursor, Engine
+
+    text = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def copy(self):\n        return sel\n"
+    cur = Cursor("file:///w/s.py", text, text.index("return sel") + len("return sel"), "python", "s.py")
+    seen = {}
+    for name, kw in {"on": {}, "off": {"token_healing": False}, "psm": {"fim_mode": "psm"}}.items():
+        e = Engine(Settings(model=str(TINY), threads=1, max_prompt_ms=600_000, max_predict_ms=600_000, **kw))
+        try:
+            e.start().result(timeout=120)
+            s = e.complete(cur).future.result(timeout=300)
+            seen[name] = s
+        finally:
+            e.close()
+    assert seen["on"].timings["healed_tokens"] >= 1
+    assert seen["off"].timings["healed_tokens"] == 0 and seen["psm"].timings["healed_tokens"] == 0
+    # the healed suggestion starts at the cursor: it never repeats the typed "sel"
+    assert not seen["on"].text.startswith("sel")

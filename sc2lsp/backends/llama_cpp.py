@@ -53,9 +53,9 @@ class LlamaSettings:
     eval_chunk: int = 64  #: prompt tokens per decode call; a cancel or time cap acts between chunks
     state_cache_mb: int = 128  #: RAM for saved KV states (0 = none)
     save_min_tokens: int = 64  #: a cached stretch at least this long is saved before it is dropped
-    #: let llama.cpp repack quantized weights for its CPU kernels (faster prompts on x86, but a
-    #: second copy of the weights in RAM next to the memory-mapped file)
-    repack: bool = True
+    #: let llama.cpp repack quantized weights for its CPU kernels (a second copy of the weights
+    #: in RAM next to the memory-mapped file; off by default, see docs/server.md)
+    repack: bool = False
 
 
 #: llama_token_attr bits of tokens that are never part of a prompt's text (UNKNOWN, CONTROL,
