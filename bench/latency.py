@@ -118,6 +118,7 @@ class Sizing:
     max_tokens: int
     context_budget: int
     token_healing: bool
+    cold_spots: int = 3
 
 
 def server_options(model: str, cfg: Sizing) -> dict:
@@ -159,7 +160,7 @@ def bench_model(model: str, cfg: Sizing) -> dict:
 
         # (a) cold requests at places the server has not seen, against raw llama.cpp
         spots = [(a, a.text.index("        return ") + 15), (b, b.text.index("    p_max = ") + 4),
-                 (b, b.text.index("    return BudgetPlan(") + 4)]
+                 (b, b.text.index("    return BudgetPlan(") + 4)][: cfg.cold_spots]
         lat, ref, decode, ptoks = [], [], [], []
         for d, off in spots:
             ed.ask(d, off, "cold")
@@ -328,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads-3b", type=int, default=1)
     ap.add_argument("--max-tokens-3b", type=int, default=16)
     ap.add_argument("--context-budget-3b", type=int, default=512)
+    ap.add_argument("--cold-spots-3b", type=int, default=3, help="cold requests in (a) for the 3B (1-3)")
     ap.add_argument("--token-healing", choices=["on", "off"], default="on")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_3b:
         from bench.convert_rss import q4_k_m_gguf
 
-        big = Sizing(args.keys_3b, args.threads_3b, args.max_tokens_3b, args.context_budget_3b, heal)
+        big = Sizing(args.keys_3b, args.threads_3b, args.max_tokens_3b, args.context_budget_3b, heal, args.cold_spots_3b)
         results.append(bench_model(str(q4_k_m_gguf()), big))
         results[-1]["model"] = "3b-shaped-q4_k_m"
     print(table(results))
