@@ -461,7 +461,7 @@ def default_backend(settings: Settings):
     from .models.registry import resolve as resolve_model
 
     path = resolve_model(settings.model)
-    return LlamaCppBackend(
+    backend = LlamaCppBackend(
         Path(path),
         LlamaSettings(
             n_ctx=settings.context_length,
@@ -471,3 +471,6 @@ def default_backend(settings: Settings):
             repack=settings.repack_weights,
         ),
     )
+    if settings.token_healing:  # on the worker thread, as part of loading: not on the first keystroke
+        backend.pieces  # noqa: B018 - builds the vocabulary's piece table (one call per token)
+    return backend

@@ -226,6 +226,8 @@ class LlamaCppBackend:
         ids = self._order[lo:hi]
         if extra:
             ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
+        if not len(ids):  # cannot happen with a byte-level vocabulary (every byte is a token)
+            return self.llm.sample(temp=0.0)
         logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
         return int(ids[int(np.argmax(logits[ids]))])
 
