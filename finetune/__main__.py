@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output directory (default RUN/export)")
     p.add_argument("--adapter", action="store_true", help="also write the GGUF LoRA adapter")
     p.add_argument("--no-register", action="store_true", help="do not touch ~/.config/sc2lsp/models.toml")
-    p = sub.add_parser("export-tiny", help="export runs/sc2-tiny to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
-    p.add_argument("--run", default="runs/sc2-tiny")
+    p = sub.add_parser("export-tiny", help="export runs/sc2-tiny-long (stage 2) to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
+    p.add_argument("--run", default="runs/sc2-tiny-long")
     p.add_argument("--out", default="models/sc2-tiny")
     args, extra = ap.parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
 
             from .export import export_run
 
+            from .probes import run_probes
+
             m = export_run(args.run, args.out, "sc2-tiny")
+            m["probes"] = run_probes(str(Path(args.out) / m["gguf"]))
+            m["probes_passed"] = f"{sum(p['ok'] for p in m['probes'])}/{len(m['probes'])}"
+            (Path(args.out) / "metrics.json").write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n")
             print(json.dumps({k: v for k, v in m.items() if k != "heldout_next_line"}, indent=1))
             print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
         elif args.cmd == "eval":
