@@ -17,6 +17,7 @@ settings; repository context gets ``context_tokens``) and the context comes from
   the prompt, within the budget. Reference in the same run: a RepoCoder-style sparse retriever
   (Jaccard over identifier sets of 12-line windows of every other file, best windows first,
   same token budget) -> ``recall_ratio``.
+* ``providers_skipped``: cases where a provider missed its time budget (``--provider-ms``).
 * next-line exact match and edit similarity with context vs without (the same prefix/suffix,
   no context), greedy, through ``LlamaCppBackend`` and ``infill_prompt`` -> ``*_ratio``.
 """
@@ -30,7 +31,7 @@ import re
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,7 +41,7 @@ from sc2lsp.context.index import RepoIndex  # noqa: E402
 from sc2lsp.context.languages import spec  # noqa: E402
 from sc2lsp.context.gather import assemble  # noqa: E402
 from sc2lsp.context.gather import make_request  # noqa: E402
-from sc2lsp.context.providers import _chunks, _qualifier, _Resolver  # noqa: E402
+from sc2lsp.context.providers import PROVIDERS, ContextOptions, _chunks, _qualifier, _Resolver  # noqa: E402
 from sc2lsp.context.symbols import IDENTIFIER  # noqa: E402
 from sc2lsp.context_cli import context_budget  # noqa: E402
 from sc2lsp.core.budget import approx_tokens, memo_counter  # noqa: E402
@@ -169,13 +170,17 @@ def evaluate(repo: Path, args, backend) -> dict:
     cases = build_cases(index, args.max_cases, args.per_file, args.seed)
     # token counts as the server makes them: the model's tokenizer when there is a model
     count = memo_counter(lambda t: len(backend.tokenize(t))) if backend is not None else approx_tokens
+    options = ContextOptions()
+    if args.provider_ms is not None:
+        options = replace(options, time_budget_ms={p: float(args.provider_ms) for p in PROVIDERS})
     rows = []
     for case in cases:
         prefix, suffix = cut(index, case)
         text = prefix + suffix
         plan, window = context_budget(prefix, suffix, count=count)
         t = time.perf_counter()
-        res = assemble(index, case.path, text, len(prefix), plan.context_tokens, count=count, window=window)
+        res = assemble(index, case.path, text, len(prefix), plan.context_tokens, count=count, window=window,
+                       options=options)
         ms = (time.perf_counter() - t) * 1000
         ours = [(b.path, a, z) for b in res.blocks for a, z in b.lines]
         found_by = sorted({b.provider for b in res.blocks
@@ -237,6 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="a GGUF path, or 'none' for recall only")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--provider-ms", type=float, default=None,
+                    help="each provider's time budget (default: the server's, 40 ms); on a CPU shared with "
+                         "other jobs a larger one measures the ranking instead of the scheduler")
     ap.add_argument("--cases-out", default=None, help="append every case (JSON lines) to this file")
     args = ap.parse_args(argv)
     backend = None
@@ -250,6 +258,7 @@ def main(argv=None) -> int:
             backend = LlamaCppBackend(model, LlamaSettings(n_ctx=4096, n_threads=args.threads))
     results = [evaluate(r, args, backend) for r in args.repos]
     doc = {"model": str(model) if backend else None, "settings_context_budget": Settings().context_budget,
+           "provider_ms": args.provider_ms or ContextOptions().time_budget_ms["definitions"],
            "results": results}
     if not args.json:
         cols = ["repo", "files", "cases", "recall", "baseline_recall", "recall_ratio", "em_with", "em_without",

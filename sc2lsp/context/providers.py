@@ -341,16 +341,59 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
 
 def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
     """Names to look up, most wanted first: the cursor's line; names imported but not used in the
-    file yet (about to be used); the lines around the cursor. Then, apart: the other imports."""
+    file yet (about to be used); the lines around the cursor. Then, apart, the file's other uses
+    of what it imports, the most used first: imported names, and members of imported modules and
+    objects (``mod.func``, ``out.result``) as written in the file, nearest the cursor first."""
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
-    counts = req.entry.name_counts()
     for binding, imp in resolver.bindings.items():
         if imp.name is None and req.family != "js":
             continue  # a module alias: nothing to show for the name itself
-        (unused if counts.get(binding, 0) <= 1 else used).append((binding, None))
+        n = req.entry.occurrences(binding, USES_COUNTED)
+        if n <= 1:
+            unused.append((binding, None))
+        else:
+            used.append((-(n - 1), len(used), (binding, None)))  # (the import itself is one)
     first = list(dict.fromkeys(near[:on_line] + unused + near[on_line:]))
-    return first, [k for k in used if k not in set(first)]
+    for qual in resolver.bindings:
+        for key, n in _member_uses(req, qual).items():
+            used.append((-n, len(used), key))
+    taken = set(first)
+    return first, list(dict.fromkeys(k for *_, k in sorted(used) if k not in taken))
+
+
+#: Uses of an imported name counted when ranking the file's other imports (the most used first).
+USES_COUNTED = 32
+
+
+def _member_uses(req: Request, qual: str, limit: int = USES_COUNTED) -> dict[tuple[str, str], int]:
+    """``{(member, qual): uses}`` for ``qual.member`` in the request's text, at most ``limit``
+    occurrences, the nearest to the cursor first (``str.find``/``rfind``: no scan of a whole
+    large file)."""
+    text, pat = req.text, qual + "."
+    kw = spec(req.entry.language).keywords if spec(req.entry.language) else frozenset()
+    out: dict[tuple[str, str], int] = {}
+    back, fwd, seen = req.offset, req.offset, 0
+    while seen < limit and (back >= 0 or fwd >= 0):
+        hits = []
+        if back >= 0:
+            i = text.rfind(pat, 0, back)
+            back = i if i > 0 else -1
+            hits.append(i)
+        if fwd >= 0:
+            j = text.find(pat, fwd)
+            fwd = j + len(pat) if j >= 0 else -1
+            hits.append(j)
+        for i in hits:
+            if i < 0 or (i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$.")):
+                continue
+            m = IDENTIFIER.match(text, i + len(pat))
+            if m is None or m.group() in kw:
+                continue
+            seen += 1
+            key = (m.group(), qual)
+            out[key] = out.get(key, 0) + 1
+    return out
 
 
 def definitions_provider(req: Request) -> list[Candidate]:

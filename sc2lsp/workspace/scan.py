@@ -223,7 +223,11 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     def walk(rel_dir: str) -> Iterator[ScanEntry]:
         d = root / rel_dir if rel_dir else root
         for source in IgnoreRules.SOURCES:
-            if (d / source).is_file():
+            try:
+                present = (d / source).is_file()
+            except OSError:  # a folder we may not enter (EACCES): its listing fails just below
+                present = False
+            if present:
                 rules.add(rel_dir, _read_ignore(d / source), source)
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)

@@ -183,7 +183,13 @@ class WorkspaceWatcher:
                     done[rel] = DELETE
                 continue
             full = self.root / rel
-            if is_dir or full.is_dir() and not full.is_symlink():
+            try:
+                is_dir = is_dir or full.is_dir() and not full.is_symlink()
+            except OSError:  # inside a folder we may not enter (EACCES): the read below says so
+                is_dir = False
+            if is_dir:
+                if self.index.remove(rel):  # a file replaced by a folder of the same name
+                    done[rel] = DELETE
                 for sub in self._walk(rel):
                     done[sub] = self._update(sub)
             else:
