@@ -291,3 +291,23 @@ def test_qualifier_parsing():
     assert _qualifier(line, line.index("next")) == "p"
     assert _qualifier(line, line.index("y")) is None and _qualifier(line, 0) is None
     assert _qualifier("a . b", 4) == "a"
+
+
+def test_other_imports_and_qualified_members_ranked_by_their_uses_in_the_file():
+    # 12 imported helpers of ~20 tokens each: only some fit a 120-token budget. The ones the file
+    # uses most (``busy`` and ``tools.heavy``, far from the cursor) must come before the rest.
+    helpers = "".join(f"def helper_{i}(alpha, beta, gamma, delta):\n    return alpha\n\n\n" for i in range(12))
+    helpers += "def busy(alpha, beta, gamma, delta):\n    return alpha\n"
+    tools = "".join(f"def tool_{i}(x, y, z):\n    return x\n\n\n" for i in range(20)) + "def heavy(x, y, z):\n    return x\n"
+    names = ", ".join(f"helper_{i}" for i in range(12))
+    uses = "".join(f"    helper_{i}(1, 2, 3, 4)\n" for i in range(12))
+    main = (f"from lib.helpers import {names}, busy\nfrom lib import tools\n\n\ndef first():\n{uses}"
+            + "    busy(1, 2, 3, 4)\n" * 5 + "    tools.heavy(1, 2, 3)\n" * 4
+            + "\n" * 60 + "def later():\n    x = 1\n    ")
+    idx = make_index({"lib/helpers.py": helpers, "lib/tools.py": tools, "app/main.py": main})
+    opts = ContextOptions(priority=("definitions",))
+    blocks = gather_context(idx, "app/main.py", main, len(main), 120, window=(len(main) - 40, len(main)), options=opts)
+    code = "".join(b.code for b in blocks)
+    assert "def busy(alpha, beta, gamma, delta):" in code
+    assert "def heavy(x, y, z):" in code and "def tool_0(" not in code
+    assert "def helper_11(" not in code  # used once each: after the busy ones, and out of budget
