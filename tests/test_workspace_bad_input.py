@@ -123,3 +123,42 @@ def test_a_file_replaced_by_a_folder_leaves_the_index(tmp_path):
     w.notify("a.py", UPDATE, is_dir=True)
     assert w.flush() == {"a.py": "delete", "a.py/b.py": "update"}
     assert idx.paths() == ("a.py/b.py",) and idx.definitions_named("a") == ()
+
+
+def test_a_large_document_is_indexed_off_the_request_path(tmp_path):
+    import threading
+    import time
+
+    from sc2lsp.workspace.service import LARGE_CHANGE, WorkspaceContext
+
+    (tmp_path / "small.py").write_text("def small():\n    pass\n")
+    ws = WorkspaceContext(tmp_path, watch=False).start()
+    assert ws.ready.wait(30)
+    threads = {}
+    apply = ws.index.apply_change
+
+    def recording(path, text, language_id=None):
+        threads[path] = threading.current_thread().name
+        return apply(path, text, language_id)
+
+    ws.index.apply_change = recording
+    ws.did_change(str(tmp_path / "small.py"), "def small_v2():\n    pass\n")
+    assert threads["small.py"] == threading.current_thread().name and ws.index.definitions_named("small_v2")
+    big = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(LARGE_CHANGE // 30)) + "def marker():\n    pass\n"
+    assert len(big) >= LARGE_CHANGE
+    ws.did_change(str(tmp_path / "big.py"), big, "python")
+    for _ in range(600):
+        if ws.index.definitions_named("marker"):
+            break
+        time.sleep(0.05)
+    assert [d.path for d in ws.index.definitions_named("marker")] == ["big.py"]
+    assert threads["big.py"] == "sc2lsp-reindex"
+    # a small text right after a large one of the same file goes the same way, so it is not
+    # overtaken by the older large text
+    ws.did_change(str(tmp_path / "big.py"), big.replace("marker", "marker_v2"), "python")
+    ws.did_change(str(tmp_path / "big.py"), "def tiny():\n    pass\n", "python")
+    for _ in range(600):
+        if ws.index.definitions_named("tiny") and not ws._bg_busy:
+            break
+        time.sleep(0.05)
+    assert ws.index.get("big.py").text == "def tiny():\n    pass\n" and not ws.index.definitions_named("marker_v2")

@@ -28,6 +28,9 @@ from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
 
+#: Documents at least this long (characters) are indexed off the request path on a change.
+LARGE_CHANGE = 128_000
+
 
 class _EditorFirstIndex(RepoIndex):
     """A ``RepoIndex`` that ignores disk changes to documents open in the editor."""
@@ -68,6 +71,10 @@ class WorkspaceContext:
         self._watcher: _DiskWatcher | None = None
         self._thread: threading.Thread | None = None
         self._sticky: dict[str, tuple[tuple, list]] = {}
+        self._bg_lock = threading.Lock()
+        self._bg_pending: dict[str, tuple[str, str | None]] = {}
+        self._bg_thread: threading.Thread | None = None
+        self._bg_busy: set[str] = set()  #: files with a change queued or being applied
 
     def start(self) -> "WorkspaceContext":
         self._thread = threading.Thread(target=self._scan, name="sc2lsp-index", daemon=True)
@@ -105,9 +112,37 @@ class WorkspaceContext:
             self.index.open(rel)
 
     def did_change(self, path: str, text: str, language_id: str | None = None) -> None:
+        """A small document is indexed at once; a large one (a full parse costs ~1 s per 700 KB)
+        in a background thread, so the request that brought the change is not held up: until
+        then requests work from the stale entry (its symbols, the request's own text)."""
         rel = self.rel(path)
-        if rel is not None:
-            self.index.apply_change(rel, text, language_id)
+        if rel is None:
+            return
+        with self._bg_lock:
+            # a file with a change still queued or being applied stays on the queue, in order
+            if len(text) >= LARGE_CHANGE or rel in self._bg_busy:
+                self._bg_pending[rel] = (text, language_id)  # the newest text of a file wins
+                self._bg_busy.add(rel)
+                if self._bg_thread is None:
+                    self._bg_thread = threading.Thread(target=self._apply_pending, name="sc2lsp-reindex", daemon=True)
+                    self._bg_thread.start()
+                return
+        self.index.apply_change(rel, text, language_id)
+
+    def _apply_pending(self) -> None:
+        while True:
+            with self._bg_lock:
+                if not self._bg_pending:
+                    self._bg_thread = None
+                    return
+                rel, (text, language_id) = self._bg_pending.popitem()
+            try:
+                self.index.apply_change(rel, text, language_id)
+            except Exception:  # an index bug must not end the thread with work pending
+                log.warning("indexing %s failed", rel, exc_info=True)
+            with self._bg_lock:
+                if rel not in self._bg_pending:
+                    self._bg_busy.discard(rel)
 
     def did_close(self, path: str) -> None:
         rel = self.rel(path)
