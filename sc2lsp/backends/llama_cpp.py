@@ -42,6 +42,10 @@ class LlamaSettings:
     #: let llama.cpp repack quantized weights for its CPU kernels (faster prompts on x86, but a
     #: second copy of the weights in RAM next to the memory-mapped file)
     repack: bool = True
+    #: a LoRA adapter GGUF applied on top of the model (``finetune export --adapter``); llama.cpp
+    #: then reads the weights into RAM instead of memory-mapping them
+    lora_path: str | None = None
+    lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -114,6 +118,9 @@ class LlamaCppBackend:
         self.settings = s = settings or LlamaSettings()
         self.model_path = Path(model_path)
         check_gguf(self.model_path)
+        if s.lora_path:
+            check_gguf(s.lora_path, adapter=True, label=f"LoRA adapter {s.lora_path}",
+                       hint="export it again (`python -m finetune export RUN --adapter`)")
         import llama_cpp
         import llama_cpp.llama_cpp as low
 
@@ -135,12 +142,14 @@ class LlamaCppBackend:
                 n_batch=s.n_batch,
                 seed=s.seed,
                 verbose=False,
+                **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
             )
         except Exception as e:  # llama.cpp reports load failures as a bare ValueError/RuntimeError
-            raise UserError(f"llama.cpp could not load {self.model_path}: {e}") from None
+            what = f"{self.model_path} with the LoRA adapter {s.lora_path}" if s.lora_path else self.model_path
+            raise UserError(f"llama.cpp could not load {what}: {e}") from None
         finally:
             low.llama_model_default_params = default_params
-        self.name = self.model_path.name
+        self.name = self.model_path.name + (f"+{Path(s.lora_path).name}" if s.lora_path else "")
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)
