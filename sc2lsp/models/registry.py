@@ -199,7 +199,10 @@ def _parse_adapter_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntr
     """``base`` + ``lora``: an adapter on another entry. Everything else (quants, context length, tokens,
     stop strings) comes from the base entry when the registry is assembled (``_link_adapters``)."""
     key = f"models.{name}"
-    w.unknown(t, ADAPTER_KEYS, key + " (an adapter entry, with `base` and `lora`)")
+    for k in t:
+        if k not in ADAPTER_KEYS:
+            raise w.error(f"{key}.{k}", f"unknown key in an adapter entry, which takes everything else from its base "
+                                        f"(allowed: {', '.join(sorted(ADAPTER_KEYS))})")
     base_name = w.string(t, "base", key, required=True, pattern=NAME_RE)
     lora = w.string(t, "lora", key, required=True)
     if base_name == name:
