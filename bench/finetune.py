@@ -27,7 +27,7 @@ import json, sys, time
 import numpy as np, torch
 from peft import LoraConfig, get_peft_model
 from transformers import Starcoder2ForCausalLM
-from finetune.pretrain import RowSampler
+from finetune.loop import RowSampler
 base, data, steps, bs, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

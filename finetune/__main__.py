@@ -173,20 +173,16 @@ def _eval(args) -> int:
 
 
 def _gguf_backend(name: str):
-    """A llama.cpp backend for ``NAME``, ``PATH.gguf``, or ``BASE.gguf+ADAPTER.gguf`` (a LoRA adapter GGUF)."""
-    import dataclasses
-
+    """A llama.cpp backend for ``NAME`` (an adapter entry of models.toml loads base + adapter), ``PATH.gguf``,
+    or ``BASE+ADAPTER.gguf`` (a name or GGUF and a LoRA adapter GGUF)."""
     from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from sc2lsp.models.registry import resolve
+    from sc2lsp.models.registry import resolve, resolve_files
 
     base, _, adapter = name.partition("+")
-    if not adapter:
-        return LlamaCppBackend(resolve(base))
-    if "lora_path" not in {f.name for f in dataclasses.fields(LlamaSettings)}:
-        raise ValueError("this sc2lsp backend cannot load LoRA adapters yet (LlamaSettings has no lora_path); "
-                         "evaluate the merged GGUF from `finetune export` or the adapter directory instead")
-    return LlamaCppBackend(resolve(base), LlamaSettings(lora_path=str(resolve(adapter))))
-
+    files = resolve_files(base)
+    lora, scale = (str(resolve(adapter)), 1.0) if adapter else (files.lora_path and str(files.lora_path),
+                                                                 files.lora_scale)
+    return LlamaCppBackend(files.path, LlamaSettings(lora_path=lora, lora_scale=scale))
 
 if __name__ == "__main__":
     sys.exit(main())

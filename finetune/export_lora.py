@@ -6,8 +6,11 @@
   (an entry of the same name is replaced; other entries are kept), so ``sc2lsp serve --model NAME``
   uses it;
 * ``--adapter``: also the GGUF LoRA adapter ``OUT/NAME-lora.gguf``
-  (``sc2lsp.models.gguf_lora.convert_lora``), loadable on top of the base GGUF with llama.cpp's
-  ``lora_path``;
+  (``sc2lsp.models.gguf_lora.convert_lora``), registered as the adapter entry ``NAME-lora``
+  (``base`` = the models.toml entry whose ``hf_checkpoint`` is the run's base, ``lora`` = the
+  adapter), so ``sc2lsp serve --model NAME-lora`` loads the base GGUF with the adapter on top
+  (llama.cpp's ``lora_path``). A base that no entry names is converted too (``OUT/NAME-base-QUANT.gguf``)
+  and registered as ``NAME-base``;
 * the attribution index that ``prepare`` wrote into the run's data directory
   (``DATA/attribution``) is copied to ``OUT/NAME-attribution/`` next to the GGUF, and the
   models.toml entry links it (``attribution_index``), so the server checks this model's
@@ -70,6 +73,32 @@ def registry_entry(name: str, gguf: Path, quant: str, *, description: str, conte
         f'sha256 = "{_sha256(gguf)}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def adapter_entry(name: str, base: str, lora: Path, *, description: str) -> str:
+    return "\n".join([
+        f"[models.{name}]",
+        f"description = {json.dumps(description)}",
+        f"base = {json.dumps(base)}",
+        f"lora = {json.dumps(str(lora.resolve()))}",
+    ]) + "\n"
+
+
+def registry_base_for(hf_dir: Path, user_toml: Path | None = None) -> str | None:
+    """The name of the models.toml entry whose ``hf_checkpoint`` is ``hf_dir`` (and whose GGUF is here)."""
+    from sc2lsp.errors import UserError
+    from sc2lsp.models.registry import load_registry, locate
+
+    try:
+        reg = load_registry(user=user_toml)
+    except UserError:
+        return None
+    target = hf_dir.resolve()
+    for e in reg.models.values():
+        if e.base is None and e.hf_checkpoint is not None and e.hf_checkpoint.resolve() == target \
+                and locate(e, e.quant()) is not None:
+            return e.name
+    return None
 
 
 def upsert_entry(toml_path: Path, name: str, entry: str) -> None:
@@ -149,13 +178,29 @@ def export(run: str | Path, *, quant: str = "q8_0", name: str | None = None, out
     if index is not None:
         result["attribution_index"] = str(index)
     if register:
-        base_cfg = json.loads((Path(cfg["base"]) / "config.json").read_text())
-        desc = (f"LoRA fine-tune of {Path(cfg['base']).name} on {cfg['data']} (finetune export; held-out loss "
+        base_dir = Path(cfg["base"])
+        base_cfg = json.loads((base_dir / "config.json").read_text())
+        ctx = int(base_cfg.get("max_position_embeddings", 2048))
+        desc = (f"LoRA fine-tune of {base_dir.name} on {cfg['data']} (finetune export; held-out loss "
                 f"{summary.get('base_heldout_loss')} -> {summary.get('heldout_loss')})")
-        entry = registry_entry(name, gguf, quant, description=desc,
-                               context_length=int(base_cfg.get("max_position_embeddings", 2048)), hf_checkpoint=merged,
-                               attribution_index=[index] if index is not None else ())
         toml_path = user_toml or user_models_toml()
-        upsert_entry(toml_path, name, entry)
+        upsert_entry(toml_path, name, registry_entry(name, gguf, quant, description=desc, context_length=ctx,
+                                                     hf_checkpoint=merged,
+                                                     attribution_index=[index] if index is not None else ()))
+        result["registered"] = [name]
+        if adapter:
+            base_name = registry_base_for(base_dir, toml_path)
+            if base_name is None:  # no entry serves this base yet: convert it and register it
+                base_name = f"{name}-base"
+                base_gguf = convert_checkpoint(base_dir, out / f"{base_name}-{quant.lower()}.gguf", quant.lower())
+                upsert_entry(toml_path, base_name, registry_entry(
+                    base_name, base_gguf, quant, description=f"base of {name}-lora ({base_dir})",
+                    context_length=ctx, hf_checkpoint=base_dir))
+                result["base_gguf"] = str(base_gguf)
+                result["registered"].append(base_name)
+            upsert_entry(toml_path, f"{name}-lora", adapter_entry(
+                f"{name}-lora", base_name, Path(result["adapter_gguf"]),
+                description=desc.replace("LoRA fine-tune", "LoRA adapter", 1) + f" on {base_name}"))
+            result["registered"].append(f"{name}-lora")
         result["registered_in"] = str(toml_path)
     return result

@@ -3,7 +3,7 @@
 Reads the packed rows of ``finetune prepare`` (``DATA/train.npy``, ``DATA/heldout.npy``), wraps
 the base model with LoRA on ``q_proj k_proj v_proj o_proj c_fc c_proj`` (StarCoder2 has no
 ``gate_proj/up_proj/down_proj``; peft would ignore those silently, so unknown targets are an
-error here), and trains with AdamW, warmup + cosine (``pretrain.lr_at``), gradient accumulation
+error here), and trains with AdamW, warmup + cosine (``loop.lr_at``; the step loop is ``loop.run_steps``), gradient accumulation
 and clipping. bf16 autocast is used where the device supports it (``dtype = "auto"``).
 
 Writes ``OUT/ckpt.pt`` (LoRA weights, optimizer, step, RNG; atomic, every ``save_every`` steps:
@@ -15,15 +15,20 @@ the base model's held-out loss), ``OUT/loss.png``, and at the end ``OUT/adapter/
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
-from .pretrain import RowSampler, _truncate_metrics, lr_at
+from .loop import (
+    append_metrics,
+    load_checkpoint,
+    load_rows,
+    run_steps,
+    save_checkpoint,
+    truncate_metrics,
+)
+from .pretrain import heldout_loss  # noqa: F401  (re-exported: hf_eval and the tests use train.heldout_loss)
 
 STARCODER2_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj")
 
@@ -109,22 +114,6 @@ def load_lora_model(base: str | Path, cfg: LoraTrainConfig | None = None, adapte
     return peft_model
 
 
-def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device: str, autocast) -> float:
-    import torch
-
-    """Mean next-token loss over the first ``max_batches`` batches (weighted by rows, so the batch size
-    does not change the figure)."""
-    model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad(), autocast:
-        for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
-            x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
-            total += model(input_ids=x, labels=x).loss.float().item() * len(x)
-            n += len(x)
-    model.train()
-    return total / n if n else float("nan")
-
-
 def _resolve_dtype(cfg: LoraTrainConfig, device: str):
     import torch
 
@@ -139,17 +128,11 @@ def train(cfg: LoraTrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = Path(cfg.data)
-    if not (data / "train.npy").is_file():
-        raise TrainError(f"{data}: no train.npy; run `python -m finetune prepare REPO --out {data}` first")
     base_cfg = check_base(cfg.base)
-    train_rows = np.load(data / "train.npy", mmap_mode="r")
-    held_rows = np.load(data / "heldout.npy")
-    vocab = json.loads((data / "manifest.json").read_text())["vocab_size"]
+    train_rows, held_rows, vocab = load_rows(data, cfg.batch_size)
     if vocab != base_cfg.get("vocab_size"):
         raise TrainError(f"data tokenizer has {vocab} tokens but the base model {cfg.base} has "
                          f"{base_cfg.get('vocab_size')}: prepare the data with --tokenizer {cfg.base}")
-    if len(train_rows) < cfg.batch_size:
-        raise TrainError(f"{len(train_rows)} training rows < batch_size {cfg.batch_size}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -164,10 +147,7 @@ def train(cfg: LoraTrainConfig) -> dict:
 
     step, tokens_seen = 0, 0
     ckpt = out / "ckpt.pt"
-    try:
-        state = checkpoint.load(ckpt)
-    except Exception as e:  # truncated or foreign file
-        raise TrainError(f"{ckpt} cannot be read ({type(e).__name__}: {e}); move it away to start over") from None
+    state = load_checkpoint(ckpt)
     if state is not None:
         missing = model.load_state_dict(state["lora"], strict=False).unexpected_keys
         if missing or set(state["lora"]) != {n for n, p in model.named_parameters() if p.requires_grad}:
@@ -178,70 +158,24 @@ def train(cfg: LoraTrainConfig) -> dict:
         print(f"resumed from {ckpt} at step {step}")
     else:
         (out / "metrics.jsonl").unlink(missing_ok=True)
-    _truncate_metrics(out / "metrics.jsonl", step)
+    truncate_metrics(out / "metrics.jsonl", step)
     if step == 0:
         base_loss = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast)
-        _append(out / "metrics.jsonl", {"step": 0, "heldout_loss": round(base_loss, 4), "tokens": 0})
+        append_metrics(out / "metrics.jsonl", {"step": 0, "heldout_loss": round(base_loss, 4), "tokens": 0})
         print(f"base model held-out loss {base_loss:.4f}")
     print(f"LoRA r={cfg.r} on {', '.join(cfg.target_modules)}: {n_train / 1e3:.1f}k trainable of "
           f"{n_total / 1e6:.2f}M parameters; {len(train_rows)} rows of {train_rows.shape[1]}; {device} {dtype_name}")
 
-    def save() -> None:
+    def save(step: int, tokens_seen: int) -> None:
         lora = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        checkpoint.save(ckpt, {"lora": lora, "optimizer": opt.state_dict(), "step": step, "tokens_seen": tokens_seen,
+        save_checkpoint(ckpt, {"lora": lora, "optimizer": opt.state_dict(), "step": step, "tokens_seen": tokens_seen,
                                "torch_rng": torch.get_rng_state()})
 
-    sampler = RowSampler(len(train_rows), cfg.batch_size, cfg.seed)
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step")
-    t_start = t_log = time.time()
-    tok_log = 0
-    model.train()
-    while step < cfg.max_steps:
-        lr = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss_sum = 0.0
-        for micro in range(cfg.grad_accum):
-            idx = sampler.batch(step * cfg.grad_accum + micro)
-            x = torch.from_numpy(np.asarray(train_rows[np.sort(idx)], dtype=np.int64)).to(device)
-            with autocast:
-                loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
-            loss.backward()
-            loss_sum += loss.item()
-            tokens_seen += x.numel()
-            tok_log += x.numel()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip).item()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        row = {"step": step, "loss": round(loss_sum, 4), "lr": lr, "grad_norm": round(gnorm, 3), "tokens": tokens_seen}
-        now = time.time()
-        tok_s = tok_log / max(now - t_log, 1e-9)
-        if step % cfg.log_every == 0:
-            row["tok_per_s"] = round(tok_s, 1)
-            t_log, tok_log = now, 0
-            if bar is None:
-                print(f"step {step}/{cfg.max_steps} loss {loss_sum:.3f} lr {lr:.2e} {row['tok_per_s']} tok/s", flush=True)
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            row["heldout_loss"] = round(heldout_loss(model, held_rows, cfg.batch_size, cfg.eval_batches, device,
-                                                     autocast), 4)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tok_s:.0f}", **(
-                {"held": row["heldout_loss"]} if "heldout_loss" in row else {}))
-        _append(out / "metrics.jsonl", row)
-        out_of_time = cfg.max_minutes and (now - t_start) / 60 >= cfg.max_minutes
-        if step % cfg.save_every == 0 or step == cfg.max_steps or out_of_time:
-            save()
-        if out_of_time:
-            print(f"stopping at step {step}: max_minutes={cfg.max_minutes} reached")
-            break
-    if bar is not None:
-        bar.close()
+    step, tokens_seen = run_steps(
+        cfg, model=model, opt=opt, params=params, train_rows=train_rows, step=step, tokens_seen=tokens_seen,
+        heldout=lambda n: heldout_loss(model, held_rows, cfg.batch_size, n, device, autocast), save=save,
+        metrics=out / "metrics.jsonl", autocast=autocast, device=device, progress=cfg.progress,
+    )
 
     adapter = out / "adapter"
     model.save_pretrained(str(adapter))
@@ -261,11 +195,6 @@ def train(cfg: LoraTrainConfig) -> dict:
         plot_losses(rows, out / "loss.png", title=f"LoRA r={cfg.r} on {Path(cfg.base).name}")
     print(f"saved {adapter}; held-out loss {summary['base_heldout_loss']} -> {summary['heldout_loss']}")
     return summary
-
-
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def plot_losses(rows: list[dict], path: Path, title: str = "") -> None:

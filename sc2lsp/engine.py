@@ -456,19 +456,22 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def default_backend(settings: Settings):
-    """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path)."""
+    """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter entry
+    of models.toml loads its base GGUF with the LoRA adapter on top)."""
     from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from .models.registry import resolve as resolve_model
+    from .models.registry import resolve_files
 
-    path = resolve_model(settings.model)
+    files = resolve_files(settings.model)
     backend = LlamaCppBackend(
-        Path(path),
+        Path(files.path),
         LlamaSettings(
             n_ctx=settings.context_length,
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
             repack=settings.repack_weights,
+            lora_path=str(files.lora_path) if files.lora_path else None,
+            lora_scale=files.lora_scale,
         ),
     )
     if settings.token_healing:  # on the worker thread, as part of loading: not on the first keystroke

@@ -239,3 +239,113 @@ def test_export_merged_gguf_matches_hf_and_registers(setup, trained, tmp_path):
         a, b = hf.generate(prompt, max_tokens=12), cpp.generate(prompt, max_tokens=12)
         assert hf.tokenize(prompt) == cpp.tokenize(prompt)
         assert a.text == b.text, (a.text, b.text)
+
+
+def test_disk_full_while_checkpointing_is_one_message_and_keeps_the_last_checkpoint(setup, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """The second checkpoint write of a run fails (no space): exit 2 with one line, the first checkpoint and
+    the metrics up to it survive, no temporary file is left, and the same command resumes from it."""
+    import torch
+
+    from finetune import checkpoint
+    from finetune.__main__ import main
+
+    base, data = setup
+    out = tmp_path / "run"
+    real_save, calls = torch.save, []
+
+    def save_then_fill_disk(obj, f, *a, **k):
+        calls.append(obj["step"])
+        if len(calls) >= 2:
+            Path(f).write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save_then_fill_disk)
+    args = ["train", "--config", str(DEBUG), f"base={base}", f"data={data}", f"out={out}", "progress=false",
+            "max_steps=6", "save_every=2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot write the checkpoint") and "step 4" in errors[0]
+    assert "No space left on device" in errors[0] and "previous checkpoint is intact" in errors[0]
+    assert calls == [2, 4]
+    assert checkpoint.load(out / "ckpt.pt")["step"] == 2
+    assert not (out / "ckpt.pt.tmp").exists()
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["step"] == 6
+
+
+def test_pretrain_corrupt_checkpoint_and_non_starcoder2_init_are_one_message(setup, tmp_path, capsys):
+    from finetune.__main__ import main
+
+    base, data = setup
+    pre = ROOT / "finetune" / "configs" / "debug.toml"
+    out = tmp_path / "pre"
+    out.mkdir()
+    (out / "ckpt.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    assert main(["pretrain", "--config", str(pre), f"data={data}", f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "move it away" in err and "Traceback" not in err
+    assert (out / "ckpt.pt").read_bytes() == b"\x80\x04 not a checkpoint"  # nothing lost
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    (gpt2 / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 400}))
+    assert main(["pretrain", "--config", str(pre), f"data={data}", f"out={tmp_path / 'p2'}", f"init_from={gpt2}"]) == 2
+    assert "is a 'gpt2' model, not Starcoder2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_adapter_served_on_its_base_through_llama_cpp_matches_peft(setup, trained, tmp_path, monkeypatch):
+    """`export --adapter` registers NAME-lora (base entry + adapter GGUF); the engine's backend for that name
+    loads both, and its greedy output equals the (unmerged) PEFT model's and differs from the base's."""
+    from transformers import PreTrainedTokenizerFast
+
+    from finetune.evaluate import load_heldout, next_line_cases
+    from finetune.export_lora import export
+    from finetune.hf_eval import HFBackend, load_model
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend
+    from sc2lsp.config import Settings
+    from sc2lsp.core.prompt import infill_prompt
+    from sc2lsp.engine import default_backend
+    from sc2lsp.models.convert import convert_checkpoint
+    from sc2lsp.models.registry import load_registry, resolve_files
+
+    base, data = setup
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    user = tmp_path / "cfg" / "sc2lsp" / "models.toml"
+    user.parent.mkdir(parents=True)
+    base_gguf = convert_checkpoint(base, tmp_path / "debug-f32.gguf", "f32")
+    user.write_text(f'[models.debug-base]\ndescription = "debug base"\nlicense = "MIT"\ncontext_length = 1024\n'
+                    f'default_quant = "F32"\nhf_checkpoint = "{base}"\n'
+                    f'[models.debug-base.quants.F32]\npath = "{base_gguf}"\n')
+    res = export(trained, quant="f32", name="tuned", out=tmp_path / "out", adapter=True)
+    assert res["registered"] == ["tuned", "tuned-lora"] and res["registered_in"] == str(user)
+    entry = load_registry().models["tuned-lora"]
+    assert entry.base == "debug-base" and entry.lora == Path(res["adapter_gguf"]).resolve()
+    files = resolve_files("tuned-lora")
+    assert files.path == Path(base_gguf) and files.lora_path == Path(res["adapter_gguf"]).resolve()
+
+    served = default_backend(Settings(model="tuned-lora", context_length=1024, threads=1))
+    assert served.settings.lora_path == str(files.lora_path) and served.name.endswith("+tuned-lora.gguf")
+    plain = LlamaCppBackend(base_gguf)
+    model, tok_dir = load_model(trained)  # PEFT model, LoRA layers not merged
+    peft = HFBackend(model, PreTrainedTokenizerFast.from_pretrained(str(tok_dir)))
+    differs = 0
+    for c in next_line_cases(load_heldout(data / "heldout_files.json"), per_file=3, seed=2):
+        prompt = infill_prompt(c.prefix[-300:], c.suffix[:100], path=c.path)
+        a, b, p = peft.generate(prompt, max_tokens=12), served.generate(prompt, max_tokens=12), plain.generate(
+            prompt, max_tokens=12)
+        assert a.text == b.text, (a.text, b.text)
+        differs += p.text != b.text
+    assert differs > 0, "the adapter changed no output: it was not applied"
+
+    # re-exporting replaces the entries; a base no entry names is converted and registered as NAME-base
+    user.write_text("")
+    res = export(trained, quant="f32", name="tuned", out=tmp_path / "out", adapter=True)
+    assert res["registered"] == ["tuned", "tuned-base", "tuned-lora"] and Path(res["base_gguf"]).is_file()
+    assert load_registry().models["tuned-lora"].base == "tuned-base"
+    assert user.read_text().count("[models.tuned-lora]") == 1

@@ -56,6 +56,10 @@ class LlamaSettings:
     #: let llama.cpp repack quantized weights for its CPU kernels (a second copy of the weights
     #: in RAM next to the memory-mapped file; off by default, see docs/server.md)
     repack: bool = False
+    #: a LoRA adapter GGUF applied on top of the model (``finetune export --adapter``); llama.cpp
+    #: then reads the weights into RAM instead of memory-mapping them
+    lora_path: str | None = None
+    lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
 
 
 #: llama_token_attr bits of tokens that are never part of a prompt's text (UNKNOWN, CONTROL,
@@ -133,6 +137,9 @@ class LlamaCppBackend:
         self.settings = s = settings or LlamaSettings()
         self.model_path = Path(model_path)
         check_gguf(self.model_path)
+        if s.lora_path:
+            check_gguf(s.lora_path, adapter=True, label=f"LoRA adapter {s.lora_path}",
+                       hint="export it again (`python -m finetune export RUN --adapter`)")
         import llama_cpp
         import llama_cpp.llama_cpp as low
 
@@ -154,12 +161,14 @@ class LlamaCppBackend:
                 n_batch=s.n_batch,
                 seed=s.seed,
                 verbose=False,
+                **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
             )
         except Exception as e:  # llama.cpp reports load failures as a bare ValueError/RuntimeError
-            raise UserError(f"llama.cpp could not load {self.model_path}: {e}") from None
+            what = f"{self.model_path} with the LoRA adapter {s.lora_path}" if s.lora_path else self.model_path
+            raise UserError(f"llama.cpp could not load {what}: {e}") from None
         finally:
             low.llama_model_default_params = default_params
-        self.name = self.model_path.name
+        self.name = self.model_path.name + (f"+{Path(s.lora_path).name}" if s.lora_path else "")
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)

@@ -4,7 +4,9 @@
 ``$SC2LSP_MODELS_TOML``) and ``~/.config/sc2lsp/models.toml`` (``$XDG_CONFIG_HOME`` respected);
 user entries add models or replace them by name. Every key is validated; an error names the file,
 the entry and the key. ``resolve(name_or_path, quant)`` turns a model name or a ``.gguf`` path into
-a local file, or says how to get it (``sc2lsp models pull NAME``).
+a local file, or says how to get it (``sc2lsp models pull NAME``). An adapter entry (``base`` +
+``lora``) is its base entry plus a LoRA adapter GGUF: ``resolve`` gives the base's GGUF and
+``resolve_files`` both files (what the llama.cpp backend loads).
 
 ``sc2lsp models list [--json]`` shows every entry and quant, its size and whether (and where) it is
 present: local ``path`` quants on disk, hub quants in the Hugging Face cache (huggingface_hub's
@@ -14,6 +16,7 @@ present: local ``path`` quants on disk, hub quants in the Hugging Face cache (hu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -35,6 +38,8 @@ ENTRY_KEYS = {
     "description", "license", "context_length", "default_quant", "repo", "revision", "hf_checkpoint",
     "stop", "tokens", "quants", "attribution_index",
 }
+#: keys of an adapter entry: a LoRA adapter GGUF served on another entry (its ``base``)
+ADAPTER_KEYS = {"description", "license", "base", "lora", "lora_scale"}
 QUANT_KEYS = {"file", "path", "size", "size_approx", "sha256"}
 TOKEN_KEYS = ("fim_prefix", "fim_suffix", "fim_middle", "fim_pad", "repo_name", "file_sep")
 
@@ -80,6 +85,9 @@ class ModelEntry:
     stop: tuple[str, ...] = STOP_TOKENS
     #: attribution indexes of the model's training corpus (absolute; resolved against ``source``'s directory)
     attribution_index: tuple[Path, ...] = ()
+    base: str | None = None  #: adapter entries: the entry whose GGUF the adapter is applied to
+    lora: Path | None = None  #: adapter entries: the LoRA adapter GGUF
+    lora_scale: float = 1.0  #: adapter entries: llama.cpp's adapter scale (1.0 = as trained)
 
     def quant(self, name: str | None = None) -> Quant:
         """The named quant (case-insensitive), or the default one; unknown names list the known ones."""
@@ -181,8 +189,49 @@ def parse_models_toml(path: Path) -> tuple[str | None, dict[str, ModelEntry]]:
     for name, raw in models.items():
         if not NAME_RE.fullmatch(name):
             raise w.error(f"models.{name}", f"invalid model name (expected {NAME_RE.pattern})")
-        entries[name] = _parse_entry(w, name, w.table(raw, f"models.{name}"), path.parent)
+        table = w.table(raw, f"models.{name}")
+        parse = _parse_adapter_entry if "base" in table or "lora" in table else _parse_entry
+        entries[name] = parse(w, name, table, path.parent)
     return default, entries
+
+
+def _parse_adapter_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
+    """``base`` + ``lora``: an adapter on another entry. Everything else (quants, context length, tokens,
+    stop strings) comes from the base entry when the registry is assembled (``_link_adapters``)."""
+    key = f"models.{name}"
+    for k in t:
+        if k not in ADAPTER_KEYS:
+            raise w.error(f"{key}.{k}", f"unknown key in an adapter entry, which takes everything else from its base "
+                                        f"(allowed: {', '.join(sorted(ADAPTER_KEYS))})")
+    base_name = w.string(t, "base", key, required=True, pattern=NAME_RE)
+    lora = w.string(t, "lora", key, required=True)
+    if base_name == name:
+        raise w.error(f"{key}.base", "an adapter entry cannot be its own base")
+    scale = t.get("lora_scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 10:
+        raise w.error(f"{key}.lora_scale", f"must be a number in (0, 10], got {_show(scale)}")
+    return ModelEntry(
+        name=name, description=w.string(t, "description", key, required=True),
+        license=w.string(t, "license", key) or "", context_length=1, default_quant="", quants={}, source=w.file,
+        base=base_name, lora=base / Path(lora).expanduser(), lora_scale=float(scale),
+    )
+
+
+def _link_adapters(models: dict[str, ModelEntry]) -> None:
+    """Fill each adapter entry from its base entry (after the project and user files are merged)."""
+    for name, e in list(models.items()):
+        if e.base is None:
+            continue
+        key = f"models.{name}.base"
+        b = models.get(e.base)
+        if b is None:
+            raise UserError(f"{e.source}: {key}: {e.base!r} is not a declared model ({', '.join(sorted(models))})")
+        if b.base is not None:
+            raise UserError(f"{e.source}: {key}: {e.base!r} is itself an adapter entry; name a model with quants")
+        models[name] = dataclasses.replace(
+            b, name=name, description=e.description, license=e.license or b.license, source=e.source,
+            base=b.name, lora=e.lora, lora_scale=e.lora_scale,
+        )
 
 
 def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
@@ -276,6 +325,7 @@ def load_registry(project: Path | None = None, user: Path | None = None) -> Regi
         sources.append(user)
     if not models:
         raise UserError(f"no models are declared in {', '.join(map(str, sources))}")
+    _link_adapters(models)
     if default is None:
         raise UserError(f"{project}: default: missing (name the model used when none is given)")
     if default not in models:
@@ -360,6 +410,35 @@ def indexes_for_model(name_or_path: str | os.PathLike, registry: Registry | None
     return entry.attribution_index if entry is not None else ()
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """What llama.cpp loads for a model: the GGUF and, for an adapter entry, the LoRA adapter GGUF."""
+
+    path: Path
+    lora_path: Path | None = None
+    lora_scale: float = 1.0
+
+
+def resolve_files(name_or_path: str | os.PathLike | None = None, quant: str | None = None,
+                  registry: Registry | None = None) -> ModelFiles:
+    """``resolve`` plus the adapter of an adapter entry (``base`` + ``lora`` in models.toml).
+
+    A path, or an entry without an adapter, gives ``ModelFiles(path)``. A missing adapter file is a
+    UserError naming it and the models.toml that declares it.
+    """
+    if name_or_path is not None and (isinstance(name_or_path, os.PathLike) or looks_like_path(name_or_path)):
+        return ModelFiles(resolve(name_or_path, quant, registry))
+    reg = registry or load_registry()
+    entry = reg.get(name_or_path or reg.default)
+    path = resolve(entry.name, quant, reg)
+    if entry.lora is None:
+        return ModelFiles(path)
+    if not entry.lora.is_file():
+        raise UserError(f"model {entry.name}: its LoRA adapter {entry.lora} does not exist (declared in "
+                        f"{entry.source}; run `python -m finetune export RUN --adapter` again)")
+    return ModelFiles(path, entry.lora, entry.lora_scale)
+
+
 def hf_checkpoint(name: str | None = None, registry: Registry | None = None) -> Path:
     """The safetensors checkpoint directory of a model (for fine-tuning)."""
     reg = registry or load_registry()
@@ -419,6 +498,8 @@ def describe(reg: Registry) -> list[dict]:
             "hf_checkpoint": str(entry.hf_checkpoint) if entry.hf_checkpoint else None,
             "attribution_index": [str(p) for p in entry.attribution_index],
             "source": str(entry.source),
+            "base": entry.base,
+            "lora": str(entry.lora) if entry.lora else None,
             "quants": quants,
         })
     return out
@@ -447,6 +528,8 @@ def run(args: argparse.Namespace) -> int:
                 status, where = "missing", _rel(quant.path)
             else:
                 status, where = "absent", f"{entry.repo}/{quant.file}  (`{entry.pull_command(quant)}`)"
+            if entry.lora is not None:
+                where += f"  + adapter {_rel(entry.lora)}" + ("" if entry.lora.is_file() else " (missing)")
             table.append((
                 m["name"] + (" *" if m["default"] else ""),
                 q["quant"] + (" *" if q["default"] else ""),
