@@ -140,6 +140,7 @@ class Engine:
         self._counter = memo_counter(approx_tokens)
         self.model_state = "not loaded"
         self.model_error: str | None = None
+        self.model_error_shown: str | None = None  #: the last load error shown to the user (not repeated)
         self.model_path: str | None = None
         self.last: dict[str, Any] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=32)  #: timings of the latest answered requests
@@ -167,9 +168,13 @@ class Engine:
         if err is not None:
             if "superseded" in str(err):
                 return
+            repeated = self.model_error_shown == str(err)  # a retry (e.g. on a settings change) that failed the same way
             self.model_state, self.model_error = "failed", str(err)
-            self._notify("error", f"sc2lsp: no completions: {err}")
+            if not repeated:
+                self.model_error_shown = str(err)
+                self._notify("error", f"sc2lsp: no completions: {err}")
             return
+        self.model_error_shown = None
         backend = fut.result()
         self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
         tokenize = getattr(backend, "tokenize", None)

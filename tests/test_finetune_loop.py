@@ -24,8 +24,8 @@ PRESET = ROOT / "finetune" / "configs" / "lora-sc2-tiny.toml"
 
 #: the run the test makes (and docs/finetune.md shows): held-out 20% of the files, short rows
 PREPARE = ("seq_len=256", "epochs=2", "heldout_fraction=0.2")
-TRAIN = ("max_steps=30", "batch_size=8", "lr=5e-3", "warmup_steps=4", "r=32", "alpha=64", "eval_every=1000",
-         "save_every=1000", "max_minutes=0", "threads=1", "progress=false", "plot=false")
+TRAIN = ("max_steps=150", "batch_size=8", "lr=5e-3", "warmup_steps=8", "r=32", "alpha=64", "eval_every=1000",
+         "save_every=1000", "max_minutes=0", "threads=2", "progress=false", "plot=false")
 EVAL = ("--per-file", "20")
 
 pytestmark = [
