@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import pytest
 
 from sc2lsp.backends.llama_cpp import LlamaCppBackend
@@ -67,3 +68,15 @@ def test_missing_and_corrupt_models(tmp_path):
     truncated.write_bytes(TINY.read_bytes()[: TINY.stat().st_size // 2])
     with pytest.raises(UserError, match="truncated"):
         LlamaCppBackend(truncated)
+
+
+def test_auto_threads_one_for_a_small_model_every_core_for_a_large_one(tmp_path):
+    from sc2lsp.backends.llama_cpp import SMALL_MODEL_BYTES, auto_threads
+
+    small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
+    small.write_bytes(b"GGUF" + b"\0" * 100)
+    with open(large, "wb") as f:  # sparse: no disk used
+        f.truncate(SMALL_MODEL_BYTES + 1)
+    assert auto_threads(small) == 1
+    assert auto_threads(large) == (os.cpu_count() or 1)
+    assert auto_threads(tmp_path / "missing.gguf") == (os.cpu_count() or 1)
