@@ -24,7 +24,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("attribution", "build"), "sc2lsp.attribution.cmd_build", "index corpus directories for attribution checks"),
     (("attribution", "check"), "sc2lsp.attribution.cmd_check", "find spans of a text (stdin) in an attribution index"),
     (("attribution", "serve"), "sc2lsp.attribution.cmd_serve", "serve an attribution index over HTTP (/overlap, /check)"),
-    (("serve",), "sc2lsp.lsp.server", "run the language server (stdio, or --tcp HOST:PORT)"),
+    (("serve",), "sc2lsp.lsp.serve", "run the language server (stdio, or --tcp HOST:PORT)"),
 ]
 
 

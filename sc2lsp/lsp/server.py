@@ -20,12 +20,10 @@ thread; handlers are coroutines on the event loop that await its futures, so a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import itertools
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from ..config import Settings, parse_settings, settings_doc
 from ..errors import UserError
 from ..engine import Cursor, Engine, Suggestion
 from .documents import Document, Documents, read_document, uri_to_path
+from .progress import WorkDoneProgress
 from .protocol import Sc2Protocol, is_parse_error
 
 log = logging.getLogger("sc2lsp.lsp")
@@ -424,7 +423,7 @@ class Sc2Server(LanguageServer):
         if self._pulling:
             raise RequestFailed("a model download is already running")
         self._pulling = True
-        progress = _Progress(self, f"sc2lsp-pull-{next(_tokens)}")
+        progress = WorkDoneProgress(self, f"sc2lsp-pull-{next(_tokens)}")
         try:
             await progress.begin(f"sc2lsp: pulling {name}")
             try:
@@ -454,54 +453,6 @@ class Sc2Server(LanguageServer):
             return mode == "always"
         td = self.client_capabilities.text_document if self.client_capabilities else None
         return getattr(td, "inline_completion", None) is None
-
-
-class _Progress:
-    """Server-initiated work done progress (``window/workDoneProgress/create``, then ``$/progress``
-    begin/report/end); nothing is sent to a client that does not support it."""
-
-    def __init__(self, server: Sc2Server, token: str):
-        self.server, self.token, self.on = server, token, False
-        self.loop = asyncio.get_running_loop()
-        self._last = (-1, 0.0)
-
-    async def begin(self, title: str) -> None:
-        caps = self.server.client_capabilities
-        window = caps.window if caps is not None else None
-        if not (window is not None and window.work_done_progress):
-            return
-        try:
-            await self.server.work_done_progress.create_async(self.token)
-        except Exception as e:  # the client refused: go on without progress
-            log.info("no progress: %s", e)
-            return
-        self.on = True
-        self.server.work_done_progress.begin(
-            self.token, types.WorkDoneProgressBegin(title=title, cancellable=False, percentage=0))
-
-    def report(self, message: str, percentage: int | None = None) -> None:
-        if self.on:
-            self.server.work_done_progress.report(
-                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage))
-
-    def threadsafe_report(self, done: int, total: int | None) -> None:
-        """The download's callback (on the pull thread): at most one report per percent or 0.2 s."""
-        import time
-
-        pct = min(100, int(done * 100 / total)) if total else None
-        now = time.monotonic()
-        if pct is not None and pct == self._last[0] and now - self._last[1] < 1.0:
-            return
-        if pct is None and now - self._last[1] < 0.2:
-            return
-        self._last = (pct if pct is not None else -1, now)
-        msg = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-        self.loop.call_soon_threadsafe(self.report, msg, pct)
-
-    def end(self, message: str) -> None:
-        if self.on:
-            self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
-            self.on = False
 
 
 def create_server(base: Settings | None = None) -> Sc2Server:
@@ -640,62 +591,3 @@ def _has_loop() -> bool:
         return True
     except RuntimeError:
         return False
-
-
-# -------------------------------------------------------------------- the CLI command
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
-    p.add_argument("--model", help="default model (a models.toml name or a .gguf path); the editor's settings win")
-    p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = one per core)")
-    p.add_argument("--log-file", type=Path, help="write the server log here (stderr by default)")
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
-
-    handler: logging.Handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("sc2lsp").setLevel(args.log_level)
-    logging.getLogger("pygls").setLevel(logging.ERROR if args.log_level != "DEBUG" else logging.DEBUG)
-    raw: dict[str, Any] = {}
-    if args.model:
-        raw["model"] = args.model
-    if args.threads is not None:
-        raw["threads"] = args.threads
-    base, problems = parse_settings(raw)
-    if problems:
-        raise UserError("; ".join(problems))
-    server = create_server(base)
-    try:
-        if args.tcp:
-            host, _, port = args.tcp.rpartition(":")
-            if not host or not port.isdigit():
-                raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
-            server.start_tcp(host, int(port))
-        else:
-            server.start_io(sys.stdin.buffer, protocol_stdout())
-    finally:
-        server.engine.close()  # stop the model thread and free the model before the interpreter exits
-        server.stop_workspaces()
-    return 0
-
-
-def protocol_stdout():
-    """A private handle on stdout for the protocol; fd 1 itself then points to stderr.
-
-    llama-cpp-python silences model loading by pointing fds 1 and 2 at /dev/null for a moment
-    (``suppress_stdout_stderr``): a response written in that window would vanish and its client
-    would wait forever. Stray prints from any library land on stderr instead of corrupting the
-    protocol stream.
-    """
-    import os
-
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    return out

@@ -1,0 +1,71 @@
+"""``sc2lsp serve``: the language server as a command (stdio by default, ``--tcp HOST:PORT``).
+
+The server itself is ``server.create_server``; this module only parses the command line, sets up
+logging and the protocol's stdout, and closes the model and the workspace watchers on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import parse_settings
+from ..errors import UserError
+from .server import create_server
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
+    p.add_argument("--model", help="default model (a models.toml name or a .gguf path); the editor's settings win")
+    p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = one per core)")
+    p.add_argument("--log-file", type=Path, help="write the server log here (stderr by default)")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    handler: logging.Handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("sc2lsp").setLevel(args.log_level)
+    logging.getLogger("pygls").setLevel(logging.ERROR if args.log_level != "DEBUG" else logging.DEBUG)
+    raw: dict[str, Any] = {}
+    if args.model:
+        raw["model"] = args.model
+    if args.threads is not None:
+        raw["threads"] = args.threads
+    base, problems = parse_settings(raw)
+    if problems:
+        raise UserError("; ".join(problems))
+    server = create_server(base)
+    try:
+        if args.tcp:
+            host, _, port = args.tcp.rpartition(":")
+            if not host or not port.isdigit():
+                raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
+            server.start_tcp(host, int(port))
+        else:
+            server.start_io(sys.stdin.buffer, protocol_stdout())
+    finally:
+        server.engine.close()  # stop the model thread and free the model before the interpreter exits
+        server.stop_workspaces()
+    return 0
+
+
+def protocol_stdout():
+    """A private handle on stdout for the protocol; fd 1 itself then points to stderr.
+
+    llama-cpp-python silences model loading by pointing fds 1 and 2 at /dev/null for a moment
+    (``suppress_stdout_stderr``): a response written in that window would vanish and its client
+    would wait forever. Stray prints from any library land on stderr instead of corrupting the
+    protocol stream.
+    """
+    import os
+
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return out
