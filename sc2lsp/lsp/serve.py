@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
     p.add_argument("--model", help="default model (a models.toml name or a .gguf path); the editor's settings win")
-    p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = one per core)")
+    p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = automatic: 1 for a model under 200 MB, else one per core)")
     p.add_argument("--log-file", type=Path, help="write the server log here (stderr by default)")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
