@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backends.base import Generation
+from .backends.base import Backend, Generation
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
 from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget
@@ -119,7 +119,7 @@ class Engine:
         settings: Settings | None = None,
         *,
         notify: Callable[[str, str], None] | None = None,
-        backend_factory: Callable[[Settings], Any] | None = None,
+        backend_factory: Callable[[Settings], Backend] | None = None,
         context_fn: ContextFn | None = None,
     ):
         """``notify(level, message)`` reports model problems (level: error, warning, info).
@@ -175,11 +175,10 @@ class Engine:
                 self._notify("error", f"sc2lsp: no completions: {err}")
             return
         self.model_error_shown = None
-        backend = fut.result()
-        self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
-        tokenize = getattr(backend, "tokenize", None)
-        if tokenize is not None:
-            self._counter = memo_counter(lambda text: len(tokenize(text)))
+        backend: Backend = fut.result()
+        self.model_state = "ready"
+        self.model_path = str(backend.model_path) if backend.model_path is not None else None
+        self._counter = memo_counter(backend.token_counter or approx_tokens)
         self._plans.clear()
 
     def configure(self, settings: Settings) -> None:
@@ -291,7 +290,7 @@ class Engine:
         """(kept prefix, kept suffix, max new tokens, prompt) for a request at ``cur``."""
         s = self.settings
         backend = self.worker.backend
-        n_ctx = getattr(backend, "n_ctx", s.context_length)
+        n_ctx = backend.n_ctx if backend is not None else s.context_length
         max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
         total = max(64, min(s.context_budget, n_ctx - max_tokens - _PROMPT_OVERHEAD))
         plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
@@ -425,14 +424,14 @@ class Engine:
     def status(self) -> dict[str, Any]:
         backend = self.worker.backend
         s = self.settings
-        states = getattr(backend, "states", None)
+        states = backend.states if backend is not None else None
         return {
             "model": s.model,
             "model_path": self.model_path,
             "state": self.model_state,
             "error": self.model_error,
-            "device": getattr(backend, "device", None),
-            "n_ctx": getattr(backend, "n_ctx", None),
+            "device": backend.device if backend is not None else None,
+            "n_ctx": backend.n_ctx if backend is not None else None,
             "threads": s.threads,
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
@@ -441,7 +440,7 @@ class Engine:
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats, idle=self.worker.idle()),
             "cache": {
-                "kv_tokens": getattr(backend, "cached_tokens", 0),
+                "kv_tokens": (backend.cached_tokens if backend is not None else None) or 0,
                 "saved_states": len(states) if states is not None else 0,
                 "saved_state_bytes": states.nbytes if states is not None else 0,
                 "state_loads": states.loads if states is not None else 0,
@@ -460,7 +459,7 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def default_backend(settings: Settings):
+def default_backend(settings: Settings) -> Backend:
     """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter entry
     of models.toml loads its base GGUF with the LoRA adapter on top)."""
     from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
