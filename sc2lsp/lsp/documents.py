@@ -16,7 +16,8 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+from ..workspace.paths import uri_to_path
 
 #: Documents larger than this (in characters) are kept in sync but never completed.
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -118,13 +119,6 @@ class Document:
         return None
 
 
-def uri_to_path(uri: str) -> Path | None:
-    p = urlparse(uri)
-    if p.scheme != "file":
-        return None
-    return Path(unquote(p.path))
-
-
 def read_document(uri: str, language_id: str = "") -> tuple[Document | None, str | None]:
     """A document that is not open, read from disk: (document, None) or (None, why not)."""
     path = uri_to_path(uri)
@@ -178,3 +172,7 @@ class Documents:
 
     def __len__(self) -> int:
         return len(self._docs)
+
+    def __iter__(self):
+        """The open documents (a snapshot: safe while documents open and close)."""
+        return iter(list(self._docs.values()))
