@@ -11,8 +11,12 @@ workspace opened through a symlinked directory maps like the real one.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two characters at least: not a drive letter
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -24,10 +28,10 @@ def uri_to_path(uri: str) -> Path | None:
 
 
 def as_path(path_or_uri: str | Path) -> Path | None:
-    """A path from a path or a ``file:`` URI."""
+    """A path from a path or a ``file:`` URI; None for a URI of another scheme (``untitled:``)."""
     if isinstance(path_or_uri, Path):
         return path_or_uri
-    if path_or_uri.startswith("file:"):
+    if _SCHEME.match(path_or_uri):
         return uri_to_path(path_or_uri)
     return Path(path_or_uri)
 
