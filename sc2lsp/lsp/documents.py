@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.languages import language_id_for_path
 from ..workspace.paths import uri_to_path
 
 #: Documents larger than this (in characters) are kept in sync but never completed.
@@ -138,19 +139,7 @@ def read_document(uri: str, language_id: str = "") -> tuple[Document | None, str
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, f"{path} is not valid UTF-8 (byte {e.start})"
-    return Document(uri, text, None, language_id or language_from_path(path)), None
-
-
-_EXT_LANG = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".jsx": "javascriptreact", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go", ".rs": "rust",
-    ".java": "java", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".rb": "ruby",
-    ".sh": "shellscript", ".md": "markdown",
-}
-
-
-def language_from_path(path: Path) -> str:
-    return _EXT_LANG.get(path.suffix.lower(), "")
+    return Document(uri, text, None, language_id or language_id_for_path(path)), None
 
 
 class Documents:
