@@ -31,15 +31,12 @@ from typing import Any, Callable, Sequence
 from .backends.base import Backend, Generation
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
-from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget
+from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, prompt_budget
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 
 log = logging.getLogger(__name__)
-
-#: Tokens kept free in the context besides the generated ones (special tokens, path lines).
-_PROMPT_OVERHEAD = 96
 
 #: ``context_fn(cursor, plan, count) -> files``: repository context for a request whose prompt
 #: keeps ``plan``'s cut of the document; ``count`` is the model's token counter. ``None``: not
@@ -291,8 +288,7 @@ class Engine:
         s = self.settings
         backend = self.worker.backend
         n_ctx = backend.n_ctx if backend is not None else s.context_length
-        max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
-        total = max(64, min(s.context_budget, n_ctx - max_tokens - _PROMPT_OVERHEAD))
+        max_tokens, total = prompt_budget(n_ctx, s.max_tokens, s.context_budget)
         plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
         self._plans[cur.uri] = plan
         p, sfx = plan.cut(prefix, suffix)

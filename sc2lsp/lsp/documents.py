@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..core.languages import language_id_for_path
 from ..workspace.paths import uri_to_path
