@@ -175,14 +175,12 @@ def _eval(args) -> int:
 def _gguf_backend(name: str):
     """A llama.cpp backend for ``NAME`` (an adapter entry of models.toml loads base + adapter), ``PATH.gguf``,
     or ``BASE+ADAPTER.gguf`` (a name or GGUF and a LoRA adapter GGUF)."""
-    from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from sc2lsp.models.registry import resolve, resolve_files
+    from sc2lsp.backends.factory import load_backend
+    from sc2lsp.config import Settings
 
     base, _, adapter = name.partition("+")
-    files = resolve_files(base)
-    lora, scale = (str(resolve(adapter)), 1.0) if adapter else (files.lora_path and str(files.lora_path),
-                                                                 files.lora_scale)
-    return LlamaCppBackend(files.path, LlamaSettings(lora_path=lora, lora_scale=scale))
+    return load_backend(Settings(model=base, token_healing=False), adapter=adapter or None)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -57,10 +57,10 @@ def token_counter(model: str, approx: bool):
     if approx:
         return approx_tokens, None, "characters / 4"
     try:
-        from .backends.llama_cpp import LlamaCppBackend
-        from .models.registry import resolve
+        from .backends.factory import load_backend
+        from .config import Settings
 
-        backend = LlamaCppBackend(resolve(model))
+        backend = load_backend(Settings(model=model, token_healing=False))
     except UserError as e:
         print(f"note: {e}; counting tokens as characters / 4", file=sys.stderr)
         return approx_tokens, None, "characters / 4"

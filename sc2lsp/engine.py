@@ -25,10 +25,10 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .backends.base import Backend, Generation
+from .backends.factory import load_backend as default_backend
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
 from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, prompt_budget
@@ -453,27 +453,3 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
         if xs:
             out[source] = {"n": len(xs), "p50_ms": xs[len(xs) // 2], "max_ms": xs[-1]}
     return out
-
-
-def default_backend(settings: Settings) -> Backend:
-    """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter entry
-    of models.toml loads its base GGUF with the LoRA adapter on top)."""
-    from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from .models.registry import resolve_files
-
-    files = resolve_files(settings.model)
-    backend = LlamaCppBackend(
-        Path(files.path),
-        LlamaSettings(
-            n_ctx=settings.context_length,
-            n_threads=settings.threads,
-            n_gpu_layers=settings.gpu_layers,
-            state_cache_mb=settings.state_cache_mb,
-            repack=settings.repack_weights,
-            lora_path=str(files.lora_path) if files.lora_path else None,
-            lora_scale=files.lora_scale,
-        ),
-    )
-    if settings.token_healing:  # on the worker thread, as part of loading: not on the first keystroke
-        backend.pieces  # noqa: B018 - builds the vocabulary's piece table (one call per token)
-    return backend
