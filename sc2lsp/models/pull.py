@@ -22,7 +22,6 @@ The file ends up exactly where ``huggingface_hub.hf_hub_download`` puts it
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -38,16 +37,6 @@ from .registry import ModelEntry, Quant, Registry, format_size, hf_cache_path, l
 
 PARTIAL_SUFFIX = ".sc2lsp-partial"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="a model name from `sc2lsp models list`")
-    p.add_argument("--quant", help="quantization (default: the entry's default_quant, e.g. Q4_K_M)")
-
-
-def run(args: argparse.Namespace) -> int:
-    pull(args.name, args.quant)
-    return 0
 
 
 def say(msg: str) -> None:

@@ -15,9 +15,7 @@ present: local ``path`` quants on disk, hub quants in the Hugging Face cache (hu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import re
 import tomllib
@@ -461,7 +459,7 @@ def format_size(quant: Quant, actual: int | None = None) -> str:
     return ("~" if quant.size_approx else "") + text
 
 
-def _rel(p: Path) -> str:
+def short_path(p: Path) -> str:
     try:
         return str(p.relative_to(Path.cwd()))
     except ValueError:
@@ -503,42 +501,3 @@ def describe(reg: Registry) -> list[dict]:
             "quants": quants,
         })
     return out
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    reg = load_registry()
-    rows = describe(reg)
-    if args.json:
-        print(json.dumps({"default": reg.default, "sources": [str(s) for s in reg.sources], "models": rows}, indent=1))
-        return 0
-    table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
-    for m in rows:
-        entry = reg.models[m["name"]]
-        for q in m["quants"]:
-            quant = entry.quants[q["quant"]]
-            if q["present"]:
-                status, where = "present", _rel(Path(q["path"]))
-            elif q["problem"]:
-                status, where = "incomplete", f"{q['problem']}; `{entry.pull_command(quant)}`"
-            elif quant.path is not None:
-                status, where = "missing", _rel(quant.path)
-            else:
-                status, where = "absent", f"{entry.repo}/{quant.file}  (`{entry.pull_command(quant)}`)"
-            if entry.lora is not None:
-                where += f"  + adapter {_rel(entry.lora)}" + ("" if entry.lora.is_file() else " (missing)")
-            table.append((
-                m["name"] + (" *" if m["default"] else ""),
-                q["quant"] + (" *" if q["default"] else ""),
-                format_size(quant, q["size"]),
-                status,
-                where,
-            ))
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
-    print(f"\n* default model / quant. Registry: {', '.join(map(str, reg.sources))}")
-    return 0
