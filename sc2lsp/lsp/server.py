@@ -177,27 +177,31 @@ class Sc2Server(LanguageServer):
         if ws is None and create:
             from ..workspace.service import WorkspaceContext
 
-            ws = self._workspaces[root] = WorkspaceContext(root).start()
+            ws = self._workspaces[root] = WorkspaceContext(root)
+            ws.count = lambda text: self.engine.count_tokens(text)  # documents are prepared with the model's counter
+            ws.start()
             for doc in list(self.docs._docs.values()):  # documents opened before the index existed
                 if self._folder_root(doc.uri) == root and doc.completable is None:
                     ws.did_open(doc.uri, doc.text, doc.language_id)
         return ws
 
-    def repo_context(self, cur: Cursor, plan, count) -> list | None:
-        """The engine's ``context_fn``: context blocks from the workspace index (None: still indexing)."""
+    def repo_context(self, cur: Cursor, plan, count, complete: bool = False) -> list | None:
+        """The engine's ``context_fn``: context blocks from the workspace index (None: still indexing;
+        ``complete``, from a warm-up's thread: wait for the index, no provider time budgets)."""
         ws = self.workspace_for(cur.uri)
         if ws is None:
             return []
-        if not ws.ready.is_set():
+        if not ws.ready.is_set() and not complete:
             return None
         for uri in list(self._dirty):  # bring the index up to date with the editor's text
+            self._dirty.discard(uri)
             doc = self.docs.get(uri)
             target = self.workspace_for(uri, create=False)
             if doc is not None and target is not None and doc.completable is None:
                 target.did_change(uri, doc.text, doc.language_id)
-        self._dirty.clear()
-        blocks = ws.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language)
-        return [b.source_file() for b in blocks]
+        blocks = ws.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language,
+                           complete=complete)
+        return None if blocks is None else [b.source_file() for b in blocks]
 
     def stop_workspaces(self) -> None:
         for ws in self._workspaces.values():
