@@ -48,6 +48,9 @@ CMD_ACCEPTED = "sc2lsp.suggestionAccepted"
 CMD_PULL = "sc2lsp.pullModel"
 PULL_HINT = "(VS Code: 'sc2lsp: Pull model')"
 _ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "utf-32": "utf-32"}
+#: The longest a request waits for its workspace's scan and its document's preparation (only
+#: right after start or didOpen; such a request evaluates its whole prompt anyway).
+FIRST_REQUEST_WAIT_S = 2.0
 _tokens = itertools.count(1)
 
 
@@ -316,6 +319,9 @@ class Sc2Server(LanguageServer):
         handle = self._warm_handles.pop(uri, None)
         if handle is not None:
             handle.cancel()
+        ws = self.workspace_for(uri, create=False)
+        if ws is not None and not ws.settled(uri):  # just opened: its workspace is still being indexed
+            await asyncio.to_thread(ws.wait_settled, uri, FIRST_REQUEST_WAIT_S)
         ticket = self.engine.complete(cur)
         try:
             return await asyncio.wrap_future(ticket.future)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 LARGE_CHANGE = 128_000
 #: The longest a complete gathering (a warm-up) waits for the initial scan.
 READY_WAIT_S = 120.0
+#: The longest a request waits for the preparation of its document when that is under way (a
+#: first request evaluates its whole prompt: hundreds of milliseconds at least).
+PREPARE_WAIT_S = 0.5
 
 
 class _EditorFirstIndex(RepoIndex):
@@ -86,8 +89,9 @@ class WorkspaceContext:
         self._bg_thread: threading.Thread | None = None
         self._bg_busy: set[str] = set()  #: files with a change queued or being applied
         self.count = approx_tokens  #: the token counter requests use (the server sets the model's)
-        self._prep_lock = threading.Lock()
+        self._prep_lock = threading.Condition()
         self._prep_queue: dict[str, None] = {}
+        self._prep_current: str | None = None
         self._prep_thread: threading.Thread | None = None
         self.prepared: dict[str, dict] = {}  #: path -> what ``gather.prepare`` did (for status and tests)
 
@@ -143,15 +147,37 @@ class WorkspaceContext:
         self.ready.wait(READY_WAIT_S)
         while True:
             with self._prep_lock:
+                self._prep_current = None
+                self._prep_lock.notify_all()
                 if not self._prep_queue:
                     self._prep_thread = None
                     return
-                rel = next(iter(self._prep_queue))
+                rel = self._prep_current = next(iter(self._prep_queue))
                 del self._prep_queue[rel]
             try:
                 self.prepared[rel] = prepare(self.index, rel, count=self.count)
             except Exception:  # preparing is an optimisation: never let it end the thread
                 log.warning("preparing %s failed", rel, exc_info=True)
+
+    def _wait_for_preparation(self, rel: str, timeout: float) -> None:
+        with self._prep_lock:
+            self._prep_lock.wait_for(lambda: rel != self._prep_current and rel not in self._prep_queue, timeout)
+
+    def settled(self, path: str) -> bool:
+        """Whether the scan is done and the document ``path`` is not waiting for its preparation."""
+        rel = self.rel(path)
+        return self.ready.is_set() and (rel is None or (rel != self._prep_current and rel not in self._prep_queue))
+
+    def wait_settled(self, path: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until ``settled(path)``: what a document's first
+        request does, as it evaluates its whole prompt anyway."""
+        end = time.monotonic() + timeout
+        if not self.ready.wait(timeout):
+            return False
+        rel = self.rel(path)
+        if rel is not None:
+            self._wait_for_preparation(rel, max(0.0, end - time.monotonic()))
+        return self.settled(path)
 
     def wait_prepared(self, timeout: float = 10.0) -> bool:
         """Wait until the documents opened so far are prepared (tests, benchmarks)."""
@@ -220,6 +246,8 @@ class WorkspaceContext:
         self.count = count
         if complete and not self.ready.wait(READY_WAIT_S):
             return None
+        if self.ready.is_set():
+            self._wait_for_preparation(rel, READY_WAIT_S if complete else PREPARE_WAIT_S)
         key = (text.count("\n", 0, offset), plan.prefix_start, plan.suffix_end - len(text) + offset,
                plan.context_tokens)
         last = self._sticky.get(rel)
