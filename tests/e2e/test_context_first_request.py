@@ -146,3 +146,31 @@ async def test_context_that_arrives_while_typing_waits_for_a_pause(client, tmp_p
     assert rest and max(k["prompt_tokens_evaluated"] for k in rest) <= 4, \
         [(k["typed"], k["prompt_tokens_evaluated"]) for k in rest]
     assert NEEDED in context_of(rest[-1]["prompt"])
+
+
+async def test_sc2lsp_context_shows_what_the_warm_server_puts_in_the_prompt(client, tmp_path, capsys):
+    """``sc2lsp context`` at the cursor prints the blocks a warm server's prompt holds there."""
+    import json
+
+    from sc2lsp.cli import main
+
+    root, text, line, col = workspace(tmp_path)
+    options = dict(OPTIONS, warmUp=True, warmDelayMs=50)
+    await client.initialize_session(init_params(options, root=root))
+    assert (await wait_ready(client))["state"] == "ready"
+    uri = (root / "queue.py").as_uri()
+    open_doc(client, uri, text)
+    await client.text_document_document_highlight_async(
+        types.DocumentHighlightParams(types.TextDocumentIdentifier(uri), types.Position(line, col)))
+    await asyncio.sleep(0.2)
+    await wait_idle(client)
+    await inline(client, uri, line, col)
+    served = context_of(await last_prompt(client))
+
+    assert main(["context", str(root / "queue.py"), "--line", str(line + 1), "--col", str(col + 1),
+                 "--root", str(root), "--model", OPTIONS["model"], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["skipped"] == {}
+    shown = "".join(f"<file_sep>{b['path']}\n{b['code']}" for b in out["blocks"])
+    assert served == f"<repo_name>{root.name}{shown}<file_sep>"
+    assert NEEDED in shown
