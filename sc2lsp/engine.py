@@ -177,8 +177,14 @@ class Engine:
         self.model_error_shown = None
         backend = fut.result()
         self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
+        set_notify = getattr(backend, "set_notify", None)
+        if set_notify is not None:  # a remote backend reports the endpoint's state changes itself
+            set_notify(self._notify)
+        count = getattr(backend, "count_tokens", None)
         tokenize = getattr(backend, "tokenize", None)
-        if tokenize is not None:
+        if count is not None:
+            self._counter = memo_counter(count)
+        elif tokenize is not None:
             self._counter = memo_counter(lambda text: len(tokenize(text)))
         self._plans.clear()
 
@@ -447,6 +453,7 @@ class Engine:
                 "state_loads": states.loads if states is not None else 0,
             },
             "settings": {k: v for k, v in asdict(s).items()},
+            "remote": backend.describe() if hasattr(backend, "describe") else None,
         }
 
 
@@ -463,6 +470,11 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
 def default_backend(settings: Settings):
     """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter entry
     of models.toml loads its base GGUF with the LoRA adapter on top)."""
+    from .backends.remote_config import make_remote, remote_config
+
+    remote = remote_config(settings)
+    if remote is not None:  # a model another process serves (models.toml endpoint, or the setting)
+        return make_remote(remote)
     from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
     from .models.registry import resolve_files
 

@@ -61,7 +61,8 @@ class Event:
 
 class RemoteBackend:
     api = "?"
-    device = "remote"
+    pieces = None  #: no token healing: a server cannot constrain the first tokens to the healed text
+    states = None  #: the server keeps its own KV cache (``cached_tokens`` is what it reports)
 
     def __init__(self, cfg: RemoteConfig, notify: Callable[[str, str], None] | None = None):
         self.cfg = cfg
@@ -75,13 +76,13 @@ class RemoteBackend:
                                  connect_timeout=cfg.connect_timeout_s)
         except RemoteError as e:
             raise UserError(str(e)) from None
-        self.endpoint = self.client.ep.url
+        self.endpoint = self.device = self.client.ep.url
         self.name = f"{cfg.model or 'default'} @ {self.endpoint}"
         self.model_path = None
         self.n_ctx = cfg.n_ctx
         self.redacting = (not self.client.ep.loopback) if cfg.redact is None else cfg.redact
         self.redactions = 0
-        self.cached_tokens = 0
+        self.cached_tokens: int | None = None
         self.last_server: dict = {}
         self._notify = notify
         self._pending: list[tuple[str, str]] = []
@@ -167,6 +168,10 @@ class RemoteBackend:
                 log.warning("tokenizer %s unusable: %s", self.cfg.tokenizer, e)
         self._count, self.tokenizer = _byte_count, "estimate (UTF-8 bytes)"
 
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        return self.count_tokens
+
     def count_tokens(self, text: str) -> int:
         try:
             return self._count(text)
@@ -208,6 +213,8 @@ class RemoteBackend:
     def _run(self, prompt, max_tokens, stop, should_stop, prompt_s, generate_s, on_text, *, warm: bool) -> Generation:
         t = Timings()
         if self.backing_off():
+            return Generation("", "warm" if warm else "no_model", t)
+        if self.problem is not None and not self.probe():  # after a failure: ask what it serves first
             return Generation("", "warm" if warm else "no_model", t)
         t0 = time.perf_counter()
         text, finish, stream = "", None, None
