@@ -176,7 +176,8 @@ class Engine:
             return
         self.model_error_shown = None
         backend = fut.result()
-        self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
+        path = getattr(backend, "model_path", None)  # None: a remote model
+        self.model_state, self.model_path = "ready", str(path) if path else None
         set_notify = getattr(backend, "set_notify", None)
         if set_notify is not None:  # a remote backend reports the endpoint's state changes itself
             set_notify(self._notify)

@@ -46,7 +46,7 @@ class LlamaServerBackend(RemoteBackend):
                 raise RemoteError(f"{self.endpoint}/tokenize answered without tokens", "garbage")
             return len(got["tokens"])
 
-        self._pick_counter(count, "llama-server /tokenize (exact)")
+        self._pick_counter(lambda: (count, "llama-server /tokenize"))
 
     def _pick_slot(self, total: int) -> int:
         if total <= 1:

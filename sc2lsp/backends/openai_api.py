@@ -32,7 +32,7 @@ class OpenAIBackend(RemoteBackend):
         served = [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id")]
         self._check_served(served)
         self.served_model = self.cfg.model or (served[0] if served else None)
-        self._pick_counter(*self._server_counter())
+        self._pick_counter(self._server_counter)
 
     def _server_counter(self) -> tuple[Any, str]:
         """A tokenize route of the server when it has one (llama-cpp-python, vLLM), else None."""

@@ -11,8 +11,10 @@ and the engine treat both alike (newest wins, time caps, typed-along and attach 
   through ``notify``; requests back off exponentially (0.5 s .. 30 s) and the first request after the
   backoff tries again; recovery is announced once.
 * A prompt to an endpoint that is not on loopback first goes through ``sc2lsp.core.redact``.
-* Token counting for the prompt budget, best first: the server's own tokenizer (exact), the model's
-  tokenizer from a local file, a UTF-8 byte count (never fewer than a byte-level BPE's tokens).
+* Token counting for the prompt budget, best first: the model's own tokenizer from a local file
+  (GGUF vocabulary or ``tokenizer.json``: exact, and no round trip on the keystroke path), the
+  server's tokenize route (exact), a UTF-8 byte count (never fewer than a byte-level BPE's
+  tokens, so the prompt never overflows). ``sc2lsp/status`` says which (``remote.tokenizer``).
 
 The wire protocols are subclasses: ``openai_api.OpenAIBackend`` and ``llama_server.LlamaServerBackend``.
 """
@@ -155,10 +157,11 @@ class RemoteBackend:
 
     # ------------------------------------------------------------------ tokens
 
-    def _pick_counter(self, server_count: Callable[[str], int] | None, server_label: str) -> None:
-        """The best token counter available (see the module docstring)."""
-        if server_count is not None:
-            self._count, self.tokenizer = server_count, server_label
+    def _pick_counter(self, server_counter: Callable[[], tuple[Callable[[str], int] | None, str]]) -> None:
+        """The best token counter available, chosen once: the model's own tokenizer from a local file
+        (exact and in-process: no round trip on the keystroke path), else the server's tokenize
+        route (exact, one round trip per text not counted before), else the byte estimate."""
+        if self._count is not _byte_count:
             return
         if self.cfg.tokenizer:
             try:
@@ -166,7 +169,9 @@ class RemoteBackend:
                 return
             except Exception as e:  # a bad tokenizer file: fall back, say why in the status
                 log.warning("tokenizer %s unusable: %s", self.cfg.tokenizer, e)
-        self._count, self.tokenizer = _byte_count, "estimate (UTF-8 bytes)"
+        count, label = server_counter()
+        if count is not None:
+            self._count, self.tokenizer = count, label
 
     @property
     def token_counter(self) -> Callable[[str], int]:
