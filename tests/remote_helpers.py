@@ -130,11 +130,17 @@ class ScriptedServer:
 
             def do_GET(self):
                 self._record()
-                outer.handle(self)
+                self._handle()
 
             def do_POST(self):
                 self._record()
-                outer.handle(self)
+                self._handle()
+
+            def _handle(self):
+                try:
+                    outer.handle(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client closed it (a cancel)
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
