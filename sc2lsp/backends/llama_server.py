@@ -1,8 +1,9 @@
 """llama.cpp's ``llama-server`` native ``/completion``: ``cache_prompt``, one slot per editor session.
 
 * ``cache_prompt: true`` keeps the slot's KV cache, so a keystroke only evaluates the new tokens.
-* ``id_slot``: chosen once per backend (an idle slot that never served a task, from ``/slots``;
-  else a hash of the session id), so the editor keeps finding its own prompt in its slot.
+* ``id_slot``: chosen once per backend (an idle slot that never served a task, from ``/slots``,
+  claimed at once with an empty request; else a hash of the session id), so the editor keeps
+  finding its own prompt in its slot.
 * ``/tokenize`` counts tokens exactly; ``/props`` gives the slot's context size.
 * The last event's ``timings`` (``cache_n``, ``prompt_n``, ``prompt_ms``, ``predicted_*``) and
   ``tokens_cached`` become the request's timings and ``sc2lsp/status``'s ``remote.server``.
@@ -34,9 +35,11 @@ class LlamaServerBackend(RemoteBackend):
         n_ctx = gen.get("n_ctx") or props.get("n_ctx")
         if isinstance(n_ctx, int) and n_ctx > 0:
             self.n_ctx = n_ctx
-        alias = props.get("model_alias") or props.get("model_path")
-        if self.cfg.model and alias and self.cfg.model not in (alias, str(alias).rsplit("/", 1)[-1]):
-            self._check_served([str(alias)])
+        names = {str(props.get(k)) for k in ("model_alias", "model_path") if props.get(k)}
+        names |= {n.rsplit("/", 1)[-1] for n in names}
+        names |= {n[: -len(".gguf")] for n in names if n.endswith(".gguf")}
+        if self.cfg.model and names and self.cfg.model not in names:  # it serves one model: another name is a mistake
+            self._check_served([str(props.get("model_alias") or props.get("model_path"))])
         self.slot = self._pick_slot(int(props.get("total_slots") or 1))
         self.served_model = self.cfg.model
 
@@ -54,7 +57,9 @@ class LlamaServerBackend(RemoteBackend):
         try:
             slots = self.client.get_json("/slots", timeout=5.0)
             fresh = [s["id"] for s in slots if isinstance(s, dict) and not s.get("is_processing") and "id_task" not in s]
-            if fresh:
+            if fresh:  # claim it at once (a served task marks it used for the next editor that looks)
+                self.client.post_json("/completion", {"prompt": "\n", "n_predict": 0, "id_slot": int(fresh[0]),
+                                                      "cache_prompt": True}, timeout=30.0)
                 return int(fresh[0])
         except (RemoteError, KeyError, TypeError, ValueError):
             pass  # /slots disabled (--no-slots): hash the session id
