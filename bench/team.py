@@ -90,7 +90,7 @@ def start_shared(kind: str, model: Path, n: int, threads: int, n_ctx: int, log: 
 
 def editor_options(kind: str, model: Path, threads: int, max_tokens: int, url: str | None) -> dict:
     opts = {"model": str(model), "threads": threads, "maxTokens": max_tokens, "warmUp": False,
-            "tokenHealing": kind == "local", "maxPromptMs": 600_000, "maxPredictMs": 600_000}
+            "tokenHealing": False, "maxPromptMs": 600_000, "maxPredictMs": 600_000}
     if kind != "local":  # served as "sc2-tiny"; its local GGUF counts the tokens
         opts.update(endpoint=url, api="llama-server" if kind == "llama-server" else "openai", model=ALIAS)
     return opts
