@@ -93,12 +93,13 @@ class ScriptedServer:
 
     GOOD_TEXT = ["ret", "urn", " 42"]
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, tls: tuple[Path, Path] | None = None):
+        """``tls``: (certificate, key) PEM files: serve https."""
         self.mode = "good"
         self.models = ["sc2-tiny"]
         self.requests: list[dict] = []  # {"method", "path", "headers", "body"}
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,6 +145,12 @@ class ScriptedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def handle(self, h) -> None:  # noqa: C901 - one branch per scripted behaviour
@@ -199,3 +206,12 @@ class ScriptedServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def self_signed(dir: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with the ``openssl`` command (its own CA)."""
+    cert, key = dir / "cert.pem", dir / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key

@@ -1,14 +1,15 @@
 """The remote backend against a real scripted HTTP server on 127.0.0.1: bad states, proxies,
-redaction, the API key. (The real model server: tests/test_remote_backend.py.)"""
+redaction, the API key, HTTPS. (The real model server: tests/test_remote_backend.py.)"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
 
-from remote_helpers import ScriptedServer, free_port
+from remote_helpers import ScriptedServer, free_port, self_signed
 from sc2lsp.backends import remote as remote_mod
 from sc2lsp.backends.http import Endpoint, _proxy_for
 from sc2lsp.backends.openai_api import OpenAIBackend
@@ -174,3 +175,16 @@ def test_bad_endpoints_are_user_errors():
     for url, words in [("ftp://x", "http"), ("http://user:pw@host:1", "apiKeyEnv"), ("http://h:99999", "port")]:
         with pytest.raises(UserError, match=words):
             OpenAIBackend(RemoteConfig(endpoint=url))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_https_is_verified_and_a_ca_bundle_is_honoured(tmp_path, fast_backoff):
+    cert, key = self_signed(tmp_path)
+    with ScriptedServer(tls=(cert, key)) as server:
+        b, msgs = backend(server.url)  # a private CA: not trusted by default
+        assert gen(b).stop_reason == "no_model"
+        assert len(msgs) == 1 and "TLS failed" in msgs[0][1] and "caBundle" in msgs[0][1], msgs
+        b, msgs = backend(server.url, ca_bundle=str(cert))
+        assert gen(b).text == "return 42" and msgs == []
+    with pytest.raises(UserError, match="CA bundle"):
+        backend("https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
