@@ -90,6 +90,7 @@ class RemoteBackend:
         self._pending: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self.problem: str | None = None  #: the current bad state, shown once
+        self._slow_shown = False
         self._shown: str | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -258,11 +259,22 @@ class RemoteBackend:
             t.prompt_ms = (end - t0) * 1000
         t.generate_ms = max(0.0, (end - t0) * 1000 - t.prompt_ms)
         reason = getattr(stream, "reason", None)
+        self._note_speed(reason, prompt_s)
         if warm:
             return Generation("", "warm" if reason is None else reason, t)
         if reason == "prompt_time" or (reason == "cancelled" and not text):
             return Generation("", reason, t)
         return Generation(text, reason or finish or "stop", t)
+
+    def _note_speed(self, reason: str | None, prompt_s: float | None) -> None:
+        """A first token later than the prompt cap is said once (until a request is in time again)."""
+        if reason == "prompt_time":
+            if not self._slow_shown:
+                self._slow_shown = True
+                self._say("warning", f"sc2lsp: {self.endpoint} is slow: no first token within {prompt_s:g} s "
+                                     f"(maxPromptMs); suggestions come when it catches up")
+        elif reason is None:
+            self._slow_shown = False
 
     def _server_figures(self, server: dict, t: Timings) -> None:
         """Map a server's own figures into the timings (protocols that send them override)."""
