@@ -18,10 +18,6 @@ from pathlib import Path
 from .complete import read_source, split_at
 from .errors import UserError
 
-#: Tokens kept free besides the generated ones (special tokens, path line), as in the engine.
-PROMPT_OVERHEAD = 48
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--line", type=int, required=True, help="1-based line of the cursor")
@@ -46,12 +42,10 @@ def find_root(file: Path) -> Path:
 def context_budget(prefix: str, suffix: str, total: int | None = None, count=None, n_ctx: int | None = None):
     """(plan, window offsets) as the engine plans a prompt with the default settings."""
     from .config import Settings
-    from .core.budget import approx_tokens, plan_budget
+    from .core.budget import approx_tokens, plan_budget, prompt_budget
 
     s = Settings()
-    n_ctx = n_ctx or s.context_length
-    max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
-    total = total or max(64, min(s.context_budget, n_ctx - max_tokens - PROMPT_OVERHEAD))
+    total = total or prompt_budget(n_ctx or s.context_length, s.max_tokens, s.context_budget)[1]
     plan = plan_budget(prefix, suffix, total, count or approx_tokens)
     return plan, (plan.prefix_start, len(prefix) + plan.suffix_end)
 
@@ -63,14 +57,14 @@ def token_counter(model: str, approx: bool):
     if approx:
         return approx_tokens, None, "characters / 4"
     try:
-        from .backends.llama_cpp import LlamaCppBackend
-        from .models.registry import resolve
+        from .backends.factory import load_backend
+        from .config import Settings
 
-        backend = LlamaCppBackend(resolve(model))
+        backend = load_backend(Settings(model=model, token_healing=False))
     except UserError as e:
         print(f"note: {e}; counting tokens as characters / 4", file=sys.stderr)
         return approx_tokens, None, "characters / 4"
-    return memo_counter(lambda text: len(backend.tokenize(text))), backend.n_ctx, f"{backend.name} tokenizer"
+    return memo_counter(backend.token_counter), backend.n_ctx, f"{backend.name} tokenizer"
 
 
 def run(args: argparse.Namespace) -> int:

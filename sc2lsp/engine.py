@@ -25,21 +25,18 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .backends.base import Generation
+from .backends.base import Backend, Generation
+from .backends.factory import load_backend as default_backend
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
-from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget
+from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, prompt_budget
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 
 log = logging.getLogger(__name__)
-
-#: Tokens kept free in the context besides the generated ones (special tokens, path lines).
-_PROMPT_OVERHEAD = 96
 
 #: ``context_fn(cursor, plan, count) -> files``: repository context for a request whose prompt
 #: keeps ``plan``'s cut of the document; ``count`` is the model's token counter. ``None``: not
@@ -119,7 +116,7 @@ class Engine:
         settings: Settings | None = None,
         *,
         notify: Callable[[str, str], None] | None = None,
-        backend_factory: Callable[[Settings], Any] | None = None,
+        backend_factory: Callable[[Settings], Backend] | None = None,
         context_fn: ContextFn | None = None,
     ):
         """``notify(level, message)`` reports model problems (level: error, warning, info).
@@ -175,18 +172,13 @@ class Engine:
                 self._notify("error", f"sc2lsp: no completions: {err}")
             return
         self.model_error_shown = None
-        backend = fut.result()
-        path = getattr(backend, "model_path", None)  # None: a remote model
-        self.model_state, self.model_path = "ready", str(path) if path else None
+        backend: Backend = fut.result()
+        self.model_state = "ready"
+        self.model_path = str(backend.model_path) if backend.model_path is not None else None
+        self._counter = memo_counter(backend.token_counter or approx_tokens)
         set_notify = getattr(backend, "set_notify", None)
-        if set_notify is not None:  # a remote backend reports the endpoint's state changes itself
+        if set_notify is not None:  # a remote backend reports its endpoint's state changes itself
             set_notify(self._notify)
-        count = getattr(backend, "count_tokens", None)
-        tokenize = getattr(backend, "tokenize", None)
-        if count is not None:
-            self._counter = memo_counter(count)
-        elif tokenize is not None:
-            self._counter = memo_counter(lambda text: len(tokenize(text)))
         self._plans.clear()
 
     def configure(self, settings: Settings) -> None:
@@ -298,9 +290,8 @@ class Engine:
         """(kept prefix, kept suffix, max new tokens, prompt) for a request at ``cur``."""
         s = self.settings
         backend = self.worker.backend
-        n_ctx = getattr(backend, "n_ctx", s.context_length)
-        max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
-        total = max(64, min(s.context_budget, n_ctx - max_tokens - _PROMPT_OVERHEAD))
+        n_ctx = backend.n_ctx if backend is not None else s.context_length
+        max_tokens, total = prompt_budget(n_ctx, s.max_tokens, s.context_budget)
         plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
         self._plans[cur.uri] = plan
         p, sfx = plan.cut(prefix, suffix)
@@ -432,14 +423,14 @@ class Engine:
     def status(self) -> dict[str, Any]:
         backend = self.worker.backend
         s = self.settings
-        states = getattr(backend, "states", None)
+        states = backend.states if backend is not None else None
         return {
             "model": s.model,
             "model_path": self.model_path,
             "state": self.model_state,
             "error": self.model_error,
-            "device": getattr(backend, "device", None),
-            "n_ctx": getattr(backend, "n_ctx", None),
+            "device": backend.device if backend is not None else None,
+            "n_ctx": backend.n_ctx if backend is not None else None,
             "threads": s.threads,
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
@@ -448,7 +439,7 @@ class Engine:
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats, idle=self.worker.idle()),
             "cache": {
-                "kv_tokens": getattr(backend, "cached_tokens", 0),
+                "kv_tokens": (backend.cached_tokens if backend is not None else None) or 0,
                 "saved_states": len(states) if states is not None else 0,
                 "saved_state_bytes": states.nbytes if states is not None else 0,
                 "state_loads": states.loads if states is not None else 0,
@@ -466,32 +457,3 @@ def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
         if xs:
             out[source] = {"n": len(xs), "p50_ms": xs[len(xs) // 2], "max_ms": xs[-1]}
     return out
-
-
-def default_backend(settings: Settings):
-    """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter entry
-    of models.toml loads its base GGUF with the LoRA adapter on top)."""
-    from .backends.remote_config import make_remote, remote_config
-
-    remote = remote_config(settings)
-    if remote is not None:  # a model another process serves (models.toml endpoint, or the setting)
-        return make_remote(remote)
-    from .backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from .models.registry import resolve_files
-
-    files = resolve_files(settings.model)
-    backend = LlamaCppBackend(
-        Path(files.path),
-        LlamaSettings(
-            n_ctx=settings.context_length,
-            n_threads=settings.threads,
-            n_gpu_layers=settings.gpu_layers,
-            state_cache_mb=settings.state_cache_mb,
-            repack=settings.repack_weights,
-            lora_path=str(files.lora_path) if files.lora_path else None,
-            lora_scale=files.lora_scale,
-        ),
-    )
-    if settings.token_healing:  # on the worker thread, as part of loading: not on the first keystroke
-        backend.pieces  # noqa: B018 - builds the vocabulary's piece table (one call per token)
-    return backend

@@ -11,6 +11,7 @@ import pytest
 
 from remote_helpers import ScriptedServer, free_port, self_signed
 from sc2lsp.backends import remote as remote_mod
+from sc2lsp.backends.base import Backend, check_backend
 from sc2lsp.backends.http import Endpoint, _proxy_for
 from sc2lsp.backends.openai_api import OpenAIBackend
 from sc2lsp.backends.remote import RemoteConfig
@@ -48,6 +49,7 @@ def completions(server) -> int:
 
 def test_good_stream(server):
     b, msgs = backend(server.url)
+    assert check_backend(b) == [] and isinstance(b, Backend)  # the interface the worker and engine use
     g = gen(b)
     assert (g.text, g.stop_reason) == ("return 42", "stop") and msgs == []
     body = json.loads([r for r in server.requests if r["path"].endswith("/completions")][0]["body"])

@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from remote_helpers import GGUF, ROOT
+from sc2lsp.backends.base import check_backend
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
 from sc2lsp.backends.llama_server import LlamaServerBackend
 from sc2lsp.backends.remote import RemoteConfig
@@ -56,6 +57,7 @@ def slots(server) -> list[dict]:
 def test_equals_local_and_reports_the_servers_cache(server):
     local = LlamaCppBackend(GGUF, LlamaSettings(n_threads=1))
     remote = LlamaServerBackend(RemoteConfig(endpoint=server.url, api="llama-server", model="sc2-tiny", session="a"))
+    assert check_backend(remote) == []
     d = remote.describe()
     assert d["state"] == "ok" and d["tokenizer"] == "llama-server /tokenize" and d["id_slot"] in (0, 1)
     assert remote.n_ctx == 2048  # the slot's context, from /props

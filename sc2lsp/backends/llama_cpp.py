@@ -145,6 +145,9 @@ class StateCache:
 
 
 class LlamaCppBackend:
+    """A ``backends.base.Backend`` for a GGUF run in process by llama.cpp, with every optional
+    capability (exact token counts, token healing, KV reuse and saved states)."""
+
     def __init__(self, model_path: str | Path, settings: LlamaSettings | None = None):
         from ..models.gguf_check import check_gguf
 
@@ -201,6 +204,10 @@ class LlamaCppBackend:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        return lambda text: len(self.tokenize(text))
 
     @property
     def cached_tokens(self) -> int:

@@ -18,12 +18,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from ..context.gather import gather_context
 from ..context.index import RepoIndex
 from ..core.budget import BudgetPlan, approx_tokens
 from .indexer import IndexReport, index_workspace
+from .paths import relative_path
 from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,9 @@ class WorkspaceContext:
             self._watcher.stop()
 
     def rel(self, path_or_uri: str) -> str | None:
-        """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root."""
-        if path_or_uri.startswith("file:"):
-            path_or_uri = unquote(urlparse(path_or_uri).path)
-        rel = os.path.relpath(os.path.realpath(path_or_uri), self.root)
-        return None if rel.startswith("..") else rel.replace(os.sep, "/")
+        """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root
+        (``paths.relative_path``: judged by the resolved target)."""
+        return relative_path(path_or_uri, self.root)
 
     def did_open(self, path: str, text: str, language_id: str | None = None) -> None:
         rel = self.rel(path)
