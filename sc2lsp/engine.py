@@ -176,9 +176,7 @@ class Engine:
         self.model_state = "ready"
         self.model_path = str(backend.model_path) if backend.model_path is not None else None
         self._counter = memo_counter(backend.token_counter or approx_tokens)
-        set_notify = getattr(backend, "set_notify", None)
-        if set_notify is not None:  # a remote backend reports its endpoint's state changes itself
-            set_notify(self._notify)
+        backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
         self._plans.clear()
 
     def configure(self, settings: Settings) -> None:
@@ -445,7 +443,7 @@ class Engine:
                 "state_loads": states.loads if states is not None else 0,
             },
             "settings": {k: v for k, v in asdict(s).items()},
-            "remote": backend.describe() if hasattr(backend, "describe") else None,
+            "remote": backend.describe() if backend is not None else None,
         }
 
 

@@ -35,7 +35,7 @@ def fast_backoff(monkeypatch):
 def backend(url: str, **kw) -> tuple[OpenAIBackend, list]:
     msgs: list = []
     b = OpenAIBackend(RemoteConfig(endpoint=url, model=kw.pop("model", "sc2-tiny"), **kw))
-    b.set_notify(lambda level, m: msgs.append((level, m)))
+    b.notify = lambda level, m: msgs.append((level, m))
     return b, msgs
 
 
@@ -149,7 +149,7 @@ def test_proxy_and_redaction_for_a_non_loopback_endpoint(server, monkeypatch):
     prompt = f'<fim_prefix>cfg.py\nAWS_KEY = "{aws}"\nTOKEN = "{secret}"\nx = <fim_suffix><fim_middle>'
     msgs: list = []
     b = OpenAIBackend(RemoteConfig(endpoint="http://team-box.example:8080", model="sc2-tiny"))
-    b.set_notify(lambda level, m: msgs.append(m))
+    b.notify = lambda level, m: msgs.append(m)
     assert b.redacting and b.describe()["proxy"] == f"127.0.0.1:{server.port}"
     g = b.generate(prompt, max_tokens=8, stop=STOP)
     assert g.text == "return 42", msgs

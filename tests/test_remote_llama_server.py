@@ -111,6 +111,6 @@ def test_cancelled_stream_stops_the_server(server):
 def test_unknown_model_name(server):
     msgs: list = []
     b = LlamaServerBackend(RemoteConfig(endpoint=server.url, api="llama-server", model="starcoder2-15b"))
-    b.set_notify(lambda level, m: msgs.append(m))
+    b.notify = lambda level, m: msgs.append(m)
     assert b.generate("x", max_tokens=2).stop_reason == "no_model"
     assert len(msgs) == 1 and "does not serve the model 'starcoder2-15b'" in msgs[0] and "sc2-tiny" in msgs[0]

@@ -193,6 +193,11 @@ class LlamaCppBackend:
         self._order = None  # numpy array of PieceTable.order
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
+    notify = None  #: nothing to report after loading: a local model has no endpoint to lose
+
+    def describe(self) -> None:
+        return None
+
     def close(self) -> None:
         """Free the model and its context now (not whenever the garbage collector runs)."""
         llm, self.llm = getattr(self, "llm", None), None

@@ -100,10 +100,16 @@ class RemoteBackend:
 
     # ------------------------------------------------------------------ health
 
-    def set_notify(self, notify: Callable[[str, str], None]) -> None:
+    @property
+    def notify(self) -> Callable[[str, str], None] | None:
+        return self._notify
+
+    @notify.setter
+    def notify(self, notify: Callable[[str, str], None] | None) -> None:
+        """Set by the engine after loading; what was found while loading is said then."""
         with self._lock:
             self._notify, pending, self._pending = notify, self._pending, []
-        for level, msg in pending:
+        for level, msg in pending if notify is not None else ():
             notify(level, msg)
 
     def _say(self, level: str, msg: str) -> None:
