@@ -140,6 +140,8 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
     if isinstance(default, str):
         if not isinstance(value, str) or (not value.strip() and default != ""):
             return default, f"{shown} is not a non-empty string"
+        if name == "endpoint" and "@" in value.split("//", 1)[-1].split("/", 1)[0]:  # never echoed
+            return default, "endpoint must not contain credentials: name the key's variable in apiKeyEnv"
         if name == "endpoint" and value and not value.startswith(("http://", "https://")):
             return default, f"{shown} is not an http:// or https:// URL"
         choices = _CHOICES.get(name)

@@ -92,5 +92,7 @@ def test_settings_parse_and_never_echo_a_pasted_key():
     s, problems = parse_settings({"apiKeyEnv": key, "endpoint": "gpu-box:8080", "api": "grpc"})
     assert s.api_key_env == "" and s.endpoint == "" and s.api == "auto" and len(problems) == 3
     assert key not in " ".join(problems) and "NAME of an environment variable" in problems[0]
+    s, problems = parse_settings({"endpoint": "https://me:hunter2pw@gpu-box:8080"})
+    assert s.endpoint == "" and len(problems) == 1 and "hunter2pw" not in problems[0]
     s, problems = parse_settings({"endpoint": ""})  # VS Code's empty default: unset
     assert problems == [] and s.endpoint == ""
