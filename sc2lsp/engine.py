@@ -198,6 +198,7 @@ class Engine:
         self.model_state = "ready"
         self.model_path = str(backend.model_path) if backend.model_path is not None else None
         self._counter = memo_counter(backend.token_counter or approx_tokens)
+        backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
         self._plans.clear()
         pending, self._warm_on_load = self._warm_on_load, None
         if pending is not None:  # didOpen came before the model was loaded: warm up now
@@ -564,6 +565,7 @@ class Engine:
                 "state_loads": states.loads if states is not None else 0,
             },
             "settings": {k: v for k, v in asdict(s).items()},
+            "remote": backend.describe() if backend is not None else None,
         }
 
 
