@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from lsprotocol import types
 
@@ -16,6 +17,7 @@ from ...engine import Cursor, Suggestion
 from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import advance, lsp_range
+from . import stats
 from .attribution import CMD_ACCEPTED
 from .sync import cancel_warm, cursor_for
 
@@ -68,9 +70,11 @@ def wants_completion_fallback(ls: Sc2Server) -> bool:
 
 
 async def inline_completion(ls: Sc2Server, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+    t0 = time.perf_counter()
     s = await suggest(ls, params.text_document.uri, params.position)
     if s is None or not s.text:
         return types.InlineCompletionList(items=[])
+    stats.shown(ls, params.text_document.uri, s.text, s.source, (time.perf_counter() - t0) * 1000)
     rng = types.Range(start=params.position, end=params.position)
     start = (params.position.line, params.position.character)
     accepted = lsp_range(start, advance(start, s.text, ls.encoding))
