@@ -25,6 +25,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("attribution", "check"), "attribution_check", "find spans of a text (stdin) in an attribution index"),
     (("attribution", "serve"), "attribution_serve", "serve an attribution index over HTTP (/overlap, /check)"),
     (("serve",), "serve", "run the language server (stdio, or --tcp HOST:PORT)"),
+    (("stats",), "stats", "acceptance statistics per model and day (local only, never sent)"),
+    (("tune",), "tune", "fine-tune a model on a repository in one step (LoRA, gated on held-out metrics)"),
 ]
 
 

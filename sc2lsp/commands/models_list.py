@@ -23,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
     table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
     for m in rows:
         entry = reg.models[m["name"]]
+        if entry.remote is not None:
+            r = entry.remote
+            table.append((m["name"] + (" *" if m["default"] else ""), "-", "-", "remote",
+                          f"{r.endpoint} ({r.api}{', model ' + r.model if r.model else ''})"))
         for q in m["quants"]:
             quant = entry.quants[q["quant"]]
             if q["present"]:

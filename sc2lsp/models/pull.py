@@ -196,7 +196,10 @@ class _Counting:
 
 
 def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sha256: str | None,
-             progress: Callable[[int, int | None], None] | None = None) -> None:
+             progress: Callable[[int, int | None], None] | None = None, verify=None) -> None:
+    """Fetch into ``blob`` + PARTIAL_SUFFIX (resuming at its end), check it (``verify``: this module's
+    GGUF check by default), then rename it to ``blob``."""
+    verify = verify or globals()["verify"]
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
