@@ -81,7 +81,7 @@ def _base(ls: Sc2Server, options: Any) -> str:
 
 
 def _child_args(folder: Path, base: str, options: Any, events: Path) -> list[str]:
-    from ...commands.tune import child_command
+    from ...tuning import child_command
 
     extra = ["--events", str(events), "--no-progress"]
     for key, flag in (("train", "--train"), ("prepare", "--prepare")):
@@ -165,7 +165,7 @@ def stop(run: TuneRun) -> None:
 
 
 async def tune(ls: Sc2Server, *args: Any) -> dict:
-    from ...commands.tune import child_env, install_hint, missing_extras
+    from ...tuning import child_env, install_hint, missing_extras
 
     argv = command_args(args)
     options = argv[1] if len(argv) > 1 else (argv[0] if argv and isinstance(argv[0], dict) else None)
