@@ -31,6 +31,7 @@ from ...workspace.paths import uri_to_path
 from ..language_server import Sc2Server
 from ..params import RequestFailed, command_args, field
 from ..progress import WorkDoneProgress
+from .config import use_settings
 
 log = logging.getLogger("sc2lsp.lsp")
 
@@ -224,8 +225,7 @@ async def tune(ls: Sc2Server, *args: Any) -> dict:
 async def _switch(ls: Sc2Server, model: str, progress: WorkDoneProgress) -> bool:
     """Serve ``model`` from now on (the engine loads it on its worker; no restart)."""
     progress.report(f"loading {model}", 100)
-    ls.settings = dataclasses.replace(ls.settings, model=model)
-    ls.engine.configure(ls.settings)
+    use_settings(ls, dataclasses.replace(ls.settings, model=model))
     while ls.engine.model_state == "loading":
         await asyncio.sleep(0.05)
     return ls.engine.model_state == "ready"
