@@ -1,4 +1,6 @@
-"""Secret and PII redaction before training (bigcode-dataset PII recipe, rule-based).
+"""Secret and PII redaction (bigcode-dataset PII recipe, rule-based): for training data and outgoing prompts.
+
+Pure and stdlib-only: imported by ``finetune`` (prepare) and by the server (remote backends).
 
 Replacements:
 
