@@ -38,6 +38,9 @@ class Document:
     text: str
     version: int | None = None
     language_id: str = ""
+    #: why the file-access policy excludes this document (secret, ignored, ...): no completion,
+    #: no context, no attribution (``sc2lsp.workspace.policy``)
+    excluded: str | None = None
     _starts: list[int] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ lines
@@ -111,6 +114,8 @@ class Document:
     @property
     def completable(self) -> str | None:
         """Why this document gets no completions, or None."""
+        if self.excluded is not None:
+            return f"excluded by the file-access policy ({self.excluded})"
         if len(self.text) > MAX_DOCUMENT_CHARS:
             return f"larger than {MAX_DOCUMENT_CHARS} characters"
         if "\x00" in self.text:

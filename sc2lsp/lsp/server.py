@@ -36,6 +36,7 @@ from ..attribution.provider import AttributionProvider
 from ..config import Settings, parse_settings, settings_doc
 from ..errors import UserError
 from ..engine import Cursor, Engine, Suggestion
+from ..workspace.policy import FilePolicy, Verdict
 from .documents import Document, Documents, read_document, uri_to_path
 from .progress import WorkDoneProgress
 from .protocol import Sc2Protocol, is_parse_error
@@ -112,6 +113,8 @@ class Sc2Server(LanguageServer):
         #: the last suggestion the editor reported accepted: {"uri", "range", "text"}
         self.last_accepted: dict | None = None
         self._pulling = False
+        self.policy = FilePolicy()  #: the file-access policy over the workspace folders
+        self._policy_roots: tuple = ()
 
     # ---------------------------------------------------------------- messages to the user
 
@@ -199,6 +202,22 @@ class Sc2Server(LanguageServer):
         blocks = ws.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language)
         return [b.source_file() for b in blocks]
 
+    def verdict(self, uri: str) -> Verdict:
+        """The file-access policy's verdict on ``uri`` for the current workspace folders."""
+        roots = tuple(self.workspace_roots())
+        if roots != self._policy_roots:
+            self.policy.set_roots(roots)
+            self._policy_roots = roots
+        return self.policy.judge(uri)
+
+    def read_allowed(self, uri: str) -> tuple[Document | None, str | None]:
+        """A document that is not open, read from disk only when the policy allows it."""
+        v = self.verdict(uri)
+        if not v.readable:
+            why = v.reason or "outside every workspace folder"
+            return None, f"{uri} is not open and the server does not read it ({why})"
+        return read_document(uri)
+
     def stop_workspaces(self) -> None:
         for ws in self._workspaces.values():
             ws.stop()
@@ -209,6 +228,7 @@ class Sc2Server(LanguageServer):
     def did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         td = params.text_document
         doc = self.docs.open(td.uri, td.text, td.version, td.language_id)
+        doc.excluded = self.verdict(td.uri).reason
         ws = self.workspace_for(td.uri, create=bool(self._initialized))
         if ws is not None and doc.completable is None:
             ws.did_open(td.uri, td.text, td.language_id)
@@ -292,7 +312,7 @@ class Sc2Server(LanguageServer):
         """The engine's cursor for a request, or (None, why there is no completion)."""
         doc = self.docs.get(uri)
         if doc is None:
-            doc, why = read_document(uri)
+            doc, why = self.read_allowed(uri)
             if doc is None:
                 return None, why or "unknown document"
         why = doc.completable
@@ -362,9 +382,11 @@ class Sc2Server(LanguageServer):
             return text, None, None, None
         doc = self.docs.get(uri)
         if doc is None:
-            doc, why = read_document(uri)
+            doc, why = self.read_allowed(uri)
             if doc is None:
                 raise RequestFailed(why or f"unknown document {uri}")
+        if doc.excluded is not None:  # a secret or ignored file is never attribution input
+            return "", uri, None, None
         if text is not None:  # a text in that document: where it first occurs
             at = doc.text.find(text) if text else -1
             if at < 0:
@@ -384,6 +406,8 @@ class Sc2Server(LanguageServer):
 
     async def attribution_check(self, params: Any) -> dict:
         text, uri, rng, position = self.attribution_target(params)
+        if not text:
+            return {"text": text, "uri": uri, "range": rng, "indexes": [], "spans": []}
         configured, model, roots = self.settings.attribution_index, self.settings.model, self.workspace_roots()
 
         def work():

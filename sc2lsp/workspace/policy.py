@@ -100,7 +100,10 @@ class FilePolicy:
         self.set_roots(roots)
 
     def set_roots(self, roots: Iterable[str | Path]) -> None:
+        """The workspace folders; a whole disk or the home directory is never one (not a project)."""
+        never = {Path(os.path.realpath(Path.home()))}
         real = {Path(os.path.realpath(r)) for r in roots}
+        real = {r for r in real if r != Path(r.anchor) and r not in never}
         with self._lock:
             self.roots = sorted(real, key=lambda r: -len(str(r)))  # innermost folder first
             self._rules = {r: v for r, v in self._rules.items() if r in real}

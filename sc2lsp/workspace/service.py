@@ -18,12 +18,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from ..context.gather import gather_context
 from ..context.index import RepoIndex
 from ..core.budget import BudgetPlan, approx_tokens
 from .indexer import IndexReport, index_workspace
+from .policy import FilePolicy
 from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class WorkspaceContext:
     def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None):
         self.root = Path(os.path.realpath(root))
         self.index = _EditorFirstIndex()
+        self.policy = FilePolicy([self.root])
         self.watch = watch
         self.workers = workers
         self.ready = threading.Event()  #: set when the initial scan is done
@@ -98,11 +99,12 @@ class WorkspaceContext:
             self._watcher.stop()
 
     def rel(self, path_or_uri: str) -> str | None:
-        """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root."""
-        if path_or_uri.startswith("file:"):
-            path_or_uri = unquote(urlparse(path_or_uri).path)
-        rel = os.path.relpath(os.path.realpath(path_or_uri), self.root)
-        return None if rel.startswith("..") else rel.replace(os.sep, "/")
+        """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root
+        or when the file-access policy excludes the file (judged by its real path)."""
+        v = self.policy.judge(path_or_uri)
+        if v.root is None or v.reason is not None:
+            return None
+        return v.rel
 
     def did_open(self, path: str, text: str, language_id: str | None = None) -> None:
         rel = self.rel(path)
