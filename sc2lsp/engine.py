@@ -177,9 +177,8 @@ class Engine:
         self.model_error_shown = None
         backend = fut.result()
         self.model_state, self.model_path = "ready", str(getattr(backend, "model_path", "")) or None
-        tokenize = getattr(backend, "tokenize", None)
-        if tokenize is not None:
-            self._counter = memo_counter(lambda text: len(tokenize(text)))
+        # through the worker's counter, never the backend itself: a count never touches a freed model
+        self._counter = memo_counter(self.worker.tokens.count if self.worker.tokens.exact else approx_tokens)
         self._plans.clear()
 
     def configure(self, settings: Settings) -> None:
@@ -423,16 +422,15 @@ class Engine:
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict[str, Any]:
-        backend = self.worker.backend
+        info = self.worker.info  # a snapshot from the worker thread: never the model itself
         s = self.settings
-        states = getattr(backend, "states", None)
         return {
             "model": s.model,
             "model_path": self.model_path,
             "state": self.model_state,
             "error": self.model_error,
-            "device": getattr(backend, "device", None),
-            "n_ctx": getattr(backend, "n_ctx", None),
+            "device": info.get("device"),
+            "n_ctx": info.get("n_ctx"),
             "threads": s.threads,
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
@@ -441,10 +439,10 @@ class Engine:
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats, idle=self.worker.idle()),
             "cache": {
-                "kv_tokens": getattr(backend, "cached_tokens", 0),
-                "saved_states": len(states) if states is not None else 0,
-                "saved_state_bytes": states.nbytes if states is not None else 0,
-                "state_loads": states.loads if states is not None else 0,
+                "kv_tokens": info.get("cached_tokens", 0),
+                "saved_states": info.get("saved_states", 0),
+                "saved_state_bytes": info.get("saved_state_bytes", 0),
+                "state_loads": info.get("state_loads", 0),
             },
             "settings": {k: v for k, v in asdict(s).items()},
         }
