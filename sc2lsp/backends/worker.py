@@ -29,7 +29,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .base import Generation, Timings
+from .base import Backend, BackendFactory, Generation, Timings
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +56,34 @@ def approx_count(text: str) -> int:
 class TokenCounter:
     """Token counts for any thread, across model swaps.
 
-    ``count`` runs the current backend's ``tokenize`` under a lock; the worker replaces or removes
-    the tokenizer under the same lock (``swap``) before it frees a model, so a count either
-    finishes before the model goes or uses the estimate. A backend without ``tokenize`` (a remote
-    server that does not expose one) gets the estimate. ``generation`` changes with every swap.
+    ``count`` runs the current backend's ``token_counter`` under a lock; the worker replaces or
+    removes it under the same lock (``swap``) before it frees a model, so a count either finishes
+    before the model goes or uses the estimate. A backend without an exact counter (a remote
+    server that exposes none) gets the estimate. ``generation`` changes with every swap.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokenize: Callable[[str], Sequence[int]] | None = None
+        self._count: Callable[[str], int] | None = None
         self.generation = 0
 
-    def swap(self, tokenize: Callable[[str], Sequence[int]] | None) -> None:
+    def swap(self, count: Callable[[str], int] | None) -> None:
         with self._lock:
-            self._tokenize = tokenize
+            self._count = count
             self.generation += 1
 
     @property
     def exact(self) -> bool:
-        return self._tokenize is not None
+        return self._count is not None
 
     def count(self, text: str) -> int:
         with self._lock:
-            tokenize = self._tokenize
-            if tokenize is not None:
+            count = self._count
+            if count is not None:
                 try:
-                    return len(tokenize(text))
+                    return count(text)
                 except Exception:  # a tokenizer that fails (a remote one offline): estimate
-                    log.debug("tokenize failed", exc_info=True)
+                    log.debug("token count failed", exc_info=True)
         return approx_count(text)
 
 
@@ -122,9 +122,9 @@ class ModelWorker:
         self._queue: list[Job] = []  # completion jobs, oldest first
         self._warm: Job | None = None
         self._current: Job | None = None
-        self._load: tuple[Callable[[], Any], Future] | None = None
+        self._load: tuple[BackendFactory, Future] | None = None
         self._closed = False
-        self.backend: Any = None
+        self.backend: Backend | None = None
         self.tokens = TokenCounter()  #: token counts for any thread (see the module doc)
         self.info: dict[str, Any] = {}  #: the backend's state, a snapshot taken on the worker thread
         self.load_error: BaseException | None = None
@@ -136,7 +136,7 @@ class ModelWorker:
 
     # ------------------------------------------------------------------ API (any thread)
 
-    def load(self, factory: Callable[[], Any]) -> Future:
+    def load(self, factory: BackendFactory) -> Future:
         """Replace the backend with ``factory()``, built on the worker thread after the current job.
 
         Queued jobs wait for it. The future holds the backend or the exception; on failure the
@@ -257,12 +257,12 @@ class ModelWorker:
     def _snapshot(self) -> None:
         """``info`` from the backend, read on this thread (status never touches the model)."""
         b = self.backend
-        states = getattr(b, "states", None)
+        states = b.states if b is not None else None
         try:
             self.info = {
                 "name": getattr(b, "name", None), "n_ctx": getattr(b, "n_ctx", None),
                 "device": getattr(b, "device", None), "model_path": str(getattr(b, "model_path", "") or "") or None,
-                "cached_tokens": getattr(b, "cached_tokens", 0) if b is not None else 0,
+                "cached_tokens": (b.cached_tokens or 0) if b is not None else 0,
                 "saved_states": len(states) if states is not None else 0,
                 "saved_state_bytes": states.nbytes if states is not None else 0,
                 "state_loads": states.loads if states is not None else 0,
@@ -274,14 +274,13 @@ class ModelWorker:
         self.tokens.swap(None)  # waits for a count in progress; later counts estimate
         backend, self.backend = self.backend, None
         self._snapshot()
-        close = getattr(backend, "close", None)
-        if close is not None:
+        if backend is not None:
             try:
-                close()
+                backend.close()
             except Exception:  # pragma: no cover - freeing must not kill the worker
                 log.exception("closing the model failed")
 
-    def _do_load(self, factory: Callable[[], Any], fut: Future) -> None:
+    def _do_load(self, factory: BackendFactory, fut: Future) -> None:
         self._free_backend()  # free the old model before loading the new one
         try:
             backend = factory()
@@ -290,7 +289,7 @@ class ModelWorker:
             resolve(fut, error=e)
         else:
             self.backend, self.load_error = backend, None
-            self.tokens.swap(getattr(backend, "tokenize", None))
+            self.tokens.swap(backend.token_counter)
             self._snapshot()
             resolve(fut, backend)
         finally:
@@ -322,7 +321,7 @@ class ModelWorker:
             should_stop=should_stop,
             stop=job.stop,
             on_text=on_text,
-            **({"heal_bytes": job.heal_bytes} if job.heal_bytes else {}),
+            heal_bytes=job.heal_bytes,
         )
         self.stats["cancelled" if gen.stop_reason == "cancelled" else "completed"] += 1
         if gen.stop_reason == "prompt_time":
