@@ -95,7 +95,20 @@ def run(args: argparse.Namespace) -> int:
         extra += ["--train", kv]
     extra += ["--json"] * args.json + ["--no-progress"] * args.no_progress
     cmd = child_command(repo.resolve(), base=args.base, name=args.name, force=args.force, extra=extra)
+    return run_child(cmd)
+
+
+def run_child(cmd: list[str]) -> int:
+    """Run the pipeline and pass Ctrl-C / SIGTERM on to it (a killed run resumes next time)."""
+    import signal
+
+    proc = subprocess.Popen(cmd, env=child_env(), start_new_session=True)  # signals reach it once: from here
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
     try:
-        return subprocess.call(cmd, env=child_env())
-    except KeyboardInterrupt:
-        return 130
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

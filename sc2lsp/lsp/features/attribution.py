@@ -21,6 +21,7 @@ from ...errors import UserError
 from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import RequestFailed, advance, command_args, field, lsp_range, position, range_
+from . import stats
 
 
 log = logging.getLogger("sc2lsp.lsp")
@@ -38,6 +39,7 @@ def accept(ls: Sc2Server, args: list) -> None:
         raise JsonRpcInvalidParams(f"{CMD_ACCEPTED}: uri and insertedText must be strings")
     start, end = range_(rng, "range")
     ls.last_accepted = {"uri": uri, "range": lsp_range(start, end), "text": text}
+    stats.accepted(ls, uri, text)
 
 
 def suggestion_accepted(ls: Sc2Server, *args: Any) -> None:

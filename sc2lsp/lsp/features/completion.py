@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from lsprotocol import types
 
@@ -16,11 +17,15 @@ from ...engine import Cursor, Suggestion
 from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import advance, lsp_range
+from . import stats
 from .attribution import CMD_ACCEPTED
 from .sync import cancel_warm, cursor_for
 
 
 log = logging.getLogger("sc2lsp.lsp")
+#: The longest a request waits for its workspace's scan and its document's preparation (only
+#: right after start or didOpen; such a request evaluates its whole prompt anyway).
+FIRST_REQUEST_WAIT_S = 2.0
 
 
 def document_cursor(ls: Sc2Server, uri: str, position: types.Position) -> tuple[Cursor | None, str]:
@@ -46,6 +51,8 @@ async def suggest(ls: Sc2Server, uri: str, position: types.Position) -> Suggesti
         log.info("no completion: %s", why)
         return None
     cancel_warm(ls, uri)
+    if not ls.workspaces.settled(uri):  # just opened: the index is being built or the document prepared
+        await asyncio.to_thread(ls.workspaces.wait_settled, uri, FIRST_REQUEST_WAIT_S)
     ticket = ls.engine.complete(cur)
     try:
         return await asyncio.wrap_future(ticket.future)
@@ -63,9 +70,11 @@ def wants_completion_fallback(ls: Sc2Server) -> bool:
 
 
 async def inline_completion(ls: Sc2Server, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+    t0 = time.perf_counter()
     s = await suggest(ls, params.text_document.uri, params.position)
     if s is None or not s.text:
         return types.InlineCompletionList(items=[])
+    stats.shown(ls, params.text_document.uri, s.text, s.source, (time.perf_counter() - t0) * 1000)
     rng = types.Range(start=params.position, end=params.position)
     start = (params.position.line, params.position.character)
     accepted = lsp_range(start, advance(start, s.text, ls.encoding))
