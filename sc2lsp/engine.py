@@ -474,6 +474,7 @@ def default_backend(settings: Settings):
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
+            speculative=settings.speculative,
             repack=settings.repack_weights,
             lora_path=str(files.lora_path) if files.lora_path else None,
             lora_scale=files.lora_scale,
