@@ -9,6 +9,7 @@ from pathlib import Path
 from sc2lsp.errors import UserError
 
 from .config import ConfigError, PretrainConfig, load
+from .paths import project_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="a repository (or several) -> StarCoder2-format training data for fine-tuning")
     p.add_argument("repos", nargs="+", metavar="REPO", help="repository directories (and key=value overrides)")
-    p.add_argument("--out", help="output directory (default runs/repo-data)")
-    p.add_argument("--tokenizer", help="tokenizer directory (default models/sc2-tiny/hf)")
+    p.add_argument("--out", help="output directory (default ~/.cache/sc2lsp/runs/repo-data)")
+    p.add_argument("--tokenizer", help="tokenizer directory (default: sc2-tiny's, in the installed project)")
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("prepare-stdlib", help="tokenizer + packed StarCoder2-format data from the Python stdlib")
     p.add_argument("overrides", nargs="*", help="key=value for StdlibDataConfig")
@@ -47,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output directory (default RUN/export)")
     p.add_argument("--adapter", action="store_true", help="also write the GGUF LoRA adapter")
     p.add_argument("--no-register", action="store_true", help="do not touch ~/.config/sc2lsp/models.toml")
+    p = sub.add_parser("tune", help="prepare -> LoRA -> eval base vs tuned -> register NAME-lora if better -> report")
+    from .tune import add_arguments as tune_arguments
+
+    tune_arguments(p)
     p = sub.add_parser("export-tiny", help="export runs/sc2-tiny-long (stage 2) to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
-    p.add_argument("--run", default="runs/sc2-tiny-long")
-    p.add_argument("--out", default="models/sc2-tiny")
+    p.add_argument("--run", default=str(project_path("runs/sc2-tiny-long")))
+    p.add_argument("--out", default=str(project_path("models/sc2-tiny")))
     args, extra = ap.parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
     try:
@@ -100,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
         elif args.cmd == "eval":
             return _eval(args)
+        elif args.cmd == "tune":
+            from .tune import main as tune_main
+
+            return tune_main(args)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to go on where it stopped", file=sys.stderr)
+        return 130
     except (ConfigError, FileNotFoundError, ValueError, UserError) as e:
         if args.debug:
             raise
@@ -175,14 +187,12 @@ def _eval(args) -> int:
 def _gguf_backend(name: str):
     """A llama.cpp backend for ``NAME`` (an adapter entry of models.toml loads base + adapter), ``PATH.gguf``,
     or ``BASE+ADAPTER.gguf`` (a name or GGUF and a LoRA adapter GGUF)."""
-    from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
-    from sc2lsp.models.registry import resolve, resolve_files
+    from sc2lsp.backends.factory import load_backend
+    from sc2lsp.config import Settings
 
     base, _, adapter = name.partition("+")
-    files = resolve_files(base)
-    lora, scale = (str(resolve(adapter)), 1.0) if adapter else (files.lora_path and str(files.lora_path),
-                                                                 files.lora_scale)
-    return LlamaCppBackend(files.path, LlamaSettings(lora_path=lora, lora_scale=scale))
+    return load_backend(Settings(model=base, token_healing=False), adapter=adapter or None)
+
 
 if __name__ == "__main__":
     sys.exit(main())

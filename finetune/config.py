@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
+from .paths import preset_path, project_path, resolve_preset_paths
+
 T = TypeVar("T")
 
 
@@ -19,8 +21,8 @@ class ConfigError(ValueError):
 class PretrainConfig:
     """Training all weights of a Starcoder2 model, from scratch or continued."""
 
-    data: str = "runs/stdlib-data"  #: directory written by ``finetune prepare-stdlib``/``prepare``
-    out: str = "runs/sc2-tiny"  #: checkpoints, metrics and the final HF model go here
+    data: str = str(project_path("runs/stdlib-data"))  #: directory written by ``finetune prepare-stdlib``/``prepare``
+    out: str = str(project_path("runs/sc2-tiny"))  #: checkpoints, metrics and the final HF model go here
     shape: str = "sc2-tiny"  #: a key of ``finetune.model.SHAPES``
     init_from: str = ""  #: an HF checkpoint directory to continue from ("" = from scratch)
     batch_size: int = 8  #: sequences per micro-batch
@@ -77,11 +79,15 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """``cls`` from a TOML file (optional) with ``key=value`` strings applied on top."""
+    """``cls`` from a TOML file (optional) with ``key=value`` strings applied on top.
+
+    ``path`` may be a file, a project path or a preset name (``lora-sc2-tiny``); relative paths in the
+    preset are project paths (``finetune.paths``); those of the overrides are the user's (the cwd)."""
     values: dict[str, Any] = {}
     if path:
+        path = preset_path(path)
         try:
-            values.update(tomllib.loads(Path(path).read_text()))
+            values.update(resolve_preset_paths(tomllib.loads(Path(path).read_text())))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as e:

@@ -38,6 +38,7 @@ from .data.dedup import NUM_PERM, THRESHOLD, dedup
 from .data.filters import reject_reason
 from .data.pack import make_documents, pack, tokenize_documents
 from .data.redact import redact
+from .paths import project_path, user_run
 
 
 class PrepareError(ValueError):
@@ -48,8 +49,8 @@ class PrepareError(ValueError):
 class RepoDataConfig:
     """Preparing one or more repositories for fine-tuning."""
 
-    out: str = "runs/repo-data"  #: output directory
-    tokenizer: str = "models/sc2-tiny/hf"  #: a StarCoder2-convention tokenizer directory (the base model's)
+    out: str = user_run("repo-data")  #: output directory (default: the user's cache, never the cwd)
+    tokenizer: str = str(project_path("models/sc2-tiny/hf"))  #: a StarCoder2-convention tokenizer directory (the base model's)
     seq_len: int = 512  #: tokens per packed row
     epochs: int = 4  #: passes over the training files, each with fresh FIM splits and groupings
     heldout_fraction: float = 0.1  #: share of files held out (by file, stable per path)

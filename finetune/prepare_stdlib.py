@@ -17,11 +17,12 @@ import numpy as np
 from . import tokenizer as tokmod
 from .data.collect import STDLIB_EXCLUDE, collect, is_heldout, stdlib_root
 from .data.pack import make_documents, pack, tokenize_documents
+from .paths import project_path
 
 
 @dataclass
 class StdlibDataConfig:
-    out: str = "runs/stdlib-data"
+    out: str = str(project_path("runs/stdlib-data"))
     vocab_size: int = 8192
     seq_len: int = 1024
     epochs: int = 3  #: passes over the files, each with fresh FIM splits and groupings

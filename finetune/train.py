@@ -28,6 +28,7 @@ from .loop import (
     save_checkpoint,
     truncate_metrics,
 )
+from .paths import project_path, user_run
 from .pretrain import heldout_loss  # noqa: F401  (re-exported: hf_eval and the tests use train.heldout_loss)
 
 STARCODER2_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj")
@@ -41,9 +42,9 @@ class TrainError(ValueError):
 class LoraTrainConfig:
     """LoRA fine-tuning of a Starcoder2 checkpoint on data from ``finetune prepare``."""
 
-    base: str = "models/sc2-tiny/hf"  #: HF checkpoint directory of a Starcoder2ForCausalLM
-    data: str = "runs/repo-data"  #: directory written by ``finetune prepare``
-    out: str = "runs/lora"  #: checkpoints, metrics, plot and the adapter go here
+    base: str = str(project_path("models/sc2-tiny/hf"))  #: HF checkpoint directory of a Starcoder2ForCausalLM
+    data: str = user_run("repo-data")  #: directory written by ``finetune prepare`` (default: the user's cache)
+    out: str = user_run("lora")  #: checkpoints, metrics, plot and the adapter go here
     r: int = 16  #: LoRA rank
     alpha: float = 32.0  #: LoRA scaling numerator (scale = alpha / r)
     dropout: float = 0.05  #: dropout on the LoRA input
@@ -82,6 +83,21 @@ class LoraTrainConfig:
     @property
     def target_modules(self) -> list[str]:
         return [t.strip() for t in self.targets.split(",") if t.strip()]
+
+
+def resolve_base(spec: str | Path) -> Path:
+    """A checkpoint directory, or a models.toml name (``sc2-tiny``, ``starcoder2-3b``): its
+    ``hf_checkpoint`` (a local directory, or the ``hf_repo`` checkpoint pulled into the HF cache)."""
+    p = Path(spec).expanduser()
+    if p.is_dir() or "/" in str(spec) or not str(spec):
+        return p
+    from sc2lsp.errors import UserError
+    from sc2lsp.models.registry import hf_checkpoint
+
+    try:
+        return hf_checkpoint(str(spec))
+    except UserError as e:
+        raise TrainError(str(e)) from None
 
 
 def check_base(path: str | Path) -> dict:
@@ -128,6 +144,7 @@ def train(cfg: LoraTrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = Path(cfg.data)
+    cfg.base = str(resolve_base(cfg.base))
     base_cfg = check_base(cfg.base)
     train_rows, held_rows, vocab = load_rows(data, cfg.batch_size)
     if vocab != base_cfg.get("vocab_size"):

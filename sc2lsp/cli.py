@@ -25,6 +25,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("attribution", "check"), "sc2lsp.attribution.cmd_check", "find spans of a text (stdin) in an attribution index"),
     (("attribution", "serve"), "sc2lsp.attribution.cmd_serve", "serve an attribution index over HTTP (/overlap, /check)"),
     (("serve",), "sc2lsp.lsp.serve", "run the language server (stdio, or --tcp HOST:PORT)"),
+    (("stats",), "sc2lsp.commands.stats", "acceptance statistics per model and day (local only, never sent)"),
+    (("tune",), "sc2lsp.commands.tune", "fine-tune a model on a repository in one step (LoRA, gated on held-out metrics)"),
 ]
 
 

@@ -49,7 +49,7 @@ def read_source(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from .config import parse_settings
     from .engine import Cursor, Engine
-    from .lsp.documents import language_from_path
+    from .core.languages import language_id_for_path
 
     t0 = time.perf_counter()
     text = read_source(args.file)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         engine.close()
         raise
     load_ms = (time.perf_counter() - t0) * 1000
-    cur = Cursor(str(args.file), text, len(prefix), language_from_path(args.file), args.file.name)
+    cur = Cursor(str(args.file), text, len(prefix), language_id_for_path(args.file), args.file.name)
     s = engine.complete(cur).future.result()
     engine.close()
     t = s.timings

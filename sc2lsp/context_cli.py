@@ -4,7 +4,9 @@ the prompt at that position, with the provider that chose each.
 The budget is the server's: ``plan_budget`` over the prefix and suffix with the default settings
 (``context_budget``, ``context_length``, ``max_tokens``) and the model's tokenizer (``--approx``:
 characters / 4, no model); the blocks are what ``gather_context`` returns for the part of the
-file the prompt does not already hold.
+file the prompt does not already hold, gathered completely (no provider time budgets), as the
+server's warm-ups gather the context its keystrokes then use. A provider that failed, or a file
+too large for the index, is reported as skipped.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from pathlib import Path
 from .complete import read_source, split_at
 from .errors import UserError
 
-#: Tokens kept free besides the generated ones (special tokens, path line), as in the engine.
-PROMPT_OVERHEAD = 48
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,12 +46,10 @@ def find_root(file: Path) -> Path:
 def context_budget(prefix: str, suffix: str, total: int | None = None, count=None, n_ctx: int | None = None):
     """(plan, window offsets) as the engine plans a prompt with the default settings."""
     from .config import Settings
-    from .core.budget import approx_tokens, plan_budget
+    from .core.budget import approx_tokens, plan_budget, prompt_budget
 
     s = Settings()
-    n_ctx = n_ctx or s.context_length
-    max_tokens = max(1, min(s.max_tokens, n_ctx // 4))
-    total = total or max(64, min(s.context_budget, n_ctx - max_tokens - PROMPT_OVERHEAD))
+    total = total or prompt_budget(n_ctx or s.context_length, s.max_tokens, s.context_budget)[1]
     plan = plan_budget(prefix, suffix, total, count or approx_tokens)
     return plan, (plan.prefix_start, len(prefix) + plan.suffix_end)
 
@@ -63,18 +61,18 @@ def token_counter(model: str, approx: bool):
     if approx:
         return approx_tokens, None, "characters / 4"
     try:
-        from .backends.llama_cpp import LlamaCppBackend
-        from .models.registry import resolve
+        from .backends.factory import load_backend
+        from .config import Settings
 
-        backend = LlamaCppBackend(resolve(model))
+        backend = load_backend(Settings(model=model, token_healing=False))
     except UserError as e:
         print(f"note: {e}; counting tokens as characters / 4", file=sys.stderr)
         return approx_tokens, None, "characters / 4"
-    return memo_counter(lambda text: len(backend.tokenize(text))), backend.n_ctx, f"{backend.name} tokenizer"
+    return memo_counter(backend.token_counter), backend.n_ctx, f"{backend.name} tokenizer"
 
 
 def run(args: argparse.Namespace) -> int:
-    from .context.gather import assemble
+    from .context.gather import assemble, complete_options
     from .index_cli import build
 
     file = args.file
@@ -88,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     count, n_ctx, counted_by = token_counter(args.model, args.approx)
     plan, window = context_budget(prefix, suffix, args.budget, count, n_ctx)
     res = assemble(index, rel, text, len(prefix), plan.context_tokens, count=count, window=window,
-                   language_id=args.language_id)
+                   language_id=args.language_id, options=complete_options())
     out = {
         "file": rel,
         "root": str(root),
@@ -116,5 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"<file_sep>{b['path']}\n{b['code']}", end="")
     if res.skipped:
         print("\nskipped providers: " + ", ".join(f"{k} ({v})" for k, v in res.skipped.items()))
+    else:
+        print("\nnothing skipped (every provider ran to the end, as in the server's warm-ups)")
     print("\nprovider times (ms): " + ", ".join(f"{k} {v}" for k, v in sorted(res.timings_ms.items())))
     return 0

@@ -14,9 +14,15 @@ Both are built once per test session into a temporary directory (a few seconds i
 from __future__ import annotations
 
 import inspect
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The language server's acceptance statistics (sc2lsp/stats.py) of test sessions never reach the
+# user's state directory; a test that checks them sets its own SC2LSP_STATS_FILE.
+os.environ.setdefault("SC2LSP_STATS_FILE", os.path.join(tempfile.mkdtemp(prefix="sc2lsp-test-stats-"), "stats.jsonl"))
 
 TOKENIZER_VOCAB = 1536
 #: standard deviation of the fixture model's random weights (transformers' default is 0.02)

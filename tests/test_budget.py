@@ -168,3 +168,25 @@ def test_options_validated():
         BudgetOptions(prefix_share=0.8, suffix_share=0.3)
     with pytest.raises(ValueError):
         BudgetOptions(grid_lines=0)
+
+
+def test_one_prompt_budget_for_the_engine_and_the_context_cli():
+    """The engine and ``sc2lsp context`` plan the same budget (they once kept 96 vs 48 tokens free)."""
+    from sc2lsp.config import Settings
+    from sc2lsp.context_cli import context_budget
+    from sc2lsp.core.budget import PROMPT_OVERHEAD, prompt_budget
+    from sc2lsp.engine import Cursor, Engine
+
+    assert prompt_budget(2048, 64, 1536) == (64, 1536)
+    assert prompt_budget(1024, 512, 1536) == (256, 1024 - 256 - PROMPT_OVERHEAD)
+    assert prompt_budget(128, 64, 1536) == (32, 64)
+    text = source(400)
+    off = len(text) // 2
+    e = Engine(Settings(context_length=1024, repo_context=False))  # no model: n_ctx from the settings
+    try:
+        e._plan(Cursor("u", text, off), text[:off], text[off:])
+        engine_plan = e._plans["u"]
+    finally:
+        e.close()
+    cli_plan, _ = context_budget(text[:off], text[off:], n_ctx=1024)
+    assert cli_plan == engine_plan

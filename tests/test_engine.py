@@ -13,6 +13,8 @@ from sc2lsp.config import Settings
 from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.engine import Cursor, Engine
 
+from backend_double import DoubleBackend
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
 SOURCE = (ROOT / "sc2lsp" / "engine.py").read_text()
@@ -36,7 +38,7 @@ def test_warm_up_leaves_one_token_to_evaluate():
     try:
         cur = at(SOURCE, "def status(self)")
         assert e.warm(cur)
-        assert e.worker.wait_idle(timeout=300)
+        assert e.wait_idle(timeout=300)
         s = e.complete(cur).future.result(timeout=60)
         assert s.timings["prompt_tokens"] > 500
         assert s.timings["prompt_tokens_evaluated"] <= 1
@@ -116,7 +118,7 @@ def test_saved_state_gives_the_same_text_as_a_cold_model():
 
 
 def test_worker_cancels_queued_jobs_at_once():
-    class Slow:
+    class Slow(DoubleBackend):
         """A stand-in backend that records what ran (the real model is covered above)."""
 
         def __init__(self):
@@ -143,17 +145,13 @@ def test_worker_cancels_queued_jobs_at_once():
     w.close()
 
 
-class Streaming:
+class Streaming(DoubleBackend):
     """A backend that streams a fixed text slowly (the engine logic is what is under test here)."""
 
     name = "streaming"
-    n_ctx = 4096
 
     def __init__(self, text: str, seconds_per_char: float = 0.02):
         self.text, self.delay, self.calls = text, seconds_per_char, 0
-
-    def tokenize(self, text: str) -> list[int]:
-        return list(text.encode())
 
     def generate(self, prompt, *, max_tokens, should_stop=None, on_text=None, **kw):
         import time

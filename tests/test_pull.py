@@ -55,7 +55,9 @@ def write_gguf(path: Path, *, arch: str = "starcoder2", n_floats: int = 16, n_vo
 
 
 class Hub:
-    """Serves HEAD/GET /{repo}/resolve/{revision}/{file} like the hub (ETag = sha256 of the file)."""
+    """Serves HEAD/GET /{repo}/resolve/{revision}/{file} like the hub (ETag = sha256 of the file), and
+    the two API calls of ``snapshot_download``: ``/api/models/{repo}/revision/{rev}`` (the commit) and
+    ``/api/models/{repo}/tree/{rev}`` (the file list; ``.safetensors``/``.gguf`` files as LFS files)."""
 
     def __init__(self):
         self.files: dict[tuple[str, str], bytes] = {}
@@ -79,6 +81,8 @@ class Hub:
             def serve(self, head: bool):
                 rng = self.headers.get("Range")
                 hub.requests.append((self.command, self.path, rng))
+                if urlparse(self.path).path.startswith("/api/models/"):
+                    return self.api()
                 m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", urlparse(self.path).path)
                 data = hub.files.get((m.group(1), m.group(3))) if m else None
                 if data is None:
@@ -113,14 +117,37 @@ class Hub:
                     hub.release.wait(60)
                 self.close_connection = True
 
+            def api(self):
+                m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/(revision|tree)/([^/]+)", urlparse(self.path).path)
+                files = {f: d for (r, f), d in hub.files.items() if m and r == m.group(1)}
+                if not files:
+                    body, status = b'{"error": "Repository not found"}', 404
+                elif m.group(2) == "revision":
+                    body, status = json.dumps({"id": m.group(1), "sha": COMMIT,
+                                               "siblings": [{"rfilename": f} for f in sorted(files)]}).encode(), 200
+                else:
+                    body, status = json.dumps([hub.tree_item(f, d) for f, d in sorted(files.items())]).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    @staticmethod
+    def tree_item(name: str, data: bytes) -> dict:
+        item = {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+        if name.endswith((".safetensors", ".gguf")):
+            item["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+        return item
+
     def gets(self) -> list[str | None]:
-        return [rng for method, _, rng in self.requests if method == "GET"]
+        return [rng for method, path, rng in self.requests if method == "GET" and not path.startswith("/api/")]
 
     def close(self):
         self.release.set()

@@ -1,9 +1,28 @@
-"""What the engine needs from a model backend, independent of llama.cpp."""
+"""The model backend interface: everything the worker and the engine use of a backend.
+
+A backend runs one model for one thread (``sc2lsp.backends.worker`` owns it): it turns a FIM
+prompt string (built by ``sc2lsp.core.prompt``) into greedy text, can evaluate a prompt without
+generating (warm-up), and says how large its context is. ``LlamaCppBackend`` (llama.cpp in
+process) implements all of it; a remote backend (an HTTP client to llama-server or vLLM) has no
+KV states or piece table of its own and may count tokens remotely. What a backend may lack is an
+explicit member that is ``None`` (or a no-op), never a missing attribute:
+
+* ``token_counter``: ``None`` -> the engine counts with ``core.budget.approx_tokens``;
+* ``pieces``: ``None`` -> no token healing (``generate`` ignores ``heal_bytes``);
+* ``cached_tokens`` / ``states``: ``None`` -> nothing to report about a local KV cache;
+* ``warm``: a backend without a prompt cache returns ``Generation("", "warm")`` at once.
+
+``check_backend(obj)`` lists what an object lacks of this interface (the tests use it).
+"""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..core.healing import PieceTable
 
 
 @dataclass
@@ -30,17 +49,44 @@ class Timings:
         return self.prompt_ms + self.generate_ms
 
 
+#: Why a generation ended: "stop" (end-of-generation token or a stop string), "length"
+#: (max_tokens), "time" (generation cap), "cancelled" (should_stop), "prompt_time" (prompt cap;
+#: no text), "warm" (a warm-up: prompt only); the worker adds "no_model".
+STOP_REASONS = ("stop", "length", "time", "cancelled", "prompt_time", "warm", "no_model")
+
+
 @dataclass
 class Generation:
     text: str
-    #: "stop" (end-of-generation token), "length", "time" (generation cap), "cancelled",
-    #: "prompt_time" (prompt cap; no text) or "warm" (a warm-up: prompt only)
-    stop_reason: str
+    stop_reason: str  #: one of ``STOP_REASONS``
     timings: Timings = field(default_factory=Timings)
 
 
+@runtime_checkable
+class SavedStates(Protocol):
+    """A backend's store of saved KV states (what ``sc2lsp/status`` reports of it)."""
+
+    nbytes: int  #: bytes held
+    loads: int  #: states restored so far
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
 class Backend(Protocol):
+    """One loaded model. Not thread-safe: only the worker thread calls it."""
+
+    #: shown in status and logs (e.g. the GGUF file name, or ``model@host``)
     name: str
+    #: the local model file, or None (a remote model)
+    model_path: object | None
+    #: context length in tokens: prompt + generated tokens must fit
+    n_ctx: int
+    #: where it runs ("cpu", "gpu (all layers)", "http://127.0.0.1:8080"), or None
+    device: str | None
+    #: set by the engine after loading: ``notify(level, message)`` tells the user of a change of
+    #: state the backend finds later (a remote endpoint that fails, and answers again); None: unused
+    notify: Callable[[str, str], None] | None
 
     def generate(
         self,
@@ -48,8 +94,78 @@ class Backend(Protocol):
         *,
         max_tokens: int,
         time_limit_s: float | None = None,
-        should_stop: "callable[[], bool] | None" = None,
+        prompt_time_limit_s: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
         stop: Sequence[str] = (),
-    ) -> Generation: ...
+        on_text: Callable[[str], None] | None = None,
+        heal_bytes: int = 0,
+    ) -> Generation:
+        """Greedy text after ``prompt`` (a FIM string with special tokens).
 
-    def tokenize(self, text: str) -> list[int]: ...
+        Ends at an end-of-generation token, at the first of ``stop`` (cut before it), after
+        ``max_tokens`` tokens, when ``should_stop()`` turns true (checked between tokens and
+        between prompt chunks: "cancelled"), when generating took ``time_limit_s`` (at least one
+        token is produced: "time"), or when evaluating the prompt took ``prompt_time_limit_s``
+        (empty text: "prompt_time"). ``on_text(text_so_far)`` follows the generation.
+        ``heal_bytes`` > 0 allows token healing within the prompt's last ``heal_bytes`` bytes;
+        the text returned always starts at the end of the prompt.
+        """
+        ...
+
+    def warm(self, prompt: str, *, should_stop: Callable[[], bool] | None = None) -> Generation:
+        """Evaluate ``prompt`` into the cache without generating (stop reason "warm")."""
+        ...
+
+    @property
+    def token_counter(self) -> Callable[[str], int] | None:
+        """Exact token count of a text with this model's tokenizer, or None (approximate)."""
+        ...
+
+    @property
+    def pieces(self) -> "PieceTable | None":
+        """The vocabulary's token pieces (token healing), or None: no healing."""
+        ...
+
+    @property
+    def cached_tokens(self) -> int | None:
+        """Tokens in the live KV cache, or None (not known here)."""
+        ...
+
+    @property
+    def states(self) -> SavedStates | None:
+        """Saved KV states, or None (this backend saves none)."""
+        ...
+
+    def describe(self) -> dict | None:
+        """More about the backend for ``sc2lsp/status`` (a remote one: endpoint, state, problem,
+        tokenizer, the server's own figures), or None."""
+        ...
+
+    def close(self) -> None:
+        """Free the model now (the worker calls it before loading another)."""
+        ...
+
+
+#: ``factory() -> Backend``: how the worker builds a backend (on its own thread).
+BackendFactory = Callable[[], Backend]
+
+_GENERATE_KEYWORDS = ("max_tokens", "time_limit_s", "prompt_time_limit_s", "should_stop", "stop", "on_text",
+                      "heal_bytes")
+
+
+def check_backend(obj: object) -> list[str]:
+    """What ``obj`` lacks of the ``Backend`` interface (empty: it implements it)."""
+    absent = object()  # getattr_static: reading a property (e.g. ``pieces``) may be expensive
+    missing = [name for name in ("name", "model_path", "n_ctx", "device", "notify", "token_counter", "pieces",
+                                 "cached_tokens", "states") if inspect.getattr_static(obj, name, absent) is absent]
+    for method, keywords in (("generate", _GENERATE_KEYWORDS), ("warm", ("should_stop",)), ("describe", ()),
+                             ("close", ())):
+        fn = getattr(obj, method, None)
+        if not callable(fn):
+            missing.append(f"{method}()")
+            continue
+        params = inspect.signature(fn).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        missing += [f"{method}({k}=)" for k in keywords if k not in params]
+    return missing

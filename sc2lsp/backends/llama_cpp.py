@@ -91,6 +91,9 @@ _SPECIAL_ATTRS = 1 << 0 | 1 << 3
 
 
 class LlamaCppBackend:
+    """A ``backends.base.Backend`` for a GGUF run in process by llama.cpp, with every optional
+    capability (exact token counts, token healing, KV reuse and saved states)."""
+
     def __init__(self, model_path: str | Path, settings: LlamaSettings | None = None):
         from ..models.gguf_check import check_gguf
 
@@ -146,6 +149,11 @@ class LlamaCppBackend:
         self._pad = threads > 1
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
+    notify = None  #: nothing to report after loading: a local model has no endpoint to lose
+
+    def describe(self) -> None:
+        return None
+
     def close(self) -> None:
         """Free the model and its context now (not whenever the garbage collector runs)."""
         llm, self.llm = getattr(self, "llm", None), None
@@ -157,6 +165,10 @@ class LlamaCppBackend:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+
+    @property
+    def token_counter(self) -> Callable[[str], int]:
+        return lambda text: len(self.tokenize(text))
 
     @property
     def cached_tokens(self) -> int:
@@ -478,3 +490,12 @@ class _Run:
         if self.on_text is not None:
             self.on_text(text)
         return None
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)

@@ -22,9 +22,9 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .base import Generation, Timings
+from .base import Backend, BackendFactory, Generation, Timings
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ class ModelWorker:
         self._queue: list[Job] = []  # completion jobs, oldest first
         self._warm: Job | None = None
         self._current: Job | None = None
-        self._load: tuple[Callable[[], Any], Future] | None = None
+        self._load: tuple[BackendFactory, Future] | None = None
         self._closed = False
-        self.backend: Any = None
+        self.backend: Backend | None = None
         self.load_error: BaseException | None = None
         self.loading = False
         #: counts, and milliseconds the model was busy (completions and warm-ups)
@@ -90,7 +90,7 @@ class ModelWorker:
 
     # ------------------------------------------------------------------ API (any thread)
 
-    def load(self, factory: Callable[[], Any]) -> Future:
+    def load(self, factory: BackendFactory) -> Future:
         """Replace the backend with ``factory()``, built on the worker thread after the current job.
 
         Queued jobs wait for it. The future holds the backend or the exception; on failure the
@@ -209,14 +209,13 @@ class ModelWorker:
 
     def _free_backend(self) -> None:
         backend, self.backend = self.backend, None
-        close = getattr(backend, "close", None)
-        if close is not None:
+        if backend is not None:
             try:
-                close()
+                backend.close()
             except Exception:  # pragma: no cover - freeing must not kill the worker
                 log.exception("closing the model failed")
 
-    def _do_load(self, factory: Callable[[], Any], fut: Future) -> None:
+    def _do_load(self, factory: BackendFactory, fut: Future) -> None:
         self._free_backend()  # free the old model before loading the new one
         try:
             backend = factory()
@@ -255,7 +254,7 @@ class ModelWorker:
             should_stop=should_stop,
             stop=job.stop,
             on_text=on_text,
-            **({"heal_bytes": job.heal_bytes} if job.heal_bytes else {}),
+            heal_bytes=job.heal_bytes,
         )
         self.stats["cancelled" if gen.stop_reason == "cancelled" else "completed"] += 1
         if gen.stop_reason == "prompt_time":

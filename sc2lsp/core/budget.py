@@ -38,6 +38,18 @@ from typing import Callable
 TokenCounter = Callable[[str], int]
 
 
+#: Tokens kept free in the context besides the generated ones (special tokens, path lines).
+PROMPT_OVERHEAD = 96
+
+
+def prompt_budget(n_ctx: int, max_tokens: int, context_budget: int) -> tuple[int, int]:
+    """(max new tokens, tokens of text the prompt may hold) in a context of ``n_ctx`` tokens: at
+    most a quarter of the context is generated, and the text gets the rest minus
+    ``PROMPT_OVERHEAD``, capped by the ``context_budget`` setting (at least 64)."""
+    new = max(1, min(max_tokens, n_ctx // 4))
+    return new, max(64, min(context_budget, n_ctx - new - PROMPT_OVERHEAD))
+
+
 def approx_tokens(text: str) -> int:
     """A tokenizer-free estimate: one token per four characters, rounded up."""
     return (len(text) + 3) // 4

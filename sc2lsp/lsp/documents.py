@@ -15,8 +15,9 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+from ..core.languages import language_id_for_path
+from ..workspace.paths import uri_to_path
 
 #: Documents larger than this (in characters) are kept in sync but never completed.
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -118,13 +119,6 @@ class Document:
         return None
 
 
-def uri_to_path(uri: str) -> Path | None:
-    p = urlparse(uri)
-    if p.scheme != "file":
-        return None
-    return Path(unquote(p.path))
-
-
 def read_document(uri: str, language_id: str = "") -> tuple[Document | None, str | None]:
     """A document that is not open, read from disk: (document, None) or (None, why not)."""
     path = uri_to_path(uri)
@@ -144,19 +138,7 @@ def read_document(uri: str, language_id: str = "") -> tuple[Document | None, str
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, f"{path} is not valid UTF-8 (byte {e.start})"
-    return Document(uri, text, None, language_id or language_from_path(path)), None
-
-
-_EXT_LANG = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".jsx": "javascriptreact", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go", ".rs": "rust",
-    ".java": "java", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".rb": "ruby",
-    ".sh": "shellscript", ".md": "markdown",
-}
-
-
-def language_from_path(path: Path) -> str:
-    return _EXT_LANG.get(path.suffix.lower(), "")
+    return Document(uri, text, None, language_id or language_id_for_path(path)), None
 
 
 class Documents:
@@ -178,3 +160,7 @@ class Documents:
 
     def __len__(self) -> int:
         return len(self._docs)
+
+    def __iter__(self):
+        """The open documents (a snapshot: safe while documents open and close)."""
+        return iter(list(self._docs.values()))

@@ -1,7 +1,7 @@
 """pygls protocol with sc2lsp's document sync and answers to malformed messages.
 
-* Document sync (didOpen, didChange, didClose) goes to the server's own ``Documents`` (LSP line
-  rules, see ``documents.py``) instead of pygls's workspace.
+* Document sync (didOpen, didChange, didClose) goes only to the handlers of ``features/sync.py``
+  (the server's own ``Documents``, LSP line rules, see ``documents.py``), not to pygls's workspace.
 * A request whose params do not match the protocol (a string for a line number, a missing
   field) gets an ``InvalidParams`` error response; pygls would only log it and leave the
   client waiting forever. Unparsable JSON gets a ``ParseError`` response with a null id, as
@@ -18,8 +18,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
+
 if TYPE_CHECKING:
-    from .server import Sc2Server
+    from .language_server import Sc2Server
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,23 @@ class Sc2Protocol(LanguageServerProtocol):
 
     # ---------------------------------------------------------------- document sync
 
+    # pygls's built-in handlers would also apply the change to pygls's workspace (str.splitlines
+    # line rules); these only call the handlers registered by features/sync.py.
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
-        self._server.did_open(params)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
-        self._server.did_change(params)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        self._server.did_close(params)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
 
 
 def is_parse_error(exc: Exception) -> bool:

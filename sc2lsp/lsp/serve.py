@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             server.start_io(sys.stdin.buffer, protocol_stdout())
     finally:
         server.engine.close()  # stop the model thread and free the model before the interpreter exits
-        server.stop_workspaces()
+        server.workspaces.stop()
     return 0
 
 

@@ -43,9 +43,18 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="a model name from `sc2lsp models list`")
     p.add_argument("--quant", help="quantization (default: the entry's default_quant, e.g. Q4_K_M)")
+    p.add_argument("--checkpoint", action="store_true",
+                   help="the safetensors checkpoint (hf_repo in models.toml) for fine-tuning, not the GGUF")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        if args.quant:
+            raise UserError("--quant names a GGUF; a checkpoint has none (drop --quant or --checkpoint)")
+        from .pull_checkpoint import pull_checkpoint
+
+        pull_checkpoint(args.name)
+        return 0
     pull(args.name, args.quant)
     return 0
 
@@ -207,7 +216,10 @@ class _Counting:
 
 
 def download(entry: ModelEntry, q: Quant, meta, blob: Path, size: int | None, sha256: str | None,
-             progress: Callable[[int, int | None], None] | None = None) -> None:
+             progress: Callable[[int, int | None], None] | None = None, verify=None) -> None:
+    """Fetch into ``blob`` + PARTIAL_SUFFIX (resuming at its end), check it (``verify``: this module's
+    GGUF check by default), then rename it to ``blob``."""
+    verify = verify or globals()["verify"]
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, REPO_NAME, STOP_TOKENS
 from ..errors import UserError
+from .remote_entry import RemoteSpec, parse_remote
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 QUANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -36,8 +37,12 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 TOP_KEYS = {"default", "models"}
 ENTRY_KEYS = {
     "description", "license", "context_length", "default_quant", "repo", "revision", "hf_checkpoint",
-    "stop", "tokens", "quants", "attribution_index",
+    "hf_repo", "hf_revision", "stop", "tokens", "quants", "attribution_index",
 }
+#: what ``models pull NAME --checkpoint`` fetches of ``hf_repo``: weights, config and tokenizer files
+CHECKPOINT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
+                       "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                       "merges.txt", "added_tokens.json")
 #: keys of an adapter entry: a LoRA adapter GGUF served on another entry (its ``base``)
 ADAPTER_KEYS = {"description", "license", "base", "lora", "lora_scale"}
 QUANT_KEYS = {"file", "path", "size", "size_approx", "sha256"}
@@ -81,6 +86,8 @@ class ModelEntry:
     repo: str | None = None
     revision: str = "main"
     hf_checkpoint: Path | None = None
+    hf_repo: str | None = None  #: hub repository of the safetensors checkpoint (``models pull NAME --checkpoint``)
+    hf_revision: str = "main"
     tokens: FimTokens = field(default_factory=FimTokens)
     stop: tuple[str, ...] = STOP_TOKENS
     #: attribution indexes of the model's training corpus (absolute; resolved against ``source``'s directory)
@@ -88,6 +95,8 @@ class ModelEntry:
     base: str | None = None  #: adapter entries: the entry whose GGUF the adapter is applied to
     lora: Path | None = None  #: adapter entries: the LoRA adapter GGUF
     lora_scale: float = 1.0  #: adapter entries: llama.cpp's adapter scale (1.0 = as trained)
+    #: remote entries: a model served by another process (``sc2lsp.models.remote_entry``)
+    remote: "RemoteSpec | None" = None
 
     def quant(self, name: str | None = None) -> Quant:
         """The named quant (case-insensitive), or the default one; unknown names list the known ones."""
@@ -190,7 +199,8 @@ def parse_models_toml(path: Path) -> tuple[str | None, dict[str, ModelEntry]]:
         if not NAME_RE.fullmatch(name):
             raise w.error(f"models.{name}", f"invalid model name (expected {NAME_RE.pattern})")
         table = w.table(raw, f"models.{name}")
-        parse = _parse_adapter_entry if "base" in table or "lora" in table else _parse_entry
+        parse = (_parse_adapter_entry if "base" in table or "lora" in table
+                 else _parse_remote_entry if "endpoint" in table else _parse_entry)
         entries[name] = parse(w, name, table, path.parent)
     return default, entries
 
@@ -215,6 +225,14 @@ def _parse_adapter_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntr
         license=w.string(t, "license", key) or "", context_length=1, default_quant="", quants={}, source=w.file,
         base=base_name, lora=base / Path(lora).expanduser(), lora_scale=float(scale),
     )
+
+
+def _parse_remote_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
+    """``endpoint`` (+ ``api``, ``model``, ``api_key_env``...): a model another process serves."""
+    spec, f = parse_remote(w, name, t, base)
+    attribution = tuple(base / Path(x).expanduser() for x in t.get("attribution_index", []) if isinstance(x, str))
+    return ModelEntry(name=name, default_quant="", quants={}, source=w.file, remote=spec,
+                      attribution_index=attribution, **f)
 
 
 def _link_adapters(models: dict[str, ModelEntry]) -> None:
@@ -247,6 +265,8 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     repo = w.string(t, "repo", key, pattern=REPO_RE)
     revision = w.string(t, "revision", key) or "main"
     ckpt = w.string(t, "hf_checkpoint", key)
+    hf_repo = w.string(t, "hf_repo", key, pattern=REPO_RE)
+    hf_revision = w.string(t, "hf_revision", key) or "main"
     stop: tuple[str, ...] = STOP_TOKENS
     if "stop" in t:
         s = t["stop"]
@@ -277,7 +297,8 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     return ModelEntry(
         name=name, description=description, license=license_, context_length=ctx, default_quant=default_quant,
         quants=quants, source=w.file, repo=repo, revision=revision,
-        hf_checkpoint=(base / ckpt) if ckpt else None, tokens=tokens, stop=stop, attribution_index=attribution,
+        hf_checkpoint=(base / ckpt) if ckpt else None, hf_repo=hf_repo, hf_revision=hf_revision, tokens=tokens,
+        stop=stop, attribution_index=attribution,
     )
 
 
@@ -377,6 +398,9 @@ def resolve(name_or_path: str | os.PathLike | None = None, quant: str | None = N
         return p
     reg = registry or load_registry()
     entry = reg.get(name_or_path or reg.default)
+    if entry.remote is not None:
+        raise UserError(f"model {entry.name} is served by {entry.remote.endpoint} (declared in {entry.source}); "
+                        f"there is no local file to load or download")
     q = entry.quant(quant)
     found = locate(entry, q)
     if found is None:
@@ -439,15 +463,52 @@ def resolve_files(name_or_path: str | os.PathLike | None = None, quant: str | No
     return ModelFiles(path, entry.lora, entry.lora_scale)
 
 
+def checkpoint_problem(directory: Path) -> str | None:
+    """Why ``directory`` is not a complete safetensors checkpoint (None when it is): config.json,
+    tokenizer.json and every weight file (``model.safetensors``, or all those the index names)."""
+    for f in ("config.json", "tokenizer.json"):
+        if not (directory / f).is_file():
+            return f"{directory} has no {f}"
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            return f"{index} is not a readable safetensors index"
+        missing = sorted(s for s in shards if not (directory / s).is_file())
+        return f"{directory} lacks {', '.join(missing[:3])}" if missing else None
+    return None if (directory / "model.safetensors").is_file() else f"{directory} has no model.safetensors"
+
+
+def cached_checkpoint(entry: ModelEntry) -> Path | None:
+    """The snapshot directory of ``entry.hf_repo`` in the HF cache when it holds a complete checkpoint."""
+    if entry.hf_repo is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(entry.hf_repo, "config.json", revision=entry.hf_revision)
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent
+    return snapshot if checkpoint_problem(snapshot) is None else None
+
+
 def hf_checkpoint(name: str | None = None, registry: Registry | None = None) -> Path:
-    """The safetensors checkpoint directory of a model (for fine-tuning)."""
+    """The safetensors checkpoint directory of a model (for fine-tuning): its local ``hf_checkpoint``,
+    or the ``hf_repo`` snapshot that ``sc2lsp models pull NAME --checkpoint`` put in the HF cache."""
     reg = registry or load_registry()
     entry = reg.get(name or reg.default)
-    if entry.hf_checkpoint is None:
-        raise UserError(f"model {entry.name} has no hf_checkpoint in {entry.source}")
-    if not entry.hf_checkpoint.is_dir():
-        raise UserError(f"model {entry.name}: checkpoint directory {entry.hf_checkpoint} does not exist")
-    return entry.hf_checkpoint
+    if entry.hf_checkpoint is not None:
+        if not entry.hf_checkpoint.is_dir():
+            raise UserError(f"model {entry.name}: checkpoint directory {entry.hf_checkpoint} does not exist")
+        return entry.hf_checkpoint
+    if entry.hf_repo is None:
+        raise UserError(f"model {entry.name} has no hf_checkpoint or hf_repo in {entry.source}")
+    found = cached_checkpoint(entry)
+    if found is None:
+        raise UserError(f"the checkpoint of {entry.name} ({entry.hf_repo}) is not downloaded yet; "
+                        f"run `sc2lsp models pull {entry.name} --checkpoint`")
+    return found
 
 
 # --------------------------------------------------------------------------- `sc2lsp models list`
@@ -496,10 +557,14 @@ def describe(reg: Registry) -> list[dict]:
             "repo": entry.repo,
             "revision": entry.revision if entry.repo else None,
             "hf_checkpoint": str(entry.hf_checkpoint) if entry.hf_checkpoint else None,
+            "hf_repo": entry.hf_repo,
+            "checkpoint_present": bool(entry.hf_checkpoint and entry.hf_checkpoint.is_dir())
+            or cached_checkpoint(entry) is not None,
             "attribution_index": [str(p) for p in entry.attribution_index],
             "source": str(entry.source),
             "base": entry.base,
             "lora": str(entry.lora) if entry.lora else None,
+            "endpoint": entry.remote.endpoint if entry.remote else None,
             "quants": quants,
         })
     return out
@@ -518,6 +583,10 @@ def run(args: argparse.Namespace) -> int:
     table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
     for m in rows:
         entry = reg.models[m["name"]]
+        if entry.remote is not None:
+            r = entry.remote
+            table.append((m["name"] + (" *" if m["default"] else ""), "-", "-", "remote",
+                          f"{r.endpoint} ({r.api}{', model ' + r.model if r.model else ''})"))
         for q in m["quants"]:
             quant = entry.quants[q["quant"]]
             if q["present"]:
