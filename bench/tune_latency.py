@@ -31,8 +31,7 @@ from sc2lsp.lsp.rawclient import StdioClient  # noqa: E402
 
 SCRIPT = [
     "    def area(self) -> float:\n",
-    "        width = self.right - self.left\n",
-    "        return width * (self.bottom - self.top)\n",
+    "        return (self.right - self.left)\n",
 ]
 HEAD = "class Box:\n    left: float\n    right: float\n    top: float\n    bottom: float\n\n"
 
