@@ -4,7 +4,9 @@ the prompt at that position, with the provider that chose each.
 The budget is the server's: ``plan_budget`` over the prefix and suffix with the default settings
 (``context_budget``, ``context_length``, ``max_tokens``) and the model's tokenizer (``--approx``:
 characters / 4, no model); the blocks are what ``gather_context`` returns for the part of the
-file the prompt does not already hold.
+file the prompt does not already hold, gathered completely (no provider time budgets), as the
+server's warm-ups gather the context its keystrokes then use. A provider that failed, or a file
+too large for the index, is reported as skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from .complete import read_source, split_at
 from .errors import UserError
+
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
@@ -68,7 +72,7 @@ def token_counter(model: str, approx: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .context.gather import assemble
+    from .context.gather import assemble, complete_options
     from .index_cli import build
 
     file = args.file
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     count, n_ctx, counted_by = token_counter(args.model, args.approx)
     plan, window = context_budget(prefix, suffix, args.budget, count, n_ctx)
     res = assemble(index, rel, text, len(prefix), plan.context_tokens, count=count, window=window,
-                   language_id=args.language_id)
+                   language_id=args.language_id, options=complete_options())
     out = {
         "file": rel,
         "root": str(root),
@@ -110,5 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"<file_sep>{b['path']}\n{b['code']}", end="")
     if res.skipped:
         print("\nskipped providers: " + ", ".join(f"{k} ({v})" for k, v in res.skipped.items()))
+    else:
+        print("\nnothing skipped (every provider ran to the end, as in the server's warm-ups)")
     print("\nprovider times (ms): " + ", ".join(f"{k} {v}" for k, v in sorted(res.timings_ms.items())))
     return 0

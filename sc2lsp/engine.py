@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -38,10 +38,11 @@ from .core.tokens import STOP_TOKENS
 
 log = logging.getLogger(__name__)
 
-#: ``context_fn(cursor, plan, count) -> files``: repository context for a request whose prompt
-#: keeps ``plan``'s cut of the document; ``count`` is the model's token counter. ``None``: not
-#: ready yet (the request goes without, and the next one asks again).
-ContextFn = Callable[["Cursor", BudgetPlan, Callable[[str], int]], "Sequence[SourceFile] | None"]
+#: ``context_fn(cursor, plan, count, complete=False) -> files``: repository context for a request
+#: whose prompt keeps ``plan``'s cut of the document; ``count`` is the model's token counter.
+#: ``complete=True`` comes from a warm-up on a background thread: take the time needed (wait for the
+#: index, no per-provider time budget). ``None``: no context yet (the workspace is being indexed).
+ContextFn = Callable[..., "Sequence[SourceFile] | None"]
 #: What may follow the cursor on its line for a multi-line suggestion (as in core.postprocess).
 _CLOSERS_AND_SPACE = ")]}\"'`;,: \t\r"
 
@@ -110,6 +111,17 @@ class _Request:
             self.job.cancel()
 
 
+@dataclass(frozen=True)
+class _Committed:
+    """The repository context the prompts of one document hold, and where it was committed."""
+
+    files: tuple[SourceFile, ...]
+    budget: int  #: the context budget it was gathered for
+    suffix: str  #: the kept suffix of the prompt it was committed with
+    ms: float  #: time to gather it
+    complete: bool  #: gathered without time budgets (a warm-up)
+
+
 class Engine:
     def __init__(
         self,
@@ -121,9 +133,14 @@ class Engine:
     ):
         """``notify(level, message)`` reports model problems (level: error, warning, info).
 
-        ``context_fn`` supplies repository context. It is sticky: while the cursor stays on one
-        line of a document the same context is reused (a keystroke only appends to the prompt);
-        a line change or a warm-up (the user paused) fetches it again.
+        ``context_fn`` supplies repository context. What a document's prompt holds is *committed*
+        per document and changes only where the prompt is evaluated anew anyway: at a warm-up (the
+        user paused; the new context is gathered completely on a background thread and committed
+        once the warm-up has evaluated it, so the next keystroke finds it cached), on a request
+        whose kept suffix differs from the committed one (the cursor went elsewhere), and on the
+        first request in a document. A keystroke that only extends the prompt (typing, Enter,
+        Backspace at the cursor) keeps the committed context, so context that arrives later never
+        makes a keystroke evaluate the prompt again (see ``_context``).
         """
         self.settings = settings or Settings()
         self._notify = notify or (lambda level, msg: log.log(logging.ERROR if level == "error" else logging.INFO, msg))
@@ -133,7 +150,12 @@ class Engine:
         self._last: _Request | None = None
         self._plans: dict[str, BudgetPlan] = {}
         self._context_fn = context_fn
-        self._contexts: dict[str, tuple[int, tuple[SourceFile, ...], float]] = {}  # uri -> (line, files, ms)
+        self._contexts: dict[str, _Committed] = {}  # uri -> the context its prompts hold
+        self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
+        self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
+        self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
+        self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
+        self._warm_preparing = 0  #: warm-ups whose context is still being gathered
         self._counter = memo_counter(approx_tokens)
         self.model_state = "not loaded"
         self.model_error: str | None = None
@@ -176,7 +198,11 @@ class Engine:
         self.model_state = "ready"
         self.model_path = str(backend.model_path) if backend.model_path is not None else None
         self._counter = memo_counter(backend.token_counter or approx_tokens)
+        backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
         self._plans.clear()
+        pending, self._warm_on_load = self._warm_on_load, None
+        if pending is not None:  # didOpen came before the model was loaded: warm up now
+            self.warm(pending)
 
     def configure(self, settings: Settings) -> None:
         """Apply new settings; the model is loaded again only if a setting it depends on changed."""
@@ -185,6 +211,7 @@ class Engine:
             self.start()
 
     def close(self) -> None:
+        self._warm_pool.shutdown(wait=False, cancel_futures=True)
         self.worker.close()
 
     # ------------------------------------------------------------------ completions
@@ -283,42 +310,66 @@ class Engine:
         req.done.add_done_callback(relay)
         return Ticket(out, req.release)
 
-    def _plan(self, cur: Cursor, prefix: str, suffix: str, refresh: bool = False) -> tuple[str, str, int, str]:
-        """(kept prefix, kept suffix, max new tokens, prompt) for a request at ``cur``."""
+    def _plan(self, cur: Cursor, prefix: str, suffix: str,
+              context: tuple[SourceFile, ...] | None = None) -> tuple[str, str, int, str, BudgetPlan]:
+        """(kept prefix, kept suffix, max new tokens, prompt, plan) for a request at ``cur``;
+        ``context``: these files instead of the document's committed (or a new) context."""
         s = self.settings
-        backend = self.worker.backend
-        n_ctx = backend.n_ctx if backend is not None else s.context_length
-        max_tokens, total = prompt_budget(n_ctx, s.max_tokens, s.context_budget)
+        max_tokens, total = self._sizes()
         plan = plan_budget(prefix, suffix, total, self._counter, previous=self._plans.get(cur.uri))
         self._plans[cur.uri] = plan
         p, sfx = plan.cut(prefix, suffix)
-        context = self._context(cur, plan, refresh)
+        if context is None:
+            context = self._context(cur, plan, sfx)
         prompt = infill_prompt(p, sfx, path=cur.path, repo=cur.repo, context=context, mode=FimMode(s.fim_mode))
-        return p, sfx, max_tokens, prompt
+        return p, sfx, max_tokens, prompt, plan
 
-    def _context(self, cur: Cursor, plan: BudgetPlan, refresh: bool) -> tuple[SourceFile, ...]:
-        if self._context_fn is None or not self.settings.repo_context or plan.context_tokens <= 0:
+    @property
+    def count_tokens(self) -> Callable[[str], int]:
+        """The token counter prompts are planned with (the model's tokenizer once it is loaded)."""
+        return self._counter
+
+    def _wants_context(self, plan: BudgetPlan) -> bool:
+        return self._context_fn is not None and self.settings.repo_context and plan.context_tokens > 0
+
+    def _context(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
+        """The context of a completion request: the committed one while the prompt only grows (the
+        same kept suffix), else gathered now (within the providers' time budgets) and committed.
+        Context that was not ready, or a provider that was late, comes in at the next warm-up."""
+        if not self._wants_context(plan):
             return ()
-        line = cur.text.count("\n", 0, cur.offset)
-        cached = self._contexts.get(cur.uri)
-        if cached is not None and cached[0] == line and not refresh:
-            return cached[1]
+        committed = self._contexts.get(cur.uri)
+        if committed is not None and committed.suffix == cut_suffix:
+            return self._fit(committed, plan.context_tokens)
         t0 = time.perf_counter()
         try:
             found = self._context_fn(cur, plan, self._counter)
         except Exception:  # context is a bonus: never fail a completion over it
             log.exception("repository context failed")
             found = ()
-        if found is None:  # not ready yet (the workspace is being indexed): ask again next time
-            self._contexts.pop(cur.uri, None)
-            return ()
-        files = tuple(found)
-        self._contexts[cur.uri] = (line, files, (time.perf_counter() - t0) * 1000)
+        files = tuple(found or ())  # None (still indexing): none for now, the next warm-up brings it
+        self._contexts[cur.uri] = _Committed(files, plan.context_tokens, cut_suffix,
+                                             (time.perf_counter() - t0) * 1000, False)
         return files
+
+    def _fit(self, committed: _Committed, budget: int) -> tuple[SourceFile, ...]:
+        """The committed files, without the trailing ones that no longer fit when the budget shrank
+        below the one they were gathered for (a short file's prefix grew into the context's share):
+        dropping at the end keeps the front of the prompt cached."""
+        files = committed.files
+        if budget >= committed.budget or not files:
+            return files
+        total, keep = 0, 0
+        for f in files:
+            total += self._counter(f"{f.path}\n{f.code}") + 2
+            if total > budget:
+                break
+            keep += 1
+        return files[:keep]
 
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
-        p, sfx, max_tokens, prompt = self._plan(cur, prefix, suffix)
+        p, sfx, max_tokens, prompt, _ = self._plan(cur, prefix, suffix)
         line_after = suffix.split("\n", 1)[0]
         # mid-line (more than closers after the cursor) only the first line is ever shown
         # (core.postprocess): stop generating at the end of it
@@ -333,6 +384,7 @@ class Engine:
         )
         req = _Request(cur, prefix, suffix, p, sfx, job)
         self.totals["model_requests"] += 1
+        self._submits += 1
         job.future.add_done_callback(lambda f: self._finish(req, f))
         self.worker.submit(job, supersede=True)
         return req
@@ -385,8 +437,9 @@ class Engine:
         }
         ctx = self._contexts.get(req.cursor.uri)
         if ctx is not None:
-            timings["context_files"] = len(ctx[1])
-            timings["context_ms"] = round(ctx[2], 3)
+            timings["context_files"] = len(ctx.files)
+            timings["context_ms"] = round(ctx.ms, 3)
+            timings["context_complete"] = ctx.complete
         if gen.stop_reason == "cancelled":
             self.totals["cancelled"] += 1
         else:
@@ -400,20 +453,90 @@ class Engine:
     # ------------------------------------------------------------------ warm-up
 
     def warm(self, cur: Cursor) -> bool:
-        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses)."""
-        if not self.settings.warm_up or self.model_state != "ready" or not self.settings.enabled_for(cur.language):
+        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses).
+
+        The repository context is gathered afresh and completely (no provider time budgets; the
+        index is waited for) on a background thread, the prompt with it is evaluated by the model
+        worker, and only once that is done does it become the document's committed context. A
+        keystroke that comes first wins: the warm-up is dropped and tried at the next pause."""
+        if not self.settings.warm_up or not self.settings.enabled_for(cur.language):
             return False
         if not 0 <= cur.offset <= len(cur.text):
+            return False
+        if self.model_state != "ready":
+            if self.model_state == "loading":
+                self._warm_on_load = cur
             return False
         with self._lock:
             last = self._last
             if last is not None and not last.done.done():
                 return False  # a completion is running; it warms the cache itself
-            prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
-            *_, prompt = self._plan(cur, prefix, suffix, refresh=True)  # the user paused: fresh context
-            self.worker.warm(prompt)
-            self.totals["warmups"] += 1
+            self._warm_seq += 1
+            seq, submits = self._warm_seq, self._submits
+            self._warm_preparing += 1
+        self.totals["warmups"] += 1
+        self._warm_pool.submit(self._warm_job, cur, seq, submits)
         return True
+
+    def _warm_job(self, cur: Cursor, seq: int, submits: int) -> None:
+        """On the warm-up thread: gather the context completely, then hand the prompt to the worker."""
+        try:
+            prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
+            with self._lock:
+                if seq != self._warm_seq or submits != self._submits:
+                    return  # a newer warm-up, or the user typed meanwhile
+                plan = plan_budget(prefix, suffix, self._sizes()[1], self._counter,
+                                   previous=self._plans.get(cur.uri))
+            files, ms = self._complete_context(cur, plan)
+            with self._lock:
+                if seq != self._warm_seq or submits != self._submits:
+                    return
+                _, cut_suffix, _, prompt, plan = self._plan(cur, prefix, suffix, context=files)
+                job = self.worker.warm(prompt)
+            entry = _Committed(files, plan.context_tokens, cut_suffix, ms, True)
+
+            def commit(fut: Future) -> None:
+                if fut.cancelled() or fut.exception() is not None or fut.result().stop_reason != "warm":
+                    return
+                with self._lock:
+                    if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
+                        self._contexts[cur.uri] = entry
+
+            job.future.add_done_callback(commit)
+        except Exception:  # a warm-up is a bonus: never let it take the thread down
+            log.exception("warm-up failed")
+        finally:
+            with self._lock:
+                self._warm_preparing -= 1
+
+    def _sizes(self) -> tuple[int, int]:
+        """(max new tokens, prompt tokens of text) for the loaded model and the settings."""
+        s = self.settings
+        backend = self.worker.backend
+        n_ctx = backend.n_ctx if backend is not None else s.context_length
+        return prompt_budget(n_ctx, s.max_tokens, s.context_budget)
+
+    def _complete_context(self, cur: Cursor, plan: BudgetPlan) -> tuple[tuple[SourceFile, ...], float]:
+        """(files, ms): the context gathered without time budgets; the committed one when the
+        workspace has none yet (still indexing), so the warm-up does not take it away."""
+        if not self._wants_context(plan):
+            return (), 0.0
+        t0 = time.perf_counter()
+        try:
+            found = self._context_fn(cur, plan, self._counter, complete=True)
+        except Exception:
+            log.exception("repository context failed")
+            found = None
+        if found is None:
+            committed = self._contexts.get(cur.uri)
+            return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
+        return tuple(found), (time.perf_counter() - t0) * 1000
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no warm-up is being prepared and the model worker has nothing to do."""
+        end = time.monotonic() + timeout
+        self._warm_pool.submit(lambda: None).result(timeout=timeout)  # the warm-ups queued before
+        return self.worker.wait_idle(max(0.0, end - time.monotonic()))
 
     # ------------------------------------------------------------------ status
 
@@ -434,7 +557,7 @@ class Engine:
             "last": dict(self.last),
             "recent": _summary(list(self.recent)),
             "totals": dict(self.totals),
-            "worker": dict(self.worker.stats, idle=self.worker.idle()),
+            "worker": dict(self.worker.stats, idle=self.worker.idle() and not self._warm_preparing),
             "cache": {
                 "kv_tokens": (backend.cached_tokens if backend is not None else None) or 0,
                 "saved_states": len(states) if states is not None else 0,
@@ -442,6 +565,7 @@ class Engine:
                 "state_loads": states.loads if states is not None else 0,
             },
             "settings": {k: v for k, v in asdict(s).items()},
+            "remote": backend.describe() if backend is not None else None,
         }
 
 

@@ -38,7 +38,7 @@ def test_warm_up_leaves_one_token_to_evaluate():
     try:
         cur = at(SOURCE, "def status(self)")
         assert e.warm(cur)
-        assert e.worker.wait_idle(timeout=300)
+        assert e.wait_idle(timeout=300)
         s = e.complete(cur).future.result(timeout=60)
         assert s.timings["prompt_tokens"] > 500
         assert s.timings["prompt_tokens_evaluated"] <= 1

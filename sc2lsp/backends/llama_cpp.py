@@ -193,6 +193,11 @@ class LlamaCppBackend:
         self._order = None  # numpy array of PieceTable.order
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
+    notify = None  #: nothing to report after loading: a local model has no endpoint to lose
+
+    def describe(self) -> None:
+        return None
+
     def close(self) -> None:
         """Free the model and its context now (not whenever the garbage collector runs)."""
         llm, self.llm = getattr(self, "llm", None), None
@@ -443,3 +448,12 @@ class LlamaCppBackend:
             return self.detokenize(out)
         raw = self.llm.detokenize(list(out))
         return raw[len(removed):].decode("utf-8", errors="replace") if raw.startswith(removed) else raw.decode("utf-8", errors="replace")
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)

@@ -25,7 +25,9 @@ definition enters as its signature (elided body or class outline) first, and is 
 when the provider's share still has room after every candidate got its signature.
 
 Time: each provider runs in a worker thread against its own time budget; one that is late is
-skipped (``ContextResult.skipped``), never waited for.
+skipped (``ContextResult.skipped``), never waited for, and goes on in the background for up to
+``BACKGROUND_S`` so that what it computes is cached for the next gathering. A complete gathering
+(``time_budget_ms`` of ``NO_TIME_LIMIT``: the server's warm-ups, ``sc2lsp context``) skips nothing.
 
 Stability: the result is a pure function of the index state and the request (ties broken by
 path and line; blocks in ``render_order``, files by path, snippets by line), so requests at the
@@ -46,15 +48,23 @@ from typing import Callable
 from ..core.budget import approx_tokens
 from . import render
 from .index import FileEntry, RepoIndex, build_entry
-from .languages import language_for, spec
-from .providers import (PROVIDER_FUNCTIONS, PROVIDERS, Candidate, ContextBlock, ContextOptions, Late, Request)
+from .languages import language_for, parser_for, spec, tags_query
+from .providers import (CHARS_PER_TOKEN_MAX, PROVIDER_FUNCTIONS, PROVIDERS, Candidate, ContextBlock, ContextOptions,
+                        Late, Request, _chunks, prepare_definitions)
 from .render import Snippet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ContextBlock", "ContextOptions", "ContextResult", "assemble", "gather_context", "make_request"]
+__all__ = ["ContextBlock", "ContextOptions", "ContextResult", "assemble", "complete_options", "gather_context",
+           "make_request", "prepare"]
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=len(PROVIDERS), thread_name_prefix="sc2lsp-context")
+#: Twice the providers: a provider that was late finishes in the background (filling the caches the
+#: next gathering uses) without holding up the next request's providers.
+_EXECUTOR = ThreadPoolExecutor(max_workers=2 * len(PROVIDERS), thread_name_prefix="sc2lsp-context")
+#: How long a late provider may go on in the background before it is stopped.
+BACKGROUND_S = 2.0
+#: ``time_budget_ms`` of a complete gathering (a warm-up, ``sc2lsp context``): no provider is skipped.
+NO_TIME_LIMIT = float("inf")
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,9 @@ def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) ->
             full = [s for s in c.snippets if (s.start, s.end) in ranges]
             if len(full) != len(short):
                 continue
+            short_tokens = sum(req.count(s.text) for s in short)
+            if sum(len(s.text) for s in full) > (cap - used + short_tokens) * CHARS_PER_TOKEN_MAX:
+                continue  # far too long to fit: not worth tokenizing
             extra = sum(req.count(s.text) for s in full) - sum(req.count(s.text) for s in short)
             if used + extra <= cap:
                 pick[2] = full
@@ -177,19 +190,21 @@ def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *
         finally:
             timings[name] = round((time.perf_counter() - t0) * 1000, 3)
 
-    futures, requests = {}, {}
+    futures, waits = {}, {}
     for name in o.priority:
         if name not in funcs:
             continue
-        r = Request(**{**req.__dict__, "budget": budget,
-                       "deadline": start + o.time_budget_ms.get(name, 40.0) / 1000, "cancelled": threading.Event()})
-        requests[name] = r
+        waits[name] = start + o.time_budget_ms.get(name, 40.0) / 1000
+        # a provider not done in its time is skipped here but goes on in the background for a while:
+        # the caches it fills (token counts, name tables, chunk sets) make the next gathering fast
+        r = Request(**{**req.__dict__, "budget": budget, "deadline": waits[name] + BACKGROUND_S,
+                       "cancelled": threading.Event()})
         futures[name] = _EXECUTOR.submit(run, name, r)
     for name, fut in futures.items():
         try:
-            results[name] = fut.result(timeout=max(0.0, requests[name].deadline - time.perf_counter()))
+            results[name] = fut.result(timeout=None if waits[name] == NO_TIME_LIMIT
+                                       else max(0.0, waits[name] - time.perf_counter()))
         except (FutureTimeout, Late):
-            requests[name].cancelled.set()
             skipped[name] = "late"
             log.debug("context provider %s skipped: over its %s ms", name, o.time_budget_ms.get(name))
         except Exception as e:  # a provider bug costs its blocks, never the completion
@@ -206,3 +221,32 @@ def gather_context(index: RepoIndex, path: str, text: str, offset: int, budget: 
     """The context blocks for a completion at ``offset`` of ``text`` (the document ``path``)."""
     return assemble(index, path, text, offset, budget, count=count, window=window, language_id=language_id,
                     options=options).blocks
+
+
+def complete_options(options: ContextOptions | None = None) -> ContextOptions:
+    """``options`` without time budgets: every provider runs to the end (warm-ups, ``sc2lsp context``)."""
+    from dataclasses import replace
+
+    options = options or ContextOptions()
+    return replace(options, time_budget_ms={p: NO_TIME_LIMIT for p in PROVIDERS})
+
+
+def prepare(index: RepoIndex, path: str, *, count=approx_tokens, options: ContextOptions | None = None) -> dict:
+    """Make the first gathering for the indexed file ``path`` cheap (a server calls this when a
+    document is opened, in the background): the language's query compiled and a parser for this
+    thread, the file's imports resolved, the name tables of the files they point at built, what
+    its imported names and module members name rendered and counted (``count`` should be the
+    request's memoising counter), and the file's similar-chunk sets computed."""
+    entry = index.get(path)
+    if entry is None:
+        return {"definitions": 0}
+    t0 = time.perf_counter()
+    if entry.language:
+        tags_query(entry.language)
+        parser_for(entry.language)
+    options = complete_options(options)
+    req = make_request(index, path, entry.text, 0, count=count, options=options)
+    req.deadline = NO_TIME_LIMIT
+    n = prepare_definitions(req)
+    _chunks(entry, options.chunk_lines, options.chunk_stride)
+    return {"definitions": n, "ms": round((time.perf_counter() - t0) * 1000, 3)}

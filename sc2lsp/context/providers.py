@@ -324,12 +324,23 @@ def _closeness(a: str, b: str) -> int:
     return n
 
 
+#: More characters per token than code ever has (long runs of indentation included): a text longer
+#: than ``limit * CHARS_PER_TOKEN_MAX`` has more than ``limit`` tokens without counting them.
+CHARS_PER_TOKEN_MAX = 10
+
+
+def tokens_over(req: Request, text: str, limit: int) -> bool:
+    """Whether ``text`` has more than ``limit`` tokens; a long text is not tokenized to find out
+    (a 180-line class costs milliseconds in a real tokenizer)."""
+    return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
+
+
 def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
     entry = req.index.get(d.path) if d.path != req.path else req.entry
     if entry is None or d.start_line >= len(entry.lines):
         return None
     whole = render.full(entry, d)
-    if req.count(whole.text) > req.options.max_definition_tokens:
+    if tokens_over(req, whole.text, req.options.max_definition_tokens):
         whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
     short = render.elided(entry, d)  # signature (and doc) first; the rest when the budget has room
     if short.text == whole.text:
@@ -444,6 +455,29 @@ def definitions_provider(req: Request) -> list[Candidate]:
     if not names(first) and not names(later):
         members()
     return out + guesses
+
+
+def prepare_definitions(req: Request, limit: int = 400) -> int:
+    """Do ahead of the first request what the definitions provider needs for this file: resolve
+    its imports, build the name tables of the files they point at and render (and count: the
+    token counter memoises) what the file's imported names and module members name. Returns the
+    number of definitions prepared (at most ``limit``)."""
+    resolver = _Resolver(req)
+    done = 0
+    keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
+    for qual in resolver.bindings:
+        keys += list(_member_uses(req, qual, limit).keys())
+    for name, qual in keys:
+        found, _ = resolver.resolve(name, qual)
+        for d in found[: req.options.per_name]:
+            c = _definition_candidate(req, d, "")
+            if c is not None:
+                for snip in c.compact or c.snippets:
+                    req.count(snip.text)
+            done += 1
+            if done >= limit:
+                return done
+    return done
 
 
 _INSTANCE = re.compile(r"=\s*([A-Z][\w$]*)\s*\(")

@@ -47,6 +47,7 @@ class Sc2Server(LanguageServer):
         self.workspaces.enabled = self.settings.repo_context
         self.workspaces.started = False  # no index is started before ``initialized``
         self.engine: Engine = engine_factory(self.settings, notify=self.notify_user, context_fn=self.workspaces.context)
+        self.workspaces.count = lambda text: self.engine.count_tokens(text)  # opened documents are prepared with it
         self.warm_handles: dict[str, asyncio.TimerHandle] = {}  #: uri -> pending warm-up (features.sync)
         self.event_loop: asyncio.AbstractEventLoop | None = None  #: set by initialize
         self.pending_messages: list[tuple[str, str]] = []  #: messages from before ``initialized``

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, REPO_NAME, STOP_TOKENS
 from ..errors import UserError
+from .remote_entry import RemoteSpec, parse_remote
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 QUANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -94,6 +95,8 @@ class ModelEntry:
     base: str | None = None  #: adapter entries: the entry whose GGUF the adapter is applied to
     lora: Path | None = None  #: adapter entries: the LoRA adapter GGUF
     lora_scale: float = 1.0  #: adapter entries: llama.cpp's adapter scale (1.0 = as trained)
+    #: remote entries: a model served by another process (``sc2lsp.models.remote_entry``)
+    remote: "RemoteSpec | None" = None
 
     def quant(self, name: str | None = None) -> Quant:
         """The named quant (case-insensitive), or the default one; unknown names list the known ones."""
@@ -196,7 +199,8 @@ def parse_models_toml(path: Path) -> tuple[str | None, dict[str, ModelEntry]]:
         if not NAME_RE.fullmatch(name):
             raise w.error(f"models.{name}", f"invalid model name (expected {NAME_RE.pattern})")
         table = w.table(raw, f"models.{name}")
-        parse = _parse_adapter_entry if "base" in table or "lora" in table else _parse_entry
+        parse = (_parse_adapter_entry if "base" in table or "lora" in table
+                 else _parse_remote_entry if "endpoint" in table else _parse_entry)
         entries[name] = parse(w, name, table, path.parent)
     return default, entries
 
@@ -221,6 +225,14 @@ def _parse_adapter_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntr
         license=w.string(t, "license", key) or "", context_length=1, default_quant="", quants={}, source=w.file,
         base=base_name, lora=base / Path(lora).expanduser(), lora_scale=float(scale),
     )
+
+
+def _parse_remote_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
+    """``endpoint`` (+ ``api``, ``model``, ``api_key_env``...): a model another process serves."""
+    spec, f = parse_remote(w, name, t, base)
+    attribution = tuple(base / Path(x).expanduser() for x in t.get("attribution_index", []) if isinstance(x, str))
+    return ModelEntry(name=name, default_quant="", quants={}, source=w.file, remote=spec,
+                      attribution_index=attribution, **f)
 
 
 def _link_adapters(models: dict[str, ModelEntry]) -> None:
@@ -386,6 +398,9 @@ def resolve(name_or_path: str | os.PathLike | None = None, quant: str | None = N
         return p
     reg = registry or load_registry()
     entry = reg.get(name_or_path or reg.default)
+    if entry.remote is not None:
+        raise UserError(f"model {entry.name} is served by {entry.remote.endpoint} (declared in {entry.source}); "
+                        f"there is no local file to load or download")
     q = entry.quant(quant)
     found = locate(entry, q)
     if found is None:
@@ -549,6 +564,7 @@ def describe(reg: Registry) -> list[dict]:
             "source": str(entry.source),
             "base": entry.base,
             "lora": str(entry.lora) if entry.lora else None,
+            "endpoint": entry.remote.endpoint if entry.remote else None,
             "quants": quants,
         })
     return out
@@ -567,6 +583,10 @@ def run(args: argparse.Namespace) -> int:
     table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
     for m in rows:
         entry = reg.models[m["name"]]
+        if entry.remote is not None:
+            r = entry.remote
+            table.append((m["name"] + (" *" if m["default"] else ""), "-", "-", "remote",
+                          f"{r.endpoint} ({r.api}{', model ' + r.model if r.model else ''})"))
         for q in m["quants"]:
             quant = entry.quants[q["quant"]]
             if q["present"]:

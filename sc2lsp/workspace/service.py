@@ -4,12 +4,18 @@
     ws.did_open(path, text, language_id)               # LSP didOpen (absolute path or file:// URI)
     ws.did_change(path, text); ws.did_close(path)      # didChange / didSave, didClose
     blocks = ws.blocks(path, text, offset, plan)       # BudgetPlan of the request -> ContextBlocks
+    blocks = ws.blocks(..., complete=True)             # a warm-up: waits for the index, no time budgets
     ws.refresh(path)                                   # when idle: gather afresh next time
     ws.stop()
 
 Documents the editor has open win over the disk: the watcher's reads of an open file are
 ignored until the editor closes it (the editor's text is newer than what is saved). Requests
 before the initial scan finished get what is indexed so far.
+
+Nothing a request needs is left for the first request: once the scan is done the tags queries
+of the indexed languages are compiled, and every opened document is prepared in the background
+(``gather.prepare``: its imports resolved, the name tables of the files they point at built,
+their definitions rendered and counted with ``self.count``, the server's token counter).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
-from ..context.gather import gather_context
+from ..context.gather import assemble, complete_options, prepare
 from ..context.index import RepoIndex
+from ..context.languages import tags_query
 from ..core.budget import BudgetPlan, approx_tokens
 from .indexer import IndexReport, index_workspace
 from .paths import relative_path
@@ -30,6 +38,11 @@ log = logging.getLogger(__name__)
 
 #: Documents at least this long (characters) are indexed off the request path on a change.
 LARGE_CHANGE = 128_000
+#: The longest a complete gathering (a warm-up) waits for the initial scan.
+READY_WAIT_S = 120.0
+#: The longest a request waits for the preparation of its document when that is under way (a
+#: first request evaluates its whole prompt: hundreds of milliseconds at least).
+PREPARE_WAIT_S = 0.5
 
 
 class _EditorFirstIndex(RepoIndex):
@@ -75,6 +88,12 @@ class WorkspaceContext:
         self._bg_pending: dict[str, tuple[str, str | None]] = {}
         self._bg_thread: threading.Thread | None = None
         self._bg_busy: set[str] = set()  #: files with a change queued or being applied
+        self.count = approx_tokens  #: the token counter requests use (the server sets the model's)
+        self._prep_lock = threading.Condition()
+        self._prep_queue: dict[str, None] = {}
+        self._prep_current: str | None = None
+        self._prep_thread: threading.Thread | None = None
+        self.prepared: dict[str, dict] = {}  #: path -> what ``gather.prepare`` did (for status and tests)
 
     def start(self) -> "WorkspaceContext":
         self._thread = threading.Thread(target=self._scan, name="sc2lsp-index", daemon=True)
@@ -87,6 +106,9 @@ class WorkspaceContext:
                 self._watcher = _DiskWatcher(self.root, self.index).start()
             self.index.from_disk.on = True
             self.report = index_workspace(self.index, self.root, workers=self.workers)
+            for language in sorted(self.index.stats()["languages"]):
+                if language != "text":
+                    tags_query(language)  # compiled here, not on the first request (worker processes parsed)
         except Exception:
             log.warning("indexing %s failed", self.root, exc_info=True)
         finally:
@@ -108,6 +130,62 @@ class WorkspaceContext:
             self.index.editor_owned.add(rel)
             self.index.apply_change(rel, text, language_id)
             self.index.open(rel)
+            self.prepare(rel)
+
+    def prepare(self, rel: str) -> None:
+        """Prepare the indexed file ``rel`` for its first request, in the background, once the
+        scan is done (``gather.prepare``)."""
+        with self._prep_lock:
+            self._prep_queue[rel] = None
+            if self._prep_thread is None:
+                self._prep_thread = threading.Thread(target=self._prepare_pending, name="sc2lsp-prepare", daemon=True)
+                self._prep_thread.start()
+
+    def _prepare_pending(self) -> None:
+        self.ready.wait(READY_WAIT_S)
+        while True:
+            with self._prep_lock:
+                self._prep_current = None
+                self._prep_lock.notify_all()
+                if not self._prep_queue:
+                    self._prep_thread = None
+                    return
+                rel = self._prep_current = next(iter(self._prep_queue))
+                del self._prep_queue[rel]
+            try:
+                self.prepared[rel] = prepare(self.index, rel, count=self.count)
+            except Exception:  # preparing is an optimisation: never let it end the thread
+                log.warning("preparing %s failed", rel, exc_info=True)
+
+    def _wait_for_preparation(self, rel: str, timeout: float) -> None:
+        with self._prep_lock:
+            self._prep_lock.wait_for(lambda: rel != self._prep_current and rel not in self._prep_queue, timeout)
+
+    def settled(self, path: str) -> bool:
+        """Whether the scan is done and the document ``path`` is not waiting for its preparation."""
+        rel = self.rel(path)
+        return self.ready.is_set() and (rel is None or (rel != self._prep_current and rel not in self._prep_queue))
+
+    def wait_settled(self, path: str, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until ``settled(path)``: what a document's first
+        request does, as it evaluates its whole prompt anyway."""
+        end = time.monotonic() + timeout
+        if not self.ready.wait(timeout):
+            return False
+        rel = self.rel(path)
+        if rel is not None:
+            self._wait_for_preparation(rel, max(0.0, end - time.monotonic()))
+        return self.settled(path)
+
+    def wait_prepared(self, timeout: float = 10.0) -> bool:
+        """Wait until the documents opened so far are prepared (tests, benchmarks)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._prep_lock:
+                if self._prep_thread is None and self.ready.is_set():
+                    return True
+            time.sleep(0.005)
+        return False
 
     def did_change(self, path: str, text: str, language_id: str | None = None) -> None:
         """A small document is indexed at once; a large one (a full parse costs ~1 s per 700 KB)
@@ -151,26 +229,36 @@ class WorkspaceContext:
                 self._watcher.notify(rel, "update")  # back to what is on disk
 
     def blocks(self, path: str, text: str, offset: int, plan: BudgetPlan, *, count=approx_tokens,
-               language_id: str | None = None, sticky: bool = True):
+               language_id: str | None = None, sticky: bool = True, complete: bool = False):
         """Context blocks for a request whose prompt keeps ``plan``'s cut of the prefix/suffix.
 
         ``sticky``: while the cursor stays on one line (and the plan's cut and budget do not
         move), the blocks of the first request on that line are returned again, so typing only
         appends to the cached prompt; ``refresh(path)`` (e.g. when idle) forgets them.
+        ``complete``: gathered afresh with no provider time budgets, after waiting for the initial
+        scan (None if it is not done in ``READY_WAIT_S``): what a warm-up and ``sc2lsp context`` use.
         """
         rel = self.rel(path)
         if rel is None:
             return []
+        self.count = count
+        if complete and not self.ready.wait(READY_WAIT_S):
+            return None
+        if self.ready.is_set():
+            self._wait_for_preparation(rel, READY_WAIT_S if complete else PREPARE_WAIT_S)
         key = (text.count("\n", 0, offset), plan.prefix_start, plan.suffix_end - len(text) + offset,
                plan.context_tokens)
         last = self._sticky.get(rel)
-        if sticky and last is not None and last[0] == key:
+        if sticky and not complete and last is not None and last[0] == key:
             return last[1]
         window = (plan.prefix_start, offset + plan.suffix_end)
-        blocks = gather_context(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
-                                language_id=language_id)
-        self._sticky[rel] = (key, blocks)
-        return blocks
+        res = assemble(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
+                       language_id=language_id, options=complete_options() if complete else None)
+        if not res.skipped or complete:  # a gathering that skipped a provider is not kept
+            self._sticky[rel] = (key, res.blocks)
+        else:
+            self._sticky.pop(rel, None)
+        return res.blocks
 
     def refresh(self, path: str) -> None:
         """Forget the sticky blocks of ``path`` (the next request gathers context again)."""

@@ -5,6 +5,8 @@
     ws.locate(uri) -> (relative path, repo name) # the prompt's path, one mapping for everything
     ws.did_open(uri, text, lang); ws.did_change(uri); ws.did_close(uri)
     ws.context(cursor, plan, count)              # the engine's ``context_fn``
+    ws.context(cursor, plan, count, complete=True)  # a warm-up's: waits for the index, no time budgets
+    ws.wait_settled(uri, timeout)                # a document's first request: scan and preparation done
     ws.roots                                     # the user's own code (attribution ``exclude``)
     ws.stop()
 
@@ -59,6 +61,8 @@ class Workspaces:
         self._dirty: set[str] = set()  # documents changed since the index last saw them
         self._lock = threading.Lock()
         self.enabled = True  #: repository context on (the ``repoContext`` setting)
+        #: the token counter documents are prepared with when opened (the server sets the model's)
+        self.count: Callable[[str], int] | None = None
         self.started = True  #: whether didOpen may start an index (False before ``initialized``)
 
     # ---------------------------------------------------------------- folders and paths
@@ -116,6 +120,8 @@ class Workspaces:
             if ctx is not None or not create:
                 return ctx
             ctx = self._contexts[root] = self._factory(root)
+            if self.count is not None:
+                ctx.count = self.count
         for doc_uri, text, lang in self._documents():  # documents opened before the index existed
             held = self.folder_of(doc_uri)
             if held is not None and held[0].root == root:
@@ -162,13 +168,29 @@ class Workspaces:
 
     # ---------------------------------------------------------------- the engine's context
 
-    def context(self, cur, plan: "BudgetPlan", count: Callable[[str], int]) -> "list[SourceFile] | None":
-        """The engine's ``context_fn``: context files for a request (None: still indexing)."""
+    def context(self, cur, plan: "BudgetPlan", count: Callable[[str], int],
+                complete: bool = False) -> "list[SourceFile] | None":
+        """The engine's ``context_fn``: context files for a request (None: still indexing).
+        ``complete`` (a warm-up, on its own thread): wait for the index, no provider time budgets."""
         ctx = self.context_for(cur.uri)
         if ctx is None:
             return []
-        if not ctx.ready.is_set():
+        if not ctx.ready.is_set() and not complete:
             return None
-        self.flush()
-        blocks = ctx.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language)
-        return [b.source_file() for b in blocks]
+        try:
+            self.flush()
+        except RuntimeError:  # the documents changed while a warm-up's thread read them: next time
+            pass
+        blocks = ctx.blocks(cur.uri, cur.text, cur.offset, plan, count=count, language_id=cur.language,
+                            **({"complete": True} if complete else {}))
+        return None if blocks is None else [b.source_file() for b in blocks]
+
+    def settled(self, uri: str) -> bool:
+        """Whether the index of ``uri``'s folder is scanned and ``uri`` prepared (True outside any)."""
+        ctx = self.context_for(uri, create=False)
+        return ctx is None or ctx.settled(uri)
+
+    def wait_settled(self, uri: str, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for ``settled(uri)`` (blocking: call it off the event loop)."""
+        ctx = self.context_for(uri, create=False)
+        return ctx is None or ctx.wait_settled(uri, timeout)

@@ -23,6 +23,9 @@ from .sync import cancel_warm, cursor_for
 
 
 log = logging.getLogger("sc2lsp.lsp")
+#: The longest a request waits for its workspace's scan and its document's preparation (only
+#: right after start or didOpen; such a request evaluates its whole prompt anyway).
+FIRST_REQUEST_WAIT_S = 2.0
 
 
 def document_cursor(ls: Sc2Server, uri: str, position: types.Position) -> tuple[Cursor | None, str]:
@@ -48,6 +51,8 @@ async def suggest(ls: Sc2Server, uri: str, position: types.Position) -> Suggesti
         log.info("no completion: %s", why)
         return None
     cancel_warm(ls, uri)
+    if not ls.workspaces.settled(uri):  # just opened: the index is being built or the document prepared
+        await asyncio.to_thread(ls.workspaces.wait_settled, uri, FIRST_REQUEST_WAIT_S)
     ticket = ls.engine.complete(cur)
     try:
         return await asyncio.wrap_future(ticket.future)
