@@ -4,9 +4,10 @@ One ``sc2lsp serve`` (sc2-tiny) driven over stdio like an editor (``sc2lsp.lsp.r
 workspace holding a copy of an installed package. The session script types a few lines into a file
 one character at a time, asking for an inline completion after every keystroke, and measures each
 request's round trip. It runs idle, then while ``sc2lsp.tune`` (the server's command: ``sc2lsp tune``
-as a child process at nice 10) is in its training stage, then idle again. The figure is the ratio
-of the p50 (and mean) keystroke latency during training to the idle runs' (same script, same
-server, same machine, measured in the same run, so the load of other work cancels out).
+as a child process at nice 10) is in its training stage, interleaved with the same session while
+the tune child is paused (SIGSTOP), then idle again. The figure is the ratio of the keystroke
+latency (all keystrokes: p50, mean; those the model answered: p50) during training to the paused
+sessions' (same script, same server, interleaved in time, so the load of other work cancels out).
 
     .venv/bin/python bench/tune_latency.py [--repo PKG] [--json bench/results/tune_latency.json]
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -59,6 +61,21 @@ def session(client: StdioClient, uri: str, version: list[int]) -> list[tuple[flo
             ms = (time.perf_counter() - t0) * 1000
             out.append((ms, str(client.status().get("last", {}).get("source"))))
     return out
+
+
+def _tune_child(server_pid: int) -> int:
+    """The pid of the server's `python -m finetune tune` child."""
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server_pid and b"finetune" in cmd and b"tune" in cmd:
+            return int(p.name)
+    raise SystemExit("the server's tune child process was not found")
 
 
 def summary(runs: list[tuple[float, str]]) -> dict:
@@ -111,7 +128,16 @@ def main() -> int:
             if time.time() - t0 > 900:
                 raise SystemExit("the tune run never reached its training stage")
             time.sleep(0.5)
-        during = [ms for _ in range(args.repeat) for ms in session(client, uri, version)]
+        # interleaved: the tune child paused (SIGSTOP: idle) and running, so the machine's drift cancels
+        child = _tune_child(client.proc.pid)
+        during, paused = [], []
+        for _ in range(args.repeat):
+            during += session(client, uri, version)
+            os.kill(child, signal.SIGSTOP)
+            try:
+                paused += session(client, uri, version)
+            finally:
+                os.kill(child, signal.SIGCONT)
         steps = [p["value"]["message"] for p in client.messages("$/progress")
                  if "train: step" in (p.get("value", {}).get("message") or "")]
         client.request("workspace/executeCommand", {"command": "sc2lsp.tuneCancel", "arguments": []})
@@ -123,20 +149,20 @@ def main() -> int:
     finally:
         client.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    idle = summary(idle1 + idle2)
+    idle = summary(paused)
     res = {"load": os.getloadavg(), "model": args.model, "repo": args.repo, "idle_before": summary(idle1),
-           "during_training": summary(during), "idle_after": summary(idle2), "idle": idle,
+           "during_training": summary(during), "training_paused": idle, "idle_after": summary(idle2), "idle": idle,
            "training_progress_seen": steps[-1] if steps else None, "repeat": args.repeat,
            "ratio_p50": round(summary(during)["p50_ms"] / idle["p50_ms"], 3),
            "ratio_mean": round(summary(during)["mean_ms"] / idle["mean_ms"], 3),
            "ratio_model_p50": round(summary(during)["model_p50_ms"] / idle["model_p50_ms"], 3)
            if idle["model_p50_ms"] and summary(during)["model_p50_ms"] else None}
     print(f"{'run':18} {'keys':>5} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'model keys':>10} {'model p50':>10}")
-    for k in ("idle_before", "during_training", "idle_after"):
+    for k in ("idle_before", "during_training", "training_paused", "idle_after"):
         r = res[k]
         print(f"{k:18} {r['keystrokes']:>5} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['mean_ms']:>8} "
               f"{r['model_keystrokes']:>10} {r['model_p50_ms']!s:>10}")
-    print(f"during training / idle: p50 x{res['ratio_p50']}, mean x{res['ratio_mean']}, "
+    print(f"during training / training paused (interleaved): p50 x{res['ratio_p50']}, mean x{res['ratio_mean']}, "
           f"model-answered keystrokes p50 x{res['ratio_model_p50']} "
           f"(load {', '.join(f'{x:.1f}' for x in res['load'])}; {res['training_progress_seen']})")
     if args.json:
