@@ -3,7 +3,7 @@
 Steps: scan with the server's rules (``sc2lsp.workspace.scan``: ignore files, secret files,
 vendored/binary/generated/minified, size) -> source extensions -> The Stack v2 filters
 (``data.filters``) -> exact + near dedup (``data.dedup``) -> secret/PII redaction
-(``data.redact``) -> held-out split by file -> repository-format samples with FIM
+(``sc2lsp.core.redact``) -> held-out split by file -> repository-format samples with FIM
 (``data.pack.make_documents`` -> ``sc2lsp.core.prompt.repository_sample``) -> tokens -> packed rows.
 
 Writes the layout of ``prepare_stdlib`` so the trainers and ``eval`` read both: ``tokenizer/``,
@@ -37,7 +37,7 @@ from sc2lsp.workspace.scan import MAX_BYTES, is_source_path, scan
 from .data.dedup import NUM_PERM, THRESHOLD, dedup
 from .data.filters import reject_reason
 from .data.pack import make_documents, pack, tokenize_documents
-from .data.redact import redact
+from sc2lsp.core.redact import redact
 from .paths import project_path, user_run
 
 

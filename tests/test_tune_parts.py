@@ -127,3 +127,16 @@ def test_tune_presets_parse(preset):
     from finetune.train import LoraTrainConfig
 
     assert load(LoraTrainConfig, preset).max_steps >= 1
+
+
+def test_one_run_per_work_directory(tmp_path):
+    import fcntl
+
+    from finetune.tune import Tune, TuneError, TuneOptions
+
+    (tmp_path / "repo").mkdir()
+    t = Tune(TuneOptions(repo=str(tmp_path / "repo"), work=str(tmp_path / "work")))
+    with open(tmp_path / "work" / ".lock", "w") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(TuneError, match="another `sc2lsp tune` is running"):
+            t.run()
