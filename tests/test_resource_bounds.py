@@ -35,8 +35,30 @@ def _deep_tree(root: Path) -> str:
     return "/".join(["d"] * DEPTH) + "/deep.py"
 
 
-def test_scan_and_index_a_1100_level_tree(tmp_path):
+def _remove_deep(root: Path) -> None:
+    """Remove the deep tree bottom-up (shutil.rmtree recurses: pytest's own cleanup of old temporary
+    folders would hit RecursionError on it)."""
+    path = root / "d"
+    stack = []
+    while path.is_dir():
+        stack.append(path)
+        path = path / "d"
+    for p in reversed(stack):
+        for child in p.iterdir():
+            if not child.is_dir():
+                child.unlink()
+        p.rmdir()
+
+
+@pytest.fixture
+def deep(tmp_path):
     rel = _deep_tree(tmp_path)
+    yield rel
+    _remove_deep(tmp_path)
+
+
+def test_scan_and_index_a_1100_level_tree(tmp_path, deep):
+    rel = deep
     (tmp_path / "top.py").write_text("x = 1\n")
     kept = [e.path for e in scan(tmp_path) if e.kept]
     assert kept == [rel, "top.py"]
