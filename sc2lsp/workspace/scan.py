@@ -84,8 +84,8 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     rules = IgnoreRules()
     policy = None
 
-    def walk(rel_dir: str) -> Iterator[ScanEntry]:
-        nonlocal policy
+    def listing(rel_dir: str):
+        """The sorted entries of ``rel_dir`` (its ignore files read first), or an error entry."""
         d = root / rel_dir if rel_dir else root
         for source in IgnoreRules.SOURCES:
             try:
@@ -95,59 +95,74 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
             if present:
                 rules.add(rel_dir, _read_ignore(d / source), source)
         try:
-            entries = sorted(os.scandir(d), key=lambda e: e.name)
+            return sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as e:
-            yield ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
-            return
-        for e in entries:
-            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
-            try:
-                is_link = e.is_symlink()
-                is_dir = e.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if is_dir:
-                reason = path_reason(rel, rules, is_dir=True)
-                if reason is None:
-                    yield from walk(rel)
-                elif report_dirs:
-                    yield ScanEntry(rel + "/", reason)
-                continue
-            if is_link:
-                target = Path(os.path.realpath(d / e.name))
-                if target.is_dir():
-                    if report_dirs:
-                        yield ScanEntry(rel + "/", "symlinked directory (not followed)")
-                    continue
-                if real_root != target and real_root not in target.parents:
-                    yield ScanEntry(rel, "symlink pointing outside the workspace")
-                    continue
-            elif not e.is_file(follow_symlinks=False):
-                continue  # sockets, fifos, devices
-            reason = path_reason(rel, rules)
-            if reason is None and is_link:  # a link is judged by its target too (``ok.py -> .env``)
-                if policy is None:
-                    from .policy import FilePolicy
+            return ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
 
-                    policy = FilePolicy([real_root])
-                why = policy.reason(real_root, target.relative_to(real_root).as_posix())
-                reason = f"symlink to an excluded file ({why})" if why else None
-            if reason:
-                yield ScanEntry(rel, reason)
+    # An explicit stack of (folder, its remaining entries), not recursion: a tree 1,000+ folders
+    # deep is walked like any other (depth-first, sorted, as before).
+    first = listing("")
+    if isinstance(first, ScanEntry):
+        yield first
+        return
+    stack = [("", iter(first))]
+    while stack:
+        rel_dir, it = stack[-1]
+        e = next(it, None)
+        if e is None:
+            stack.pop()
+            continue
+        d = root / rel_dir if rel_dir else root
+        rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+        try:
+            is_link = e.is_symlink()
+            is_dir = e.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if is_dir:
+            reason = path_reason(rel, rules, is_dir=True)
+            if reason is None:
+                sub = listing(rel)
+                if isinstance(sub, ScanEntry):
+                    yield sub
+                else:
+                    stack.append((rel, iter(sub)))
+            elif report_dirs:
+                yield ScanEntry(rel + "/", reason)
+            continue
+        if is_link:
+            target = Path(os.path.realpath(d / e.name))
+            if target.is_dir():
+                if report_dirs:
+                    yield ScanEntry(rel + "/", "symlinked directory (not followed)")
                 continue
-            try:
-                size = os.stat(d / e.name).st_size
-                if size > max_bytes:
-                    yield ScanEntry(rel, f"larger than {max_bytes} bytes", size=size)
-                    continue
-                if not read:
-                    yield ScanEntry(rel, None, size=size)
-                    continue
-                data = (d / e.name).read_bytes()
-            except OSError as err:
-                yield ScanEntry(rel, f"unreadable: {err.strerror or err}")
+            if real_root != target and real_root not in target.parents:
+                yield ScanEntry(rel, "symlink pointing outside the workspace")
                 continue
-            reason, text = content_reason(data, max_bytes=max_bytes)
-            yield ScanEntry(rel, reason, text, size=len(data))
+        elif not e.is_file(follow_symlinks=False):
+            continue  # sockets, fifos, devices
+        reason = path_reason(rel, rules)
+        if reason is None and is_link:  # a link is judged by its target too (``ok.py -> .env``)
+            if policy is None:
+                from .policy import FilePolicy
 
-    yield from walk("")
+                policy = FilePolicy([real_root])
+            why = policy.reason(real_root, target.relative_to(real_root).as_posix())
+            reason = f"symlink to an excluded file ({why})" if why else None
+        if reason:
+            yield ScanEntry(rel, reason)
+            continue
+        try:
+            size = os.stat(d / e.name).st_size
+            if size > max_bytes:
+                yield ScanEntry(rel, f"larger than {max_bytes} bytes", size=size)
+                continue
+            if not read:
+                yield ScanEntry(rel, None, size=size)
+                continue
+            data = (d / e.name).read_bytes()
+        except OSError as err:
+            yield ScanEntry(rel, f"unreadable: {err.strerror or err}")
+            continue
+        reason, text = content_reason(data, max_bytes=max_bytes)
+        yield ScanEntry(rel, reason, text, size=len(data))
