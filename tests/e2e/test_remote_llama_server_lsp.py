@@ -44,7 +44,8 @@ def suggestions(options: dict) -> tuple[list[str], dict, StdioClient]:
 def test_llama_server_backend_over_lsp():
     local, _, lc = suggestions(dict(OPTIONS))
     lc.close()
-    with llama_server_ref.LlamaServer(MODEL, threads=1, n_ctx=2048, slots=2, alias="sc2-tiny") as srv:
+    with llama_server_ref.LlamaServer(MODEL, threads=1, n_ctx=2048, slots=2, alias="sc2-tiny",
+                                      same_batches=True) as srv:
         remote, st, c = suggestions(dict(OPTIONS, model="sc2-tiny", endpoint=srv.url, api="llama-server"))
         try:
             assert remote == local and any(remote), (remote, local)
