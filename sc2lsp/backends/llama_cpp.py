@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 from ..core.healing import Heal, PieceTable, advance, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
-from .speculative import DraftPolicy, PromptLookup
+from .speculative import MAX_MATCH, DraftPolicy, PromptLookup
 from .state_store import StateCache, _common_prefix  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
@@ -403,7 +403,7 @@ class LlamaCppBackend:
                 if run.heal(tok):
                     if self._is_eog(self.llm._model.vocab, tok):
                         return "stop"
-                    run.out.append(tok)
+                    run.add(tok)
                     if lookup is not None:
                         lookup.push(tok)
                     logits = self._pass(t, [tok])[0]
@@ -419,8 +419,12 @@ class LlamaCppBackend:
                 return "cancelled"
             if deadline is not None and time.perf_counter() > deadline:
                 return "time"
-            draft, match = lookup.lookup(self.settings.draft_max) if lookup is not None else ([], 0)
-            draft = draft[: self.policy.length(match, run.room())]
+            draft, match = [], 0
+            if lookup is not None:
+                least = self.policy.min_match(run.room())
+                if least <= MAX_MATCH:  # else no match would be worth drafting: skip the lookup
+                    draft, match = lookup.lookup(self.settings.draft_max, least)
+                    draft = draft[: self.policy.length(match, run.room())]
             rows = self._pass(t, [tok] + draft)
             n_ok = 0
             while n_ok < len(draft) and int(np.argmax(rows[n_ok])) == draft[n_ok]:
@@ -446,13 +450,6 @@ class LlamaCppBackend:
         t.passes += 1
         return rows
 
-    def _text(self, out: list[int], removed: bytes) -> str:
-        """The generated text after the healed bytes (which it starts with, by construction)."""
-        if not removed:
-            return self.detokenize(out)
-        raw = self.llm.detokenize(list(out))
-        return raw[len(removed):].decode("utf-8", errors="replace") if raw.startswith(removed) else raw.decode("utf-8", errors="replace")
-
 
 class _Run:
     """What a generation has produced so far, and the per-token checks that end it."""
@@ -464,7 +461,19 @@ class _Run:
         self.out: list[int] = []
         self.text = ""
         self.pending = removed  # healed text not regenerated yet
+        self.raw = b""  # the bytes of ``out``
         self.heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
+
+    def add(self, tok: int) -> None:
+        self.out.append(tok)
+        self.raw += self.backend.llm.detokenize([tok])  # byte-level pieces: the bytes of detokenizing all
+
+    def _decoded(self) -> str:
+        """The generated text after the healed bytes (which it starts with, by construction)."""
+        raw, removed = self.raw, self.removed
+        if removed and raw.startswith(removed):
+            raw = raw[len(removed):]
+        return raw.decode("utf-8", errors="replace")
 
     def room(self) -> int:
         return self.max_tokens - (len(self.out) - self.heal_steps)
@@ -480,8 +489,8 @@ class _Run:
         b = self.backend
         if b._is_eog(b.llm._model.vocab, tok):
             return "stop"
-        self.out.append(tok)
-        text = b._text(self.out, self.removed)
+        self.add(tok)
+        text = self._decoded()
         hits = [text.index(s) for s in self.stop if s in text]
         if hits:
             self.text = text[: min(hits)]

@@ -35,33 +35,47 @@ class PromptLookup:
     """The token history (prompt, then generated tokens) and n-gram lookups in it."""
 
     def __init__(self, prompt: list[int], capacity: int):
-        self.buf = np.empty(len(prompt) + capacity + 1, dtype=np.int32)
+        self.buf = np.empty(len(prompt) + capacity + 1, dtype=np.int64)
         self.buf[: len(prompt)] = prompt
         self.n = len(prompt)
+        #: pairs[i] = (buf[i - 1], buf[i]) as one number: a 2-token match is one comparison
+        self.pairs = np.empty_like(self.buf)
+        self.pairs[0] = -1
+        self.pairs[1: self.n] = (self.buf[: self.n - 1] << 20) | self.buf[1: self.n]
 
     def push(self, tok: int) -> None:
         if self.n < len(self.buf):
             self.buf[self.n] = tok
+            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | tok) if self.n else -1
             self.n += 1
 
-    def lookup(self, max_len: int) -> tuple[list[int], int]:
+    def lookup(self, max_len: int, min_match: int = 1) -> tuple[list[int], int]:
         """(up to ``max_len`` tokens that followed the best earlier match of the history's end,
-        match length); the best match is the longest (up to ``MAX_MATCH``), the latest of those."""
+        match length); the best match is the longest (up to ``MAX_MATCH``), the latest of those;
+        nothing when the longest match is shorter than ``min_match``."""
         h, n = self.buf, self.n
-        if n < 2 or max_len <= 0:
+        if n < 3 or max_len <= 0:
             return [], 0
-        cand = np.flatnonzero(h[: n - 1] == h[n - 1])  # ends of earlier occurrences of the last token
+        cand = np.flatnonzero(self.pairs[: n - 1] == self.pairs[n - 1])  # earlier 2-token matches
+        length = 2
         if not len(cand):
+            if min_match > 1:
+                return [], 0
+            cand = np.flatnonzero(h[: n - 1] == h[n - 1])
+            if not len(cand):
+                return [], 0
+            length = 1
+        else:
+            while length < MAX_MATCH:
+                prev = cand - length
+                ok = prev >= 0
+                ok[ok] = h[prev[ok]] == h[n - 1 - length]
+                if not ok.any():
+                    break
+                cand = cand[ok]
+                length += 1
+        if length < min_match:
             return [], 0
-        length = 1
-        while length < MAX_MATCH and length < n:
-            prev = cand - length
-            ok = prev >= 0
-            ok[ok] = h[prev[ok]] == h[n - 1 - length]
-            if not ok.any():
-                break
-            cand = cand[ok]
-            length += 1
         start = int(cand[-1]) + 1
         return h[start: min(n, start + max_len)].tolist(), length
 
@@ -81,6 +95,13 @@ class DraftPolicy:
     def rate(self, match: int) -> float:
         b = min(match, len(_PRIOR_Q)) - 1
         return self.accepted[b] / self.tested[b]
+
+    def min_match(self, room: int) -> int:
+        """The shortest match worth drafting after (MAX_MATCH + 1: none is)."""
+        for m in range(1, MAX_MATCH + 1):
+            if self.length(m, room):
+                return m
+        return MAX_MATCH + 1
 
     def length(self, match: int, room: int) -> int:
         """Tokens worth drafting after a match of ``match`` tokens (at most ``room``)."""
