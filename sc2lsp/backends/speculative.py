@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
+
+from ..core.healing import advance
 
 #: longest match looked for (tokens); matches this long or longer share one statistics bucket
 MAX_MATCH = 4
@@ -132,3 +135,64 @@ class DraftPolicy:
         elif self.one_ms > 0:
             extra = max(0.0, (ms - self.one_ms) / (size - 1) / self.one_ms)
             self.extra_cost = 0.9 * self.extra_cost + 0.1 * min(extra, 2.0)
+
+
+class Run:
+    """What a generation has produced so far, and the per-token checks that end it (the same for a
+    token the model chose alone and for a drafted token it agreed with). ``backend``: the llama.cpp
+    backend (its ``llm``, ``pieces`` and end-of-generation test)."""
+
+    def __init__(self, backend, removed: bytes, max_tokens: int,
+                 stop: Sequence[str], on_text: Callable[[str], None] | None):
+        self.backend, self.removed, self.max_tokens = backend, removed, max_tokens
+        self.stop, self.on_text = stop, on_text
+        self.out: list[int] = []
+        self.text = ""
+        self.pending = removed  # healed text not regenerated yet
+        self.raw = b""  # the bytes of ``out``
+        self.heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
+
+    def add(self, tok: int) -> None:
+        self.out.append(tok)
+        self.raw += self.backend.llm.detokenize([tok])  # byte-level pieces: the bytes of detokenizing all
+
+    def _decoded(self) -> str:
+        """The generated text after the healed bytes (which it starts with, by construction)."""
+        raw, removed = self.raw, self.removed
+        if removed and raw.startswith(removed):
+            raw = raw[len(removed):]
+        return raw.decode("utf-8", errors="replace")
+
+    def room(self) -> int:
+        return self.max_tokens - (len(self.out) - self.heal_steps)
+
+    def heal(self, tok: int) -> bool:
+        """Account for a constrained token; True while it leaves healed text to regenerate."""
+        self.pending = advance(self.pending, self.backend.pieces.pieces[tok]) or b""
+        self.heal_steps += bool(self.pending)
+        return bool(self.pending)
+
+    def emit(self, tok: int) -> str | None:
+        """Add a generated token; the stop reason if it ends the generation."""
+        b = self.backend
+        if b._is_eog(b.llm._model.vocab, tok):
+            return "stop"
+        self.add(tok)
+        text = self._decoded()
+        hits = [text.index(s) for s in self.stop if s in text]
+        if hits:
+            self.text = text[: min(hits)]
+            return "stop"
+        self.text = text
+        if self.on_text is not None:
+            self.on_text(text)
+        return None
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
