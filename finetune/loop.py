@@ -215,3 +215,21 @@ def run_steps(
     if bar is not None:
         bar.close()
     return step, tokens_seen
+
+
+def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device="cpu", autocast=None) -> float:
+    """Mean next-token loss over the first ``max_batches`` batches (weighted by rows, so the batch size
+    does not change the figure). Under FSDP every rank must call it (forward passes are collective)."""
+    import contextlib
+
+    import torch
+
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad(), (autocast or contextlib.nullcontext()):
+        for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
+            x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
+            total += model(input_ids=x, labels=x).loss.float().item() * len(x)
+            n += len(x)
+    model.train()
+    return total / n if n else float("nan")

@@ -64,6 +64,10 @@ class Settings:
     """How long the document must stay unchanged before the background warm-up starts."""
     state_cache_mb: int = 128
     """RAM for saved KV-cache states (switching between files or places keeps their prompt)."""
+    speculative: bool = True
+    """Speculative decoding from the prompt: tokens that follow an earlier occurrence of the last
+    generated tokens (in the suffix, the context or the prefix) are checked in one model pass;
+    the suggestion is the same, drafting happens only where measured acceptance pays for it."""
     languages: Mapping[str, bool] = field(default_factory=dict)
     """Per-language enable by LSP language id, e.g. ``{"markdown": false}``; unlisted = enabled."""
     completion_fallback: str = "auto"
@@ -89,7 +93,7 @@ class Settings:
     def model_key(self) -> tuple:
         """The settings that need the model to be loaded again when they change."""
         return (self.model, self.threads, self.gpu_layers, self.context_length, self.repack_weights,
-                self.endpoint, self.api, self.api_key_env, self.ca_bundle)
+                self.endpoint, self.api, self.api_key_env, self.ca_bundle, self.speculative)
 
 
 #: (minimum, maximum) for numeric fields; None = unbounded

@@ -197,7 +197,8 @@ class Engine:
         backend: Backend = fut.result()
         self.model_state = "ready"
         self.model_path = str(backend.model_path) if backend.model_path is not None else None
-        self._counter = memo_counter(backend.token_counter or approx_tokens)
+        # through the worker's counter, never the backend itself: a count never touches a freed model
+        self._counter = memo_counter(self.worker.tokens.count if self.worker.tokens.exact else approx_tokens)
         backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
         self._plans.clear()
         pending, self._warm_on_load = self._warm_on_load, None
@@ -540,17 +541,23 @@ class Engine:
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> dict[str, Any]:
+    def _describe(self) -> dict | None:
+        """A remote backend's own report (it holds no native model, so any thread may ask it)."""
         backend = self.worker.backend
+        if backend is None or backend.model_path is not None:
+            return None
+        return backend.describe()
+
+    def status(self) -> dict[str, Any]:
+        info = self.worker.info  # a snapshot from the worker thread: never the model itself
         s = self.settings
-        states = backend.states if backend is not None else None
         return {
             "model": s.model,
             "model_path": self.model_path,
             "state": self.model_state,
             "error": self.model_error,
-            "device": backend.device if backend is not None else None,
-            "n_ctx": backend.n_ctx if backend is not None else None,
+            "device": info.get("device"),
+            "n_ctx": info.get("n_ctx"),
             "threads": s.threads,
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
@@ -559,13 +566,13 @@ class Engine:
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats, idle=self.worker.idle() and not self._warm_preparing),
             "cache": {
-                "kv_tokens": (backend.cached_tokens if backend is not None else None) or 0,
-                "saved_states": len(states) if states is not None else 0,
-                "saved_state_bytes": states.nbytes if states is not None else 0,
-                "state_loads": states.loads if states is not None else 0,
+                "kv_tokens": info.get("cached_tokens", 0),
+                "saved_states": info.get("saved_states", 0),
+                "saved_state_bytes": info.get("saved_state_bytes", 0),
+                "state_loads": info.get("state_loads", 0),
             },
             "settings": {k: v for k, v in asdict(s).items()},
-            "remote": backend.describe() if backend is not None else None,
+            "remote": self._describe(),
         }
 
 

@@ -51,10 +51,9 @@ def test_defaults_never_point_at_the_current_directory(monkeypatch, tmp_path):
 
 
 def test_missing_training_extras_is_one_message_naming_the_install(monkeypatch, tmp_path, capsys):
-    from sc2lsp import cli
-    from sc2lsp.commands import tune
+    from sc2lsp import cli, tuning
 
-    monkeypatch.setattr(tune, "TRAIN_MODULES", ("torch", "no_such_module_for_sc2lsp"))
+    monkeypatch.setattr(tuning, "TRAIN_MODULES", ("torch", "no_such_module_for_sc2lsp"))
     assert cli.main(["tune", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_module_for_sc2lsp" in err[0] and "pip install" in err[0] and "[train]" in err[0]

@@ -35,6 +35,7 @@ def load_backend(settings: Settings, *, adapter: str | None = None) -> Backend:
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
+            speculative=settings.speculative,
             repack=settings.repack_weights,
             lora_path=lora,
             lora_scale=scale,

@@ -15,17 +15,15 @@ present: local ``path`` quants on disk, hub quants in the Hugging Face cache (hu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, REPO_NAME, STOP_TOKENS
 from ..errors import UserError
 from .remote_entry import RemoteSpec, parse_remote
 
@@ -37,8 +35,11 @@ SHA256_RE = re.compile(r"[0-9a-f]{64}")
 TOP_KEYS = {"default", "models"}
 ENTRY_KEYS = {
     "description", "license", "context_length", "default_quant", "repo", "revision", "hf_checkpoint",
-    "hf_repo", "hf_revision", "stop", "tokens", "quants", "attribution_index",
+    "hf_repo", "hf_revision", "quants", "attribution_index",
 }
+#: keys of older registries that serving never read: every entry is a StarCoder2 model, whose FIM
+#: tokens and stop strings are ``sc2lsp.core.tokens``'s (the prompt and training format's)
+RETIRED_KEYS = ("stop", "tokens")
 #: what ``models pull NAME --checkpoint`` fetches of ``hf_repo``: weights, config and tokenizer files
 CHECKPOINT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "generation_config.json",
                        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -46,17 +47,6 @@ CHECKPOINT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json
 #: keys of an adapter entry: a LoRA adapter GGUF served on another entry (its ``base``)
 ADAPTER_KEYS = {"description", "license", "base", "lora", "lora_scale"}
 QUANT_KEYS = {"file", "path", "size", "size_approx", "sha256"}
-TOKEN_KEYS = ("fim_prefix", "fim_suffix", "fim_middle", "fim_pad", "repo_name", "file_sep")
-
-
-@dataclass(frozen=True)
-class FimTokens:
-    fim_prefix: str = FIM_PREFIX
-    fim_suffix: str = FIM_SUFFIX
-    fim_middle: str = FIM_MIDDLE
-    fim_pad: str = FIM_PAD
-    repo_name: str = REPO_NAME
-    file_sep: str = FILE_SEP
 
 
 @dataclass(frozen=True)
@@ -88,8 +78,6 @@ class ModelEntry:
     hf_checkpoint: Path | None = None
     hf_repo: str | None = None  #: hub repository of the safetensors checkpoint (``models pull NAME --checkpoint``)
     hf_revision: str = "main"
-    tokens: FimTokens = field(default_factory=FimTokens)
-    stop: tuple[str, ...] = STOP_TOKENS
     #: attribution indexes of the model's training corpus (absolute; resolved against ``source``'s directory)
     attribution_index: tuple[Path, ...] = ()
     base: str | None = None  #: adapter entries: the entry whose GGUF the adapter is applied to
@@ -206,8 +194,8 @@ def parse_models_toml(path: Path) -> tuple[str | None, dict[str, ModelEntry]]:
 
 
 def _parse_adapter_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
-    """``base`` + ``lora``: an adapter on another entry. Everything else (quants, context length, tokens,
-    stop strings) comes from the base entry when the registry is assembled (``_link_adapters``)."""
+    """``base`` + ``lora``: an adapter on another entry. Everything else (quants, context length,
+    checkpoint) comes from the base entry when the registry is assembled (``_link_adapters``)."""
     key = f"models.{name}"
     for k in t:
         if k not in ADAPTER_KEYS:
@@ -254,6 +242,10 @@ def _link_adapters(models: dict[str, ModelEntry]) -> None:
 
 def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     key = f"models.{name}"
+    for k in RETIRED_KEYS:
+        if k in t:
+            raise w.error(f"{key}.{k}", "is no longer read: sc2lsp serves StarCoder2 models, whose FIM tokens and "
+                                        "stop strings are fixed (sc2lsp/core/tokens.py); remove the key")
     w.unknown(t, ENTRY_KEYS, key)
     description = w.string(t, "description", key, required=True)
     license_ = w.string(t, "license", key, required=True)
@@ -267,17 +259,6 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     ckpt = w.string(t, "hf_checkpoint", key)
     hf_repo = w.string(t, "hf_repo", key, pattern=REPO_RE)
     hf_revision = w.string(t, "hf_revision", key) or "main"
-    stop: tuple[str, ...] = STOP_TOKENS
-    if "stop" in t:
-        s = t["stop"]
-        if not isinstance(s, list) or not s or not all(isinstance(x, str) and x for x in s):
-            raise w.error(f"{key}.stop", f"must be a non-empty list of non-empty strings, got {_show(s)}")
-        stop = tuple(s)
-    tokens = FimTokens()
-    if "tokens" in t:
-        tt = w.table(t["tokens"], f"{key}.tokens")
-        w.unknown(tt, TOKEN_KEYS, f"{key}.tokens")
-        tokens = FimTokens(**{k: w.string(tt, k, f"{key}.tokens") for k in TOKEN_KEYS if k in tt})
     attribution: tuple[Path, ...] = ()
     if "attribution_index" in t:
         a = t["attribution_index"]
@@ -297,8 +278,8 @@ def _parse_entry(w: _Where, name: str, t: dict, base: Path) -> ModelEntry:
     return ModelEntry(
         name=name, description=description, license=license_, context_length=ctx, default_quant=default_quant,
         quants=quants, source=w.file, repo=repo, revision=revision,
-        hf_checkpoint=(base / ckpt) if ckpt else None, hf_repo=hf_repo, hf_revision=hf_revision, tokens=tokens,
-        stop=stop, attribution_index=attribution,
+        hf_checkpoint=(base / ckpt) if ckpt else None, hf_repo=hf_repo, hf_revision=hf_revision,
+        attribution_index=attribution,
     )
 
 
@@ -522,7 +503,7 @@ def format_size(quant: Quant, actual: int | None = None) -> str:
     return ("~" if quant.size_approx else "") + text
 
 
-def _rel(p: Path) -> str:
+def short_path(p: Path) -> str:
     try:
         return str(p.relative_to(Path.cwd()))
     except ValueError:
@@ -568,46 +549,3 @@ def describe(reg: Registry) -> list[dict]:
             "quants": quants,
         })
     return out
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    reg = load_registry()
-    rows = describe(reg)
-    if args.json:
-        print(json.dumps({"default": reg.default, "sources": [str(s) for s in reg.sources], "models": rows}, indent=1))
-        return 0
-    table = [("MODEL", "QUANT", "SIZE", "STATUS", "WHERE")]
-    for m in rows:
-        entry = reg.models[m["name"]]
-        if entry.remote is not None:
-            r = entry.remote
-            table.append((m["name"] + (" *" if m["default"] else ""), "-", "-", "remote",
-                          f"{r.endpoint} ({r.api}{', model ' + r.model if r.model else ''})"))
-        for q in m["quants"]:
-            quant = entry.quants[q["quant"]]
-            if q["present"]:
-                status, where = "present", _rel(Path(q["path"]))
-            elif q["problem"]:
-                status, where = "incomplete", f"{q['problem']}; `{entry.pull_command(quant)}`"
-            elif quant.path is not None:
-                status, where = "missing", _rel(quant.path)
-            else:
-                status, where = "absent", f"{entry.repo}/{quant.file}  (`{entry.pull_command(quant)}`)"
-            if entry.lora is not None:
-                where += f"  + adapter {_rel(entry.lora)}" + ("" if entry.lora.is_file() else " (missing)")
-            table.append((
-                m["name"] + (" *" if m["default"] else ""),
-                q["quant"] + (" *" if q["default"] else ""),
-                format_size(quant, q["size"]),
-                status,
-                where,
-            ))
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
-    print(f"\n* default model / quant. Registry: {', '.join(map(str, reg.sources))}")
-    return 0

@@ -7,8 +7,9 @@ Rules, in order (the first that applies gives the reason):
 
 * ``.gitignore`` files (at any depth, git semantics, deeper files win) and ``.sc2lspignore``
   (same syntax, checked after them, so it can also re-include with ``!``);
-* secret-bearing files: ``.env*``, ``*.pem``, ``*.key``, ``id_rsa*`` and other SSH keys,
-  credentials files (``credentials*``, ``.netrc``, ``.git-credentials``, keystores, ...);
+* secret-bearing files (``policy.is_secret_path``): ``.env*``, ``.envrc``, ``secret*``, ``*.pem``,
+  ``*.key``, SSH keys, credentials files, ``*.tfstate*``, ``.s3cfg``, ``.vault-token``, and
+  everything under ``.kube/``, ``.ssh/``, ``secrets/``, plus ``.docker/config.json``;
 * vendored and tool directories (``node_modules``, ``vendor``, ``third_party``, ``.git``,
   virtualenvs, caches) and generated files by name (lockfiles, ``*_pb2.py``, ``*.min.js``);
 * files over ``max_bytes`` (1 MB);
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..core.content import MAX_BYTES, MINIFIED_MAX_LINE, MINIFIED_MEAN_LINE, content_reason  # noqa: F401
+from .policy import SECRET_NAMES as SECRET_PATTERNS, is_secret_path  # noqa: F401 (the one secret list)
 
 #: Directory names that hold vendored, installed or tool-generated code.
 VENDORED_DIRS = frozenset({
@@ -37,15 +39,6 @@ VENDORED_DIRS = frozenset({
     "Pods", "Carthage", ".terraform",
 })
 _VENDORED_DIR_GLOBS = ("*.egg-info",)
-
-#: Secret-bearing file names (fnmatch patterns on the base name, case-insensitive).
-SECRET_PATTERNS = (
-    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.asc", "*.gpg",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.ppk",
-    "credentials", "credentials.*", "*credentials*.json", ".netrc", "_netrc", ".pgpass", ".pypirc",
-    ".npmrc", ".git-credentials", ".htpasswd", "secrets.yml", "secrets.yaml", "secrets.json",
-    "*.tfstate", "*.tfvars", "service-account*.json",
-)
 
 #: Generated or minified by name.
 GENERATED_PATTERNS = (
@@ -78,10 +71,6 @@ SOURCE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "Rakefile"
 def _match_any(name: str, patterns: Sequence[str]) -> bool:
     low = name.lower()
     return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
-
-
-def is_secret_path(rel_path: str) -> bool:
-    return _match_any(rel_path.rsplit("/", 1)[-1], SECRET_PATTERNS)
 
 
 def is_vendored_dir(name: str) -> bool:
@@ -146,7 +135,7 @@ def path_reason(rel_path: str, ignore: IgnoreRules | None = None, *, is_dir: boo
     if is_dir:
         return None
     name = parts[-1]
-    if is_secret_path(name):
+    if is_secret_path(rel_path):
         return "secret-bearing file"
     if _match_any(name, GENERATED_PATTERNS):
         return "generated or minified (by name)"
@@ -195,8 +184,10 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     root = Path(root)
     real_root = root.resolve()
     rules = IgnoreRules()
+    policy = None
 
     def walk(rel_dir: str) -> Iterator[ScanEntry]:
+        nonlocal policy
         d = root / rel_dir if rel_dir else root
         for source in IgnoreRules.SOURCES:
             try:
@@ -236,6 +227,13 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
             elif not e.is_file(follow_symlinks=False):
                 continue  # sockets, fifos, devices
             reason = path_reason(rel, rules)
+            if reason is None and is_link:  # a link is judged by its target too (``ok.py -> .env``)
+                if policy is None:
+                    from .policy import FilePolicy
+
+                    policy = FilePolicy([real_root])
+                why = policy.reason(real_root, target.relative_to(real_root).as_posix())
+                reason = f"symlink to an excluded file ({why})" if why else None
             if reason:
                 yield ScanEntry(rel, reason)
                 continue

@@ -32,6 +32,7 @@ from ..context.languages import tags_query
 from ..core.budget import BudgetPlan, approx_tokens
 from .indexer import IndexReport, index_workspace
 from .paths import relative_path
+from .policy import FilePolicy
 from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class WorkspaceContext:
     def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None):
         self.root = Path(os.path.realpath(root))
         self.index = _EditorFirstIndex()
+        self.policy = FilePolicy([self.root])
         self.watch = watch
         self.workers = workers
         self.ready = threading.Event()  #: set when the initial scan is done
@@ -121,8 +123,12 @@ class WorkspaceContext:
 
     def rel(self, path_or_uri: str) -> str | None:
         """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root
-        (``paths.relative_path``: judged by the resolved target)."""
-        return relative_path(path_or_uri, self.root)
+        (``paths.relative_path``: judged by the resolved target), or None when the file-access
+        policy excludes it (``policy.FilePolicy``: secret, ignored, vendored)."""
+        rel = relative_path(path_or_uri, self.root)
+        if rel is None or self.policy.reason(self.root, rel) is not None:
+            return None
+        return rel
 
     def did_open(self, path: str, text: str, language_id: str | None = None) -> None:
         rel = self.rel(path)
