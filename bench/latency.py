@@ -13,7 +13,10 @@ c. keystrokes that follow the suggestion: p50 latency (target <= 20 ms, no model
 d. a scripted 50-keystroke session (typing along, diverging, deleting, another function,
    another file and back): the server's model-busy time / that of a naive client sending
    every keystroke's full PSM prompt to llama.cpp with prefix caching, as llama-server's
-   /infill does by default (target <= 0.5);
+   /infill does by default (target <= 0.5); and, when llama-server is built
+   (bench/build_llama_server.sh), the same keystrokes sent to llama-server's own /infill with
+   cache_prompt, in its default order and with --spm-infill: (d) is then also reported as
+   sc2lsp's model time / llama-server's best configuration (its own timings; target <= 0.5);
 e. p50/p95 latency per kind of keystroke;
 f. server RSS - model file size (target <= +300 MB).
 
@@ -27,6 +30,7 @@ both the server and the naive client (``--context-budget-3b``), fewer generated 
 (``--max-tokens-3b``), one thread by default (``--threads-3b``).
 
 ``--token-healing off`` runs the server without token healing (for before/after figures).
+``--no-llama-server`` skips the llama-server reference.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if sys.path[0] != str(ROOT):  # before bench/ itself: bench/finetune.py would shadow the package
     sys.path.insert(0, str(ROOT))
 
-from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings  # noqa: E402
+from bench import llama_server_ref  # noqa: E402
+from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings, auto_threads  # noqa: E402
 from sc2lsp.core.budget import approx_tokens, plan_budget  # noqa: E402
 from sc2lsp.core.prompt import FimMode, infill_prompt  # noqa: E402
 from sc2lsp.core.tokens import FIM_MIDDLE, STOP_TOKENS  # noqa: E402
@@ -119,6 +124,7 @@ class Sizing:
     context_budget: int
     token_healing: bool
     cold_spots: int = 3
+    llama_server: bool = True  #: also replay the session on llama-server's /infill (if built)
 
 
 def server_options(model: str, cfg: Sizing) -> dict:
@@ -197,21 +203,13 @@ def bench_model(model: str, cfg: Sizing) -> dict:
         fol_sources = {e["last"].get("source") for e in ed.log if e["kind"] == "follow"}
         out["c_follow"] = {"keystrokes": len(fol), "p50_ms": round(pct(fol, 0.5), 2), "sources": sorted(fol_sources)}
 
-        # the naive client: every keystroke's full PSM prompt, llama.cpp with prefix caching
-        naive_ms = 0.0
-        raw.llm.n_tokens = 0
-        for e in ed.log:
-            text, off = e["text"], e["offset"]
-            prefix, suffix = text[:off], text[off:]
-            total = max(64, min(cfg.context_budget, st["n_ctx"] - cfg.max_tokens - 48))
-            p, s = plan_budget(prefix, suffix, total, approx_tokens).cut(prefix, suffix)
-            prompt = infill_prompt(p, s, path=e["path"], mode=FimMode.PSM)
-            ms, _ = raw_time(raw, prompt, cfg.max_tokens, cold=False)
-            naive_ms += ms
+        naive_ms = naive_session_ms(raw, ed.log, cfg, st["n_ctx"])
         out["d_session"] = {"keystrokes": len(ed.log), "server_model_ms": round(server_busy, 1),
                             "naive_model_ms": round(naive_ms, 1), "ratio": round(server_busy / naive_ms, 3),
                             "server_model_calls": after["totals"]["model_requests"] - before["totals"]["model_requests"],
                             "typed_along": after["totals"]["typed_along"] - before["totals"]["typed_along"]}
+        if cfg.llama_server and llama_server_ref.available():
+            out["d_session"].update(versus_llama_server(path, ed.log, cfg, st["n_ctx"], server_busy))
         ctx_ms = [e["last"]["context_ms"] for e in ed.log if "context_ms" in e["last"]]
         out["d_session"]["context_ms_p50"] = round(pct(ctx_ms, 0.5), 2) if ctx_ms else None
         kinds = sorted({e["kind"] for e in ed.log})
@@ -225,6 +223,29 @@ def bench_model(model: str, cfg: Sizing) -> dict:
         c.close()
     out["seconds"] = round(time.perf_counter() - t_start, 1)
     return out
+
+
+def versus_llama_server(path: Path, log: list[dict], cfg: Sizing, n_ctx: int, server_busy: float) -> dict:
+    """The session on llama-server's /infill (default order and --spm-infill) and (d) against the best."""
+    ref = llama_server_ref.llama_server_reference(path, log, threads=cfg.threads or auto_threads(path), n_ctx=n_ctx,
+                                                  budget=cfg.context_budget, n_predict=cfg.max_tokens)
+    best = ref[ref["best"]]["model_ms"]
+    return {"llama_server": ref, "ratio_vs_llama_server": round(server_busy / best, 3) if best else None}
+
+
+def naive_session_ms(raw: LlamaCppBackend, log: list[dict], cfg: Sizing, n_ctx: int) -> float:
+    """The naive client: every keystroke's full PSM prompt, llama.cpp with prefix caching."""
+    naive_ms = 0.0
+    raw.llm.n_tokens = 0
+    for e in log:
+        text, off = e["text"], e["offset"]
+        prefix, suffix = text[:off], text[off:]
+        total = max(64, min(cfg.context_budget, n_ctx - cfg.max_tokens - 48))
+        p, s = plan_budget(prefix, suffix, total, approx_tokens).cut(prefix, suffix)
+        prompt = infill_prompt(p, s, path=e["path"], mode=FimMode.PSM)
+        ms, _ = raw_time(raw, prompt, cfg.max_tokens, cold=False)
+        naive_ms += ms
+    return naive_ms
 
 
 def session(ed: Editor, a: Doc, b: Doc, keys: int) -> None:
@@ -309,6 +330,16 @@ def table(results: list[dict]) -> str:
     add("c. following keystroke p50 ms", "<= 20", lambda r: f"{r['c_follow']['p50_ms']:.2f} ({'/'.join(r['c_follow']['sources'])})")
     add("d. session model time: server / naive PSM", "<= 0.5", lambda r: f"{r['d_session']['ratio']:.3f}")
     add("   server | naive model ms", "", lambda r: f"{r['d_session']['server_model_ms']:.0f} | {r['d_session']['naive_model_ms']:.0f}")
+    add("d. session model time: server / llama-server best", "<= 0.5",
+        lambda r: f"{r['d_session']['ratio_vs_llama_server']:.3f}" if r["d_session"].get("ratio_vs_llama_server") else "-")
+    add("   llama-server /infill ms (default | --spm-infill)", "",
+        lambda r: "{:.0f} | {:.0f}".format(r["d_session"]["llama_server"]["default"]["model_ms"],
+                                          r["d_session"]["llama_server"]["spm_infill"]["model_ms"])
+        if "llama_server" in r["d_session"] else "-")
+    add("   llama-server prompt tokens / key p50 (default | spm)", "",
+        lambda r: "{} | {}".format(r["d_session"]["llama_server"]["default"]["prompt_tokens_evaluated_p50"],
+                                   r["d_session"]["llama_server"]["spm_infill"]["prompt_tokens_evaluated_p50"])
+        if "llama_server" in r["d_session"] else "-")
     add("   keystrokes, model calls, typed along", "", lambda r: f"{r['d_session']['keystrokes']}, {r['d_session']['server_model_calls']}, {r['d_session']['typed_along']}")
     for k in sorted({k for r in results for k in r["e_per_kind"]}):
         add(f"e. {k} p50 / p95 ms", "", lambda r, k=k: f"{r['e_per_kind'][k]['p50_ms']:.1f} / {r['e_per_kind'][k]['p95_ms']:.1f}" if k in r["e_per_kind"] else "-")
@@ -331,15 +362,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--context-budget-3b", type=int, default=512)
     ap.add_argument("--cold-spots-3b", type=int, default=3, help="cold requests in (a) for the 3B (1-3)")
     ap.add_argument("--token-healing", choices=["on", "off"], default="on")
+    ap.add_argument("--no-llama-server", action="store_true", help="skip the llama-server /infill reference")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     heal = args.token_healing == "on"
-    small = Sizing(args.keys, args.threads, args.max_tokens, args.context_budget, heal)
+    if not args.no_llama_server and not llama_server_ref.available():
+        print(f"note: no llama-server reference: {llama_server_ref.BUILD_HINT}", file=sys.stderr)
+    small = Sizing(args.keys, args.threads, args.max_tokens, args.context_budget, heal,
+                   llama_server=not args.no_llama_server)
     results = [bench_model(m, small) for m in (args.model or ["sc2-tiny"])]
     if args.with_3b:
         from bench.convert_rss import q4_k_m_gguf
 
-        big = Sizing(args.keys_3b, args.threads_3b, args.max_tokens_3b, args.context_budget_3b, heal, args.cold_spots_3b)
+        big = Sizing(args.keys_3b, args.threads_3b, args.max_tokens_3b, args.context_budget_3b, heal, args.cold_spots_3b,
+                     llama_server=not args.no_llama_server)
         results.append(bench_model(str(q4_k_m_gguf()), big))
         results[-1]["model"] = "3b-shaped-q4_k_m"
     print(table(results))

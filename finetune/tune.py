@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -192,6 +193,27 @@ class Tune:
         return result
 
     def run(self) -> dict:
+        lock = self._lock()
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _lock(self):
+        """One run per work directory (the CLI and the editor could start the same one)."""
+        f = open(self.work / ".lock", "w")
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no advisory locks (Windows)
+            pass
+        except BlockingIOError:
+            f.close()
+            raise TuneError(f"another `sc2lsp tune` is running in {self.work}; wait for it or stop it") from None
+        return f
+
+    def _run(self) -> dict:
         t_all = time.time()
         base = resolve_base(self.opts.base)
         self.say(f"tune {self.repo} on {base.name} ({base.parameters / 1e6:.1f}M parameters, checkpoint "
@@ -300,15 +322,22 @@ class Tune:
         return {"adapter_gguf": str(lora), "bytes": lora.stat().st_size}
 
     def _eval(self, base: Base, lora: Path, data: Path, summary: dict) -> dict:
-        from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
+        """Next-line exact match / edit similarity of the base GGUF alone and with the adapter (llama.cpp,
+        as served); held-out losses from training. A diverged run (non-finite loss) is not generated from."""
+        from sc2lsp.backends.factory import load_backend
+        from sc2lsp.config import Settings
 
         from .evaluate import evaluate, load_heldout, next_line_cases
 
         cases = next_line_cases(load_heldout(data / "heldout_files.json"), per_file=self.opts.per_file)
         out = {"cases": len(cases)}
-        for which, settings in (("base", LlamaSettings()), ("tuned", LlamaSettings(lora_path=str(lora)))):
+        settings = Settings(model=base.name, token_healing=False)
+        for which, adapter in (("base", None), ("tuned", str(lora))):
+            if which == "tuned" and not math.isfinite(summary.get("heldout_loss") or 0.0):
+                out[which] = {"exact_match": None, "edit_similarity": None, "ms_per_case": None, "samples": []}
+                continue
             self.emit(stage="eval", model=which, total=len(cases))
-            backend = LlamaCppBackend(base.gguf, settings)
+            backend = load_backend(settings, adapter=adapter)
             try:
                 r = evaluate(backend, cases)
             finally:
@@ -325,7 +354,7 @@ class Tune:
         metric, sign = self.opts.gate, GATES[self.opts.gate]
         b, t = ev["base"].get(metric), ev["tuned"].get(metric)
         better = b is not None and t is not None and (t - b) * sign > 0
-        how = f"{metric} {b} -> {t}"
+        how = f"{metric.replace('heldout_', '').replace('_', ' ')} {b} -> {t}"
         model = f"{self.name}-lora"
         if not better and not self.opts.force:
             reason = (f"not registered: the tuned model does not beat {base.name} on the held-out {how} "

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 FIM_MODES = ("spm", "psm")
 FALLBACK_MODES = ("auto", "always", "never")
+APIS = ("auto", "openai", "llama-server")
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,28 @@ class Settings:
     """How long the document must stay unchanged before the background warm-up starts."""
     state_cache_mb: int = 128
     """RAM for saved KV-cache states (switching between files or places keeps their prompt)."""
+    state_disk_mb: int = 512
+    """Disk for saved KV-cache states kept across server restarts (user cache dir,
+    ``$SC2LSP_STATE_DIR`` overrides; 0 = none): a file used before gets its prompt back at once."""
+    speculative: bool = True
+    """Speculative decoding from the prompt: tokens that follow an earlier occurrence of the last
+    generated tokens (in the suffix, the context or the prefix) are checked in one model pass;
+    the suggestion is the same, drafting happens only where measured acceptance pays for it."""
     languages: Mapping[str, bool] = field(default_factory=dict)
     """Per-language enable by LSP language id, e.g. ``{"markdown": false}``; unlisted = enabled."""
     completion_fallback: str = "auto"
     """Answer ``textDocument/completion`` with the suggestion: ``auto`` (only for clients without
     inline completion), ``always`` or ``never``."""
+    endpoint: str = ""
+    """A model server's base URL (``http://gpu-box:8080``): completions come from there, and
+    ``model`` is the name it serves the model under. Overrides a models.toml entry's ``endpoint``."""
+    api: str = "auto"
+    """The endpoint's protocol: ``openai`` (``/v1/completions``), ``llama-server`` (native
+    ``/completion`` with prompt cache and slots), or ``auto`` (the models.toml entry's, else openai)."""
+    api_key_env: str = ""
+    """The name of the environment variable that holds the endpoint's API key (never the key)."""
+    ca_bundle: str = ""
+    """A PEM file of CA certificates to verify an https endpoint with (default: the system's)."""
     attribution_index: tuple[str, ...] = ()
     """Attribution index directories checked by ``sc2lsp/attribution`` (a list, or one path);
     empty = the indexes models.toml links to the model (``attribution_index``)."""
@@ -77,7 +95,8 @@ class Settings:
 
     def model_key(self) -> tuple:
         """The settings that need the model to be loaded again when they change."""
-        return (self.model, self.threads, self.gpu_layers, self.context_length, self.repack_weights)
+        return (self.model, self.threads, self.gpu_layers, self.context_length, self.repack_weights,
+                self.endpoint, self.api, self.api_key_env, self.ca_bundle, self.speculative)
 
 
 #: (minimum, maximum) for numeric fields; None = unbounded
@@ -92,9 +111,11 @@ _RANGES: dict[str, tuple[int | None, int | None]] = {
     "max_lines": (1, 1000),
     "warm_delay_ms": (0, 60_000),
     "state_cache_mb": (0, 1 << 16),
+    "state_disk_mb": (0, 1 << 20),
 }
-_CHOICES: dict[str, tuple[str, ...]] = {"fim_mode": FIM_MODES, "completion_fallback": FALLBACK_MODES}
+_CHOICES: dict[str, tuple[str, ...]] = {"fim_mode": FIM_MODES, "completion_fallback": FALLBACK_MODES, "api": APIS}
 _FIELDS = {f.name: f for f in fields(Settings)}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def snake_case(key: str) -> str:
@@ -120,9 +141,17 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             return default, f"{shown} is outside {lo}..{hi}"
         return int(value), None
+    if name == "api_key_env":  # never echo the value: it may be a key pasted by mistake
+        if not isinstance(value, str) or not (value == "" or _ENV_NAME.fullmatch(value)):
+            return default, "apiKeyEnv must be the NAME of an environment variable holding the key, not the key"
+        return value, None
     if isinstance(default, str):
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or (not value.strip() and default != ""):
             return default, f"{shown} is not a non-empty string"
+        if name == "endpoint" and "@" in value.split("//", 1)[-1].split("/", 1)[0]:  # never echoed
+            return default, "endpoint must not contain credentials: name the key's variable in apiKeyEnv"
+        if name == "endpoint" and value and not value.startswith(("http://", "https://")):
+            return default, f"{shown} is not an http:// or https:// URL"
         choices = _CHOICES.get(name)
         if choices and value.lower() not in choices:
             return default, f"{shown} is not one of {', '.join(choices)}"

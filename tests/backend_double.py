@@ -14,6 +14,7 @@ class DoubleBackend:
     model_path = None
     n_ctx = 4096
     device = None
+    notify = None
     pieces = None
     cached_tokens = None
     states = None
@@ -28,6 +29,9 @@ class DoubleBackend:
 
     def warm(self, prompt, *, should_stop=None) -> Generation:
         return Generation("", "warm")
+
+    def describe(self) -> None:
+        return None
 
     def close(self) -> None:
         pass

@@ -36,6 +36,9 @@ class Timings:
     generate_ms: float = 0.0
     state_loads: int = 0  #: saved KV states restored for this request (switching files or places)
     healed_tokens: int = 0  #: prompt tokens taken back by token healing (regenerated, constrained)
+    passes: int = 0  #: model passes while generating (one per token without speculative decoding)
+    drafted: int = 0  #: tokens drafted from the prompt (speculative decoding) and checked by the model
+    accepted: int = 0  #: drafted tokens the model agreed with (generated without a pass of their own)
 
     @property
     def prompt_tokens_evaluated(self) -> int:
@@ -81,6 +84,9 @@ class Backend(Protocol):
     n_ctx: int
     #: where it runs ("cpu", "gpu (all layers)", "http://127.0.0.1:8080"), or None
     device: str | None
+    #: set by the engine after loading: ``notify(level, message)`` tells the user of a change of
+    #: state the backend finds later (a remote endpoint that fails, and answers again); None: unused
+    notify: Callable[[str, str], None] | None
 
     def generate(
         self,
@@ -130,6 +136,11 @@ class Backend(Protocol):
         """Saved KV states, or None (this backend saves none)."""
         ...
 
+    def describe(self) -> dict | None:
+        """More about the backend for ``sc2lsp/status`` (a remote one: endpoint, state, problem,
+        tokenizer, the server's own figures), or None."""
+        ...
+
     def close(self) -> None:
         """Free the model now (the worker calls it before loading another)."""
         ...
@@ -145,9 +156,10 @@ _GENERATE_KEYWORDS = ("max_tokens", "time_limit_s", "prompt_time_limit_s", "shou
 def check_backend(obj: object) -> list[str]:
     """What ``obj`` lacks of the ``Backend`` interface (empty: it implements it)."""
     absent = object()  # getattr_static: reading a property (e.g. ``pieces``) may be expensive
-    missing = [name for name in ("name", "model_path", "n_ctx", "device", "token_counter", "pieces",
+    missing = [name for name in ("name", "model_path", "n_ctx", "device", "notify", "token_counter", "pieces",
                                  "cached_tokens", "states") if inspect.getattr_static(obj, name, absent) is absent]
-    for method, keywords in (("generate", _GENERATE_KEYWORDS), ("warm", ("should_stop",)), ("close", ())):
+    for method, keywords in (("generate", _GENERATE_KEYWORDS), ("warm", ("should_stop",)), ("describe", ()),
+                             ("close", ())):
         fn = getattr(obj, method, None)
         if not callable(fn):
             missing.append(f"{method}()")

@@ -12,10 +12,17 @@ from .base import Backend
 
 def load_backend(settings: Settings, *, adapter: str | None = None) -> Backend:
     """The llama.cpp backend for ``settings.model`` (a models.toml name or a .gguf path; an adapter
-    entry of models.toml loads its base GGUF with the LoRA adapter on top). ``adapter``: a LoRA
+    entry of models.toml loads its base GGUF with the LoRA adapter on top), or a remote backend
+    when the model is served elsewhere (``endpoint`` setting or a models.toml remote entry). ``adapter``: a LoRA
     adapter GGUF (name or path) to apply instead of the entry's own."""
+    from .remote_config import make_remote, remote_config
+
+    remote = remote_config(settings) if not adapter else None
+    if remote is not None:  # a model another process serves (a models.toml endpoint, or the setting)
+        return make_remote(remote)
     from ..models.registry import resolve, resolve_files
     from .llama_cpp import LlamaCppBackend, LlamaSettings
+    from .state_store import default_state_dir
 
     files = resolve_files(settings.model)
     if adapter:
@@ -29,6 +36,9 @@ def load_backend(settings: Settings, *, adapter: str | None = None) -> Backend:
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
+            speculative=settings.speculative,
+            state_dir=str(default_state_dir()) if settings.state_disk_mb > 0 else None,
+            state_disk_mb=settings.state_disk_mb,
             repack=settings.repack_weights,
             lora_path=lora,
             lora_scale=scale,

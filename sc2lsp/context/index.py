@@ -20,7 +20,7 @@ import threading
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
-from ..workspace.scan import MAX_BYTES, content_reason
+from ..core.content import MAX_BYTES, content_reason
 from .languages import language_for
 from .symbols import IDENTIFIER, Definition, FileSymbols, extract
 

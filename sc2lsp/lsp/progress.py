@@ -1,4 +1,4 @@
-"""Server-initiated ``$/progress`` for long commands (``sc2lsp.pullModel``)."""
+"""Server-initiated ``$/progress`` for long commands (``sc2lsp.pullModel``, ``sc2lsp.tune``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class WorkDoneProgress:
         self.loop = asyncio.get_running_loop()
         self._last = (-1, 0.0)
 
-    async def begin(self, title: str) -> None:
+    async def begin(self, title: str, cancellable: bool = False) -> None:
         caps = self.server.client_capabilities
         window = caps.window if caps is not None else None
         if not (window is not None and window.work_done_progress):
@@ -33,7 +33,7 @@ class WorkDoneProgress:
             return
         self.on = True
         self.server.work_done_progress.begin(
-            self.token, types.WorkDoneProgressBegin(title=title, cancellable=False, percentage=0))
+            self.token, types.WorkDoneProgressBegin(title=title, cancellable=cancellable, percentage=0))
 
     def report(self, message: str, percentage: int | None = None) -> None:
         if self.on:

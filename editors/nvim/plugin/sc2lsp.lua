@@ -25,3 +25,9 @@ vim.api.nvim_create_user_command("Sc2Restart", function() sc2().restart() end,
   { desc = "sc2lsp: restart the server (resets the crash count)" })
 vim.api.nvim_create_user_command("Sc2PullModel", function(a) sc2().pull_model(a.args ~= "" and a.args or nil) end,
   { nargs = "?", desc = "sc2lsp: download a models.toml model through the server and load it" })
+vim.api.nvim_create_user_command("Sc2Tune", function(a)
+  sc2().tune({ base = a.args ~= "" and a.args or nil, force = a.bang })
+end, { nargs = "?", bang = true,
+  desc = "sc2lsp: fine-tune [base] on this workspace (! registers even when not better); serves the adapter when done" })
+vim.api.nvim_create_user_command("Sc2TuneCancel", function() sc2().tune_cancel() end,
+  { desc = "sc2lsp: stop the fine-tuning run (running :Sc2Tune again goes on where it stopped)" })

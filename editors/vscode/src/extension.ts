@@ -1,6 +1,6 @@
 // sc2lsp for VS Code: starts `sc2lsp serve`, lets vscode-languageclient (>= 10.0.1 registers
 // textDocument/inlineCompletion by default) show its suggestions as ghost text, and adds a status
-// bar item, an enable toggle, "Check attribution" and "Pull model".
+// bar item, an enable toggle, "Check attribution", "Pull model" and "Fine-tune on this workspace".
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -15,6 +15,7 @@ import {
   ShowMessageNotification,
   State,
   WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
   WorkDoneProgressCreateRequest,
 } from "vscode-languageclient/node";
 import { AttributionView } from "./attribution";
@@ -44,6 +45,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("sc2lsp.checkAttribution", () => attribution.check()),
     vscode.commands.registerCommand("sc2lsp.clearAttribution", () => attribution.clear()),
     vscode.commands.registerCommand("sc2lsp.pullModelUi", (name?: string) => pullModel(name)),
+    vscode.commands.registerCommand("sc2lsp.tuneUi", (folder?: vscode.Uri) => tune(folder)),
     vscode.commands.registerCommand("sc2lsp.restart", restart),
     vscode.commands.registerCommand("sc2lsp.showOutput", () => output.show(true)),
     vscode.workspace.onDidChangeConfiguration(onConfigChanged),
@@ -293,11 +295,13 @@ function hookProgress(c: LanguageClient): void {
     const sub = c.onProgress(WorkDoneProgress.type, token, (value) => {
       if (value.kind === "begin") {
         void vscode.window.withProgress(
-          { location: vscode.ProgressLocation.Notification, title: value.title, cancellable: false },
-          (progress) =>
+          { location: vscode.ProgressLocation.Notification, title: value.title, cancellable: !!value.cancellable },
+          (progress, cancel) =>
             new Promise<void>((resolve) => {
               reporter = progress;
               finish = resolve;
+              // a cancellable progress (sc2lsp.tune) is cancelled on the server through its token
+              cancel.onCancellationRequested(() => void c.sendNotification(WorkDoneProgressCancelNotification.type, { token }));
               if (value.message || value.percentage) progress.report({ message: value.message, increment: value.percentage ?? 0 });
               reported = value.percentage ?? 0;
             }),
@@ -341,6 +345,43 @@ async function pullModel(name?: string): Promise<void> {
     void vscode.window.showInformationMessage(`sc2lsp: ${model} is ready${result?.path ? ` (${result.path})` : ""}.`);
   } catch (err: any) {
     const msg = `sc2lsp: pulling ${model} failed: ${err?.message ?? err}`;
+    output.appendLine(msg);
+    void vscode.window.showErrorMessage(msg, "Show log").then(pick);
+  }
+  await refreshStatus();
+}
+
+// ------------------------------------------------------------------ Fine-tune on this workspace
+
+/** `sc2lsp.tune` on a workspace folder: the server runs `sc2lsp tune` as a low-priority child process
+ * (cancellable progress notification), switches to the adapter when it is better, and answers the
+ * before/after table. */
+async function tune(folder?: vscode.Uri): Promise<void> {
+  const c = client;
+  if (!c?.isRunning()) {
+    void vscode.window.showErrorMessage("sc2lsp: the server is not running; fix the message shown at startup or run 'sc2lsp: Restart server'.", "Show log").then(pick);
+    return;
+  }
+  const folders = vscode.workspace.workspaceFolders ?? [];
+  let target = folder ?? (folders.length === 1 ? folders[0].uri : undefined);
+  if (!target && folders.length > 1) {
+    const f = await vscode.window.showWorkspaceFolderPick({ placeHolder: "sc2lsp: the folder to fine-tune on" });
+    target = f?.uri;
+  }
+  if (!target) {
+    void vscode.window.showErrorMessage("sc2lsp: open the repository to fine-tune on as a workspace folder first.");
+    return;
+  }
+  output.appendLine(`[sc2lsp] fine-tuning on ${target.fsPath}`);
+  try {
+    const r: any = await c.sendRequest(ExecuteCommandRequest.type, { command: "sc2lsp.tune", arguments: [target.toString()] });
+    output.appendLine(`[sc2lsp] ${r?.decision}\n${r?.table}\nreport: ${r?.report}`);
+    const pickAction = await (r?.registered ? vscode.window.showInformationMessage : vscode.window.showWarningMessage)(
+      `sc2lsp: ${r?.decision ?? "fine-tuning finished"}`, "Open report", "Show table");
+    if (pickAction === "Open report" && r?.report) await vscode.window.showTextDocument(vscode.Uri.file(r.report));
+    if (pickAction === "Show table") output.show(true);
+  } catch (err: any) {
+    const msg = `sc2lsp: fine-tuning: ${err?.message ?? err}`;
     output.appendLine(msg);
     void vscode.window.showErrorMessage(msg, "Show log").then(pick);
   }

@@ -18,6 +18,10 @@ export const SERVER_KEYS = [
   "repoContext",
   "multiline",
   "languages",
+  "endpoint",
+  "api",
+  "apiKeyEnv",
+  "caBundle",
 ] as const;
 
 /** Settings the user set explicitly; unset ones go as null (= the server's default). */

@@ -8,7 +8,7 @@ pygls's own workspace.
 
 from __future__ import annotations
 
-from . import attribution, completion, config, lifecycle, models, status, sync
+from . import attribution, completion, config, lifecycle, models, stats, status, sync, tune
 
 #: every feature module, in registration order
-FEATURES = (lifecycle, config, sync, completion, status, attribution, models)
+FEATURES = (lifecycle, config, sync, completion, status, attribution, models, stats, tune)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from lsprotocol import types
 
 from ...engine import Cursor, Suggestion
-from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import advance, lsp_range
+from . import stats
 from .attribution import CMD_ACCEPTED
 from .sync import cancel_warm, cursor_for
 
@@ -30,7 +31,7 @@ def document_cursor(ls: Sc2Server, uri: str, position: types.Position) -> tuple[
     """The engine's cursor for a request, or (None, why there is no completion)."""
     doc = ls.docs.get(uri)
     if doc is None:
-        doc, why = read_document(uri)
+        doc, why = ls.read_unopened(uri)
         if doc is None:
             return None, why or "unknown document"
     why = doc.completable
@@ -68,9 +69,11 @@ def wants_completion_fallback(ls: Sc2Server) -> bool:
 
 
 async def inline_completion(ls: Sc2Server, params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+    t0 = time.perf_counter()
     s = await suggest(ls, params.text_document.uri, params.position)
     if s is None or not s.text:
         return types.InlineCompletionList(items=[])
+    stats.shown(ls, params.text_document.uri, s.text, s.source, (time.perf_counter() - t0) * 1000)
     rng = types.Range(start=params.position, end=params.position)
     start = (params.position.line, params.position.character)
     accepted = lsp_range(start, advance(start, s.text, ls.encoding))

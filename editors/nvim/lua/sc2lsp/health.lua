@@ -36,7 +36,15 @@ function M.check()
   h.ok("server command found: " .. table.concat(cmd, " "))
 
   local model = (cfg.settings or {}).model or "sc2-tiny"
-  if is_path(model) then
+  local endpoint = (cfg.settings or {}).endpoint
+  if endpoint and endpoint ~= "" then
+    h.ok("model " .. model .. " served by " .. endpoint .. " (:Sc2Status shows whether it answers)")
+    local key_env = (cfg.settings or {}).apiKeyEnv
+    if key_env and key_env ~= "" and (vim.env[key_env] or "") == "" then
+      h.warn("apiKeyEnv names " .. key_env .. ", which is not set in Neovim's environment",
+        { "export " .. key_env .. " before starting Neovim (the key itself never goes into a setting)" })
+    end
+  elseif is_path(model) then
     if vim.fn.filereadable(vim.fn.expand(model)) == 1 then
       h.ok("model file present: " .. model)
     else
@@ -66,7 +74,9 @@ function M.check()
             present = q.path
           end
         end
-        if not entry then
+        if entry and entry.endpoint then
+          h.ok("model " .. model .. " served by " .. entry.endpoint .. " (models.toml)")
+        elseif not entry then
           h.error("model " .. model .. " is not in models.toml", { "`sc2lsp models list` shows the known names" })
         elseif present then
           h.ok("model " .. model .. " present: " .. tostring(present))

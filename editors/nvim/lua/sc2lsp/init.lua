@@ -49,6 +49,8 @@ local expected_exit = {} --- client ids we stopped on purpose
 
 local ACCEPTED = "sc2lsp.suggestionAccepted"
 local PULL = "sc2lsp.pullModel"
+local TUNE = "sc2lsp.tune"
+local TUNE_CANCEL = "sc2lsp.tuneCancel"
 
 --- vim.notify with a "sc2lsp: " prefix; every message is also kept in M.messages.
 function M.notify(msg, level)
@@ -697,5 +699,67 @@ function M.pull_model(name)
       end
     end)
 end
+
+-- ------------------------------------------------------------------ :Sc2Tune
+
+--- Fine-tune on the workspace folder (the server runs `sc2lsp tune` as a low-priority child process;
+--- progress through `$/progress`, echoed here; on success it serves NAME-lora at once).
+--- opts: { base = "starcoder2-3b"?, force = bool?, train = { "max_steps=100", ... }? }
+function M.tune(opts)
+  opts = opts or {}
+  local bufnr = api.nvim_get_current_buf()
+  local client = M.client(bufnr) or M.client()
+  if not client then
+    M.notify("no sc2lsp server is running; from a shell: `sc2lsp tune REPO`", vim.log.levels.WARN)
+    return
+  end
+  local folder = client.root_dir or (client.workspace_folders and client.workspace_folders[1]
+    and vim.uri_to_fname(client.workspace_folders[1].uri)) or vim.fn.getcwd()
+  local options = vim.empty_dict()
+  for _, k in ipairs({ "base", "name", "force", "train", "prepare", "perFile" }) do
+    if opts[k] ~= nil then
+      options[k] = opts[k]
+    end
+  end
+  M.last_tune = { running = true, folder = folder }
+  M.notify(("fine-tuning on %s (progress in the status line; :Sc2TuneCancel stops it)"):format(folder))
+  client:exec_cmd({ title = "sc2lsp: fine-tune", command = TUNE, arguments = { folder, options } },
+    { bufnr = bufnr }, function(err, result)
+      if err then
+        M.last_tune = { error = err.message }
+        M.notify("fine-tuning: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        return
+      end
+      M.last_tune = result
+      local level = result and result.registered and vim.log.levels.INFO or vim.log.levels.WARN
+      M.notify(("%s\n%s\nreport: %s"):format(tostring(result and result.decision), tostring(result and result.table),
+        tostring(result and result.report)), level)
+    end)
+end
+
+function M.tune_cancel()
+  local client = M.client(api.nvim_get_current_buf()) or M.client()
+  if client then
+    client:exec_cmd({ title = "sc2lsp: cancel fine-tuning", command = TUNE_CANCEL, arguments = {} },
+      { bufnr = api.nvim_get_current_buf() }, function() end)
+  end
+end
+
+-- echo the fine-tuning progress (stage, step/total, loss, ETA) as it comes
+api.nvim_create_autocmd("LspProgress", {
+  group = api.nvim_create_augroup("sc2lsp_tune_progress", { clear = true }),
+  callback = function(ev)
+    local p = ev.data and ev.data.params
+    if not (p and type(p.token) == "string" and p.token:match("^sc2lsp%-tune")) then
+      return
+    end
+    local v = p.value or {}
+    M.tune_progress = v
+    if v.message then
+      vim.api.nvim_echo({ { ("sc2lsp tune: %s%s"):format(v.message, v.percentage and (" (" .. v.percentage .. "%)") or "") } },
+        false, {})
+    end
+  end,
+})
 
 return M
