@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast test-deps model attribution-index clean-venv vsix vscode-test-tools
+.PHONY: install demo test test-fast test-deps model attribution-index clean-venv vsix vscode-test-tools llama-server
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ model: $(STAMP)
 ## The attribution index of sc2-tiny's training corpus (this interpreter's standard library), linked in models.toml.
 attribution-index: $(STAMP)
 	$(BIN)/python -c "from finetune.export import build_stdlib_attribution_index as b; print(b('models/sc2-tiny/attribution'))"
+
+## llama.cpp's llama-server, built once from llama-cpp-python's sdist into ~/.cache/sc2lsp/llama-server (~10+ min on
+## 2 cores): the llama-server reference of bench/latency.py and bench/team.py, tests/test_remote_llama_server.py.
+llama-server:
+	nice -n 10 bench/build_llama_server.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -64,6 +64,13 @@ class Settings:
     """How long the document must stay unchanged before the background warm-up starts."""
     state_cache_mb: int = 128
     """RAM for saved KV-cache states (switching between files or places keeps their prompt)."""
+    state_disk_mb: int = 512
+    """Disk for saved KV-cache states kept across server restarts (user cache dir,
+    ``$SC2LSP_STATE_DIR`` overrides; 0 = none): a file used before gets its prompt back at once."""
+    speculative: bool = True
+    """Speculative decoding from the prompt: tokens that follow an earlier occurrence of the last
+    generated tokens (in the suffix, the context or the prefix) are checked in one model pass;
+    the suggestion is the same, drafting happens only where measured acceptance pays for it."""
     languages: Mapping[str, bool] = field(default_factory=dict)
     """Per-language enable by LSP language id, e.g. ``{"markdown": false}``; unlisted = enabled."""
     completion_fallback: str = "auto"
@@ -89,7 +96,7 @@ class Settings:
     def model_key(self) -> tuple:
         """The settings that need the model to be loaded again when they change."""
         return (self.model, self.threads, self.gpu_layers, self.context_length, self.repack_weights,
-                self.endpoint, self.api, self.api_key_env, self.ca_bundle)
+                self.endpoint, self.api, self.api_key_env, self.ca_bundle, self.speculative)
 
 
 #: (minimum, maximum) for numeric fields; None = unbounded
@@ -104,6 +111,7 @@ _RANGES: dict[str, tuple[int | None, int | None]] = {
     "max_lines": (1, 1000),
     "warm_delay_ms": (0, 60_000),
     "state_cache_mb": (0, 1 << 16),
+    "state_disk_mb": (0, 1 << 20),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"fim_mode": FIM_MODES, "completion_fallback": FALLBACK_MODES, "api": APIS}
 _FIELDS = {f.name: f for f in fields(Settings)}

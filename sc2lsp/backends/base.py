@@ -36,6 +36,9 @@ class Timings:
     generate_ms: float = 0.0
     state_loads: int = 0  #: saved KV states restored for this request (switching files or places)
     healed_tokens: int = 0  #: prompt tokens taken back by token healing (regenerated, constrained)
+    passes: int = 0  #: model passes while generating (one per token without speculative decoding)
+    drafted: int = 0  #: tokens drafted from the prompt (speculative decoding) and checked by the model
+    accepted: int = 0  #: drafted tokens the model agreed with (generated without a pass of their own)
 
     @property
     def prompt_tokens_evaluated(self) -> int:

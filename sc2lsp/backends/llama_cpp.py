@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..core.healing import Heal, PieceTable, advance, plan_heal
+from ..core.healing import Heal, PieceTable, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
+from .speculative import MAX_MATCH, DraftPolicy, PromptLookup, Run
+from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
 # every parallel region, and on a busy machine (an editor, a build, other models) every decode
@@ -67,6 +68,10 @@ class LlamaSettings:
     eval_chunk: int = 64  #: prompt tokens per decode call; a cancel or time cap acts between chunks
     state_cache_mb: int = 128  #: RAM for saved KV states (0 = none)
     save_min_tokens: int = 64  #: a cached stretch at least this long is saved before it is dropped
+    #: the disk tier of saved states (kept across restarts; None = none): warmed prompts and the
+    #: states the RAM cache saves are written there in the background, bounded by ``state_disk_mb``
+    state_dir: str | None = None
+    state_disk_mb: int = 512
     #: let llama.cpp repack quantized weights for its CPU kernels (a second copy of the weights
     #: in RAM next to the memory-mapped file; off by default, see docs/server.md)
     repack: bool = False
@@ -74,74 +79,19 @@ class LlamaSettings:
     #: then reads the weights into RAM instead of memory-mapping them
     lora_path: str | None = None
     lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
+    #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt are
+    #: checked in one batched pass (identical greedy output; drafting stops where it would not pay)
+    speculative: bool = True
+    #: flash attention: its CPU kernel computes each query row the same way whatever the batch,
+    #: which makes speculative output identical to one-token-at-a-time output (without it the
+    #: attention matmuls of a batched pass round differently from a one-token pass)
+    flash_attn: bool = True
+    draft_max: int = 8  #: at most this many drafted tokens per pass
 
 
 #: llama_token_attr bits of tokens that are never part of a prompt's text (UNKNOWN, CONTROL,
 #: USER_DEFINED would be text, so it stays)
 _SPECIAL_ATTRS = 1 << 0 | 1 << 3
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    # compare in blocks first: prompts share long prefixes
-    step = 256
-    while i + step <= n and a[i:i + step] == b[i:i + step]:
-        i += step
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-class StateCache:
-    """Saved llama states keyed by their token sequence; least recently used dropped first."""
-
-    def __init__(self, capacity_bytes: int):
-        self.capacity = capacity_bytes
-        self._items: OrderedDict[tuple[int, ...], object] = OrderedDict()
-        self._sizes: dict[tuple[int, ...], int] = {}
-        self.saves = self.loads = 0
-
-    @property
-    def nbytes(self) -> int:
-        return sum(self._sizes.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def best(self, tokens: Sequence[int]) -> tuple[tuple[int, ...] | None, int]:
-        """The saved key sharing the longest prefix with ``tokens``, and that length."""
-        best_key, best_n = None, 0
-        for key in self._items:
-            n = _common_prefix(key, tokens)
-            if n > best_n:
-                best_key, best_n = key, n
-        return best_key, best_n
-
-    def covers(self, tokens: Sequence[int]) -> bool:
-        """Whether some saved state already holds all of ``tokens`` (no need to save again)."""
-        return any(len(k) >= len(tokens) and _common_prefix(k, tokens) == len(tokens) for k in self._items)
-
-    def put(self, key: tuple[int, ...], state: object, size: int) -> None:
-        if size > self.capacity:
-            return
-        # a saved state that is a prefix of the new one is redundant
-        for k in [k for k in self._items if len(k) <= len(key) and key[: len(k)] == k]:
-            self._drop(k)
-        self._items[key] = state
-        self._sizes[key] = size
-        while self.nbytes > self.capacity:
-            self._drop(next(iter(self._items)))
-        self.saves += 1
-
-    def get(self, key: tuple[int, ...]) -> object:
-        self._items.move_to_end(key)
-        self.loads += 1
-        return self._items[key]
-
-    def _drop(self, key) -> None:
-        del self._items[key]
-        del self._sizes[key]
 
 
 class LlamaCppBackend:
@@ -169,11 +119,16 @@ class LlamaCppBackend:
                 return params
 
             low.llama_model_default_params = no_repack
+        threads = s.n_threads or auto_threads(self.model_path)
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
                 n_ctx=s.n_ctx,
-                n_threads=s.n_threads or auto_threads(self.model_path),
+                n_threads=threads,
+                # batches (prompt chunks, speculative checks) on as many threads as single tokens:
+                # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
+                n_threads_batch=threads,
+                flash_attn=s.flash_attn,
                 n_gpu_layers=s.n_gpu_layers,
                 n_batch=s.n_batch,
                 seed=s.seed,
@@ -189,8 +144,19 @@ class LlamaCppBackend:
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self.disk: DiskStates | None = None
+        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
+            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
+                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
+                        "flash_attn": s.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
+        self.policy = DraftPolicy(max_draft=s.draft_max)
+        self._n_vocab = self.llm.n_vocab()
+        #: with several threads a one-row flash-attention pass splits the cache between threads
+        #: (another rounding than a batch's rows): generation passes then always have 2+ rows
+        self._pad = threads > 1
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     notify = None  #: nothing to report after loading: a local model has no endpoint to lose
@@ -252,7 +218,7 @@ class LlamaCppBackend:
             return Heal(len(tokens))
         return plan_heal(tokens, self.pieces, heal_bytes)
 
-    def _constrained_token(self, removed: bytes) -> int:
+    def _constrained_token(self, removed: bytes, logits) -> int:
         """Greedy choice among the tokens that fit ``removed`` (start with it or spell a prefix)."""
         import numpy as np
 
@@ -262,34 +228,51 @@ class LlamaCppBackend:
         if extra:
             ids = np.concatenate([ids, np.asarray(extra, dtype=np.int64)])
         if not len(ids):  # cannot happen with a byte-level vocabulary (every byte is a token)
-            return self.llm.sample(temp=0.0)
-        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
+            return int(np.argmax(logits))
         return int(ids[int(np.argmax(logits[ids]))])
 
     # ------------------------------------------------------------------ prompt evaluation
 
-    def _save_state(self) -> None:
-        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache."""
+    def _copy_state(self):
+        """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
         import ctypes
 
         import llama_cpp
 
         llm = self.llm
         key = tuple(llm._input_ids[: llm.n_tokens].tolist())
-        if not key or self.states.covers(key):
-            return
         ctx = llm._ctx.ctx
         size = llama_cpp.llama_state_seq_get_size(ctx, 0)
         buf = (ctypes.c_uint8 * size)()
-        n = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        return key, buf, llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+
+    def _save_state(self) -> None:
+        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache (and to disk)."""
+        llm = self.llm
+        if not llm.n_tokens or self.states.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
         if n:
             self.states.put(key, (buf, n), n + 4 * len(key))
+            if self.disk is not None:
+                self.disk.save(key, buf, n)
 
-    def _load_state(self, key: tuple[int, ...]) -> bool:
+    def _persist(self) -> None:
+        """Queue the live cache for the disk tier unless a saved state already holds it."""
+        llm = self.llm
+        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
+            return
+        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
+        if n:
+            self.disk.save(key, buf, n)
+
+    def _load_state(self, key: tuple[int, ...], data=None) -> bool:
         import llama_cpp
 
         llm = self.llm
-        buf, n = self.states.get(key)
+        buf, n = data if data is not None else self.states.get(key)
         llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
             llm.n_tokens = 0
@@ -300,15 +283,26 @@ class LlamaCppBackend:
         return True
 
     def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
-        """Save the live cache if it is about to lose a long stretch; load a better saved state."""
+        """Save the live cache if it is about to lose a long stretch; load a better saved state
+        (from RAM, or from the disk tier when that holds a longer match)."""
         llm, s = self.llm, self.settings
         if s.state_cache_mb <= 0:
             return reuse
         if llm.n_tokens - reuse >= s.save_min_tokens:
             self._save_state()
         key, n = self.states.best(tokens)
-        if key is not None and n > reuse + 1 and self._load_state(key):
+        dkey, dn = self.disk.best(tokens) if self.disk is not None else (None, 0)
+        loaded = False
+        if dkey is not None and dn > max(n, reuse + 1):
+            data = self.disk.load(dkey)
+            if data is not None and self._load_state(dkey, data):
+                self.states.put(dkey, data, data[1] + 4 * len(dkey))
+                loaded = True
+                t.state_loads += 1
+        if not loaded and key is not None and n > reuse + 1 and self._load_state(key):
+            loaded = True
             t.state_loads += 1
+        if loaded:
             reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
         return reuse
 
@@ -359,12 +353,38 @@ class LlamaCppBackend:
         if llm.n_tokens >= len(tokens) and _common_prefix(llm._input_ids[: len(tokens)].tolist(), tokens) == len(tokens):
             # already cached (e.g. by the completion that just ran): keep its generated tail too
             t.prompt_tokens = t.prompt_tokens_reused = len(tokens)
+            self._persist()
             return Generation(text="", stop_reason="warm", timings=t)
         reason = self._evaluate(tokens, t, keep_last=False, should_stop=should_stop, deadline=None)
         t.prompt_ms = (time.perf_counter() - t0) * 1000
+        if reason is None:  # an idle moment: keep this prompt for the next server start too
+            self._persist()
         return Generation(text="", stop_reason=reason or "warm", timings=t)
 
     # ------------------------------------------------------------------ generation
+
+    def _decode(self, toks: list[int], all_logits: bool):
+        """Evaluate ``toks`` after the cache (one model pass); the logits of the last token, or of
+        every token (a ``len(toks)`` x vocabulary array, valid until the next pass)."""
+        import numpy as np
+
+        llm = self.llm
+        n_past = llm.n_tokens
+        pad = self._pad and len(toks) == 1
+        llm._batch.set_batch(batch=toks + toks if pad else toks, n_past=n_past, logits_all=all_logits or pad)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past: n_past + len(toks)] = toks
+        llm.n_tokens = n_past + len(toks)
+        if pad:  # a second row only so that the pass has the shape of a batch; not kept
+            llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
+        rows = len(toks) if all_logits or pad else 1
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows + pad, self._n_vocab))[:rows]
+
+    def _rollback(self, n: int) -> None:
+        """Drop the cache after its first ``n`` tokens (rejected draft tokens)."""
+        if self.llm.n_tokens > n:
+            self.llm.n_tokens = n
+            self.llm._ctx.kv_cache_seq_rm(0, n, -1)
 
     def generate(
         self,
@@ -387,8 +407,9 @@ class LlamaCppBackend:
         ``heal_bytes`` > 0 turns on token healing within the prompt's last ``heal_bytes`` bytes:
         the returned text then starts at the end of the prompt as usual, and
         ``timings.healed_tokens`` says how many prompt tokens were regenerated.
+        With ``settings.speculative`` the output is the same; ``should_stop`` and the time cap
+        are then checked between model passes (a pass may yield several tokens).
         """
-        llm = self.llm
         tokens = self.tokenize(prompt)
         if len(tokens) + max_tokens > self.n_ctx:
             raise UserError(f"prompt of {len(tokens)} tokens + {max_tokens} new does not fit n_ctx={self.n_ctx}")
@@ -396,7 +417,7 @@ class LlamaCppBackend:
         if heal.keep == 0:  # nothing would be left to condition on
             heal = Heal(len(tokens))
         t = Timings(healed_tokens=len(tokens) - heal.keep)
-        tokens, removed = tokens[: heal.keep], heal.removed
+        tokens = tokens[: heal.keep]
         t0 = time.perf_counter()
         p_deadline = None if prompt_time_limit_s is None else t0 + prompt_time_limit_s
         early = self._evaluate(tokens, t, keep_last=True, should_stop=should_stop, deadline=p_deadline)
@@ -404,56 +425,69 @@ class LlamaCppBackend:
         t.prompt_ms = (t1 - t0) * 1000
         if early is not None:
             return Generation(text="", stop_reason=early, timings=t)
-        out: list[int] = []
-        reason = "length"
-        deadline = None if time_limit_s is None else t1 + time_limit_s
-        text = ""
-        pending = removed  # healed text not regenerated yet
-        heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
-        while len(out) - heal_steps < max_tokens:
-            if pending:
-                tok = self._constrained_token(pending)
-                pending = advance(pending, self.pieces.pieces[tok]) or b""
-                heal_steps += bool(pending)
-            else:
-                tok = llm.sample(temp=0.0)
-            if self._is_eog(llm._model.vocab, tok):
-                reason = "stop"
-                break
-            out.append(tok)
-            if pending:  # still inside the healed text: nothing new to show or to stop on
-                llm.eval([tok])
-                continue
-            text = self._text(out, removed)
-            if any(s in text for s in stop):
-                text = text[: min(text.index(s) for s in stop if s in text)]
-                reason = "stop"
-                break
-            if on_text is not None:
-                on_text(text)
-            if should_stop is not None and should_stop():
-                reason = "cancelled"
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                reason = "time"
-                break
-            llm.eval([tok])
-        t.generated_tokens = len(out)
+        run = Run(self, heal.removed, max_tokens, stop, on_text)
+        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.settings.speculative else None
+        reason = self._loop(run, lookup, t, should_stop, None if time_limit_s is None else t1 + time_limit_s)
+        t.generated_tokens = len(run.out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
-        return Generation(text=text if out else "", stop_reason=reason, timings=t)
+        return Generation(text=run.text if run.out else "", stop_reason=reason, timings=t)
 
-    def _text(self, out: list[int], removed: bytes) -> str:
-        """The generated text after the healed bytes (which it starts with, by construction)."""
-        if not removed:
-            return self.detokenize(out)
-        raw = self.llm.detokenize(list(out))
-        return raw[len(removed):].decode("utf-8", errors="replace") if raw.startswith(removed) else raw.decode("utf-8", errors="replace")
+    def _loop(self, run: Run, lookup: PromptLookup | None, t: Timings,
+              should_stop: Callable[[], bool] | None, deadline: float | None) -> str:
+        """The token loop: one model pass per iteration, over the model's own next token and, with
+        ``lookup``, a draft from the prompt; the longest agreeing prefix of the draft is kept."""
+        import numpy as np
 
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
+        while run.room():
+            if run.pending:  # token healing: constrained choices, one token per pass
+                tok = self._constrained_token(run.pending, logits)
+                if run.heal(tok):
+                    if self._is_eog(self.llm._model.vocab, tok):
+                        return "stop"
+                    run.add(tok)
+                    if lookup is not None:
+                        lookup.push(tok)
+                    logits = self._pass(t, [tok])[0]
+                    continue
+            else:
+                tok = int(np.argmax(logits))
+            reason = run.emit(tok)
+            if reason is not None:
+                return reason
+            if lookup is not None:
+                lookup.push(tok)
+            if should_stop is not None and should_stop():
+                return "cancelled"
+            if deadline is not None and time.perf_counter() > deadline:
+                return "time"
+            draft, match = [], 0
+            if lookup is not None:
+                least = self.policy.min_match(run.room())
+                if least <= MAX_MATCH:  # else no match would be worth drafting: skip the lookup
+                    draft, match = lookup.lookup(self.settings.draft_max, least)
+                    draft = draft[: self.policy.length(match, run.room())]
+            rows = self._pass(t, [tok] + draft)
+            n_ok = 0
+            while n_ok < len(draft) and int(np.argmax(rows[n_ok])) == draft[n_ok]:
+                n_ok += 1
+            if draft:
+                t.drafted += len(draft)
+                t.accepted += n_ok
+                self.policy.record(match, len(draft), n_ok)
+                self._rollback(self.llm.n_tokens - (len(draft) - n_ok))
+            for tok in draft[:n_ok]:  # what greedy decoding gives at these positions
+                reason = "length" if not run.room() else run.emit(tok)
+                if reason is not None:
+                    return reason
+                lookup.push(tok)
+            logits = rows[n_ok]
+        return "length"
 
-def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
-    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
-    a remote backend counts prompt tokens with it when the server cannot."""
-    import llama_cpp
-
-    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def _pass(self, t: Timings, toks: list[int]):
+        t0 = time.perf_counter()
+        rows = self._decode(toks, all_logits=len(toks) > 1)
+        if self.settings.speculative:
+            self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
+        t.passes += 1
+        return rows

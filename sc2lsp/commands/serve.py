@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import parse_settings
 from ..errors import UserError
-from .server import create_server
+from ..lsp.server import create_server
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
