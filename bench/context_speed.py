@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sc2lsp.context.gather import assemble  # noqa: E402
 from sc2lsp.context.index import RepoIndex  # noqa: E402
 from sc2lsp.context.languages import parser_for  # noqa: E402
-from sc2lsp.context_cli import context_budget  # noqa: E402
+from sc2lsp.commands.context import context_budget  # noqa: E402
 from sc2lsp.workspace.indexer import index_workspace, wanted  # noqa: E402
 from sc2lsp.workspace.scan import classify  # noqa: E402
 from sc2lsp.workspace.service import WorkspaceContext  # noqa: E402

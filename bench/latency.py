@@ -203,28 +203,13 @@ def bench_model(model: str, cfg: Sizing) -> dict:
         fol_sources = {e["last"].get("source") for e in ed.log if e["kind"] == "follow"}
         out["c_follow"] = {"keystrokes": len(fol), "p50_ms": round(pct(fol, 0.5), 2), "sources": sorted(fol_sources)}
 
-        # the naive client: every keystroke's full PSM prompt, llama.cpp with prefix caching
-        naive_ms = 0.0
-        raw.llm.n_tokens = 0
-        for e in ed.log:
-            text, off = e["text"], e["offset"]
-            prefix, suffix = text[:off], text[off:]
-            total = max(64, min(cfg.context_budget, st["n_ctx"] - cfg.max_tokens - 48))
-            p, s = plan_budget(prefix, suffix, total, approx_tokens).cut(prefix, suffix)
-            prompt = infill_prompt(p, s, path=e["path"], mode=FimMode.PSM)
-            ms, _ = raw_time(raw, prompt, cfg.max_tokens, cold=False)
-            naive_ms += ms
+        naive_ms = naive_session_ms(raw, ed.log, cfg, st["n_ctx"])
         out["d_session"] = {"keystrokes": len(ed.log), "server_model_ms": round(server_busy, 1),
                             "naive_model_ms": round(naive_ms, 1), "ratio": round(server_busy / naive_ms, 3),
                             "server_model_calls": after["totals"]["model_requests"] - before["totals"]["model_requests"],
                             "typed_along": after["totals"]["typed_along"] - before["totals"]["typed_along"]}
         if cfg.llama_server and llama_server_ref.available():
-            ref = llama_server_ref.llama_server_reference(
-                path, ed.log, threads=cfg.threads or auto_threads(path), n_ctx=st["n_ctx"],
-                budget=cfg.context_budget, n_predict=cfg.max_tokens)
-            best = ref[ref["best"]]["model_ms"]
-            out["d_session"]["llama_server"] = ref
-            out["d_session"]["ratio_vs_llama_server"] = round(server_busy / best, 3) if best else None
+            out["d_session"].update(versus_llama_server(path, ed.log, cfg, st["n_ctx"], server_busy))
         ctx_ms = [e["last"]["context_ms"] for e in ed.log if "context_ms" in e["last"]]
         out["d_session"]["context_ms_p50"] = round(pct(ctx_ms, 0.5), 2) if ctx_ms else None
         kinds = sorted({e["kind"] for e in ed.log})
@@ -238,6 +223,29 @@ def bench_model(model: str, cfg: Sizing) -> dict:
         c.close()
     out["seconds"] = round(time.perf_counter() - t_start, 1)
     return out
+
+
+def versus_llama_server(path: Path, log: list[dict], cfg: Sizing, n_ctx: int, server_busy: float) -> dict:
+    """The session on llama-server's /infill (default order and --spm-infill) and (d) against the best."""
+    ref = llama_server_ref.llama_server_reference(path, log, threads=cfg.threads or auto_threads(path), n_ctx=n_ctx,
+                                                  budget=cfg.context_budget, n_predict=cfg.max_tokens)
+    best = ref[ref["best"]]["model_ms"]
+    return {"llama_server": ref, "ratio_vs_llama_server": round(server_busy / best, 3) if best else None}
+
+
+def naive_session_ms(raw: LlamaCppBackend, log: list[dict], cfg: Sizing, n_ctx: int) -> float:
+    """The naive client: every keystroke's full PSM prompt, llama.cpp with prefix caching."""
+    naive_ms = 0.0
+    raw.llm.n_tokens = 0
+    for e in log:
+        text, off = e["text"], e["offset"]
+        prefix, suffix = text[:off], text[off:]
+        total = max(64, min(cfg.context_budget, n_ctx - cfg.max_tokens - 48))
+        p, s = plan_budget(prefix, suffix, total, approx_tokens).cut(prefix, suffix)
+        prompt = infill_prompt(p, s, path=e["path"], mode=FimMode.PSM)
+        ms, _ = raw_time(raw, prompt, cfg.max_tokens, cold=False)
+        naive_ms += ms
+    return naive_ms
 
 
 def session(ed: Editor, a: Doc, b: Doc, keys: int) -> None:
@@ -327,7 +335,7 @@ def table(results: list[dict]) -> str:
     add("   llama-server /infill ms (default | --spm-infill)", "",
         lambda r: "{:.0f} | {:.0f}".format(r["d_session"]["llama_server"]["default"]["model_ms"],
                                           r["d_session"]["llama_server"]["spm_infill"]["model_ms"])
-        if "llama_server" in r["d_session"] else "not built")
+        if "llama_server" in r["d_session"] else "-")
     add("   llama-server prompt tokens / key p50 (default | spm)", "",
         lambda r: "{} | {}".format(r["d_session"]["llama_server"]["default"]["prompt_tokens_evaluated_p50"],
                                    r["d_session"]["llama_server"]["spm_infill"]["prompt_tokens_evaluated_p50"])

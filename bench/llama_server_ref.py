@@ -6,10 +6,12 @@ llama-cpp-python's source distribution (the same llama.cpp version sc2lsp runs i
 is in the repository.
 
 * ``LlamaServer``: start/stop one server on 127.0.0.1 (``-np`` slots, ``--spm-infill``), its RSS.
-  Flash attention off (``-fa off``; llama-cpp-python's default, while llama-server's ``auto``
-  turns it on for the CPU) and weight repacking off (``--no-repack``, as sc2lsp's
-  ``repackWeights`` default): the same kernels as sc2lsp in process, so the same greedy text (with
-  flash attention on, sc2-tiny's greedy text differed after a few tokens on one of two prompts).
+  Flash attention as sc2lsp's in-process llama.cpp has it (``LlamaSettings.flash_attn``) and
+  weight repacking off (``--no-repack``, as sc2lsp's ``repackWeights`` default): the same kernels
+  as sc2lsp in process, so the same greedy text (with flash attention on one side only, sc2-tiny's
+  greedy text differed after a few tokens on one of two prompts). ``same_batches`` also evaluates
+  prompts in sc2lsp's chunks (``eval_chunk``): the tests compare text with it; the benches leave
+  llama-server's own (faster) batch size.
 * ``replay_infill``: a recorded editing session (the keystrokes of ``bench/latency.py``) sent as
   ``/infill`` requests with ``cache_prompt``, the way llama.vim / llama.vscode use llama-server;
   the model time is the server's own ``timings`` (prompt + predicted ms).
@@ -26,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from sc2lsp.backends.llama_cpp import LlamaSettings
 from sc2lsp.core.budget import approx_tokens, plan_budget
 
 BUILD_HINT = "build it once with bench/build_llama_server.sh (~10+ min on 2 cores; cached outside the repo)"
@@ -58,14 +61,17 @@ def rss_bytes(pid: int) -> int:
 
 class LlamaServer:
     def __init__(self, model: Path, *, threads: int, n_ctx: int, slots: int = 1, spm_infill: bool = False,
-                 log: Path | None = None, alias: str | None = None, repack: bool = False):
+                 log: Path | None = None, alias: str | None = None, repack: bool = False,
+                 same_batches: bool = False):
         if not available():
             raise SystemExit(f"llama-server not found at {binary()}: {BUILD_HINT}")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [str(binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
                     "-t", str(threads), "-tb", str(threads), "-c", str(n_ctx * slots), "-np", str(slots),
-                    "--no-webui", "-fa", "off"]
+                    "--no-webui", "-fa", "on" if LlamaSettings().flash_attn else "off"]
+        if same_batches:  # prompt batches of sc2lsp's eval_chunk: the same matmul shapes, the same rounding
+            self.cmd += ["-b", str(LlamaSettings().eval_chunk), "-ub", str(LlamaSettings().eval_chunk)]
         self.cmd += ([] if repack else ["--no-repack"]) + (["--spm-infill"] if spm_infill else [])
         self.cmd += ["-a", alias] if alias else []
         self.log = log

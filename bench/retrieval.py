@@ -43,7 +43,7 @@ from sc2lsp.context.gather import assemble  # noqa: E402
 from sc2lsp.context.gather import make_request  # noqa: E402
 from sc2lsp.context.providers import PROVIDERS, ContextOptions, _chunks, _qualifier, _Resolver  # noqa: E402
 from sc2lsp.context.symbols import IDENTIFIER  # noqa: E402
-from sc2lsp.context_cli import context_budget  # noqa: E402
+from sc2lsp.commands.context import context_budget  # noqa: E402
 from sc2lsp.core.budget import approx_tokens, memo_counter  # noqa: E402
 from sc2lsp.core.prompt import FimMode, infill_prompt  # noqa: E402
 from sc2lsp.core.tokens import STOP_TOKENS  # noqa: E402

@@ -4,9 +4,10 @@ One ``sc2lsp serve`` (sc2-tiny) driven over stdio like an editor (``sc2lsp.lsp.r
 workspace holding a copy of an installed package. The session script types a few lines into a file
 one character at a time, asking for an inline completion after every keystroke, and measures each
 request's round trip. It runs idle, then while ``sc2lsp.tune`` (the server's command: ``sc2lsp tune``
-as a child process at nice 10) is in its training stage, then idle again. The figure is the ratio
-of the p50 (and mean) keystroke latency during training to the idle runs' (same script, same
-server, same machine, measured in the same run, so the load of other work cancels out).
+as a child process at nice 10) is in its training stage, interleaved with the same session while
+the tune child is paused (SIGSTOP), then idle again. The figure is the ratio of the keystroke
+latency (all keystrokes: p50, mean; those the model answered: p50) during training to the paused
+sessions' (same script, same server, interleaved in time, so the load of other work cancels out).
 
     .venv/bin/python bench/tune_latency.py [--repo PKG] [--json bench/results/tune_latency.json]
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -31,14 +33,15 @@ from sc2lsp.lsp.rawclient import StdioClient  # noqa: E402
 
 SCRIPT = [
     "    def area(self) -> float:\n",
-    "        width = self.right - self.left\n",
-    "        return width * (self.bottom - self.top)\n",
+    "        return (self.right - self.left)\n",
 ]
 HEAD = "class Box:\n    left: float\n    right: float\n    top: float\n    bottom: float\n\n"
 
 
-def session(client: StdioClient, uri: str, version: list[int]) -> list[float]:
-    """Type SCRIPT into a fresh copy of the file, one character per keystroke; ms per inline request."""
+def session(client: StdioClient, uri: str, version: list[int]) -> list[tuple[float, str]]:
+    """Type SCRIPT into a fresh copy of the file, one character per keystroke; (ms, source) per inline
+    request (source: ``model`` when the model ran for it, ``typed_along`` when it was answered from
+    the shown suggestion, ...; read from ``sc2lsp/status`` after the request, outside the timing)."""
     version[0] += 1
     client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version[0]},
                                              "contentChanges": [{"text": HEAD}]})  # the whole document back
@@ -55,20 +58,40 @@ def session(client: StdioClient, uri: str, version: list[int]) -> list[float]:
                 col += 1
             t0 = time.perf_counter()
             client.inline(uri, line, col, timeout=300)
-            out.append((time.perf_counter() - t0) * 1000)
+            ms = (time.perf_counter() - t0) * 1000
+            out.append((ms, str(client.status().get("last", {}).get("source"))))
     return out
 
 
-def summary(ms: list[float]) -> dict:
-    xs = sorted(ms)
+def _tune_child(server_pid: int) -> int:
+    """The pid of the server's `python -m finetune tune` child."""
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server_pid and b"finetune" in cmd and b"tune" in cmd:
+            return int(p.name)
+    raise SystemExit("the server's tune child process was not found")
+
+
+def summary(runs: list[tuple[float, str]]) -> dict:
+    xs = sorted(ms for ms, _ in runs)
+    model = sorted(ms for ms, src in runs if src == "model")
     return {"keystrokes": len(xs), "p50_ms": round(statistics.median(xs), 1),
-            "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 1), "mean_ms": round(statistics.fmean(xs), 1)}
+            "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 1), "mean_ms": round(statistics.fmean(xs), 1),
+            "model_keystrokes": len(model), "model_p50_ms": round(statistics.median(model), 1) if model else None,
+            "model_mean_ms": round(statistics.fmean(model), 1) if model else None}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", default="cattrs", help="an installed package copied as the workspace (default cattrs)")
     ap.add_argument("--model", default="sc2-tiny")
+    ap.add_argument("--repeat", type=int, default=3, help="sessions per phase (default 3)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
@@ -95,7 +118,7 @@ def main() -> int:
         client.open(uri, HEAD)
         version = [1]
         session(client, uri, version)  # warm-up: caches and the index as in the measured runs
-        idle1 = session(client, uri, version)
+        idle1 = [ms for _ in range(args.repeat) for ms in session(client, uri, version)]
         tune_id = client.send_request("workspace/executeCommand", {"command": "sc2lsp.tune", "arguments": [
             str(ws), {"train": ["max_steps=100000", "max_minutes=30", "save_every=1000", "eval_every=100000"],
                       "prepare": ["seq_len=256", "epochs=1"], "name": "bench"}]})
@@ -105,7 +128,16 @@ def main() -> int:
             if time.time() - t0 > 900:
                 raise SystemExit("the tune run never reached its training stage")
             time.sleep(0.5)
-        during = session(client, uri, version)
+        # interleaved: the tune child paused (SIGSTOP: idle) and running, so the machine's drift cancels
+        child = _tune_child(client.proc.pid)
+        during, paused = [], []
+        for _ in range(args.repeat):
+            during += session(client, uri, version)
+            os.kill(child, signal.SIGSTOP)
+            try:
+                paused += session(client, uri, version)
+            finally:
+                os.kill(child, signal.SIGCONT)
         steps = [p["value"]["message"] for p in client.messages("$/progress")
                  if "train: step" in (p.get("value", {}).get("message") or "")]
         client.request("workspace/executeCommand", {"command": "sc2lsp.tuneCancel", "arguments": []})
@@ -113,21 +145,25 @@ def main() -> int:
             client.response(tune_id, 120)
         except TimeoutError:
             pass
-        idle2 = session(client, uri, version)
+        idle2 = [ms for _ in range(args.repeat) for ms in session(client, uri, version)]
     finally:
         client.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    idle = summary(idle1 + idle2)
+    idle = summary(paused)
     res = {"load": os.getloadavg(), "model": args.model, "repo": args.repo, "idle_before": summary(idle1),
-           "during_training": summary(during), "idle_after": summary(idle2), "idle": idle,
-           "training_progress_seen": steps[-1] if steps else None,
+           "during_training": summary(during), "training_paused": idle, "idle_after": summary(idle2), "idle": idle,
+           "training_progress_seen": steps[-1] if steps else None, "repeat": args.repeat,
            "ratio_p50": round(summary(during)["p50_ms"] / idle["p50_ms"], 3),
-           "ratio_mean": round(summary(during)["mean_ms"] / idle["mean_ms"], 3)}
-    print(f"{'run':18} {'keys':>5} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
-    for k in ("idle_before", "during_training", "idle_after"):
+           "ratio_mean": round(summary(during)["mean_ms"] / idle["mean_ms"], 3),
+           "ratio_model_p50": round(summary(during)["model_p50_ms"] / idle["model_p50_ms"], 3)
+           if idle["model_p50_ms"] and summary(during)["model_p50_ms"] else None}
+    print(f"{'run':18} {'keys':>5} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'model keys':>10} {'model p50':>10}")
+    for k in ("idle_before", "during_training", "training_paused", "idle_after"):
         r = res[k]
-        print(f"{k:18} {r['keystrokes']:>5} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['mean_ms']:>8}")
-    print(f"during training / idle: p50 x{res['ratio_p50']}, mean x{res['ratio_mean']} "
+        print(f"{k:18} {r['keystrokes']:>5} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['mean_ms']:>8} "
+              f"{r['model_keystrokes']:>10} {r['model_p50_ms']!s:>10}")
+    print(f"during training / training paused (interleaved): p50 x{res['ratio_p50']}, mean x{res['ratio_mean']}, "
+          f"model-answered keystrokes p50 x{res['ratio_model_p50']} "
           f"(load {', '.join(f'{x:.1f}' for x in res['load'])}; {res['training_progress_seen']})")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -17,14 +17,17 @@ class ConfigError(ValueError):
     pass
 
 
-@dataclass
-class PretrainConfig:
-    """Training all weights of a Starcoder2 model, from scratch or continued."""
+class TrainError(ConfigError):
+    """A problem with the inputs of a LoRA run (the message says which and what to do)."""
 
-    data: str = str(project_path("runs/stdlib-data"))  #: directory written by ``finetune prepare-stdlib``/``prepare``
-    out: str = str(project_path("runs/sc2-tiny"))  #: checkpoints, metrics and the final HF model go here
-    shape: str = "sc2-tiny"  #: a key of ``finetune.model.SHAPES``
-    init_from: str = ""  #: an HF checkpoint directory to continue from ("" = from scratch)
+
+@dataclass
+class LoopConfig:
+    """The fields of the one training loop (``loop.run_steps``), shared by every recipe; a recipe
+    subclasses it, adds its own fields and may change defaults."""
+
+    data: str = str(project_path("runs/stdlib-data"))  #: packed rows (``finetune prepare-stdlib``/``prepare``)
+    out: str = str(project_path("runs/sc2-tiny"))  #: checkpoints, metrics and the final model go here
     batch_size: int = 8  #: sequences per micro-batch
     grad_accum: int = 1  #: micro-batches per optimizer step
     lr: float = 2e-3
@@ -36,21 +39,33 @@ class PretrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
-    eval_every: int = 100
-    eval_batches: int = 16
+    eval_every: int = 100  #: held-out loss every N steps (and at the end)
+    eval_batches: int = 16  #: batches of held-out rows per periodic evaluation
     save_every: int = 50
     log_every: int = 10
     seed: int = 0
     threads: int = 0  #: torch threads; 0 = all cores
-    dtype: str = "float32"  #: float32 or bfloat16 (autocast)
+    dtype: str = "float32"  #: float32 or bfloat16 (autocast); ``dtypes`` lists what a recipe allows
+
+    #: the error class of this recipe's config problems, and its allowed dtypes
+    error = ConfigError
+    dtypes = ("float32", "bfloat16")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1:
-            raise ConfigError("batch_size, grad_accum and max_steps must be >= 1")
+            raise self.error("batch_size, grad_accum and max_steps must be >= 1")
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("min_lr_ratio must be within [0, 1]")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
+            raise self.error("min_lr_ratio must be within [0, 1]")
+        if self.dtype not in self.dtypes:
+            raise self.error(f"dtype must be {' or '.join(self.dtypes)}, not {self.dtype!r}")
+
+
+@dataclass
+class PretrainConfig(LoopConfig):
+    """Training all weights of a Starcoder2 model, from scratch or continued (loop defaults)."""
+
+    shape: str = "sc2-tiny"  #: a key of ``finetune.model.SHAPES``
+    init_from: str = ""  #: an HF checkpoint directory to continue from ("" = from scratch)
 
 
 def _coerce(field: dataclasses.Field, value: Any) -> Any:

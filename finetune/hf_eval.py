@@ -38,7 +38,8 @@ def load_model(spec: str | Path, base: str | Path | None = None, *, merge: bool 
     import torch
     from transformers import Starcoder2ForCausalLM
 
-    from .train import check_base, load_lora_model
+    from .model import check_base
+    from .train import load_lora_model
 
     p = Path(spec)
     if model_kind(p) == "adapter":
@@ -109,6 +110,6 @@ def heldout_rows_loss(model, rows: np.ndarray, batch_size: int = 8) -> float:
     """Mean next-token loss of ``model`` over all held-out rows (nats/token)."""
     import torch
 
-    from .train import heldout_loss
+    from .loop import heldout_loss
 
     return heldout_loss(model, rows, batch_size, 10**9, "cpu", torch.autocast("cpu", enabled=False))

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import TrainError
+
+#: the linear modules of a Starcoder2 layer that LoRA may adapt (it has no gate/up/down_proj)
+STARCODER2_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj")
 
 SHAPES: dict[str, dict] = {
     # the embedded model built and shipped by this project
@@ -71,3 +78,14 @@ def build_model(shape: str | dict, vocab_size: int, seed: int = 0):
 
     torch.manual_seed(seed)
     return Starcoder2ForCausalLM(starcoder2_config(shape, vocab_size))
+
+
+def check_base(path: str | Path) -> dict:
+    """The base checkpoint's config, or a TrainError saying why it cannot be fine-tuned here."""
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.is_file():
+        raise TrainError(f"base checkpoint {path}: no config.json (expected an HF Starcoder2 directory)")
+    cfg = json.loads(cfg_file.read_text())
+    if cfg.get("model_type") != "starcoder2":
+        raise TrainError(f"base checkpoint {path} is a {cfg.get('model_type')!r} model, not Starcoder2")
+    return cfg

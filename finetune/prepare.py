@@ -3,7 +3,7 @@
 Steps: scan with the server's rules (``sc2lsp.workspace.scan``: ignore files, secret files,
 vendored/binary/generated/minified, size) -> source extensions -> The Stack v2 filters
 (``data.filters``) -> exact + near dedup (``data.dedup``) -> secret/PII redaction
-(``data.redact``) -> held-out split by file -> repository-format samples with FIM
+(``sc2lsp.core.redact``) -> held-out split by file -> repository-format samples with FIM
 (``data.pack.make_documents`` -> ``sc2lsp.core.prompt.repository_sample``) -> tokens -> packed rows.
 
 Writes the layout of ``prepare_stdlib`` so the trainers and ``eval`` read both: ``tokenizer/``,
@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -37,7 +37,7 @@ from sc2lsp.workspace.scan import MAX_BYTES, is_source_path, scan
 from .data.dedup import NUM_PERM, THRESHOLD, dedup
 from .data.filters import reject_reason
 from .data.pack import make_documents, pack, tokenize_documents
-from .data.redact import redact
+from sc2lsp.core.redact import redact
 from .paths import project_path, user_run
 
 
@@ -102,10 +102,57 @@ def _bar(it, cfg: RepoDataConfig, **kw):
     return tqdm(it, **kw)
 
 
+@dataclass
+class Corpus:
+    """What the stages of ``prepare`` hand on: every file seen, and the texts that are kept."""
+
+    roots: list[Path]
+    names: list[str]  #: one repository name per root (the prompt's ``<repo_name>``)
+    records: list[dict] = field(default_factory=list)  #: one per file seen, in manifest order
+    texts: dict[str, str] = field(default_factory=dict)  #: key -> text of the kept files
+    repo_of: dict[str, str] = field(default_factory=dict)  #: key -> repository name
+    origin: dict[str, tuple[Path, str]] = field(default_factory=dict)  #: key -> (root, path inside it)
+    bytes_read: int = 0
+    redactions: Counter = field(default_factory=Counter)
+    held: set[str] = field(default_factory=set)  #: keys of the held-out files
+
+    def files(self, name: str, held: bool) -> list[tuple[str, str]]:
+        """(key, text) of repository ``name``'s held-out or training files, in key order."""
+        return [(k, t) for k, t in sorted(self.texts.items()) if self.repo_of[k] == name and (k in self.held) == held]
+
+
 def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
+    """The stages in order: collect (scan rules, extensions, filters) -> dedup -> redact -> held-out
+    split -> samples, tokens, packed rows -> held-out copies, attribution index, manifest."""
     from . import tokenizer as tokmod
 
     t0 = time.time()
+    corpus = _open_repos(repos)
+    tok = tokmod.load(cfg.tokenizer)
+    tok.model_max_length = 1 << 30  # whole files are tokenized for counts; rows are cut later
+    collect(corpus, cfg)
+    drop_duplicates(corpus, cfg)
+    redact_secrets(corpus, cfg)
+    split_heldout(corpus, cfg, tok)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(out / "tokenizer")
+    train_rows, held_rows, held_padded = pack_rows(corpus, cfg, tok)
+    np.save(out / "train.npy", train_rows)
+    np.save(out / "heldout.npy", held_rows)
+    write_heldout_files(corpus, out)
+    attribution = write_attribution_index(out / ATTRIBUTION_DIR, corpus.texts, corpus.origin) if cfg.attribution else None
+    manifest = write_manifest(corpus, cfg, out, {
+        "vocab_size": len(tok), "seq_len": cfg.seq_len, "epochs": cfg.epochs,
+        "train_tokens": int(train_rows.size), "heldout_tokens": int(held_rows.size),
+        "heldout_padding_tokens": held_padded}, attribution, time.time() - t0)
+    print(f"{len(corpus.records)} files seen, {manifest['kept_files']} kept ({manifest['train_files']} train, "
+          f"{manifest['heldout_files']} held out); train {train_rows.shape} held-out {held_rows.shape} rows; "
+          f"redactions {dict(corpus.redactions) or 'none'}; {manifest['seconds']:.1f} s -> {out}")
+    return manifest
+
+
+def _open_repos(repos: Sequence[str | Path]) -> Corpus:
     if not repos:
         raise PrepareError("no repository given")
     roots = [Path(r) for r in repos]
@@ -115,67 +162,79 @@ def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
     names = [r.resolve().name or "repo" for r in roots]
     if len(set(names)) != len(names):  # two repos with the same directory name
         names = [f"{n}-{i}" for i, n in enumerate(names)]
-    multi = len(roots) > 1
-    tok = tokmod.load(cfg.tokenizer)
-    tok.model_max_length = 1 << 30  # whole files are tokenized for counts; rows are cut later
+    return Corpus(roots, names)
 
-    records: list[dict] = []  # one per file seen, in manifest order
-    texts: dict[str, str] = {}
-    repo_of: dict[str, str] = {}
-    origin: dict[str, tuple[Path, str]] = {}  # key -> (repository root, path inside it)
-    bytes_read = 0
-    for name, root in zip(names, roots):
+
+def collect(corpus: Corpus, cfg: RepoDataConfig) -> None:
+    """Stage 1: every file of every repository through the scan rules of ``sc2lsp.workspace.scan``,
+    the extension choice and The Stack v2 filters; a record per file, the texts of the kept ones."""
+    multi = len(corpus.roots) > 1
+    for name, root in zip(corpus.names, corpus.roots):
         for e in _bar(scan(root, max_bytes=cfg.max_bytes, report_dirs=True), cfg, desc=f"scan {name}", unit="file"):
             key = f"{name}/{e.path}" if multi else e.path
             reason = e.reason
             if reason is None and not _extension_ok(e.path, cfg.extensions):
                 reason = "not a source file type"
             if reason is None:
-                bytes_read += e.size
+                corpus.bytes_read += e.size
                 reason = reject_reason(e.text or "", max_bytes=cfg.max_bytes)
-            records.append({"path": key, "repo": name, "kept": reason is None, "reason": reason})
+            corpus.records.append({"path": key, "repo": name, "kept": reason is None, "reason": reason})
             if reason is None:
-                texts[key] = e.text or ""
-                repo_of[key] = name
-                origin[key] = (root, e.path)
+                corpus.texts[key] = e.text or ""
+                corpus.repo_of[key] = name
+                corpus.origin[key] = (root, e.path)
 
-    dropped = dedup(sorted(texts.items()), threshold=cfg.dedup_threshold, num_perm=cfg.num_perm,
+
+def drop_duplicates(corpus: Corpus, cfg: RepoDataConfig) -> None:
+    """Stage 2: exact and near (MinHash) duplicates leave the kept files, with the reason."""
+    dropped = dedup(sorted(corpus.texts.items()), threshold=cfg.dedup_threshold, num_perm=cfg.num_perm,
                     progress=cfg.progress)
-    redactions: Counter[str] = Counter()
-    for rec in records:
+    for rec in corpus.records:
         if rec["kept"] and rec["path"] in dropped:
             rec.update(kept=False, reason=dropped[rec["path"]])
-            del texts[rec["path"]]
-    by_path = {r["path"]: r for r in records}
+            del corpus.texts[rec["path"]]
+
+
+def redact_secrets(corpus: Corpus, cfg: RepoDataConfig) -> None:
+    """Stage 3: secrets and PII replaced (counted per file); nothing left to train on is an error."""
+    by_path = {r["path"]: r for r in corpus.records}
     if cfg.redact:
-        for key in list(texts):
-            texts[key], counts = redact(texts[key])
-            redactions.update(counts)
+        for key in list(corpus.texts):
+            corpus.texts[key], counts = redact(corpus.texts[key])
+            corpus.redactions.update(counts)
             if counts:
                 by_path[key]["redactions"] = counts
-    if not texts:
-        reasons = Counter(r["reason"] for r in records)
+    if not corpus.texts:
+        reasons = Counter(r["reason"] for r in corpus.records)
         detail = ", ".join(f"{n} {why}" for why, n in reasons.most_common(4)) or "no files at all"
-        raise PrepareError(f"nothing to train on in {', '.join(map(str, roots))}: {detail}")
+        raise PrepareError(f"nothing to train on in {', '.join(map(str, corpus.roots))}: {detail}")
 
-    held = _heldout_paths(sorted(texts), cfg.heldout_fraction, cfg.min_heldout_files, salt=str(cfg.seed))
-    token_counts = {k: n for k, n in zip(texts, map(len, tok(list(texts.values()), add_special_tokens=False)["input_ids"]))}
-    for rec in records:
+
+def split_heldout(corpus: Corpus, cfg: RepoDataConfig, tok) -> None:
+    """Stage 4: held-out files chosen by a salted hash of their path; token counts per kept file."""
+    corpus.held = _heldout_paths(sorted(corpus.texts), cfg.heldout_fraction, cfg.min_heldout_files,
+                                 salt=str(cfg.seed))
+    ids = tok(list(corpus.texts.values()), add_special_tokens=False)["input_ids"]
+    token_counts = dict(zip(corpus.texts, map(len, ids)))
+    for rec in corpus.records:
         if rec["kept"]:
-            rec["split"] = "heldout" if rec["path"] in held else "train"
+            rec["split"] = "heldout" if rec["path"] in corpus.held else "train"
             rec["tokens"] = token_counts[rec["path"]]
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(out / "tokenizer")
-    streams = []
-    for epoch in _bar(range(cfg.epochs), cfg, desc="samples+tokens", unit="epoch"):
-        for name in names:
-            files = [(k, t) for k, t in sorted(texts.items()) if repo_of[k] == name and k not in held]
-            if files:
-                docs = make_documents(files, repo=name, seed=cfg.seed + epoch, max_chars=cfg.max_chars,
-                                      fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate, metadata_rate=cfg.metadata_rate)
-                streams.append(tokenize_documents(tok, docs))
+
+def _samples(corpus: Corpus, cfg: RepoDataConfig, tok, name: str, held: bool, seed: int) -> np.ndarray:
+    """The token stream of repository ``name``'s training or held-out files as FIM/repository samples."""
+    docs = make_documents(corpus.files(name, held), repo=name, seed=seed, max_chars=cfg.max_chars,
+                          fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate, metadata_rate=cfg.metadata_rate)
+    return tokenize_documents(tok, docs)
+
+
+def pack_rows(corpus: Corpus, cfg: RepoDataConfig, tok) -> tuple[np.ndarray, np.ndarray, int]:
+    """Stage 5: (training rows, held-out rows, held-out padding tokens). Each epoch draws fresh FIM
+    splits and groupings of the training files; the held-out files are sampled once."""
+    streams = [_samples(corpus, cfg, tok, name, False, cfg.seed + epoch)
+               for epoch in _bar(range(cfg.epochs), cfg, desc="samples+tokens", unit="epoch")
+               for name in corpus.names if corpus.files(name, held=False)]
     if not streams:
         raise PrepareError("every kept file is held out; add files or lower heldout_fraction")
     stream = np.concatenate(streams)
@@ -183,59 +242,50 @@ def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
     if len(train_rows) == 0:
         raise PrepareError(f"only {len(stream)} training tokens: fewer than one row of seq_len={cfg.seq_len}")
     held_stream = np.concatenate([np.zeros(0, dtype=stream.dtype)] + [
-        tokenize_documents(tok, make_documents(
-            [(k, t) for k, t in sorted(texts.items()) if repo_of[k] == name and k in held], repo=name,
-            seed=cfg.seed - 1, max_chars=cfg.max_chars, fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate,
-            metadata_rate=cfg.metadata_rate))
-        for name in names])
+        _samples(corpus, cfg, tok, name, True, cfg.seed - 1) for name in corpus.names])
     held_padded = 0
     if 0 < len(held_stream) < cfg.seq_len:  # a tiny repository: one padded held-out row rather than none
         held_padded = cfg.seq_len - len(held_stream)
         pad_id = tok.convert_tokens_to_ids(ENDOFTEXT)
         held_stream = np.concatenate([held_stream, np.full(held_padded, pad_id, dtype=held_stream.dtype)])
-    held_rows = pack(held_stream, cfg.seq_len)
-    np.save(out / "train.npy", train_rows)
-    np.save(out / "heldout.npy", held_rows)
+    return train_rows, pack(held_stream, cfg.seq_len), held_padded
 
+
+def write_heldout_files(corpus: Corpus, out: Path) -> None:
+    """Stage 6: copies of the held-out texts (``eval`` needs no repository) and their list."""
     held_dir = out / "heldout"
-    for key in sorted(held):
+    for key in sorted(corpus.held):
         dest = held_dir / key
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(texts[key], encoding="utf-8")
+        dest.write_text(corpus.texts[key], encoding="utf-8")
     (out / "heldout_files.json").write_text(json.dumps(
-        {"root": "heldout", "source_roots": [str(r.resolve()) for r in roots], "files": sorted(held)}, indent=1))
+        {"root": "heldout", "source_roots": [str(r.resolve()) for r in corpus.roots], "files": sorted(corpus.held)},
+        indent=1))
 
-    attribution = write_attribution_index(out / ATTRIBUTION_DIR, texts, origin) if cfg.attribution else None
 
-    kept = [r for r in records if r["kept"]]
-    seconds = time.time() - t0
+def write_manifest(corpus: Corpus, cfg: RepoDataConfig, out: Path, rows: dict, attribution: dict | None,
+                   seconds: float) -> dict:
+    """Stage 7: ``manifest.json`` (every file kept or dropped and why) and ``DATASHEET.md``."""
+    kept = [r for r in corpus.records if r["kept"]]
     manifest = {
         "kind": "repository",
-        "sources": [str(r.resolve()) for r in roots],
-        "repos": names,
+        "sources": [str(r.resolve()) for r in corpus.roots],
+        "repos": corpus.names,
         "config": asdict(cfg),
-        "vocab_size": len(tok),
-        "seq_len": cfg.seq_len,
-        "epochs": cfg.epochs,
-        "train_tokens": int(train_rows.size),
-        "heldout_tokens": int(held_rows.size),
-        "heldout_padding_tokens": held_padded,
+        **rows,
         "kept_files": len(kept),
         "train_files": sum(r["split"] == "train" for r in kept),
         "heldout_files": sum(r["split"] == "heldout" for r in kept),
         "kept_file_tokens": sum(r["tokens"] for r in kept),
-        "dropped": dict(Counter(_reason_kind(r["reason"]) for r in records if not r["kept"]).most_common()),
-        "redactions": dict(redactions),
-        "bytes_read": bytes_read,
+        "dropped": dict(Counter(_reason_kind(r["reason"]) for r in corpus.records if not r["kept"]).most_common()),
+        "redactions": dict(corpus.redactions),
+        "bytes_read": corpus.bytes_read,
         "attribution_index": attribution,
         "seconds": round(seconds, 1),
-        "files": records,
+        "files": corpus.records,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     (out / "DATASHEET.md").write_text(datasheet(manifest))
-    print(f"{len(records)} files seen, {len(kept)} kept ({manifest['train_files']} train, "
-          f"{manifest['heldout_files']} held out); train {train_rows.shape} held-out {held_rows.shape} rows; "
-          f"redactions {dict(redactions) or 'none'}; {seconds:.1f} s -> {out}")
     return manifest
 
 

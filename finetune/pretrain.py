@@ -10,15 +10,15 @@ loop, schedule, sampler and checkpoint handling are ``loop.py``'s (shared with `
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .config import ConfigError, PretrainConfig
-from .loop import (  # noqa: F401  (lr_at, RowSampler: this module's public names before loop.py)
+from .loop import (  # noqa: F401  (lr_at, RowSampler, heldout_loss: public names here before loop.py)
     RowSampler,
+    heldout_loss,
     load_checkpoint,
     load_rows,
     lr_at,
@@ -29,24 +29,6 @@ from .loop import (  # noqa: F401  (lr_at, RowSampler: this module's public name
 from .model import build_model
 
 
-def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device="cpu", autocast=None) -> float:
-    """Mean next-token loss over the first ``max_batches`` batches (weighted by rows, so the batch size
-    does not change the figure). Under FSDP every rank must call it (forward passes are collective)."""
-    import contextlib
-
-    import torch
-
-    model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad(), (autocast or contextlib.nullcontext()):
-        for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
-            x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
-            total += model(input_ids=x, labels=x).loss.float().item() * len(x)
-            n += len(x)
-    model.train()
-    return total / n if n else float("nan")
-
-
 def build_pretrain_model(cfg: PretrainConfig, vocab: int):
     """A fresh model of ``cfg.shape``, or the checkpoint ``cfg.init_from`` (which must be Starcoder2)."""
     if not cfg.init_from:
@@ -54,7 +36,7 @@ def build_pretrain_model(cfg: PretrainConfig, vocab: int):
     import torch
     from transformers import Starcoder2ForCausalLM
 
-    from .train import check_base
+    from .model import check_base
 
     base_cfg = check_base(cfg.init_from)
     if base_cfg.get("vocab_size") != vocab:

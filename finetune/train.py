@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loop import (
+from .loop import (  # noqa: I001
     append_metrics,
     load_checkpoint,
     load_rows,
@@ -28,53 +28,43 @@ from .loop import (
     save_checkpoint,
     truncate_metrics,
 )
+from .config import LoopConfig, TrainError
+from .loop import heldout_loss  # noqa: F401  (re-exported: the tests use train.heldout_loss)
+from .model import STARCODER2_TARGETS, check_base  # noqa: F401  (re-exported)
 from .paths import project_path, user_run
-from .pretrain import heldout_loss  # noqa: F401  (re-exported: hf_eval and the tests use train.heldout_loss)
-
-STARCODER2_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "c_fc", "c_proj")
-
-
-class TrainError(ValueError):
-    """A problem with the inputs of a run (the message says which and what to do)."""
 
 
 @dataclass
-class LoraTrainConfig:
-    """LoRA fine-tuning of a Starcoder2 checkpoint on data from ``finetune prepare``."""
+class LoraTrainConfig(LoopConfig):
+    """LoRA fine-tuning of a base checkpoint on a prepared repository (loop fields: ``LoopConfig``)."""
 
     base: str = str(project_path("models/sc2-tiny/hf"))  #: HF checkpoint directory of a Starcoder2ForCausalLM
-    data: str = user_run("repo-data")  #: directory written by ``finetune prepare`` (default: the user's cache)
-    out: str = user_run("lora")  #: checkpoints, metrics, plot and the adapter go here
     r: int = 16  #: LoRA rank
     alpha: float = 32.0  #: LoRA scaling numerator (scale = alpha / r)
     dropout: float = 0.05  #: dropout on the LoRA input
     targets: str = ",".join(STARCODER2_TARGETS)  #: comma-separated module names to adapt
-    batch_size: int = 8  #: sequences per micro-batch
-    grad_accum: int = 1  #: micro-batches per optimizer step
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1  #: cosine decays to lr * this
-    warmup_steps: int = 20
-    max_steps: int = 300
-    max_minutes: float = 0.0  #: stop (and save) after this much wall time; 0 = no limit
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    grad_clip: float = 1.0
-    eval_every: int = 50  #: held-out loss every N steps (and at the end)
-    eval_batches: int = 8  #: batches of held-out rows per periodic evaluation (the final one uses all)
-    save_every: int = 25
-    log_every: int = 10
-    seed: int = 0
-    threads: int = 0  #: torch threads; 0 = all cores
-    dtype: str = "auto"  #: auto (bf16 on a GPU that supports it, else float32), float32, bfloat16
     plot: bool = True  #: write OUT/loss.png (needs matplotlib)
     progress: bool = True  #: a progress bar with tokens/s
+    # LoopConfig fields with other defaults for LoRA
+    data: str = user_run("repo-data")  #: directory written by ``finetune prepare`` (default: the user's cache)
+    out: str = user_run("lora")  #: checkpoints, metrics, plot and the adapter go here
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    max_steps: int = 300
+    weight_decay: float = 0.0
+    beta2: float = 0.999
+    eval_every: int = 50
+    eval_batches: int = 8  # the final evaluation uses all held-out rows
+    save_every: int = 25
+    dtype: str = "auto"  #: auto (bf16 on a GPU that supports it, else float32), float32, bfloat16
+
+    error = TrainError
+    dtypes = ("auto", "float32", "bfloat16")
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.grad_accum < 1 or self.max_steps < 1 or self.r < 1:
-            raise TrainError("batch_size, grad_accum, max_steps and r must be >= 1")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise TrainError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+        super().__post_init__()
+        if self.r < 1:
+            raise TrainError("r must be >= 1")
         unknown = [t for t in self.target_modules if t not in STARCODER2_TARGETS]
         if unknown:
             raise TrainError(f"LoRA target {unknown[0]!r} is not a Starcoder2 module; use some of "
@@ -98,17 +88,6 @@ def resolve_base(spec: str | Path) -> Path:
         return hf_checkpoint(str(spec))
     except UserError as e:
         raise TrainError(str(e)) from None
-
-
-def check_base(path: str | Path) -> dict:
-    """The base checkpoint's config, or a TrainError saying why it cannot be fine-tuned here."""
-    cfg_file = Path(path) / "config.json"
-    if not cfg_file.is_file():
-        raise TrainError(f"base checkpoint {path}: no config.json (expected an HF Starcoder2 directory)")
-    cfg = json.loads(cfg_file.read_text())
-    if cfg.get("model_type") != "starcoder2":
-        raise TrainError(f"base checkpoint {path} is a {cfg.get('model_type')!r} model, not Starcoder2")
-    return cfg
 
 
 def load_lora_model(base: str | Path, cfg: LoraTrainConfig | None = None, adapter: str | Path | None = None):

@@ -193,6 +193,27 @@ class Tune:
         return result
 
     def run(self) -> dict:
+        lock = self._lock()
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _lock(self):
+        """One run per work directory (the CLI and the editor could start the same one)."""
+        f = open(self.work / ".lock", "w")
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no advisory locks (Windows)
+            pass
+        except BlockingIOError:
+            f.close()
+            raise TuneError(f"another `sc2lsp tune` is running in {self.work}; wait for it or stop it") from None
+        return f
+
+    def _run(self) -> dict:
         t_all = time.time()
         base = resolve_base(self.opts.base)
         self.say(f"tune {self.repo} on {base.name} ({base.parameters / 1e6:.1f}M parameters, checkpoint "

@@ -1,8 +1,8 @@
-"""The ``sc2lsp`` command line: models, complete, serve (index, context, attribution later).
+"""The ``sc2lsp`` command line: models, complete, index, context, attribution, serve.
 
-Each subcommand lives in the module that owns it and exposes ``add_arguments(parser)`` and
-``run(args) -> int``; this file only wires them. A ``UserError`` is printed as one line
-(``error: ...``) unless ``--debug`` is given.
+Each subcommand is a module of ``sc2lsp/commands/`` with ``add_arguments(parser)`` and
+``run(args) -> int``; ``COMMANDS`` below is the one list of them. A ``UserError`` is printed as one
+line (``error: ...``) unless ``--debug`` is given.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ import sys
 
 from .errors import UserError
 
-#: (command path, module, help)
+#: (command path, module of sc2lsp/commands, help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("models", "list"), "sc2lsp.models.registry", "list known models and whether they are present locally"),
-    (("models", "pull"), "sc2lsp.models.pull", "download a model GGUF from the Hugging Face hub into the HF cache"),
-    (("models", "convert"), "sc2lsp.models.convert", "convert a Starcoder2 HF checkpoint or PEFT adapter to GGUF"),
-    (("complete",), "sc2lsp.complete", "complete at a position of a file and print timings"),
-    (("index",), "sc2lsp.index_cli", "index a workspace (files, symbols, languages, time)"),
-    (("context",), "sc2lsp.context_cli", "show the repository context blocks the server would send at a position"),
-    (("attribution", "build"), "sc2lsp.attribution.cmd_build", "index corpus directories for attribution checks"),
-    (("attribution", "check"), "sc2lsp.attribution.cmd_check", "find spans of a text (stdin) in an attribution index"),
-    (("attribution", "serve"), "sc2lsp.attribution.cmd_serve", "serve an attribution index over HTTP (/overlap, /check)"),
-    (("serve",), "sc2lsp.lsp.serve", "run the language server (stdio, or --tcp HOST:PORT)"),
-    (("stats",), "sc2lsp.commands.stats", "acceptance statistics per model and day (local only, never sent)"),
-    (("tune",), "sc2lsp.commands.tune", "fine-tune a model on a repository in one step (LoRA, gated on held-out metrics)"),
+    (("models", "list"), "models_list", "list known models and whether they are present locally"),
+    (("models", "pull"), "models_pull", "download a model GGUF from the Hugging Face hub into the HF cache"),
+    (("models", "convert"), "models_convert", "convert a Starcoder2 HF checkpoint or PEFT adapter to GGUF"),
+    (("complete",), "complete", "complete at a position of a file and print timings"),
+    (("index",), "index", "index a workspace (files, symbols, languages, time)"),
+    (("context",), "context", "show the repository context blocks the server would send at a position"),
+    (("attribution", "build"), "attribution_build", "index corpus directories for attribution checks"),
+    (("attribution", "check"), "attribution_check", "find spans of a text (stdin) in an attribution index"),
+    (("attribution", "serve"), "attribution_serve", "serve an attribution index over HTTP (/overlap, /check)"),
+    (("serve",), "serve", "run the language server (stdio, or --tcp HOST:PORT)"),
+    (("stats",), "stats", "acceptance statistics per model and day (local only, never sent)"),
+    (("tune",), "tune", "fine-tune a model on a repository in one step (LoRA, gated on held-out metrics)"),
 ]
 
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                 parsers[prefix] = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
                 groups[prefix] = parsers[prefix].add_subparsers(dest="_".join(prefix) + "_command", required=True)
         p = groups[path[:-1]].add_parser(path[-1], help=help_)
+        module = f"sc2lsp.commands.{module}"
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
     return ap

@@ -20,6 +20,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from sc2lsp.backends.llama_cpp import LlamaSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
@@ -38,7 +40,10 @@ class LlamaCppPythonServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"llama-cpp-python-server-{self.port}.log"
         self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                    "--port", str(self.port), "--model_alias", alias, "--n_threads", "1", "--n_ctx", "2048"]
+                    "--port", str(self.port), "--model_alias", alias, "--n_threads", "1", "--n_ctx", "2048",
+                    # the same attention kernel as sc2lsp's in-process llama.cpp: the same greedy text
+                    "--flash_attn", str(LlamaSettings().flash_attn).lower(),
+                    "--n_batch", str(LlamaSettings().eval_chunk), "--n_ubatch", str(LlamaSettings().eval_chunk)]
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> "LlamaCppPythonServer":

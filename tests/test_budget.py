@@ -173,7 +173,7 @@ def test_options_validated():
 def test_one_prompt_budget_for_the_engine_and_the_context_cli():
     """The engine and ``sc2lsp context`` plan the same budget (they once kept 96 vs 48 tokens free)."""
     from sc2lsp.config import Settings
-    from sc2lsp.context_cli import context_budget
+    from sc2lsp.commands.context import context_budget
     from sc2lsp.core.budget import PROMPT_OVERHEAD, prompt_budget
     from sc2lsp.engine import Cursor, Engine
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sc2lsp.complete import split_at
+from sc2lsp.commands.complete import split_at
 from sc2lsp.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from finetune.data.dedup import dedup
-from finetune.data.redact import redact
+from sc2lsp.core.redact import redact
 from finetune.prepare import PrepareError, RepoDataConfig, prepare
 from sc2lsp.core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, REPO_NAME
 

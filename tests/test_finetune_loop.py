@@ -67,8 +67,8 @@ class User:
         return subprocess.run(self.cmd(*args), cwd=self.cwd, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
-    def tune_args(self, repo: Path, name: str, train: list[str]) -> list[str]:
-        args = ["tune", str(repo), "--base", "sc2-hub", "--name", name, "--per-file", "4", "--no-progress"]
+    def tune_args(self, repo: Path, name: str, train: list[str], per_file: int = 4) -> list[str]:
+        args = ["tune", str(repo), "--base", "sc2-hub", "--name", name, "--per-file", str(per_file), "--no-progress"]
         for kv in PREPARE:
             args += ["--prepare", kv]
         for kv in train:
@@ -140,7 +140,7 @@ def test_pull_checkpoint_tune_resume_serve_and_gate(tmp_path):
     assert out["generated_tokens"] > 0 and out["stop_reason"] != "error", out
 
     # the gate: a run with a learning rate far too high gets worse and registers nothing
-    r = user.run(*user.tune_args(repo, "plugbad", [*TRAIN[1:], "max_steps=3", "lr=1.0"]))
+    r = user.run(*user.tune_args(repo, "plugbad", [*TRAIN[1:], "max_steps=3", "lr=1.0"], per_file=1))
     assert r.returncode == 3, (r.stdout[-3000:], r.stderr[-3000:])
     bad = json.loads((user.work("plugbad") / "result.json").read_text())
     assert not bad["registered"] and not bad["better"]

@@ -42,8 +42,8 @@ def test_adapter_entry_takes_everything_from_its_base(cfg_home):
     tiny, mine = reg.models["sc2-tiny"], reg.models["mine"]
     assert mine.base == "sc2-tiny" and mine.lora == path.parent / "mine-lora.gguf" and mine.lora_scale == 0.5
     assert mine.source == path and mine.description == "an adapter" and mine.license == tiny.license
-    assert (mine.quants, mine.default_quant, mine.context_length, mine.tokens, mine.stop, mine.hf_checkpoint) == (
-        tiny.quants, tiny.default_quant, tiny.context_length, tiny.tokens, tiny.stop, tiny.hf_checkpoint)
+    assert (mine.quants, mine.default_quant, mine.context_length, mine.hf_checkpoint) == (
+        tiny.quants, tiny.default_quant, tiny.context_length, tiny.hf_checkpoint)
     assert tiny.lora is None and tiny.base is None
     files = resolve_files("mine")
     assert files.path == resolve("sc2-tiny") and files.lora_path == mine.lora and files.lora_scale == 0.5

@@ -16,10 +16,16 @@ from sc2lsp.lsp.server import create_server
 
 
 def test_suggestion_accepted_records_the_last_accepted_suggestion():
-    ls = SimpleNamespace(last_accepted=None)
+    class Stats:  # what features/stats.py records of an accept
+        def __init__(self):
+            self.accepted = lambda model, chars, whole: self.seen.append((model, chars, whole))
+            self.seen = []
+
+    ls = SimpleNamespace(last_accepted=None, settings=Settings(model="m"), stats=Stats())
     rng = {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 9}}
     attribution.suggestion_accepted(ls, "file:///w/a.py", rng, "hello")
     assert ls.last_accepted == {"uri": "file:///w/a.py", "range": rng, "text": "hello"}
+    assert ls.stats.seen == [("m", 5, True)]
     attribution.suggestion_accepted(ls, ["file:///w/b.py", rng, "x"])  # wrapped in one more list
     assert ls.last_accepted["uri"] == "file:///w/b.py"
     with pytest.raises(JsonRpcInvalidParams):

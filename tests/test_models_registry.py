@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from sc2lsp.core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, REPO_NAME
 from sc2lsp.errors import UserError
 from sc2lsp.models.registry import hf_checkpoint, load_registry, parse_models_toml, resolve
 
@@ -62,10 +61,6 @@ def test_project_file_parses_and_every_entry_is_complete(no_user_file):
     sizes = [reg.models[n].quants["Q4_K_M"].size for n in STARCODER2]
     assert sizes == sorted(sizes)  # 3B < 7B < 15B
     for e in reg.models.values():
-        t = e.tokens
-        assert (t.fim_prefix, t.fim_suffix, t.fim_middle, t.fim_pad, t.repo_name, t.file_sep) == (
-            FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, FIM_PAD, REPO_NAME, FILE_SEP)
-        assert e.stop == (FILE_SEP, ENDOFTEXT)
         assert e.description and e.license
     tiny = reg.models["sc2-tiny"]
     assert tiny.license == "PSF-2.0" and tiny.context_length == 2048 and tiny.repo is None
@@ -107,8 +102,11 @@ def test_models_toml_env_override(tmp_path, monkeypatch, no_user_file):
     (lambda t: t.replace('repo = "someone/bad-gguf"', 'repo = "no-slash"'), r"models\.bad\.repo: invalid value"),
     (lambda t: t.replace("[models.bad]", "[models.Bad]"), r"models\.Bad: invalid model name"),
     (lambda t: t.replace('description = "a model"', "description = ["), r"invalid TOML"),
-    (lambda t: t.replace('default_quant = "Q4_K_M"', 'default_quant = "Q4_K_M"\nstop = []'),
-     r"models\.bad\.stop: must be a non-empty list"),
+    # FIM tokens and stop strings are StarCoder2's, never configured: the retired keys are errors
+    (lambda t: t.replace('default_quant = "Q4_K_M"', 'default_quant = "Q4_K_M"\nstop = ["<file_sep>"]'),
+     r"models\.bad\.stop: is no longer read: sc2lsp serves StarCoder2 models"),
+    (lambda t: t + '\n[models.bad.tokens]\nfim_prefix = "<PRE>"\n',
+     r"models\.bad\.tokens: is no longer read"),
 ])
 def test_invalid_schema_names_file_entry_and_key(tmp_path, mutate, message):
     path = tmp_path / "models.toml"

@@ -39,7 +39,8 @@ DEMO = GGUF.parents[2] / "examples" / "demo" / "geometry.py"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with llama_server_ref.LlamaServer(GGUF, threads=1, n_ctx=2048, slots=2, log=log, alias="sc2-tiny") as s:
+    with llama_server_ref.LlamaServer(GGUF, threads=1, n_ctx=2048, slots=2, log=log, alias="sc2-tiny",
+                                      same_batches=True) as s:
         yield s
 
 
@@ -78,7 +79,8 @@ def test_equals_local_and_reports_the_servers_cache(server):
 
 
 def test_two_editors_get_two_slots(tmp_path):
-    with llama_server_ref.LlamaServer(GGUF, threads=1, n_ctx=512, slots=2, alias="sc2-tiny") as srv:
+    with llama_server_ref.LlamaServer(GGUF, threads=1, n_ctx=512, slots=2, alias="sc2-tiny",
+                                      same_batches=True) as srv:
         a = LlamaServerBackend(RemoteConfig(endpoint=srv.url, api="llama-server", model="sc2-tiny", session="x"))
         b = LlamaServerBackend(RemoteConfig(endpoint=srv.url, api="llama-server", model="sc2-tiny", session="x"))
         assert {a.slot, b.slot} == {0, 1}  # the same session hash, yet each took a slot nobody used

@@ -51,10 +51,9 @@ def test_defaults_never_point_at_the_current_directory(monkeypatch, tmp_path):
 
 
 def test_missing_training_extras_is_one_message_naming_the_install(monkeypatch, tmp_path, capsys):
-    from sc2lsp import cli
-    from sc2lsp.commands import tune
+    from sc2lsp import cli, tuning
 
-    monkeypatch.setattr(tune, "TRAIN_MODULES", ("torch", "no_such_module_for_sc2lsp"))
+    monkeypatch.setattr(tuning, "TRAIN_MODULES", ("torch", "no_such_module_for_sc2lsp"))
     assert cli.main(["tune", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_module_for_sc2lsp" in err[0] and "pip install" in err[0] and "[train]" in err[0]
@@ -128,3 +127,16 @@ def test_tune_presets_parse(preset):
     from finetune.train import LoraTrainConfig
 
     assert load(LoraTrainConfig, preset).max_steps >= 1
+
+
+def test_one_run_per_work_directory(tmp_path):
+    import fcntl
+
+    from finetune.tune import Tune, TuneError, TuneOptions
+
+    (tmp_path / "repo").mkdir()
+    t = Tune(TuneOptions(repo=str(tmp_path / "repo"), work=str(tmp_path / "work")))
+    with open(tmp_path / "work" / ".lock", "w") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(TuneError, match="another `sc2lsp tune` is running"):
+            t.run()

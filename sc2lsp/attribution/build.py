@@ -29,7 +29,7 @@ from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
 from .licenses import LicenseResolver, is_license_file, spdx_header
 from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
-from .store import MANIFEST, open_segment, read_manifest, write_manifest, write_segment
+from .store import MANIFEST, is_segment_name, open_segment, read_manifest, write_manifest, write_segment
 
 DEFAULT_STRIDE = 25
 DEFAULT_CAP = 16
@@ -360,7 +360,8 @@ def build_index(paths_or_docs, out: str | Path, *, stride: int = DEFAULT_STRIDE,
     chained = docs if first is None else _chain(first, docs)
     _write(out, chained, [], params, stats, progress)
     for name in old:
-        (out / name).unlink(missing_ok=True)
+        if is_segment_name(name):  # never a path out of the index, whatever the old manifest said
+            (out / name).unlink(missing_ok=True)
     return stats
 
 

@@ -10,7 +10,9 @@ the document's text and extend it to the maximal common span, then report spans 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
 import threading
 import time
 import zlib
@@ -87,6 +89,8 @@ class Segment:
         self.ckpt_first = sf.array("doc_ckpt_first")
         self.ckpt = sf.array("doc_ckpt")
         self.every = int(h["checkpoint"])
+        if not (1 <= self.every <= 1 << 24 and 1 <= self.stride <= 1 << 16 and self.n_buckets >= 1):
+            raise ValueError("segment header parameters out of range")
         self.n_docs = len(self.doc_first) - 1
         self._meta: dict[int, dict] = {}
         self._strings: list[str] | None = None
@@ -236,8 +240,9 @@ class AttributionIndex:
             if manifest.get(key) != want:
                 raise UserError(f"{path} was built with {key}={manifest.get(key)!r}, this sc2lsp uses {want!r}; "
                                 "rebuild it with `sc2lsp attribution build`")
-        segs = [Segment(open_segment(path / s["file"])) for s in manifest.get("segments", [])]
-        return cls(path, manifest, segs)
+        with _damaged(path):
+            segs = [Segment(open_segment(path / s["file"])) for s in manifest.get("segments", [])]
+            return cls(path, manifest, segs)
 
     def info(self) -> dict:
         segs = self.manifest.get("segments", [])
@@ -294,9 +299,14 @@ class AttributionIndex:
         allrows = np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int64)
         return allrows, counts, capped
 
-    def check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
-              max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
-              stats: dict | None = None, time_limit_s: float = 2.0) -> list[Span]:
+    def check(self, text: str | bytes, **kw) -> list[Span]:
+        """Spans of ``text`` found in the index (``_check``); a damaged index is one ``UserError``."""
+        with _damaged(self.path):
+            return self._check(text, **kw)
+
+    def _check(self, text: str | bytes, *, exclude: Iterable[str | Path] = (), min_chars: int = DEFAULT_MIN_CHARS,
+               max_sources: int = DEFAULT_MAX_SOURCES, common_threshold: int = COMMON_THRESHOLD,
+               stats: dict | None = None, time_limit_s: float = 2.0) -> list[Span]:
         """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
 
         ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
@@ -402,6 +412,8 @@ class AttributionIndex:
             open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
             if not (open_left or open_right):
                 return left, right, dp, reg
+            if grow > 2 * len(raw) + len(norm):  # the region cannot grow any more: a damaged table
+                return None
             grow = 2 * grow + 1024
             region.clear()
 
@@ -471,6 +483,19 @@ class AttributionIndex:
             else:
                 merged.append([a, b])
         return merged
+
+
+@contextlib.contextmanager
+def _damaged(path: Path):
+    """Any failure reading index data (a damaged header or section) becomes one ``UserError``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, RecursionError,
+            ZeroDivisionError, zlib.error, struct.error, UnicodeError, MemoryError) as e:
+        raise UserError(f"attribution index {path} is damaged ({type(e).__name__}: {str(e)[:120]}); "
+                        "rebuild it with `sc2lsp attribution build`") from None
 
 
 def _as_text(text) -> str:

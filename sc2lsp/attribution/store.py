@@ -8,7 +8,7 @@ sections are opened with ``mmap`` and ``np.frombuffer`` (nothing is read until u
 Every write is atomic: write ``name.tmp-PID``, fsync, ``os.replace``, fsync the directory. A new
 segment becomes visible only when the manifest that names it has been replaced, so a reader
 sees the old index or the new one, never half of one. The layout of the sections is
-described in ARCHITECTURE.md ("sc2lsp/attribution").
+described in docs/attribution.md.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,12 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "sc2lsp-attribution-index"
 _ALIGN = 64
 _REBUILD = "rebuild it with `sc2lsp attribution build CORPUS... --out INDEX`"
+#: A segment's file name: no separators, no "..", so a manifest can never point outside its index.
+SEGMENT_NAME = re.compile(r"seg-[A-Za-z0-9_-]{1,120}\.sc2a")
+
+
+def is_segment_name(name: object) -> bool:
+    return isinstance(name, str) and SEGMENT_NAME.fullmatch(name) is not None
 
 
 def atomic_write(path: Path, write) -> None:
@@ -170,6 +177,11 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     if m.get("version") != FORMAT_VERSION:
         raise UserError(f"{index_dir} has index format version {m.get('version')}, this sc2lsp reads "
                         f"version {FORMAT_VERSION}; {_REBUILD}")
+    segs = m.get("segments", [])
+    if not isinstance(segs, list) or not all(isinstance(x, dict) and is_segment_name(x.get("file")) for x in segs):
+        bad = next((x.get("file") if isinstance(x, dict) else x for x in segs), segs) if isinstance(segs, list) else segs
+        raise UserError(f"{p} names a segment that is not a seg-*.sc2a file in the index ({str(bad)[:80]!r}); "
+                        f"{_REBUILD}")
     return m
 
 

@@ -12,6 +12,11 @@ caller) and runs one job at a time:
   goes on being evaluated as a warm-up, so the next keystroke finds it cached.
 
 Results are ``concurrent.futures.Future`` objects: no asyncio and no LSP types here.
+
+The thread rule (ARCHITECTURE.md): only the worker thread calls the backend's model. Other threads
+count tokens through ``worker.tokens`` (a ``TokenCounter`` whose tokenizer the worker swaps under
+its lock before a model is freed, so a count never touches a freed model) and read the model's
+state from ``worker.info`` (a snapshot the worker takes after each job and load).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .base import Backend, BackendFactory, Generation, Timings
 
@@ -41,6 +46,45 @@ def resolve(fut: Future, value: Any = None, error: BaseException | None = None) 
 
 
 _ids = itertools.count(1)
+
+
+def approx_count(text: str) -> int:
+    """Token estimate while no tokenizer is loaded (about 3.5 characters per token for code)."""
+    return (len(text) * 2 + 6) // 7
+
+
+class TokenCounter:
+    """Token counts for any thread, across model swaps.
+
+    ``count`` runs the current backend's ``token_counter`` under a lock; the worker replaces or
+    removes it under the same lock (``swap``) before it frees a model, so a count either finishes
+    before the model goes or uses the estimate. A backend without an exact counter (a remote
+    server that exposes none) gets the estimate. ``generation`` changes with every swap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: Callable[[str], int] | None = None
+        self.generation = 0
+
+    def swap(self, count: Callable[[str], int] | None) -> None:
+        with self._lock:
+            self._count = count
+            self.generation += 1
+
+    @property
+    def exact(self) -> bool:
+        return self._count is not None
+
+    def count(self, text: str) -> int:
+        with self._lock:
+            count = self._count
+            if count is not None:
+                try:
+                    return count(text)
+                except Exception:  # a tokenizer that fails (a remote one offline): estimate
+                    log.debug("token count failed", exc_info=True)
+        return approx_count(text)
 
 
 @dataclass(eq=False)
@@ -81,6 +125,8 @@ class ModelWorker:
         self._load: tuple[BackendFactory, Future] | None = None
         self._closed = False
         self.backend: Backend | None = None
+        self.tokens = TokenCounter()  #: token counts for any thread (see the module doc)
+        self.info: dict[str, Any] = {}  #: the backend's state, a snapshot taken on the worker thread
         self.load_error: BaseException | None = None
         self.loading = False
         #: counts, and milliseconds the model was busy (completions and warm-ups)
@@ -204,11 +250,30 @@ class ModelWorker:
                 self.stats["busy_ms"] += ms
                 if job.warm:
                     self.stats["warm_ms"] += ms
+                self._snapshot()
                 with self._cv:
                     self._current = None
 
+    def _snapshot(self) -> None:
+        """``info`` from the backend, read on this thread (status never touches the model)."""
+        b = self.backend
+        states = b.states if b is not None else None
+        try:
+            self.info = {
+                "name": getattr(b, "name", None), "n_ctx": getattr(b, "n_ctx", None),
+                "device": getattr(b, "device", None), "model_path": str(getattr(b, "model_path", "") or "") or None,
+                "cached_tokens": (b.cached_tokens or 0) if b is not None else 0,
+                "saved_states": len(states) if states is not None else 0,
+                "saved_state_bytes": states.nbytes if states is not None else 0,
+                "state_loads": states.loads if states is not None else 0,
+            }
+        except Exception:  # pragma: no cover - a status snapshot must not kill the worker
+            log.debug("snapshot failed", exc_info=True)
+
     def _free_backend(self) -> None:
+        self.tokens.swap(None)  # waits for a count in progress; later counts estimate
         backend, self.backend = self.backend, None
+        self._snapshot()
         if backend is not None:
             try:
                 backend.close()
@@ -224,6 +289,8 @@ class ModelWorker:
             resolve(fut, error=e)
         else:
             self.backend, self.load_error = backend, None
+            self.tokens.swap(backend.token_counter)
+            self._snapshot()
             resolve(fut, backend)
         finally:
             with self._cv:

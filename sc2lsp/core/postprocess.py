@@ -58,12 +58,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .lexer import OPENERS as _OPENERS
+from .lexer import Syntax as _Syntax
+from .lexer import brackets as _brackets
+from .lexer import code_of as _code
+from .lexer import indent_width as _indent
+from .lexer import line_depths as _line_depths
+from .lexer import suggestion_brackets as _suggestion_brackets
+from .lexer import syntax_for as _syntax_for
 from .tokens import SPECIAL_TOKENS
 
 SyntaxErrors = Callable[[str], int]
 
 _CLOSE_TO_OPEN = {")": "(", "]": "[", "}": "{"}
-_OPENERS = "([{"
 _CLOSERS = ")]}"
 #: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs).
 _TRAILING_OK = frozenset(")]}\"'`;,: \t")
@@ -74,49 +81,6 @@ _ALNUM = re.compile(r"[A-Za-z0-9_]")
 _TOKEN_END = re.compile(r"\w+|[^\w\s]")
 #: Special tokens that end a suggestion; the PII placeholders (<NAME>, <EMAIL>, ...) do not.
 _STOP_AT = tuple(t for t in SPECIAL_TOKENS if not re.fullmatch(r"<[A-Z]+>", t))
-
-
-@dataclass(frozen=True)
-class _Syntax:
-    """Just enough lexical syntax to find brackets outside strings and comments."""
-
-    line_comments: tuple[str, ...]
-    block_comment: tuple[str, str] | None
-    quotes: tuple[str, ...]
-    colon_blocks: bool  # a line ending in ':' opens an indented block (Python)
-    pattern: re.Pattern = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        parts = [re.escape(c) + r"[^\n]*" for c in self.line_comments]
-        if self.block_comment:
-            a, b = map(re.escape, self.block_comment)
-            parts.append(a + r"[\s\S]*?(?:" + b + r"|\Z)")
-        for q in sorted(self.quotes, key=len, reverse=True):
-            e = re.escape(q)
-            if len(q) == 3:
-                parts.append(e + r"[\s\S]*?(?:" + e + r"|\Z)")
-            elif q == "`":
-                parts.append(r"`(?:\\[\s\S]|[^`\\])*`?")
-            else:
-                parts.append(e + r"(?:\\.|[^" + e + r"\\\n])*" + e + "?")
-        parts.append(r"(?P<b>[()\[\]{}])")
-        object.__setattr__(self, "pattern", re.compile("|".join(parts)))
-
-
-_PYTHON = _Syntax(("#",), None, ('"""', "'''", '"', "'"), True)
-_C_LIKE = _Syntax(("//",), ("/*", "*/"), ('"', "'", "`"), False)
-_SYNTAX: dict[str, _Syntax] = {
-    "python": _PYTHON,
-    "rust": _Syntax(("//",), ("/*", "*/"), ('"',), False),  # 'a is a lifetime
-    "ruby": _Syntax(("#",), None, ('"', "'"), False),
-    "shellscript": _Syntax(("#",), None, ('"', "'"), False),
-}
-_ALIASES = {"py": "python", "rs": "rust", "sh": "shellscript", "bash": "shellscript"}
-
-
-def _syntax_for(language: str) -> _Syntax:
-    name = language.lower()
-    return _SYNTAX.get(_ALIASES.get(name, name), _C_LIKE)
 
 
 @dataclass(frozen=True)
@@ -252,59 +216,6 @@ def _keep_lines(text: str, n: int | None) -> str:
     if n is None:
         return text
     return "\n".join(text.split("\n")[:n]) if n > 0 else ""
-
-
-def _indent(line: str, tab: int) -> int:
-    width = 0
-    for c in line:
-        if c == " ":
-            width += 1
-        elif c == "\t":
-            width += tab - width % tab
-        else:
-            break
-    return width
-
-
-def _brackets(text: str, syn: _Syntax) -> list[tuple[int, str]]:
-    """(offset, char) of every bracket outside strings and comments."""
-    return [(m.start(), m.group("b")) for m in syn.pattern.finditer(text) if m.group("b")]
-
-
-def _suggestion_brackets(line_before: str, text: str, syn: _Syntax) -> list[tuple[int, str]]:
-    """Brackets of ``text`` lexed after ``line_before`` (which may open a string), offsets in ``text``."""
-    n = len(line_before)
-    return [(pos - n, b) for pos, b in _brackets(line_before + text, syn) if pos >= n]
-
-
-def _code(line: str, syn: _Syntax) -> str:
-    """``line`` without comments, strings replaced by a placeholder, stripped."""
-    return syn.pattern.sub(lambda m: m.group(0) if m.group("b") else ("" if _is_comment(m.group(0), syn) else '""'), line).strip()
-
-
-def _is_comment(tok: str, syn: _Syntax) -> bool:
-    return tok.startswith(syn.line_comments) or bool(syn.block_comment and tok.startswith(syn.block_comment[0]))
-
-
-def _line_depths(text: str, syn: _Syntax) -> list[int]:
-    """Bracket depth at the start of each line of ``text``, then at its end."""
-    events = _brackets(text, syn)
-    starts = [0]
-    i = text.find("\n")
-    while i >= 0:
-        starts.append(i + 1)
-        i = text.find("\n", i + 1)
-    depths, depth, k = [], 0, 0
-    for s in starts:
-        while k < len(events) and events[k][0] < s:
-            depth += 1 if events[k][1] in _OPENERS else -1
-            k += 1
-        depths.append(depth)
-    while k < len(events):
-        depth += 1 if events[k][1] in _OPENERS else -1
-        k += 1
-    depths.append(depth)  # at the very end
-    return depths
 
 
 def _scope_end(text: str, line_before: str, syn: _Syntax, tab: int) -> int | None:

@@ -39,6 +39,9 @@ class Document:
     text: str
     version: int | None = None
     language_id: str = ""
+    #: why the file-access policy excludes this document (secret, ignored, ...): no completion,
+    #: no context, no attribution (``sc2lsp.workspace.policy``)
+    excluded: str | None = None
     _starts: list[int] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ lines
@@ -105,13 +108,30 @@ class Document:
         a = self.offset_at(*start, encoding, clamp=True)
         b = self.offset_at(*end, encoding, clamp=True)
         a, b = min(a, b), max(a, b)
-        self.text = self.text[:a] + text + self.text[b:]
-        self._starts = None
+        old = self.text
+        self.text = old[:a] + text + old[b:]
+        self._update_starts(a, b, len(text))
         return a + len(text)
+
+    def _update_starts(self, a: int, b: int, inserted: int) -> None:
+        """Line starts after ``old[a:b]`` became ``inserted`` characters: only the lines around the
+        edit are scanned again, the rest shift (a keystroke in a 1 M-character document stays cheap)."""
+        starts = self._starts
+        if starts is None:
+            return
+        delta = inserted - (b - a)
+        li = bisect.bisect_right(starts, max(a - 1, 0)) - 1  # the line holding the character before the edit
+        hk = bisect.bisect_right(starts, b) + 1  # two line starts past the edit: a \r\n cut in two heals
+        lo = starts[li]
+        hi = starts[hk] + delta if hk < len(starts) else len(self.text)
+        mid = [x for x in (m.end() for m in _NEWLINE.finditer(self.text, lo, hi)) if x < hi or hk >= len(starts)]
+        self._starts = starts[: li + 1] + mid + [x + delta for x in starts[hk:]]
 
     @property
     def completable(self) -> str | None:
         """Why this document gets no completions, or None."""
+        if self.excluded is not None:
+            return f"excluded by the file-access policy ({self.excluded})"
         if len(self.text) > MAX_DOCUMENT_CHARS:
             return f"larger than {MAX_DOCUMENT_CHARS} characters"
         if "\x00" in self.text:

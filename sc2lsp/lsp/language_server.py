@@ -27,7 +27,7 @@ from ..attribution.provider import AttributionProvider
 from ..config import Settings
 from ..engine import Engine
 from ..workspace.workspaces import Workspaces
-from .documents import Documents
+from .documents import Document, Documents, read_document
 from .protocol import Sc2Protocol, is_parse_error
 
 log = logging.getLogger("sc2lsp.lsp")
@@ -81,6 +81,15 @@ class Sc2Server(LanguageServer):
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     # ---------------------------------------------------------------- documents
+
+    def read_unopened(self, uri: str) -> tuple[Document | None, str | None]:
+        """A document that is not open, read from disk only when the file-access policy allows it
+        (a kept file inside a workspace folder): never ``/etc/passwd`` because a client named it."""
+        v = self.workspaces.verdict(uri)
+        if not v.readable:
+            why = v.reason or "outside every workspace folder"
+            return None, f"{uri} is not open and the server does not read it ({why})"
+        return read_document(uri)
 
     def _indexable_documents(self):
         """(uri, text, language) of the open documents the repository index may see."""

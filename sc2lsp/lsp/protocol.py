@@ -2,6 +2,9 @@
 
 * Document sync (didOpen, didChange, didClose) goes only to the handlers of ``features/sync.py``
   (the server's own ``Documents``, LSP line rules, see ``documents.py``), not to pygls's workspace.
+* Over TCP with a token (``tcp.py``): nothing but ``initialize`` is handled until an
+  ``initialize`` carried the right ``initializationOptions.token``; a wrong token gets an error
+  and the connection is closed. ``exit`` ends only this connection's session.
 * A request whose params do not match the protocol (a string for a line number, a missing
   field) gets an ``InvalidParams`` error response; pygls would only log it and leave the
   client waiting forever. Unparsable JSON gets a ``ParseError`` response with a null id, as
@@ -10,12 +13,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError
+from pygls.exceptions import (JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcParseError,
+                              JsonRpcServerNotInitialized)
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 
@@ -54,7 +59,51 @@ class Sc2Protocol(LanguageServerProtocol):
             else:
                 log.warning("dropping a message that is not JSON-RPC: %.200r", message)
             return
+        if getattr(self._server, "required_token", None) is not None and not self._server_authenticated(message):
+            return
         return super().handle_message(message)
+
+    def _server_authenticated(self, message) -> bool:
+        """The TCP token gate: False when ``message`` must not be handled (it was answered or dropped)."""
+        from .tcp import token_ok
+
+        srv = self._server
+        if getattr(srv, "authenticated", False):
+            return True
+        method, msg_id = getattr(message, "method", None), getattr(message, "id", None)
+        if method == types.INITIALIZE:
+            options = getattr(message.params, "initialization_options", None)
+            if token_ok(srv.required_token, options):
+                srv.authenticated = True
+                if isinstance(options, dict):
+                    options.pop("token", None)
+                return True
+            log.warning("initialize with a wrong or missing token: closing the connection")
+            self._send_response(msg_id, error=JsonRpcInvalidParams("wrong or missing initializationOptions.token")
+                                .to_response_error())
+            self._end_session()
+            return False
+        if msg_id is not None and method is not None:
+            self._send_response(msg_id, error=JsonRpcServerNotInitialized("initialize with the token first")
+                                .to_response_error())
+        return False
+
+    def _end_session(self) -> None:
+        stop = getattr(self._server, "_stop_event", None)
+        if stop is not None:
+            stop.set()
+        if self.writer is not None:
+            res = self.writer.close()
+            if hasattr(res, "__await__"):
+                asyncio.ensure_future(res)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args):
+        """Over TCP, ``exit`` ends this connection's session only; over stdio, the process."""
+        if getattr(self._server, "tcp_session", False):
+            self._end_session()
+            return
+        yield from super().lsp_exit(*args)
 
     def report_parse_error(self, exc: Exception) -> None:
         """Called for a body that is not JSON at all."""

@@ -1,5 +1,5 @@
 """``create_server``: the language server (``language_server.Sc2Server``) with every feature of
-``features/`` registered. ``sc2lsp serve`` (``serve.py``) runs it over stdio or TCP."""
+``features/`` registered. ``sc2lsp serve`` (``sc2lsp/commands/serve.py``) runs it over stdio or TCP."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)  #: llama.cpp reads GGUF v2 and v3
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 8
+MAX_ARRAY_DEPTH = 8  #: arrays of arrays: GGUF files nest one level at most; deeper is damage
 
 #: value type -> struct format of fixed-size scalars (8 = string and 9 = array are variable)
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -116,7 +117,9 @@ class _Reader:
             return ("array", count)
         raise GGUFError(f"corrupt header: key {key!r} has unknown value type {vtype}")
 
-    def skip_array(self, itype: int, count: int, key: str) -> None:
+    def skip_array(self, itype: int, count: int, key: str, depth: int = 0) -> None:
+        if depth > MAX_ARRAY_DEPTH:
+            raise GGUFError(f"corrupt header: array {key!r} is nested more than {MAX_ARRAY_DEPTH} deep")
         if itype in _SCALAR:
             self.need(count * struct.calcsize(_SCALAR[itype]))
         elif itype == _STRING:
@@ -131,8 +134,10 @@ class _Reader:
                 raise _Truncated(pos)
             self.pos = pos
         elif itype == _ARRAY:
+            if count > self.size:
+                raise _Truncated(self.pos + count * 12)
             for _ in range(count):
-                self.skip_array(self.u32(), self.u64(), key)
+                self.skip_array(self.u32(), self.u64(), key, depth + 1)
         else:
             raise GGUFError(f"corrupt header: array {key!r} has unknown item type {itype}")
 
@@ -286,6 +291,8 @@ def check_gguf(path: str | Path, *, arch: str | None = "starcoder2", adapter: bo
         raise damaged(f"{name} {e}") from None
     except OSError as e:
         raise UserError(f"cannot read {name}: {e.strerror or e}") from None
+    except (ValueError, struct.error, OverflowError, RecursionError, MemoryError, KeyError, TypeError) as e:
+        raise damaged(f"{name} has a damaged GGUF header ({type(e).__name__})") from None
     if info.data_end > info.file_size:
         raise damaged(f"truncated GGUF {name}: expected {info.data_end} bytes, file has {info.file_size}")
     if info.arch is None:

@@ -22,7 +22,6 @@ The file ends up exactly where ``huggingface_hub.hf_hub_download`` puts it
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -38,25 +37,6 @@ from .registry import ModelEntry, Quant, Registry, format_size, hf_cache_path, l
 
 PARTIAL_SUFFIX = ".sc2lsp-partial"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="a model name from `sc2lsp models list`")
-    p.add_argument("--quant", help="quantization (default: the entry's default_quant, e.g. Q4_K_M)")
-    p.add_argument("--checkpoint", action="store_true",
-                   help="the safetensors checkpoint (hf_repo in models.toml) for fine-tuning, not the GGUF")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.checkpoint:
-        if args.quant:
-            raise UserError("--quant names a GGUF; a checkpoint has none (drop --quant or --checkpoint)")
-        from .pull_checkpoint import pull_checkpoint
-
-        pull_checkpoint(args.name)
-        return 0
-    pull(args.name, args.quant)
-    return 0
 
 
 def say(msg: str) -> None:

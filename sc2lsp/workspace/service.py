@@ -32,6 +32,7 @@ from ..context.languages import tags_query
 from ..core.budget import BudgetPlan, approx_tokens
 from .indexer import IndexReport, index_workspace
 from .paths import relative_path
+from .policy import FilePolicy
 from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,14 @@ class WorkspaceContext:
     def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None):
         self.root = Path(os.path.realpath(root))
         self.index = _EditorFirstIndex()
+        self.policy = FilePolicy([self.root])
         self.watch = watch
         self.workers = workers
         self.ready = threading.Event()  #: set when the initial scan is done
         self.report: IndexReport | None = None
         self._watcher: _DiskWatcher | None = None
+        #: why the folder is not watched for changes (the watcher failed to start), or None
+        self.watch_error: str | None = None
         self._thread: threading.Thread | None = None
         self._sticky: dict[str, tuple[tuple, list]] = {}
         self._bg_lock = threading.Lock()
@@ -101,9 +105,15 @@ class WorkspaceContext:
         return self
 
     def _scan(self) -> None:
-        try:
-            if self.watch:  # watch first, so nothing written during the scan is missed
+        if self.watch:  # watch first, so nothing written during the scan is missed
+            try:
                 self._watcher = _DiskWatcher(self.root, self.index).start()
+            except Exception as e:  # inotify limits, a file system without events: index all the same
+                self._watcher = None
+                self.watch_error = f"{type(e).__name__}: {e}"
+                log.warning("not watching %s (%s): the index is built once and not kept current",
+                            self.root, self.watch_error)
+        try:
             self.index.from_disk.on = True
             self.report = index_workspace(self.index, self.root, workers=self.workers)
             for language in sorted(self.index.stats()["languages"]):
@@ -121,8 +131,12 @@ class WorkspaceContext:
 
     def rel(self, path_or_uri: str) -> str | None:
         """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root
-        (``paths.relative_path``: judged by the resolved target)."""
-        return relative_path(path_or_uri, self.root)
+        (``paths.relative_path``: judged by the resolved target), or None when the file-access
+        policy excludes it (``policy.FilePolicy``: secret, ignored, vendored)."""
+        rel = relative_path(path_or_uri, self.root)
+        if rel is None or self.policy.reason(self.root, rel) is not None:
+            return None
+        return rel
 
     def did_open(self, path: str, text: str, language_id: str | None = None) -> None:
         rel = self.rel(path)

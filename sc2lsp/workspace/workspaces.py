@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from .paths import as_path, relative_path, resolve
+from .policy import FilePolicy, Verdict
 
 if TYPE_CHECKING:
     from ..core.budget import BudgetPlan
@@ -64,6 +65,7 @@ class Workspaces:
         #: the token counter documents are prepared with when opened (the server sets the model's)
         self.count: Callable[[str], int] | None = None
         self.started = True  #: whether didOpen may start an index (False before ``initialized``)
+        self.policy = FilePolicy()  #: the file-access policy over the folders (``policy.py``)
 
     # ---------------------------------------------------------------- folders and paths
 
@@ -76,6 +78,7 @@ class Workspaces:
                 out.append(Folder(path, resolve(path), name or path.name))
         # innermost first: a document in nested folders belongs to the deepest one
         self._folders = tuple(sorted(out, key=lambda f: -len(f.root.parts)))
+        self.policy.set_roots(f.root for f in self._folders)
 
     @property
     def folders(self) -> tuple[Folder, ...]:
@@ -85,6 +88,10 @@ class Workspaces:
     def roots(self) -> list[Path]:
         """The folders as the editor named them: the user's own code."""
         return [f.path for f in self._folders]
+
+    def verdict(self, uri: str) -> Verdict:
+        """The file-access policy on ``uri``: may the server read it, may its buffer be used?"""
+        return self.policy.judge(uri)
 
     def folder_of(self, uri: str) -> tuple[Folder, str] | None:
         """The folder holding ``uri`` and the document's path relative to it, or None."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -79,6 +80,11 @@ def test_tcp(model_path):
         assert c.request(501, "sc2lsp/status", {})["result"]["last"]["generated_tokens"] > 0
         c.request(502, "shutdown", None)
         c.send({"jsonrpc": "2.0", "method": "exit"})
+        c.sock.settimeout(20)
+        assert c.sock.recv(65536) == b""  # exit ends this client's session: its connection closes
+        time.sleep(0.2)
+        assert proc.poll() is None  # and the server keeps listening for the next client
+        proc.send_signal(signal.SIGINT)  # Ctrl-C stops it cleanly
         assert proc.wait(timeout=20) == 0
     finally:
         try:

@@ -18,7 +18,6 @@ from typing import Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from ...errors import UserError
-from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import RequestFailed, advance, command_args, field, lsp_range, position, range_
 from . import stats
@@ -68,9 +67,11 @@ def attribution_target(ls: Sc2Server, params: Any):
         return text, None, None, None
     doc = ls.docs.get(uri)
     if doc is None:
-        doc, why = read_document(uri)
+        doc, why = ls.read_unopened(uri)
         if doc is None:
             raise RequestFailed(why or f"unknown document {uri}")
+    if doc.excluded is not None:  # a secret or ignored file is never attribution input
+        return "", uri, None, None
     if text is not None:  # a text in that document: where it first occurs
         at = doc.text.find(text) if text else -1
         if at < 0:
@@ -91,6 +92,8 @@ def attribution_target(ls: Sc2Server, params: Any):
 
 async def attribution(ls: Sc2Server, params: Any = None) -> dict:
     text, uri, rng, at = attribution_target(ls, params)
+    if not text:
+        return {"text": text, "uri": uri, "range": rng, "indexes": [], "spans": []}
     configured, model, roots = ls.settings.attribution_index, ls.settings.model, ls.workspaces.roots
 
     def work():

@@ -14,7 +14,6 @@ import time
 from lsprotocol import types
 
 from ...engine import Cursor, Suggestion
-from ..documents import read_document
 from ..language_server import Sc2Server
 from ..params import advance, lsp_range
 from . import stats
@@ -32,7 +31,7 @@ def document_cursor(ls: Sc2Server, uri: str, position: types.Position) -> tuple[
     """The engine's cursor for a request, or (None, why there is no completion)."""
     doc = ls.docs.get(uri)
     if doc is None:
-        doc, why = read_document(uri)
+        doc, why = ls.read_unopened(uri)
         if doc is None:
             return None, why or "unknown document"
     why = doc.completable

@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ...config import parse_settings
+from ...config import Settings, parse_settings
 from ..language_server import Sc2Server
 
 
@@ -17,9 +17,17 @@ def apply_settings(ls: Sc2Server, raw: Any) -> None:
     settings, problems = parse_settings(raw, ls.settings)
     for p in problems:
         ls.notify_user("warning", f"sc2lsp: {p}")
+    use_settings(ls, settings)
+
+
+def use_settings(ls: Sc2Server, settings: Settings) -> None:
+    """Make ``settings`` the server's: the engine reloads the model only if a setting it depends on
+    changed, and attribution indexes no longer in use (another ``attributionIndex``, another
+    model's linked indexes) are closed."""
     ls.settings = settings
     ls.workspaces.enabled = settings.repo_context
     ls.engine.configure(settings)
+    ls.attribution.forget(keep=ls.attribution.indexes(settings.attribution_index, settings.model))
 
 
 async def did_change_configuration(ls: Sc2Server, params: types.DidChangeConfigurationParams) -> None:

@@ -16,6 +16,7 @@ from ...errors import UserError
 from ..language_server import Sc2Server
 from ..params import RequestFailed, command_args
 from ..progress import WorkDoneProgress
+from .config import use_settings
 
 
 log = logging.getLogger("sc2lsp.lsp")
@@ -61,8 +62,7 @@ async def pull_model(ls: Sc2Server, *args: Any) -> dict:
             progress.end(f"failed: {why}")
             raise RequestFailed(f"cannot pull {name}: {why}" if not isinstance(e, UserError) else why) from None
         progress.report(f"loading {name}", 100)
-        ls.settings = dataclasses.replace(ls.settings, model=name)
-        ls.engine.configure(ls.settings)
+        use_settings(ls, dataclasses.replace(ls.settings, model=name))
         while ls.engine.model_state == "loading":
             await asyncio.sleep(0.05)
         if ls.engine.model_state != "ready":

@@ -31,6 +31,7 @@ from ...workspace.paths import uri_to_path
 from ..language_server import Sc2Server
 from ..params import RequestFailed, command_args, field
 from ..progress import WorkDoneProgress
+from .config import use_settings
 
 log = logging.getLogger("sc2lsp.lsp")
 
@@ -51,7 +52,7 @@ class TuneRun:
 
 def _folder(ls: Sc2Server, arg: Any) -> Path:
     if arg is None:
-        roots = ls.workspaces.roots()
+        roots = ls.workspaces.roots
         if not roots:
             raise RequestFailed(f"{CMD_TUNE}: no workspace folder is open; open the repository to fine-tune on")
         return roots[0]
@@ -81,7 +82,7 @@ def _base(ls: Sc2Server, options: Any) -> str:
 
 
 def _child_args(folder: Path, base: str, options: Any, events: Path) -> list[str]:
-    from ...commands.tune import child_command
+    from ...tuning import child_command
 
     extra = ["--events", str(events), "--no-progress"]
     for key, flag in (("train", "--train"), ("prepare", "--prepare")):
@@ -165,7 +166,7 @@ def stop(run: TuneRun) -> None:
 
 
 async def tune(ls: Sc2Server, *args: Any) -> dict:
-    from ...commands.tune import child_env, install_hint, missing_extras
+    from ...tuning import child_env, install_hint, missing_extras
 
     argv = command_args(args)
     options = argv[1] if len(argv) > 1 else (argv[0] if argv and isinstance(argv[0], dict) else None)
@@ -224,8 +225,7 @@ async def tune(ls: Sc2Server, *args: Any) -> dict:
 async def _switch(ls: Sc2Server, model: str, progress: WorkDoneProgress) -> bool:
     """Serve ``model`` from now on (the engine loads it on its worker; no restart)."""
     progress.report(f"loading {model}", 100)
-    ls.settings = dataclasses.replace(ls.settings, model=model)
-    ls.engine.configure(ls.settings)
+    use_settings(ls, dataclasses.replace(ls.settings, model=model))
     while ls.engine.model_state == "loading":
         await asyncio.sleep(0.05)
     return ls.engine.model_state == "ready"

@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..errors import UserError
-from .query import COMMON_THRESHOLD, DEFAULT_MAX_SOURCES, DEFAULT_MIN_CHARS, MAX_QUERY_CHARS
+from ..attribution.query import COMMON_THRESHOLD, DEFAULT_MAX_SOURCES, DEFAULT_MIN_CHARS, MAX_QUERY_CHARS
 
 ENV_INDEX = "SC2LSP_ATTRIBUTION_INDEX"
 
@@ -38,7 +38,7 @@ def _read_input(path: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     text = _read_input(args.file)
     if args.url:
-        from .server import OverlapClient
+        from ..attribution.server import OverlapClient
 
         spans = [list(s) for s in OverlapClient(args.url).overlap(text)]
         if args.json:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     path = args.index or os.environ.get(ENV_INDEX)
     if not path:
         raise UserError(f"give --index INDEX (or set {ENV_INDEX}) or --url URL")
-    from .query import AttributionIndex
+    from ..attribution.query import AttributionIndex
 
     index = AttributionIndex.open(path)
     spans = index.check(text, exclude=args.exclude, min_chars=args.min_chars, max_sources=args.max_sources)

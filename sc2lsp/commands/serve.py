@@ -14,12 +14,16 @@ from typing import Any
 
 from ..config import parse_settings
 from ..errors import UserError
-from .server import create_server
+from ..lsp.server import create_server
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead of stdio")
+    p.add_argument("--tcp", metavar="HOST:PORT",
+                   help="listen on a TCP socket instead of stdio: one session per connection; a host other than "
+                        "127.0.0.1/::1/localhost needs a token ($SC2LSP_TCP_TOKEN or --token-file)")
+    p.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="with --tcp: the token clients must send as initializationOptions.token (file mode 0600)")
     p.add_argument("--model", help="default model (a models.toml name or a .gguf path); the editor's settings win")
     p.add_argument("--threads", type=int, help="default llama.cpp threads (0 = automatic: 1 for a model under 200 MB, else one per core)")
     p.add_argument("--log-file", type=Path, help="write the server log here (stderr by default)")
@@ -40,15 +44,23 @@ def run(args: argparse.Namespace) -> int:
     base, problems = parse_settings(raw)
     if problems:
         raise UserError("; ".join(problems))
+    if args.tcp:
+        from .tcp import serve_tcp, tcp_token
+
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
+        token = tcp_token(host, getattr(args, "token_file", None))
+        try:
+            serve_tcp(host.strip("[]"), int(port), lambda: create_server(base), token=token)
+        except OSError as e:
+            raise UserError(f"cannot listen on {args.tcp}: {e.strerror or e}") from None
+        except KeyboardInterrupt:
+            pass
+        return 0
     server = create_server(base)
     try:
-        if args.tcp:
-            host, _, port = args.tcp.rpartition(":")
-            if not host or not port.isdigit():
-                raise UserError(f"--tcp wants HOST:PORT, not {args.tcp!r}")
-            server.start_tcp(host, int(port))
-        else:
-            server.start_io(sys.stdin.buffer, protocol_stdout())
+        server.start_io(sys.stdin.buffer, protocol_stdout())
     finally:
         server.engine.close()  # stop the model thread and free the model before the interpreter exits
         server.workspaces.stop()

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,8 +39,8 @@ class Progress:
 
 def build(root: Path, workers: int | None = None, show_progress: bool = True):
     """(index, report) for ``root``; a missing or unreadable folder is a ``UserError``."""
-    from .context.index import RepoIndex
-    from .workspace.indexer import index_workspace
+    from ..context.index import RepoIndex
+    from ..workspace.indexer import index_workspace
 
     if not root.is_dir():
         raise UserError(f"{root} is not a folder")

@@ -1,13 +1,18 @@
-"""Secret and PII redaction before training (bigcode-dataset PII recipe, rule-based).
+"""Secret and PII redaction (bigcode-dataset PII recipe, rule-based): for training data and outgoing prompts.
+
+Pure and stdlib-only: imported by ``finetune`` (prepare) and by the server (remote backends).
 
 Replacements:
 
 * e-mail addresses -> ``<EMAIL>``;
-* API keys and tokens (private key blocks, AWS, GitHub, GitLab, Slack, Stripe, Google, OpenAI-
-  and Hugging Face-style keys, JWTs, and long high-entropy strings assigned to a name that says
-  key/token/secret) -> ``<KEY>``;
-* passwords (string values assigned to a name that says password/passwd/pwd, and the password
-  in ``scheme://user:password@host``) -> ``<PASSWORD>``;
+* API keys and tokens (private key blocks, also without their END line; AWS ``AKIA``/``ASIA``...,
+  GitHub, GitLab, Slack tokens and webhooks, Stripe, Google, npm, PyPI, SendGrid, OpenAI- and
+  Hugging Face-style keys, JWTs, ``Bearer``/``Basic`` credentials written out, Azure
+  ``AccountKey=``, and long high-entropy values assigned to a name that says key/token/secret,
+  quoted or not) -> ``<KEY>``;
+* passwords (values assigned to a name that says password/passwd/pwd, quoted or as an unquoted
+  YAML/INI/TOML/.env value, and the password in ``scheme://user:password@host``, ``/`` included)
+  -> ``<PASSWORD>``;
 * public IPv4/IPv6 addresses -> a stand-in from the documentation ranges (192.0.2.0/24,
   2001:db8::/32), chosen by a hash of the address so one address maps to one stand-in.
   Private, loopback and unspecified addresses (127.0.0.1, 10.x, 192.168.x, 0.0.0.0) and
@@ -33,8 +38,18 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
     re.S,
 )
+# A BEGIN line whose END is missing (a truncated paste): the block runs while lines look like base64
+# or PEM headers (``Proc-Type: ...``); ``\\n`` escapes inside one string literal count as line breaks.
+_PRIVATE_KEY_OPEN = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\\]*"
+    r"(?:\r?\n[ \t]*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z][A-Za-z-]*:[^\n]*)[ \t]*)*"
+)
 _TOKEN_PATTERNS = [
-    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+    r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[0-9A-Z]{16}\b",  # AWS key ids (ASIA: temporary)
+    r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
+    r"\bpypi-[A-Za-z0-9_\-]{50,}",  # PyPI upload token
+    r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,64}",  # SendGrid
+    r"\bhttps://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]{20,}",  # Slack webhook
     r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub
     r"\bgithub_pat_[A-Za-z0-9_]{40,}\b",
     r"\bglpat-[A-Za-z0-9_\-]{20,}\b",  # GitLab
@@ -51,7 +66,23 @@ _ASSIGN = r"""\s*(?:=|:|:=|=>)\s*[bruBRU]?(?P<q>["'])(?P<val>[^"'\n]*)(?P=q)"""
 _ASSIGNMENT = re.compile(rf"""(?<![\w"'])(?P<name>["']?{_NAME}["']?){_ASSIGN}""")
 _PASSWORD_NAME = re.compile(r"passw(?:or)?d|pwd|(?:^|_)pass$", re.I)
 _SECRET_NAME = re.compile(r"key|token|secret|auth", re.I)
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]+:)(?P<val>[^\s@/'\"]+)(?=@)", re.I)
+# The password may hold ``/`` (it runs to the last ``@`` before the host); a port (``host:8080/x@y``) is no password.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]+:)(?!\d+(?:/|$))(?P<val>[^\s@'\"]+)(?=@[^\s@/'\"]+)", re.I)
+# ``Authorization: Bearer <token>`` and friends, the token written out (not ``"Bearer " + token``).
+_BEARER = re.compile(r"\b(?P<head>(?:Bearer|Basic|Token)[ \t]+)(?P<val>[A-Za-z0-9\-._~+/]{16,}=*)(?![\w{])")
+# Azure storage / service-bus connection strings.
+_CONN_KEY = re.compile(r"(?P<head>\b(?:AccountKey|SharedAccessKey|SharedAccessSignature)=)(?P<val>[A-Za-z0-9+/%=&:\-]{20,})", re.I)
+# An unquoted value on a line of its own (YAML, INI, TOML, .env, properties):
+# ``password: Pr0d...``, ``export AWS_SECRET_ACCESS_KEY=...``, ``aws_secret_access_key = wJalr...``.
+_BARE_ASSIGNMENT = re.compile(
+    r"^(?P<lead>[ \t]*(?:export[ \t]+|-[ \t]+)?(?P<name>[A-Za-z_][\w.\-]*)[ \t]*(?:=|:)[ \t]*)"
+    r"(?P<val>[^\s\"'#;,()\[\]{}<>`|&]+)(?P<tail>[ \t]*(?:[#;].*)?)$",
+    re.M,
+)
+# Code, not a value: a (dotted) name, snake_case words, a null/boolean, a type.
+_CODE_LIKE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z][a-z0-9]*(?:_[A-Za-z0-9][a-z0-9]*)+|[A-Za-z_]+")
+_BARE_KEEP = {"none", "null", "nil", "true", "false", "str", "string", "bytes", "int", "secret", "password", "changeme"}
 _FILE_TLDS = "png|jpe?g|gif|svg|webp|ico|txt|md|rst|py|js|ts|json|ya?ml|toml|css|html?|csv|zip|gz|bin|pdf|lock|log"
 _EMAIL_RE = re.compile(
     rf"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.(?!(?:{_FILE_TLDS})\b)[A-Za-z]{{2,}}\b"
@@ -108,8 +139,11 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         return pattern.sub(f, s)
 
     text = sub(_PRIVATE_KEY, lambda m: KEY, "key", text)
+    text = sub(_PRIVATE_KEY_OPEN, lambda m: KEY, "key", text)
     text = sub(_TOKENS, lambda m: KEY, "key", text)
     text = sub(_URL_PASSWORD, lambda m: m.group("head") + PASSWORD, "password", text)
+    text = sub(_CONN_KEY, lambda m: m.group("head") + KEY, "key", text)
+    text = sub(_BEARER, lambda m: m.group("head") + KEY if _bearer_token(m.group("val")) else m.group(0), "key", text)
 
     def assigned(m: re.Match) -> str:
         name, val = m.group("name").strip("\"'"), m.group("val")
@@ -125,7 +159,24 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         a, b = m.start("val") - m.start(), m.end("val") - m.start()
         return m.group(0)[:a] + token + m.group(0)[b:]
 
-    text = _by_line(text, ("pass", "pwd", "key", "token", "secret", "auth"), lambda ln: _ASSIGNMENT.sub(assigned, ln))
+    def bare(m: re.Match) -> str:
+        name, val = m.group("name"), m.group("val")
+        if _PASSWORD_NAME.search(name):
+            token, ok, kind = PASSWORD, _is_bare_password(val), "password"
+        elif _SECRET_NAME.search(name):
+            token, ok, kind = KEY, _is_bare_secret(val), "key"
+        else:
+            return m.group(0)
+        if not ok:
+            return m.group(0)
+        counts[kind] += 1
+        return m.group("lead") + token + m.group("tail")
+
+    def line(ln: str) -> str:
+        ln = _ASSIGNMENT.sub(assigned, ln)
+        return _BARE_ASSIGNMENT.sub(bare, ln)
+
+    text = _by_line(text, ("pass", "pwd", "key", "token", "secret", "auth"), line)
     text = sub(_EMAIL_RE, lambda m: EMAIL, "email", text)
 
     def ip_repl(m: re.Match) -> str:
@@ -153,6 +204,32 @@ def _by_line(text: str, keywords: tuple[str, ...], fn) -> str:
         if any(k in low for k in keywords):
             lines[i] = fn(line)
     return "".join(lines)
+
+
+def _bearer_token(value: str) -> bool:
+    """A written-out token after ``Bearer``: letters and digits mixed, not a word or a placeholder."""
+    return bool(re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)) and not _CODE_LIKE.fullmatch(value)
+
+
+def _is_bare_password(value: str) -> bool:
+    """An unquoted password: not code (``form.password``, ``get_pw``), a reference or a placeholder."""
+    v = value.strip()
+    if len(v) < 6 or v.lower() in _BARE_KEEP or v.startswith(("$", "%", "!", "*", "@", ":", "=", "/", "~", ".")):
+        return False
+    if re.fullmatch(r"[*x.]+|\d+(?:\.\d+)*", v):
+        return False  # a mask or a number (``password_min_length: 12``)
+    if _CODE_LIKE.fullmatch(v) and not re.search(r"\d", v.split(".")[-1]):
+        return False
+    if re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", v):
+        return False  # attribute access
+    return True
+
+
+def _is_bare_secret(value: str) -> bool:
+    """An unquoted key or token: long and high-entropy, and not a (dotted) name or snake_case words."""
+    if _CODE_LIKE.fullmatch(value) or value.startswith((".", "/", "~")):
+        return False
+    return looks_secret(value)
 
 
 def _is_password(value: str) -> bool:

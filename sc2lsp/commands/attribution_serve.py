@@ -7,7 +7,7 @@ import logging
 import os
 
 from ..errors import UserError
-from .cmd_check import ENV_INDEX
+from .attribution_check import ENV_INDEX
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .query import AttributionIndex
-    from .server import AttributionServer
+    from ..attribution.query import AttributionIndex
+    from ..attribution.server import AttributionServer
 
     path = args.index or os.environ.get(ENV_INDEX)
     if not path:

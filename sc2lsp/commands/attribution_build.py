@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .build import DEFAULT_BLOOM_BITS, DEFAULT_CAP, DEFAULT_STRIDE, add_to_index, build_index
+from ..attribution.build import DEFAULT_BLOOM_BITS, DEFAULT_CAP, DEFAULT_STRIDE, add_to_index, build_index
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from .core.prompt import FimMode
-from .errors import UserError
+from ..core.prompt import FimMode
+from ..errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,9 +47,9 @@ def read_source(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import parse_settings
-    from .engine import Cursor, Engine
-    from .core.languages import language_id_for_path
+    from ..config import parse_settings
+    from ..engine import Cursor, Engine
+    from ..core.languages import language_id_for_path
 
     t0 = time.perf_counter()
     text = read_source(args.file)

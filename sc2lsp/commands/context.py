@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 from .complete import read_source, split_at
-from .errors import UserError
-
+from ..errors import UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,8 +44,8 @@ def find_root(file: Path) -> Path:
 
 def context_budget(prefix: str, suffix: str, total: int | None = None, count=None, n_ctx: int | None = None):
     """(plan, window offsets) as the engine plans a prompt with the default settings."""
-    from .config import Settings
-    from .core.budget import approx_tokens, plan_budget, prompt_budget
+    from ..config import Settings
+    from ..core.budget import approx_tokens, plan_budget, prompt_budget
 
     s = Settings()
     total = total or prompt_budget(n_ctx or s.context_length, s.max_tokens, s.context_budget)[1]
@@ -56,13 +55,13 @@ def context_budget(prefix: str, suffix: str, total: int | None = None, count=Non
 
 def token_counter(model: str, approx: bool):
     """(count, n_ctx, what): the model's tokenizer as the server uses it, else characters / 4."""
-    from .core.budget import approx_tokens, memo_counter
+    from ..core.budget import approx_tokens, memo_counter
 
     if approx:
         return approx_tokens, None, "characters / 4"
     try:
-        from .backends.factory import load_backend
-        from .config import Settings
+        from ..backends.factory import load_backend
+        from ..config import Settings
 
         backend = load_backend(Settings(model=model, token_healing=False))
     except UserError as e:
@@ -72,8 +71,8 @@ def token_counter(model: str, approx: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .context.gather import assemble, complete_options
-    from .index_cli import build
+    from ..context.gather import assemble, complete_options
+    from .index import build
 
     file = args.file
     text = read_source(file)
