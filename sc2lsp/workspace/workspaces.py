@@ -166,8 +166,9 @@ class Workspaces:
         """Bring the indexes up to date with the editor's text of changed documents."""
         if not self._dirty:
             return
+        documents = self._documents()  # first: it may fail when read from a warm-up's thread
         dirty, self._dirty = self._dirty, set()
-        for uri, text, lang in self._documents():
+        for uri, text, lang in documents:
             if uri in dirty:
                 ctx = self.context_for(uri, create=False)
                 if ctx is not None:
