@@ -112,10 +112,12 @@ def run_situation(items: list[dict], threads: int) -> dict:
     }
     acc = {k: {"ms": 0.0, "tokens": 0, "passes": 0, "drafted": 0, "accepted": 0} for k in backends}
     same = 0
-    for p in items:
+    names = list(backends)
+    for i, p in enumerate(items):
         prompt = prompt_of(p)
         texts = {}
-        for k, b in backends.items():
+        for k in names[i % 3:] + names[: i % 3]:  # each backend first in turn: no order bias
+            b = backends[k]
             b.warm(prompt)  # the prompt first: only the generation is timed
             g = b.generate(prompt, max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
             texts[k] = g.text
