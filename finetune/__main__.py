@@ -12,7 +12,7 @@ from .config import ConfigError, PretrainConfig, load
 from .paths import project_path
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m finetune")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -55,60 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export-tiny", help="export runs/sc2-tiny-long (stage 2) to models/sc2-tiny (HF dir, Q8_0 GGUF, metrics)")
     p.add_argument("--run", default=str(project_path("runs/sc2-tiny-long")))
     p.add_argument("--out", default=str(project_path("models/sc2-tiny")))
-    args, extra = ap.parse_known_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = build_parser().parse_known_args(argv)
     overrides = list(getattr(args, "overrides", [])) + extra
     try:
-        if args.cmd == "prepare":
-            from .prepare import RepoDataConfig, prepare
-
-            repos = [r for r in args.repos if not ("=" in r and not Path(r).exists())]
-            kv = [r for r in args.repos if r not in repos] + overrides
-            kv += [f"out={args.out}"] * bool(args.out) + [f"tokenizer={args.tokenizer}"] * bool(args.tokenizer)
-            kv += ["progress=false"] * args.no_progress
-            prepare(repos, load(RepoDataConfig, None, kv))
-        elif args.cmd == "prepare-stdlib":
-            from .prepare_stdlib import StdlibDataConfig, prepare
-
-            prepare(load(StdlibDataConfig, None, overrides))
-        elif args.cmd == "train":
-            from .train import LoraTrainConfig, train as train_lora
-
-            train_lora(load(LoraTrainConfig, args.config, overrides))
-        elif args.cmd == "pretrain":
-            from .distributed import is_distributed
-
-            if is_distributed():  # launched by torchrun: FSDP2 across the processes
-                from .distributed import train
-            else:
-                from .pretrain import train
-
-            train(load(PretrainConfig, args.config, overrides))
-        elif args.cmd == "export":
-            import json
-
-            from .export_lora import export
-
-            print(json.dumps(export(args.run, quant=args.quant, name=args.name, out=args.out, adapter=args.adapter,
-                                    register=not args.no_register), indent=1))
-        elif args.cmd == "export-tiny":
-            import json
-
-            from .export import export_run
-
-            from .probes import run_probes
-
-            m = export_run(args.run, args.out, "sc2-tiny")
-            m["probes"] = run_probes(str(Path(args.out) / m["gguf"]))
-            m["probes_passed"] = f"{sum(p['ok'] for p in m['probes'])}/{len(m['probes'])}"
-            (Path(args.out) / "metrics.json").write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n")
-            print(json.dumps({k: v for k, v in m.items() if k != "heldout_next_line"}, indent=1))
-            print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
-        elif args.cmd == "eval":
-            return _eval(args)
-        elif args.cmd == "tune":
-            from .tune import main as tune_main
-
-            return tune_main(args)
+        return _run(args, overrides)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to go on where it stopped", file=sys.stderr)
         return 130
@@ -117,6 +71,61 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Run the subcommand ``args.cmd`` (``key=value`` overrides of its config)."""
+    if args.cmd == "prepare":
+        from .prepare import RepoDataConfig, prepare
+
+        repos = [r for r in args.repos if not ("=" in r and not Path(r).exists())]
+        kv = [r for r in args.repos if r not in repos] + overrides
+        kv += [f"out={args.out}"] * bool(args.out) + [f"tokenizer={args.tokenizer}"] * bool(args.tokenizer)
+        kv += ["progress=false"] * args.no_progress
+        prepare(repos, load(RepoDataConfig, None, kv))
+    elif args.cmd == "prepare-stdlib":
+        from .prepare_stdlib import StdlibDataConfig, prepare
+
+        prepare(load(StdlibDataConfig, None, overrides))
+    elif args.cmd == "train":
+        from .train import LoraTrainConfig, train as train_lora
+
+        train_lora(load(LoraTrainConfig, args.config, overrides))
+    elif args.cmd == "pretrain":
+        from .distributed import is_distributed
+
+        if is_distributed():  # launched by torchrun: FSDP2 across the processes
+            from .distributed import train
+        else:
+            from .pretrain import train
+
+        train(load(PretrainConfig, args.config, overrides))
+    elif args.cmd == "export":
+        import json
+
+        from .export_lora import export
+
+        print(json.dumps(export(args.run, quant=args.quant, name=args.name, out=args.out, adapter=args.adapter,
+                                register=not args.no_register), indent=1))
+    elif args.cmd == "export-tiny":
+        import json
+
+        from .export import export_run
+
+        from .probes import run_probes
+
+        m = export_run(args.run, args.out, "sc2-tiny")
+        m["probes"] = run_probes(str(Path(args.out) / m["gguf"]))
+        m["probes_passed"] = f"{sum(p['ok'] for p in m['probes'])}/{len(m['probes'])}"
+        (Path(args.out) / "metrics.json").write_text(json.dumps(m, indent=1, ensure_ascii=False) + "\n")
+        print(json.dumps({k: v for k, v in m.items() if k != "heldout_next_line"}, indent=1))
+        print(json.dumps(m["heldout_next_line"], indent=1, ensure_ascii=False))
+    elif args.cmd == "eval":
+        return _eval(args)
+    elif args.cmd == "tune":
+        from .tune import main as tune_main
+
+        return tune_main(args)
     return 0
 
 

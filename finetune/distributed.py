@@ -46,13 +46,45 @@ def _shard(model) -> None:
     fully_shard(model)
 
 
-def train(cfg: PretrainConfig) -> dict:
+def _collective_hooks(model, opt, out: Path, rank: int):
+    """``run_steps``'s FSDP hooks: ``save`` (every rank gathers the full state, rank 0 writes it),
+    ``reduce`` (sum of the loss over ranks), ``agree`` (rank 0's clock decides when to stop)."""
     import torch
     import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         get_model_state_dict,
         get_optimizer_state_dict,
+    )
+
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+    def save(step: int, tokens_seen: int) -> None:
+        msd = get_model_state_dict(model, options=full)
+        osd = get_optimizer_state_dict(model, opt, options=full)
+        if rank == 0:
+            save_checkpoint(out / "ckpt.pt", {"model": msd, "optimizer": osd, "step": step,
+                                              "tokens_seen": tokens_seen, "torch_rng": torch.get_rng_state()})
+        dist.barrier()
+
+    def reduce(loss_sum):
+        dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+        return loss_sum
+
+    def agree(out_of_time: bool) -> bool:
+        flag = torch.tensor(float(out_of_time))
+        dist.broadcast(flag, 0)  # rank 0's clock decides
+        return bool(flag.item())
+
+    return save, reduce, agree
+
+
+def train(cfg: PretrainConfig) -> dict:
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
         set_model_state_dict,
         set_optimizer_state_dict,
     )
@@ -94,22 +126,7 @@ def train(cfg: PretrainConfig) -> dict:
             print(f"model {cfg.shape}: {n_params / 1e6:.2f}M parameters, FSDP2 over {world} processes "
                   f"({'nccl' if cuda else 'gloo'}); {len(train_rows)} train rows of {train_rows.shape[1]}")
 
-        def save(step: int, tokens_seen: int) -> None:
-            msd = get_model_state_dict(model, options=full)
-            osd = get_optimizer_state_dict(model, opt, options=full)
-            if rank == 0:
-                save_checkpoint(out / "ckpt.pt", {"model": msd, "optimizer": osd, "step": step,
-                                                  "tokens_seen": tokens_seen, "torch_rng": torch.get_rng_state()})
-            dist.barrier()
-
-        def reduce(loss_sum):
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
-            return loss_sum
-
-        def agree(out_of_time: bool) -> bool:
-            flag = torch.tensor(float(out_of_time))
-            dist.broadcast(flag, 0)  # rank 0's clock decides
-            return bool(flag.item())
+        save, reduce, agree = _collective_hooks(model, opt, out, rank)
 
         # every rank runs the same held-out batches (FSDP forward passes are collective)
         step, tokens_seen = run_steps(

@@ -50,12 +50,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def toml_key(name: str) -> str:
+    """``name`` as one TOML key: bare when it can be, else quoted (``sc2.custom`` is not ``sc2``'s sub-table)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
 def registry_entry(name: str, gguf: Path, quant: str, *, description: str, context_length: int,
                    hf_checkpoint: Path | None, license_: str = "same as the base model",
                    attribution_index: list[Path] | tuple[Path, ...] = ()) -> str:
     q = quant.upper()
     lines = [
-        f"[models.{name}]",
+        f"[models.{toml_key(name)}]",
         f"description = {json.dumps(description)}",
         f"license = {json.dumps(license_)}",
         f"context_length = {context_length}",
@@ -67,7 +72,7 @@ def registry_entry(name: str, gguf: Path, quant: str, *, description: str, conte
         lines.append(f"attribution_index = {json.dumps([str(Path(p).resolve()) for p in attribution_index])}")
     lines += [
         "",
-        f"[models.{name}.quants.{q}]",
+        f"[models.{toml_key(name)}.quants.{q}]",
         f"path = {json.dumps(str(gguf.resolve()))}",
         f"size = {gguf.stat().st_size}",
         f'sha256 = "{_sha256(gguf)}"',
@@ -77,7 +82,7 @@ def registry_entry(name: str, gguf: Path, quant: str, *, description: str, conte
 
 def adapter_entry(name: str, base: str, lora: Path, *, description: str) -> str:
     return "\n".join([
-        f"[models.{name}]",
+        f"[models.{toml_key(name)}]",
         f"description = {json.dumps(description)}",
         f"base = {json.dumps(base)}",
         f"lora = {json.dumps(str(lora.resolve()))}",
@@ -104,31 +109,15 @@ def registry_base_for(hf_dir: Path, user_toml: Path | None = None) -> str | None
 def upsert_entry(toml_path: Path, name: str, entry: str) -> None:
     """Replace ``[models.NAME]`` (and its sub-tables) in ``toml_path`` with ``entry``, or append it.
 
-    The result is validated with the registry's parser before it replaces the file (atomically).
+    Exact name match, everything else kept byte for byte (comments too), written under a lock to
+    a unique temporary file, validated with the registry's parser, fsynced and renamed
+    (``toml_edit.upsert``).
     """
     from sc2lsp.models.registry import parse_models_toml
 
-    text = toml_path.read_text(encoding="utf-8") if toml_path.is_file() else ""
-    header = re.compile(r"^\s*\[\s*models\.(?P<n>[^\].\s]+)(?:\.[^\]]*)?\s*\]\s*$")
-    any_header = re.compile(r"^\s*\[")
-    kept, skipping = [], False
-    for line in text.splitlines():
-        if any_header.match(line):
-            m = header.match(line)
-            skipping = bool(m and m.group("n").strip('"') == name)
-        if not skipping:
-            kept.append(line)
-    body = "\n".join(kept).rstrip()
-    new = (body + "\n\n" if body else "") + entry
-    toml_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = toml_path.with_name(toml_path.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    try:
-        parse_models_toml(tmp)
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, toml_path)
+    from .toml_edit import upsert
+
+    upsert(Path(toml_path), name, entry, validate=parse_models_toml)
 
 
 def ship_attribution_index(data: Path | None, dest: Path) -> Path | None:

@@ -21,30 +21,12 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 
 from . import checkpoint
-from .config import ConfigError
-
-
-class LoopConfig(Protocol):
-    """The fields of ``PretrainConfig`` and ``LoraTrainConfig`` the loop reads."""
-
-    batch_size: int
-    grad_accum: int
-    lr: float
-    min_lr_ratio: float
-    warmup_steps: int
-    max_steps: int
-    max_minutes: float
-    grad_clip: float
-    eval_every: int
-    eval_batches: int
-    save_every: int
-    log_every: int
-    seed: int
+from .config import ConfigError, LoopConfig
 
 
 class CheckpointError(ValueError):
@@ -103,12 +85,12 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` atomically; a failed write (disk full) leaves the previous checkpoint as it was."""
     try:
-        checkpoint.save(path, state)
-    except OSError as e:
-        Path(path).with_name(Path(path).name + ".tmp").unlink(missing_ok=True)
+        checkpoint.save(path, state)  # removes its temporary file on any failure
+    except Exception as e:  # OSError, and torch's RuntimeError for a full disk ("file write failed")
         kept = "the previous checkpoint is intact" if Path(path).exists() else "no checkpoint was written yet"
+        why = getattr(e, "strerror", None) or f"{type(e).__name__}: {str(e)[:200]}"
         raise CheckpointError(f"cannot write the checkpoint {path} at step {state.get('step')} "
-                              f"({e.strerror or e}); {kept}: free space and run the same command again to "
+                              f"({why}); {kept}: free space and run the same command again to "
                               "continue from it") from None
 
 
@@ -164,27 +146,12 @@ def run_steps(
     model.train()
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            idx = np.sort(sampler.batch(step * cfg.grad_accum + micro))[rank::world]  # this rank's share
-            x = torch.from_numpy(np.asarray(train_rows[idx], dtype=np.int64)).to(device)
-            with autocast:
-                loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
-            loss.backward()
-            loss_sum += loss.detach().float()
-            tokens_seen += x.numel() * world
-            tok_log += x.numel() * world
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        gnorm = gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if reduce is not None:
-            loss_sum = reduce(loss_sum)
-        loss_val = loss_sum.item() / world
+        loss_val, gnorm, tokens = _optimizer_step(cfg, model, opt, params, train_rows, sampler.batch, step, lr,
+                                                  autocast, device, rank, world, reduce)
+        tokens_seen += tokens
+        tok_log += tokens
         step += 1
-        row = {"step": step, "loss": round(loss_val, 4), "lr": lr, "grad_norm": round(gnorm.item(), 3),
+        row = {"step": step, "loss": round(loss_val, 4), "lr": lr, "grad_norm": round(gnorm, 3),
                "tokens": tokens_seen}
         now = time.time()
         tok_s = tok_log / max(now - t_log, 1e-9)
@@ -215,6 +182,34 @@ def run_steps(
     if bar is not None:
         bar.close()
     return step, tokens_seen
+
+
+def _optimizer_step(cfg: LoopConfig, model, opt, params: list, train_rows: np.ndarray, batch: Callable[[int], Any],
+                    step: int, lr: float, autocast, device: Any, rank: int, world: int,
+                    reduce: Callable[[Any], Any] | None) -> tuple[float, float, int]:
+    """One optimizer step: ``grad_accum`` micro-batches of this rank's share of the global batch,
+    clipping, the update. Returns (mean loss over all ranks, gradient norm, tokens of all ranks)."""
+    import torch
+
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss_sum = torch.zeros((), device=device)
+    tokens = 0
+    for micro in range(cfg.grad_accum):
+        idx = np.sort(batch(step * cfg.grad_accum + micro))[rank::world]  # this rank's share
+        x = torch.from_numpy(np.asarray(train_rows[idx], dtype=np.int64)).to(device)
+        with autocast:
+            loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
+        loss.backward()
+        loss_sum += loss.detach().float()
+        tokens += x.numel() * world
+    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    gnorm = gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    if reduce is not None:
+        loss_sum = reduce(loss_sum)
+    return loss_sum.item() / world, gnorm.item(), tokens
 
 
 def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device="cpu", autocast=None) -> float:

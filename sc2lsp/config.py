@@ -64,6 +64,9 @@ class Settings:
     """How long the document must stay unchanged before the background warm-up starts."""
     state_cache_mb: int = 128
     """RAM for saved KV-cache states (switching between files or places keeps their prompt)."""
+    state_disk_mb: int = 512
+    """Disk for saved KV-cache states kept across server restarts (user cache dir,
+    ``$SC2LSP_STATE_DIR`` overrides; 0 = none): a file used before gets its prompt back at once."""
     speculative: bool = True
     """Speculative decoding from the prompt: tokens that follow an earlier occurrence of the last
     generated tokens (in the suffix, the context or the prefix) are checked in one model pass;
@@ -108,6 +111,7 @@ _RANGES: dict[str, tuple[int | None, int | None]] = {
     "max_lines": (1, 1000),
     "warm_delay_ms": (0, 60_000),
     "state_cache_mb": (0, 1 << 16),
+    "state_disk_mb": (0, 1 << 20),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"fim_mode": FIM_MODES, "completion_fallback": FALLBACK_MODES, "api": APIS}
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from .backends.base import Backend, Generation
 from .backends.factory import load_backend as default_backend
@@ -35,61 +35,12 @@ from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, p
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
+from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
 
-#: ``context_fn(cursor, plan, count, complete=False) -> files``: repository context for a request
-#: whose prompt keeps ``plan``'s cut of the document; ``count`` is the model's token counter.
-#: ``complete=True`` comes from a warm-up on a background thread: take the time needed (wait for the
-#: index, no per-provider time budget). ``None``: no context yet (the workspace is being indexed).
-ContextFn = Callable[..., "Sequence[SourceFile] | None"]
 #: What may follow the cursor on its line for a multi-line suggestion (as in core.postprocess).
 _CLOSERS_AND_SPACE = ")]}\"'`;,: \t\r"
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A completion position: the whole document text and a code-point offset into it."""
-
-    uri: str
-    text: str
-    offset: int
-    language: str = ""
-    path: str | None = None  #: the file's path as shown to the model (relative to the workspace)
-    repo: str | None = None  #: repository (workspace folder) name
-
-
-@dataclass
-class Suggestion:
-    text: str
-    """What to show ("" for nothing)."""
-    source: str
-    """``model`` (a generation for this request), ``typed_along`` (rest of the shown suggestion),
-    ``attached`` (a generation started for an earlier keystroke), ``shared``, or ``none``."""
-    reason: str
-    """Stop reason of the generation, or why there is nothing (``cancelled``, ``no_model``...)."""
-    raw: str = ""
-    timings: dict[str, Any] = field(default_factory=dict)
-
-
-class Ticket:
-    """A pending suggestion. ``cancel()`` stops the model work unless another request shares it."""
-
-    def __init__(self, future: Future, on_cancel: Callable[[], None] | None = None):
-        self.future = future
-        self._on_cancel = on_cancel
-
-    def cancel(self) -> None:
-        if self._on_cancel is not None:
-            self._on_cancel()
-            self._on_cancel = None
-        resolve(self.future, Suggestion("", "none", "cancelled"))
-
-    @staticmethod
-    def done(s: Suggestion) -> "Ticket":
-        f: Future = Future()
-        f.set_result(s)
-        return Ticket(f)
 
 
 @dataclass(eq=False)
@@ -504,6 +455,10 @@ class Engine:
                         self._contexts[cur.uri] = entry
 
             job.future.add_done_callback(commit)
+            if self.settings.syntax_check and cur.language:  # the grammar loads here, not on a request
+                from .context.syntax import syntax_checker
+
+                syntax_checker(cur.language)
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
         finally:
@@ -562,7 +517,7 @@ class Engine:
             "gpu_layers": s.gpu_layers,
             "fim_mode": s.fim_mode,
             "last": dict(self.last),
-            "recent": _summary(list(self.recent)),
+            "recent": latency_summary(list(self.recent)),
             "totals": dict(self.totals),
             "worker": dict(self.worker.stats, idle=self.worker.idle() and not self._warm_preparing),
             "cache": {
@@ -574,13 +529,3 @@ class Engine:
             "settings": {k: v for k, v in asdict(s).items()},
             "remote": self._describe(),
         }
-
-
-def _summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
-    """p50/max of the total latency per source over the recent requests."""
-    out: dict[str, Any] = {}
-    for source in sorted({t.get("source", "?") for t in timings}):
-        xs = sorted(t["total_ms"] for t in timings if t.get("source", "?") == source and "total_ms" in t)
-        if xs:
-            out[source] = {"n": len(xs), "p50_ms": xs[len(xs) // 2], "max_ms": xs[-1]}
-    return out

@@ -23,6 +23,9 @@ import pytest
 # The language server's acceptance statistics (sc2lsp/stats.py) of test sessions never reach the
 # user's state directory; a test that checks them sets its own SC2LSP_STATS_FILE.
 os.environ.setdefault("SC2LSP_STATS_FILE", os.path.join(tempfile.mkdtemp(prefix="sc2lsp-test-stats-"), "stats.jsonl"))
+# Likewise the disk tier of saved KV states: a test session starts with none (no state of an
+# earlier run makes a "cold" request warm) and leaves nothing in the user's cache.
+os.environ.setdefault("SC2LSP_STATE_DIR", tempfile.mkdtemp(prefix="sc2lsp-test-kv-"))
 
 TOKENIZER_VOCAB = 1536
 #: standard deviation of the fixture model's random weights (transformers' default is 0.02)

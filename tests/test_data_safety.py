@@ -122,3 +122,43 @@ def test_attribution_index_fuzz_truncations_and_byte_flips(tmp_path, small_index
         seg.write_bytes(data if which == "seg" else good_seg)
         (small_index / "manifest.json").write_bytes(data if which == "man" else good_man)
         _only_user_errors(open_and_query)
+
+
+# ---------------------------------------------------------------- the attribution HTTP server's bounds
+
+import socket as _socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+from sc2lsp.attribution.server import AttributionServer  # noqa: E402
+
+
+def test_attribution_server_bounds_stalled_clients_and_hides_paths(small_index):
+    srv = AttributionServer(AttributionIndex.open(small_index), "127.0.0.1", 0, workers=4, timeout=1.0)
+    srv.start_background()
+    try:
+        before = threading.active_count()
+        stalled = []
+        for _ in range(40):  # POSTs that never send their body
+            s = _socket.create_connection(srv.server_address[:2], timeout=5)
+            s.sendall(b"POST /check HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            stalled.append(s)
+        time.sleep(0.3)
+        assert threading.active_count() - before <= 4 + 1  # the pool, not a thread per connection
+        end = time.monotonic() + 15
+        while True:  # the stalled ones time out and free the pool
+            try:
+                with urllib.request.urlopen(srv.url + "/health", timeout=5) as r:
+                    health = r.read().decode()
+                break
+            except Exception:
+                assert time.monotonic() < end, "the server never answered again"
+                time.sleep(0.2)
+        assert '"status": "ok"' in health
+        assert str(small_index) not in health and str(small_index.parent) not in health
+        for s in stalled:
+            s.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

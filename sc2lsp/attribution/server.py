@@ -7,7 +7,12 @@ Endpoints (JSON in, JSON out; the server binds 127.0.0.1 unless told otherwise):
   the public Stack portrait work against a local or team index;
 * ``POST /check {"document": text, "min_chars"?, "max_sources"?, "exclude"?: [paths]}`` ->
   ``{"spans": [Span.to_dict(), ...], "index": {...}}``: spans with sources, counts, licenses;
-* ``GET /health`` -> index summary.
+* ``GET /health`` -> index summary (its name and sizes; never an absolute path of this machine).
+
+Resource bounds: every connection has a socket timeout (``timeout``, 10 s: a client that stalls
+mid-request is dropped), and requests run on a fixed pool of ``workers`` threads; a connection
+beyond what the pool and a short queue hold gets ``503`` at once, so 100 stalled POSTs hold at most
+``workers`` threads for at most ``timeout`` seconds.
 
 Bad requests get a 4xx with ``{"error": message}``; an unexpected failure a 500; the server
 keeps serving either way. ``OverlapClient`` speaks both POST endpoints.
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +36,17 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8 * 1024 * 1024
 
 
+def public_info(index: AttributionIndex) -> dict:
+    """The index summary for clients: its folder's name, not the absolute path on this machine."""
+    info = dict(index.info())
+    info["path"] = index.path.name
+    return info
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "sc2lsp-attribution/1"
     protocol_version = "HTTP/1.1"
+    timeout = 10.0  #: socket timeout (StreamRequestHandler applies it): a stalled client is dropped
 
     def _reply(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -43,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path.split("?")[0] in ("/", "/health"):
-            self._reply(200, {"status": "ok", "index": self.server.index.info()})
+            self._reply(200, {"status": "ok", "index": public_info(self.server.index)})
         else:
             self._reply(404, {"error": f"no such endpoint {self.path}; use POST /overlap or POST /check"})
 
@@ -84,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                 spans = index.check(req["document"], exclude=exclude,
                                     min_chars=int(req.get("min_chars", self.server.min_chars)),
                                     max_sources=int(req.get("max_sources", 5)))
-                self._reply(200, {"spans": [s.to_dict() for s in spans], "index": index.info()})
+                self._reply(200, {"spans": [s.to_dict() for s in spans], "index": public_info(index)})
         except (UserError, TypeError, ValueError) as e:
             self._reply(400, {"error": str(e)})
         except Exception as e:  # keep serving; the client gets the reason
@@ -99,11 +114,44 @@ class AttributionServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, index: AttributionIndex, host: str = "127.0.0.1", port: int = 0, *,
-                 exclude: tuple[str, ...] = (), min_chars: int = 50):
-        super().__init__((host, port), _Handler)
+                 exclude: tuple[str, ...] = (), min_chars: int = 50, workers: int = 8, timeout: float = 10.0):
+        handler = type("_BoundedHandler", (_Handler,), {"timeout": timeout})
+        super().__init__((host, port), handler)
         self.index = index
         self.exclude = tuple(exclude)
         self.min_chars = min_chars
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attribution-http")
+        self._slots = threading.BoundedSemaphore(workers * 2)  # running + a short queue
+
+    def process_request(self, request, client_address) -> None:
+        """On the bounded pool (not a new thread per connection); 503 when it is full."""
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                body = b'{"error": "busy: too many connections, try again"}'
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        self._pool.submit(self._work, request, client_address)
+
+    def _work(self, request, client_address) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except (OSError, socket.timeout):
+            pass
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def url(self) -> str:

@@ -8,7 +8,7 @@ sections are opened with ``mmap`` and ``np.frombuffer`` (nothing is read until u
 Every write is atomic: write ``name.tmp-PID``, fsync, ``os.replace``, fsync the directory. A new
 segment becomes visible only when the manifest that names it has been replaced, so a reader
 sees the old index or the new one, never half of one. The layout of the sections is
-described in ARCHITECTURE.md ("sc2lsp/attribution").
+described in docs/attribution.md.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ def load_backend(settings: Settings, *, adapter: str | None = None) -> Backend:
         return make_remote(remote)
     from ..models.registry import resolve, resolve_files
     from .llama_cpp import LlamaCppBackend, LlamaSettings
+    from .state_store import default_state_dir
 
     files = resolve_files(settings.model)
     if adapter:
@@ -36,6 +37,8 @@ def load_backend(settings: Settings, *, adapter: str | None = None) -> Backend:
             n_gpu_layers=settings.gpu_layers,
             state_cache_mb=settings.state_cache_mb,
             speculative=settings.speculative,
+            state_dir=str(default_state_dir()) if settings.state_disk_mb > 0 else None,
+            state_disk_mb=settings.state_disk_mb,
             repack=settings.repack_weights,
             lora_path=lora,
             lora_scale=scale,

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..core.healing import Heal, PieceTable, advance, plan_heal
+from ..core.healing import Heal, PieceTable, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
-from .speculative import DraftPolicy, PromptLookup
-from .state_store import StateCache, _common_prefix  # noqa: F401 - StateCache is part of this module's API
+from .speculative import MAX_MATCH, DraftPolicy, PromptLookup, Run
+from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
 # every parallel region, and on a busy machine (an editor, a build, other models) every decode
@@ -68,6 +68,10 @@ class LlamaSettings:
     eval_chunk: int = 64  #: prompt tokens per decode call; a cancel or time cap acts between chunks
     state_cache_mb: int = 128  #: RAM for saved KV states (0 = none)
     save_min_tokens: int = 64  #: a cached stretch at least this long is saved before it is dropped
+    #: the disk tier of saved states (kept across restarts; None = none): warmed prompts and the
+    #: states the RAM cache saves are written there in the background, bounded by ``state_disk_mb``
+    state_dir: str | None = None
+    state_disk_mb: int = 512
     #: let llama.cpp repack quantized weights for its CPU kernels (a second copy of the weights
     #: in RAM next to the memory-mapped file; off by default, see docs/server.md)
     repack: bool = False
@@ -140,6 +144,12 @@ class LlamaCppBackend:
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
         self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self.disk: DiskStates | None = None
+        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
+            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
+                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
+                        "flash_attn": s.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
         self.policy = DraftPolicy(max_draft=s.draft_max)
@@ -223,28 +233,46 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ prompt evaluation
 
-    def _save_state(self) -> None:
-        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache."""
+    def _copy_state(self):
+        """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
         import ctypes
 
         import llama_cpp
 
         llm = self.llm
         key = tuple(llm._input_ids[: llm.n_tokens].tolist())
-        if not key or self.states.covers(key):
-            return
         ctx = llm._ctx.ctx
         size = llama_cpp.llama_state_seq_get_size(ctx, 0)
         buf = (ctypes.c_uint8 * size)()
-        n = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        return key, buf, llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+
+    def _save_state(self) -> None:
+        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache (and to disk)."""
+        llm = self.llm
+        if not llm.n_tokens or self.states.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
         if n:
             self.states.put(key, (buf, n), n + 4 * len(key))
+            if self.disk is not None:
+                self.disk.save(key, buf, n)
 
-    def _load_state(self, key: tuple[int, ...]) -> bool:
+    def _persist(self) -> None:
+        """Queue the live cache for the disk tier unless a saved state already holds it."""
+        llm = self.llm
+        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
+            return
+        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
+        if n:
+            self.disk.save(key, buf, n)
+
+    def _load_state(self, key: tuple[int, ...], data=None) -> bool:
         import llama_cpp
 
         llm = self.llm
-        buf, n = self.states.get(key)
+        buf, n = data if data is not None else self.states.get(key)
         llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
             llm.n_tokens = 0
@@ -255,15 +283,26 @@ class LlamaCppBackend:
         return True
 
     def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
-        """Save the live cache if it is about to lose a long stretch; load a better saved state."""
+        """Save the live cache if it is about to lose a long stretch; load a better saved state
+        (from RAM, or from the disk tier when that holds a longer match)."""
         llm, s = self.llm, self.settings
         if s.state_cache_mb <= 0:
             return reuse
         if llm.n_tokens - reuse >= s.save_min_tokens:
             self._save_state()
         key, n = self.states.best(tokens)
-        if key is not None and n > reuse + 1 and self._load_state(key):
+        dkey, dn = self.disk.best(tokens) if self.disk is not None else (None, 0)
+        loaded = False
+        if dkey is not None and dn > max(n, reuse + 1):
+            data = self.disk.load(dkey)
+            if data is not None and self._load_state(dkey, data):
+                self.states.put(dkey, data, data[1] + 4 * len(dkey))
+                loaded = True
+                t.state_loads += 1
+        if not loaded and key is not None and n > reuse + 1 and self._load_state(key):
+            loaded = True
             t.state_loads += 1
+        if loaded:
             reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
         return reuse
 
@@ -314,9 +353,12 @@ class LlamaCppBackend:
         if llm.n_tokens >= len(tokens) and _common_prefix(llm._input_ids[: len(tokens)].tolist(), tokens) == len(tokens):
             # already cached (e.g. by the completion that just ran): keep its generated tail too
             t.prompt_tokens = t.prompt_tokens_reused = len(tokens)
+            self._persist()
             return Generation(text="", stop_reason="warm", timings=t)
         reason = self._evaluate(tokens, t, keep_last=False, should_stop=should_stop, deadline=None)
         t.prompt_ms = (time.perf_counter() - t0) * 1000
+        if reason is None:  # an idle moment: keep this prompt for the next server start too
+            self._persist()
         return Generation(text="", stop_reason=reason or "warm", timings=t)
 
     # ------------------------------------------------------------------ generation
@@ -383,14 +425,14 @@ class LlamaCppBackend:
         t.prompt_ms = (t1 - t0) * 1000
         if early is not None:
             return Generation(text="", stop_reason=early, timings=t)
-        run = _Run(self, heal.removed, max_tokens, stop, on_text)
+        run = Run(self, heal.removed, max_tokens, stop, on_text)
         lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.settings.speculative else None
         reason = self._loop(run, lookup, t, should_stop, None if time_limit_s is None else t1 + time_limit_s)
         t.generated_tokens = len(run.out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
         return Generation(text=run.text if run.out else "", stop_reason=reason, timings=t)
 
-    def _loop(self, run: "_Run", lookup: PromptLookup | None, t: Timings,
+    def _loop(self, run: Run, lookup: PromptLookup | None, t: Timings,
               should_stop: Callable[[], bool] | None, deadline: float | None) -> str:
         """The token loop: one model pass per iteration, over the model's own next token and, with
         ``lookup``, a draft from the prompt; the longest agreeing prefix of the draft is kept."""
@@ -403,7 +445,7 @@ class LlamaCppBackend:
                 if run.heal(tok):
                     if self._is_eog(self.llm._model.vocab, tok):
                         return "stop"
-                    run.out.append(tok)
+                    run.add(tok)
                     if lookup is not None:
                         lookup.push(tok)
                     logits = self._pass(t, [tok])[0]
@@ -419,8 +461,12 @@ class LlamaCppBackend:
                 return "cancelled"
             if deadline is not None and time.perf_counter() > deadline:
                 return "time"
-            draft, match = lookup.lookup(self.settings.draft_max) if lookup is not None else ([], 0)
-            draft = draft[: self.policy.length(match, run.room())]
+            draft, match = [], 0
+            if lookup is not None:
+                least = self.policy.min_match(run.room())
+                if least <= MAX_MATCH:  # else no match would be worth drafting: skip the lookup
+                    draft, match = lookup.lookup(self.settings.draft_max, least)
+                    draft = draft[: self.policy.length(match, run.room())]
             rows = self._pass(t, [tok] + draft)
             n_ok = 0
             while n_ok < len(draft) and int(np.argmax(rows[n_ok])) == draft[n_ok]:
@@ -445,57 +491,3 @@ class LlamaCppBackend:
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
-
-    def _text(self, out: list[int], removed: bytes) -> str:
-        """The generated text after the healed bytes (which it starts with, by construction)."""
-        if not removed:
-            return self.detokenize(out)
-        raw = self.llm.detokenize(list(out))
-        return raw[len(removed):].decode("utf-8", errors="replace") if raw.startswith(removed) else raw.decode("utf-8", errors="replace")
-
-
-class _Run:
-    """What a generation has produced so far, and the per-token checks that end it."""
-
-    def __init__(self, backend: LlamaCppBackend, removed: bytes, max_tokens: int,
-                 stop: Sequence[str], on_text: Callable[[str], None] | None):
-        self.backend, self.removed, self.max_tokens = backend, removed, max_tokens
-        self.stop, self.on_text = stop, on_text
-        self.out: list[int] = []
-        self.text = ""
-        self.pending = removed  # healed text not regenerated yet
-        self.heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
-
-    def room(self) -> int:
-        return self.max_tokens - (len(self.out) - self.heal_steps)
-
-    def heal(self, tok: int) -> bool:
-        """Account for a constrained token; True while it leaves healed text to regenerate."""
-        self.pending = advance(self.pending, self.backend.pieces.pieces[tok]) or b""
-        self.heal_steps += bool(self.pending)
-        return bool(self.pending)
-
-    def emit(self, tok: int) -> str | None:
-        """Add a generated token; the stop reason if it ends the generation."""
-        b = self.backend
-        if b._is_eog(b.llm._model.vocab, tok):
-            return "stop"
-        self.out.append(tok)
-        text = b._text(self.out, self.removed)
-        hits = [text.index(s) for s in self.stop if s in text]
-        if hits:
-            self.text = text[: min(hits)]
-            return "stop"
-        self.text = text
-        if self.on_text is not None:
-            self.on_text(text)
-        return None
-
-
-def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
-    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
-    a remote backend counts prompt tokens with it when the server cannot."""
-    import llama_cpp
-
-    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)

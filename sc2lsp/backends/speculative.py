@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
+
+from ..core.healing import advance
 
 #: longest match looked for (tokens); matches this long or longer share one statistics bucket
 MAX_MATCH = 4
@@ -35,33 +38,47 @@ class PromptLookup:
     """The token history (prompt, then generated tokens) and n-gram lookups in it."""
 
     def __init__(self, prompt: list[int], capacity: int):
-        self.buf = np.empty(len(prompt) + capacity + 1, dtype=np.int32)
+        self.buf = np.empty(len(prompt) + capacity + 1, dtype=np.int64)
         self.buf[: len(prompt)] = prompt
         self.n = len(prompt)
+        #: pairs[i] = (buf[i - 1], buf[i]) as one number: a 2-token match is one comparison
+        self.pairs = np.empty_like(self.buf)
+        self.pairs[0] = -1
+        self.pairs[1: self.n] = (self.buf[: self.n - 1] << 20) | self.buf[1: self.n]
 
     def push(self, tok: int) -> None:
         if self.n < len(self.buf):
             self.buf[self.n] = tok
+            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | tok) if self.n else -1
             self.n += 1
 
-    def lookup(self, max_len: int) -> tuple[list[int], int]:
+    def lookup(self, max_len: int, min_match: int = 1) -> tuple[list[int], int]:
         """(up to ``max_len`` tokens that followed the best earlier match of the history's end,
-        match length); the best match is the longest (up to ``MAX_MATCH``), the latest of those."""
+        match length); the best match is the longest (up to ``MAX_MATCH``), the latest of those;
+        nothing when the longest match is shorter than ``min_match``."""
         h, n = self.buf, self.n
-        if n < 2 or max_len <= 0:
+        if n < 3 or max_len <= 0:
             return [], 0
-        cand = np.flatnonzero(h[: n - 1] == h[n - 1])  # ends of earlier occurrences of the last token
+        cand = np.flatnonzero(self.pairs[: n - 1] == self.pairs[n - 1])  # earlier 2-token matches
+        length = 2
         if not len(cand):
+            if min_match > 1:
+                return [], 0
+            cand = np.flatnonzero(h[: n - 1] == h[n - 1])
+            if not len(cand):
+                return [], 0
+            length = 1
+        else:
+            while length < MAX_MATCH:
+                prev = cand - length
+                ok = prev >= 0
+                ok[ok] = h[prev[ok]] == h[n - 1 - length]
+                if not ok.any():
+                    break
+                cand = cand[ok]
+                length += 1
+        if length < min_match:
             return [], 0
-        length = 1
-        while length < MAX_MATCH and length < n:
-            prev = cand - length
-            ok = prev >= 0
-            ok[ok] = h[prev[ok]] == h[n - 1 - length]
-            if not ok.any():
-                break
-            cand = cand[ok]
-            length += 1
         start = int(cand[-1]) + 1
         return h[start: min(n, start + max_len)].tolist(), length
 
@@ -81,6 +98,13 @@ class DraftPolicy:
     def rate(self, match: int) -> float:
         b = min(match, len(_PRIOR_Q)) - 1
         return self.accepted[b] / self.tested[b]
+
+    def min_match(self, room: int) -> int:
+        """The shortest match worth drafting after (MAX_MATCH + 1: none is)."""
+        for m in range(1, MAX_MATCH + 1):
+            if self.length(m, room):
+                return m
+        return MAX_MATCH + 1
 
     def length(self, match: int, room: int) -> int:
         """Tokens worth drafting after a match of ``match`` tokens (at most ``room``)."""
@@ -111,3 +135,64 @@ class DraftPolicy:
         elif self.one_ms > 0:
             extra = max(0.0, (ms - self.one_ms) / (size - 1) / self.one_ms)
             self.extra_cost = 0.9 * self.extra_cost + 0.1 * min(extra, 2.0)
+
+
+class Run:
+    """What a generation has produced so far, and the per-token checks that end it (the same for a
+    token the model chose alone and for a drafted token it agreed with). ``backend``: the llama.cpp
+    backend (its ``llm``, ``pieces`` and end-of-generation test)."""
+
+    def __init__(self, backend, removed: bytes, max_tokens: int,
+                 stop: Sequence[str], on_text: Callable[[str], None] | None):
+        self.backend, self.removed, self.max_tokens = backend, removed, max_tokens
+        self.stop, self.on_text = stop, on_text
+        self.out: list[int] = []
+        self.text = ""
+        self.pending = removed  # healed text not regenerated yet
+        self.raw = b""  # the bytes of ``out``
+        self.heal_steps = 0  # tokens that only regenerated healed text (not counted in max_tokens)
+
+    def add(self, tok: int) -> None:
+        self.out.append(tok)
+        self.raw += self.backend.llm.detokenize([tok])  # byte-level pieces: the bytes of detokenizing all
+
+    def _decoded(self) -> str:
+        """The generated text after the healed bytes (which it starts with, by construction)."""
+        raw, removed = self.raw, self.removed
+        if removed and raw.startswith(removed):
+            raw = raw[len(removed):]
+        return raw.decode("utf-8", errors="replace")
+
+    def room(self) -> int:
+        return self.max_tokens - (len(self.out) - self.heal_steps)
+
+    def heal(self, tok: int) -> bool:
+        """Account for a constrained token; True while it leaves healed text to regenerate."""
+        self.pending = advance(self.pending, self.backend.pieces.pieces[tok]) or b""
+        self.heal_steps += bool(self.pending)
+        return bool(self.pending)
+
+    def emit(self, tok: int) -> str | None:
+        """Add a generated token; the stop reason if it ends the generation."""
+        b = self.backend
+        if b._is_eog(b.llm._model.vocab, tok):
+            return "stop"
+        self.add(tok)
+        text = self._decoded()
+        hits = [text.index(s) for s in self.stop if s in text]
+        if hits:
+            self.text = text[: min(hits)]
+            return "stop"
+        self.text = text
+        if self.on_text is not None:
+            self.on_text(text)
+        return None
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)

@@ -3,7 +3,7 @@
 Invariants (ARCHITECTURE.md, "File access"):
 
 * The server reads from disk only files inside a workspace folder that the scan rules allow
-  (``scan.path_reason``: ignore files, secret-bearing names, vendored folders, generated and
+  (``rules.path_reason``: ignore files, secret-bearing names, vendored folders, generated and
   binary names). A URI outside every folder is never read, whatever a client asks.
 * A file is judged by its *real* path: a symlink by its target's workspace-relative path (a
   harmless ``settings_local.py -> .env`` is the secret ``.env``).
@@ -12,13 +12,12 @@ Invariants (ARCHITECTURE.md, "File access"):
   empty result. A buffer outside every workspace folder is completed from its own text only,
   unless its name is a secret one.
 
-``is_secret_path`` is the one list of secret-bearing names, shared with ``finetune prepare``
+``rules.is_secret_path`` is the one list of secret-bearing names, shared with ``finetune prepare``
 (through ``scan``) and the remote backends (never send such a file).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import threading
 from dataclasses import dataclass
@@ -26,35 +25,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import unquote, urlparse
 
-#: Secret-bearing file names (fnmatch patterns on the base name, case-insensitive).
-SECRET_NAMES = (
-    ".env*", "*.env", ".envrc", "secret*", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.asc",
-    "*.gpg", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.ppk",
-    "credentials", "credentials.*", "*credentials*.json", ".netrc", "_netrc", ".pgpass", ".pypirc",
-    ".npmrc", ".git-credentials", ".htpasswd", "*.tfstate", "*.tfstate.*", "*.tfvars", "service-account*.json",
-    ".s3cfg", ".vault-token", ".boto", ".dockercfg", "kubeconfig",
-)
-#: Folders whose every file is secret-bearing (any depth).
-SECRET_DIRS = frozenset({".kube", ".ssh", ".gnupg", ".aws", ".azure", "secrets", ".secrets"})
-#: (folder, file) pairs: a file of that name directly in a folder of that name.
-SECRET_IN_DIR = frozenset({(".docker", "config.json"), (".config/gcloud", "credentials.db"),
-                           ("gcloud", "application_default_credentials.json")})
-
-
-def is_secret_path(rel_path: str) -> bool:
-    """Does this ``/``-separated path (relative or absolute) name a secret-bearing file?"""
-    parts = [p for p in rel_path.replace(os.sep, "/").split("/") if p]
-    if not parts:
-        return False
-    name = parts[-1].lower()
-    if any(fnmatch.fnmatchcase(name, p) for p in SECRET_NAMES):
-        return True
-    low = [p.lower() for p in parts[:-1]]
-    if any(p in SECRET_DIRS for p in low):
-        return True
-    folder = "/".join(low)
-    return any(name == f and (folder == d or folder.endswith("/" + d)) for d, f in SECRET_IN_DIR)
-
+from .rules import SECRET_DIRS, SECRET_IN_DIR, SECRET_NAMES, IgnoreRules, is_secret_path, path_reason  # noqa: F401
 
 def uri_path(uri_or_path: str) -> str | None:
     """The local path of a ``file:`` URI (or a plain path); None for any other scheme."""
@@ -127,8 +98,6 @@ class FilePolicy:
 
     def reason(self, root: Path, rel: str) -> str | None:
         """Why ``rel`` (inside ``root``) is excluded: its folders, ignore files, then its name."""
-        from .scan import path_reason
-
         rules = self._ignore_rules(root, rel)
         parts = rel.split("/")
         for depth in range(1, len(parts)):
@@ -138,8 +107,6 @@ class FilePolicy:
         return path_reason(rel, rules)
 
     def _ignore_rules(self, root: Path, rel: str):
-        from .scan import IgnoreRules
-
         with self._lock:
             rules, seen = self._rules.get(root) or (IgnoreRules(), set())
             self._rules[root] = (rules, seen)

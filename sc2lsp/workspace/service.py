@@ -84,6 +84,8 @@ class WorkspaceContext:
         self.ready = threading.Event()  #: set when the initial scan is done
         self.report: IndexReport | None = None
         self._watcher: _DiskWatcher | None = None
+        #: why the folder is not watched for changes (the watcher failed to start), or None
+        self.watch_error: str | None = None
         self._thread: threading.Thread | None = None
         self._sticky: dict[str, tuple[tuple, list]] = {}
         self._bg_lock = threading.Lock()
@@ -103,9 +105,15 @@ class WorkspaceContext:
         return self
 
     def _scan(self) -> None:
-        try:
-            if self.watch:  # watch first, so nothing written during the scan is missed
+        if self.watch:  # watch first, so nothing written during the scan is missed
+            try:
                 self._watcher = _DiskWatcher(self.root, self.index).start()
+            except Exception as e:  # inotify limits, a file system without events: index all the same
+                self._watcher = None
+                self.watch_error = f"{type(e).__name__}: {e}"
+                log.warning("not watching %s (%s): the index is built once and not kept current",
+                            self.root, self.watch_error)
+        try:
             self.index.from_disk.on = True
             self.report = index_workspace(self.index, self.root, workers=self.workers)
             for language in sorted(self.index.stats()["languages"]):

@@ -35,6 +35,8 @@ from .scan import MAX_BYTES, IgnoreRules, classify, path_reason
 log = logging.getLogger(__name__)
 
 UPDATE, DELETE = "update", "delete"
+#: At most this many watches (each one inotify instance; Linux allows 128 per user by default).
+MAX_WATCHES = 48
 
 
 class WorkspaceWatcher:
@@ -51,6 +53,8 @@ class WorkspaceWatcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._observer = None
+        self._handler = None
+        self._watched: dict[str, bool] = {}  #: folder -> recursive watch
         self._worker: threading.Thread | None = None
         self._rules: IgnoreRules | None = None
         self._rules_dirs: set[str] = set()
@@ -64,10 +68,84 @@ class WorkspaceWatcher:
         self._worker = threading.Thread(target=self._run, name="sc2lsp-watch-apply", daemon=True)
         self._worker.start()
         self._observer = Observer()
-        self._observer.schedule(_Handler(self), str(self.real_root), recursive=True)
+        self._handler = _Handler(self)
         self._observer.daemon = True
-        self._observer.start()
+        try:
+            for rel, recursive in self.plan_watches():
+                self._schedule(rel, recursive)
+            self._observer.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _skipped_dir(self, rel: str) -> bool:
+        return bool(self._skip_reason(rel + "/x") or path_reason(rel, self._ignore_rules(rel + "/x"), is_dir=True))
+
+    def plan_watches(self) -> list[tuple[str, bool]]:
+        """(folder, recursive) watches that cover every kept folder and no skipped one.
+
+        A folder with no skipped folder below it gets one recursive watch; a folder holding a
+        skipped one (``.git``, ``node_modules``, an ignored tree) is watched on its own and its
+        kept sub-folders are planned the same way. Walked with an explicit stack. More than
+        ``MAX_WATCHES`` watches (each is an inotify instance): one recursive watch on the root.
+        """
+        children: dict[str, list[str]] = {}
+        holds_skipped: set[str] = set()
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            kids = children[rel] = []
+            try:
+                entries = list(os.scandir(self.real_root / rel if rel else self.real_root))
+            except OSError:
+                continue
+            for e in entries:
+                try:
+                    if not e.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                sub = f"{rel}/{e.name}" if rel else e.name
+                if self._skipped_dir(sub):
+                    up = rel
+                    while up not in holds_skipped:  # this folder and its ancestors hold a skipped one
+                        holds_skipped.add(up)
+                        if not up:
+                            break
+                        up = up.rsplit("/", 1)[0] if "/" in up else ""
+                else:
+                    kids.append(sub)
+                    stack.append(sub)
+        plan, todo = [], [""]
+        while todo:
+            rel = todo.pop()
+            if rel in holds_skipped:
+                plan.append((rel, False))
+                todo.extend(children.get(rel, ()))
+            else:
+                plan.append((rel, True))
+        if len(plan) > MAX_WATCHES:
+            log.info("watching %s recursively: %d separate watches would be needed", self.real_root, len(plan))
+            return [("", True)]
+        return sorted(plan)
+
+    def _schedule(self, rel: str, recursive: bool) -> None:
+        full = self.real_root / rel if rel else self.real_root
+        self._observer.schedule(self._handler, str(full), recursive=recursive)
+        self._watched[rel] = recursive
+
+    def _watch_new_folder(self, rel: str) -> None:
+        """A folder created (or moved in) under a folder watched on its own gets its watch."""
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        covered = any(rec and (w == "" or rel.startswith(w + "/")) for w, rec in self._watched.items())
+        if covered or self._watched.get(parent) is not False or self._skipped_dir(rel):
+            return
+        self._schedule(rel, True)
+
+    def watched_folders(self) -> dict[str, bool]:
+        """folder ("" = the root) -> recursive: tests and status."""
+        return dict(self._watched)
 
     def stop(self) -> None:
         if self._observer is not None:
@@ -190,6 +268,11 @@ class WorkspaceWatcher:
             if is_dir:
                 if self.index.remove(rel):  # a file replaced by a folder of the same name
                     done[rel] = DELETE
+                if self._observer is not None:  # a new folder gets its watch (unless skipped)
+                    try:
+                        self._watch_new_folder(rel)
+                    except Exception:
+                        log.debug("cannot watch %s", rel, exc_info=True)
                 for sub in self._walk(rel):
                     done[sub] = self._update(sub)
             else:
@@ -203,11 +286,26 @@ class WorkspaceWatcher:
         out = []
         if self._skip_reason(rel_dir + "/x") or path_reason(rel_dir, self._ignore_rules(rel_dir + "/x"), is_dir=True):
             return out
-        for dirpath, dirnames, filenames in os.walk(self.root / rel_dir):  # never follows symlinked folders
-            base = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+        stack = [rel_dir]  # an explicit stack (os.walk recurses): any depth; symlinked folders not followed
+        while stack:
+            base = stack.pop()
             rules = self._ignore_rules(base + "/x")
-            dirnames[:] = sorted(d for d in dirnames if not path_reason(f"{base}/{d}", rules, is_dir=True))
-            out += [f"{base}/{f}" for f in sorted(filenames)]
+            try:
+                entries = sorted(os.scandir(self.root / base), key=lambda e: e.name)
+            except OSError:
+                continue
+            subdirs = []
+            for e in entries:
+                try:
+                    is_dir, is_link = e.is_dir(), e.is_symlink()
+                except OSError:
+                    continue
+                if is_dir:
+                    if not is_link and not path_reason(f"{base}/{e.name}", rules, is_dir=True):
+                        subdirs.append(f"{base}/{e.name}")
+                else:
+                    out.append(f"{base}/{e.name}")
+            stack.extend(reversed(subdirs))
         return out
 
     def _update(self, rel: str) -> str:

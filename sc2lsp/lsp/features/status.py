@@ -24,7 +24,9 @@ def status(ls: Sc2Server, params: Any = None) -> dict:
         "workspace_folders": [f.uri for f in ls.protocol._workspace.folders.values()] if ls.protocol._workspace else [],
         "completion_fallback": wants_completion_fallback(ls),
         "settings_defaults": settings_doc(),
-        "workspaces": [{"root": str(root), "indexed": ws.ready.is_set(), "files": getattr(ws.report, "files", None)}
+        "workspaces": [{"root": str(root), "indexed": ws.ready.is_set(), "files": getattr(ws.report, "files", None),
+                        "watching": getattr(ws, "_watcher", None) is not None,
+                        "not_watching_because": getattr(ws, "watch_error", None)}
                        for root, ws in ls.workspaces.contexts().items()],
         "attribution": {
             "indexes": [str(p) for p in ls.attribution.indexes(ls.settings.attribution_index, ls.settings.model)],

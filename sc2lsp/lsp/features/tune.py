@@ -52,7 +52,7 @@ class TuneRun:
 
 def _folder(ls: Sc2Server, arg: Any) -> Path:
     if arg is None:
-        roots = ls.workspaces.roots()
+        roots = ls.workspaces.roots
         if not roots:
             raise RequestFailed(f"{CMD_TUNE}: no workspace folder is open; open the repository to fine-tune on")
         return roots[0]

@@ -1,0 +1,261 @@
+"""Speculative decoding from the prompt: acceptance, tokens per pass and decode speed vs plain greedy.
+
+sc2-tiny through real llama.cpp over scripted editing situations built from real files (this
+repository's sources and standard library modules), each position run by three backends in
+turn, in the same process and run:
+
+* ``spec``: the default backend (flash attention, speculative decoding with the adaptive policy);
+* ``plain``: the same backend with ``speculative=False`` (the reference: one token per pass);
+  the texts must be identical, and the table says so;
+* ``noFA``: plain greedy with flash attention off (the backend before speculative decoding),
+  to show what turning flash attention on costs or saves.
+
+Situations (each position: prompt evaluated first, then the generation timed alone):
+
+* ``suffix``: the cursor on a new line above an existing line, its first characters typed again
+  (completing a line whose continuation stands in the suffix);
+* ``context``: calling a function defined in the repository context (``name(`` typed, the
+  definition in a context file);
+* ``retype``: re-typing a block that was just deleted (the old block is in the context as a
+  recent edit; its first line partly typed);
+* ``plain``: new code: the end of a file's prefix, empty suffix, no context.
+
+The 3B-shaped GGUF (``bench/convert_rss.py``'s cache, ``--with-3b``): the cost of one pass over
+k = 1, 2, 4, 8, 16 tokens vs one token (all logits read, as the verification does), and the
+expected 3B decode speed-up for each situation from the sc2-tiny runs' drafts: a policy with the
+3B's measured per-token cost drafts over the same positions, and its passes are priced with the
+3B's curve.
+
+    .venv/bin/python bench/speculative.py [--positions 20] [--with-3b] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if sys.path[0] != str(ROOT):
+    sys.path.insert(0, str(ROOT))
+
+from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings  # noqa: E402
+from sc2lsp.backends.speculative import DraftPolicy  # noqa: E402
+from sc2lsp.core.prompt import SourceFile, infill_prompt  # noqa: E402
+from sc2lsp.core.tokens import STOP_TOKENS  # noqa: E402
+
+TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
+MAX_TOKENS = 48
+
+
+def _sources() -> list[tuple[str, str]]:
+    import argparse as ap
+    import json.decoder
+    import string
+    import textwrap
+
+    files = [ROOT / "sc2lsp" / p for p in ("engine.py", "config.py", "core/budget.py", "core/postprocess.py",
+                                           "backends/worker.py")]
+    out = [(p.name, p.read_text()) for p in files]
+    return out + [(Path(inspect.getfile(m)).name, inspect.getsource(m)) for m in (ap, json.decoder, string, textwrap)]
+
+
+def situations(n: int, seed: int = 15) -> dict[str, list[dict]]:
+    """name -> [{"path", "prefix", "suffix", "context"}] built from real files."""
+    rng = random.Random(seed)
+    src = _sources()
+    out: dict[str, list[dict]] = {k: [] for k in ("suffix", "context", "retype", "plain")}
+    while min(len(v) for v in out.values()) < n:
+        name, text = src[rng.randrange(len(src))]
+        lines = text.splitlines(keepends=True)
+        i = rng.randrange(10, len(lines) - 10)
+        line = lines[i]
+        body = line.strip()
+        starts = [sum(map(len, lines[:j])) for j in range(len(lines) + 1)]
+        if len(body) > 20 and len(out["suffix"]) < n:  # re-type line i just above it
+            typed = line[: len(line) - len(line.lstrip()) + 4]
+            pre = text[: starts[i]] + typed
+            out["suffix"].append({"path": name, "prefix": pre[-1500:], "suffix": ("\n" + text[starts[i]:])[:1000], "context": []})
+        if body.startswith("def ") and "(" in body and len(out["context"]) < n:  # call it from another file
+            fn = body[4: body.index("(")]
+            defn = "".join(lines[i: i + 12])
+            other_name, other = src[rng.randrange(len(src))]
+            cut = rng.randrange(len(other) // 4, len(other))
+            cut = other.rfind("\n", 0, cut) + 1
+            pre = other[:cut] + "        result = " + fn + "("
+            out["context"].append({"path": other_name, "prefix": pre[-1500:], "suffix": other[cut:][:800],
+                                   "context": [SourceFile(name, defn)]})
+        if len(body) > 20 and len(out["retype"]) < n:  # a 6-line block deleted, typed again
+            block = "".join(lines[i: i + 6])
+            typed = line[: len(line) - len(line.lstrip()) + 3]
+            out["retype"].append({"path": name, "prefix": (text[: starts[i]] + typed)[-1500:],
+                                  "suffix": text[starts[i + 6]:][:800], "context": [SourceFile(name, block)]})
+        if len(out["plain"]) < n:
+            out["plain"].append({"path": name, "prefix": text[: starts[i]][-1500:], "suffix": "", "context": []})
+    return {k: v[:n] for k, v in out.items()}
+
+
+def prompt_of(p: dict) -> str:
+    return infill_prompt(p["prefix"], p["suffix"], path=p["path"], context=p["context"])
+
+
+def run_situation(items: list[dict], threads: int) -> dict:
+    backends = {
+        "spec": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads)),
+        "plain": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False)),
+        "noFA": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False, flash_attn=False)),
+    }
+    acc = {k: {"ms": 0.0, "tokens": 0, "passes": 0, "drafted": 0, "accepted": 0} for k in backends}
+    same = 0
+    names = list(backends)
+    for i, p in enumerate(items):
+        prompt = prompt_of(p)
+        texts = {}
+        for k in names[i % 3:] + names[: i % 3]:  # each backend first in turn: no order bias
+            b = backends[k]
+            b.warm(prompt)  # the prompt first: only the generation is timed
+            g = b.generate(prompt, max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+            texts[k] = g.text
+            a, t = acc[k], g.timings
+            a["ms"] += t.generate_ms
+            a["tokens"] += t.generated_tokens
+            a["passes"] += t.passes
+            a["drafted"] += t.drafted
+            a["accepted"] += t.accepted
+        same += texts["spec"] == texts["plain"]
+    s, pl, nf = acc["spec"], acc["plain"], acc["noFA"]
+    policy = backends["spec"].policy
+    for b in backends.values():
+        b.close()
+    return {
+        "positions": len(items), "identical": same, "tokens": s["tokens"], "passes": s["passes"],
+        "drafted": s["drafted"], "accepted": s["accepted"],
+        "acceptance": round(s["accepted"] / s["drafted"], 3) if s["drafted"] else None,
+        "tokens_per_pass": round(s["tokens"] / max(1, s["passes"]), 3),
+        "spec_tok_s": round(s["tokens"] / s["ms"] * 1000, 1), "plain_tok_s": round(pl["tokens"] / pl["ms"] * 1000, 1),
+        "noFA_tok_s": round(nf["tokens"] / nf["ms"] * 1000, 1),
+        "speedup_vs_plain": round((s["tokens"] / s["ms"]) / (pl["tokens"] / pl["ms"]), 3),
+        "speedup_vs_noFA": round((s["tokens"] / s["ms"]) / (nf["tokens"] / nf["ms"]), 3),
+        "policy_extra_cost": round(policy.extra_cost, 3),
+    }
+
+
+def pass_costs(model: Path, threads: int, reps: int, ks=(1, 2, 4, 8, 16)) -> dict[int, float]:
+    """Median ms of one pass over k tokens (logits of every token) after a 512-token prompt."""
+    import statistics
+
+    b = LlamaCppBackend(model, LlamaSettings(n_threads=threads, state_cache_mb=0))
+    b._pad = False  # measure the raw shapes (a one-token pass without the second row)
+    toks = b.tokenize(_sources()[0][1])[:600]
+    b.llm.eval(toks[:512])
+    n0 = b.llm.n_tokens
+    out: dict[int, list[float]] = {k: [] for k in ks}
+    for _ in range(reps):
+        for k in ks:  # interleaved: the machine's load drifts alike for every k
+            b._rollback(n0)
+            t0 = time.perf_counter()
+            rows = b._decode(toks[512: 512 + k], all_logits=True)
+            rows.argmax(axis=1)
+            out[k].append((time.perf_counter() - t0) * 1000)
+    b.close()
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def cost_at(curve: dict[int, float], k: int) -> float:
+    ks = sorted(curve)
+    if k in curve:
+        return curve[k]
+    lo = max(x for x in ks if x <= k)
+    hi = min((x for x in ks if x >= k), default=ks[-1])
+    if hi == lo:
+        return curve[lo] * k / lo
+    return curve[lo] + (curve[hi] - curve[lo]) * (k - lo) / (hi - lo)
+
+
+def expected_3b(items: list[dict], curve: dict[int, float], threads: int) -> dict:
+    """Drafts of a policy priced with the 3B's curve, over the same positions on sc2-tiny."""
+    one = curve[2] if threads > 1 else curve[1]  # with several threads every pass has 2+ rows
+    slope = (curve[8] - curve[1]) / 7 / curve[1]
+    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1))
+    b.policy = DraftPolicy(max_draft=16, extra_cost=slope, adaptive=False)
+    sizes: list[int] = []
+    orig = b._pass
+
+    def record(t, toks):
+        sizes.append(len(toks))
+        return orig(t, toks)
+
+    b._pass = record
+    tokens = drafted = accepted = 0
+    for p in items:
+        g = b.generate(prompt_of(p), max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+        tokens += g.timings.generated_tokens
+        drafted += g.timings.drafted
+        accepted += g.timings.accepted
+    b.close()
+    spec_ms = sum(cost_at(curve, max(s, 2 if threads > 1 else 1)) for s in sizes)
+    return {"extra_cost": round(slope, 3), "tokens": tokens, "passes": len(sizes),
+            "acceptance": round(accepted / drafted, 3) if drafted else None,
+            "tokens_per_pass": round(tokens / max(1, len(sizes)), 3),
+            "expected_speedup": round(tokens * one / spec_ms, 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--positions", type=int, default=20, help="positions per situation")
+    ap.add_argument("--threads", type=int, default=1, help="sc2-tiny threads (its automatic choice is 1)")
+    ap.add_argument("--with-3b", action="store_true", help="the 3B-shaped GGUF's pass cost curve and expected speed-up")
+    ap.add_argument("--threads-3b", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--reps-3b", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    out: dict = {"load_before": os.getloadavg(), "max_tokens": MAX_TOKENS, "threads": args.threads}
+    sits = situations(args.positions)
+    out["tiny"] = {name: run_situation(items, args.threads) for name, items in sits.items()}
+    if args.with_3b:
+        from bench.convert_rss import CACHE
+
+        gguf = CACHE / "starcoder2-3b-random-q4_k_m.gguf"
+        if not gguf.exists():
+            raise SystemExit(f"no 3B-shaped GGUF at {gguf}: run bench/convert_rss.py first")
+        curve = pass_costs(gguf, args.threads_3b, args.reps_3b)
+        out["3b"] = {"gguf": str(gguf), "threads": args.threads_3b,
+                     "pass_ms": {k: round(v, 1) for k, v in curve.items()},
+                     "pass_cost_vs_1": {k: round(v / curve[1], 3) for k, v in curve.items()},
+                     "expected": {name: expected_3b(items, curve, args.threads_3b) for name, items in sits.items()}}
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(table(out))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def table(r: dict) -> str:
+    rows = [("situation", "identical", "acceptance", "tok/pass", "spec tok/s", "plain tok/s", "noFA tok/s",
+             "spec/plain", "spec/noFA")]
+    for name, s in r["tiny"].items():
+        rows.append((name, f"{s['identical']}/{s['positions']}", str(s["acceptance"]), f"{s['tokens_per_pass']:.2f}",
+                     f"{s['spec_tok_s']:.0f}", f"{s['plain_tok_s']:.0f}", f"{s['noFA_tok_s']:.0f}",
+                     f"{s['speedup_vs_plain']:.3f}", f"{s['speedup_vs_noFA']:.3f}"))
+    w = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
+    lines = [f"sc2-tiny, {r['threads']} thread(s), {MAX_TOKENS} tokens max (targets: editing >= 1.5x, plain >= 0.97x)"]
+    lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(x)) for x in rows]
+    if "3b" in r:
+        b = r["3b"]
+        lines.append(f"\n3B-shaped Q4_K_M, {b['threads']} thread(s): pass ms over k tokens "
+                     + ", ".join(f"k={k}: {v} ({b['pass_cost_vs_1'][k]}x)" for k, v in b["pass_ms"].items()))
+        for name, e in b["expected"].items():
+            lines.append(f"  {name}: acceptance {e['acceptance']}, {e['tokens_per_pass']} tokens/pass -> expected 3B decode speed-up {e['expected_speedup']}x")
+    lines.append(f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}, {r['seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
