@@ -49,13 +49,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SMALL_MODEL_BYTES = 200 * 1024 * 1024
 
 
+def _small_model(model_path) -> bool:
+    try:
+        return os.path.getsize(model_path) < SMALL_MODEL_BYTES
+    except OSError:
+        return False
+
+
 def auto_threads(model_path) -> int:
     """The thread count for ``n_threads = 0``: 1 for a small model file, every core otherwise."""
-    try:
-        small = os.path.getsize(model_path) < SMALL_MODEL_BYTES
-    except OSError:
-        small = False
-    return 1 if small else (os.cpu_count() or 1)
+    return 1 if _small_model(model_path) else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -81,11 +84,16 @@ class LlamaSettings:
     lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
     #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt are
     #: checked in one batched pass (identical greedy output; drafting stops where it would not pay)
-    speculative: bool = True
+    #: None = automatic: on for a model file of SMALL_MODEL_BYTES or more (bandwidth-bound: a pass
+    #: over several tokens costs little more than one), off below (sc2-tiny is compute-bound: a
+    #: drafted token cost 0.8-0.9 of a pass here, so the policy would hardly ever draft)
+    speculative: bool | None = None
     #: flash attention: its CPU kernel computes each query row the same way whatever the batch,
     #: which makes speculative output identical to one-token-at-a-time output (without it the
-    #: attention matmuls of a batched pass round differently from a one-token pass)
-    flash_attn: bool = True
+    #: attention matmuls of a batched pass round differently from a one-token pass). None =
+    #: automatic: on where speculative decoding is on or the model is large, off for small models
+    #: (it made sc2-tiny's decoding up to 20% slower, bench/speculative.py)
+    flash_attn: bool | None = None
     draft_max: int = 8  #: at most this many drafted tokens per pass
 
 
@@ -120,6 +128,9 @@ class LlamaCppBackend:
 
             low.llama_model_default_params = no_repack
         threads = s.n_threads or auto_threads(self.model_path)
+        large = not _small_model(self.model_path)
+        self.speculative = large if s.speculative is None else s.speculative
+        self.flash_attn = (large or self.speculative) if s.flash_attn is None else s.flash_attn
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -128,7 +139,7 @@ class LlamaCppBackend:
                 # batches (prompt chunks, speculative checks) on as many threads as single tokens:
                 # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
                 n_threads_batch=threads,
-                flash_attn=s.flash_attn,
+                flash_attn=self.flash_attn,
                 n_gpu_layers=s.n_gpu_layers,
                 n_batch=s.n_batch,
                 seed=s.seed,
@@ -148,7 +159,7 @@ class LlamaCppBackend:
         if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
             identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
                         "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
-                        "flash_attn": s.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+                        "flash_attn": self.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
             self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
@@ -156,7 +167,7 @@ class LlamaCppBackend:
         self._n_vocab = self.llm.n_vocab()
         #: with several threads a one-row flash-attention pass splits the cache between threads
         #: (another rounding than a batch's rows): generation passes then always have 2+ rows
-        self._pad = threads > 1
+        self._pad = threads > 1 and self.flash_attn
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     notify = None  #: nothing to report after loading: a local model has no endpoint to lose
@@ -426,7 +437,7 @@ class LlamaCppBackend:
         if early is not None:
             return Generation(text="", stop_reason=early, timings=t)
         run = Run(self, heal.removed, max_tokens, stop, on_text)
-        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.settings.speculative else None
+        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.speculative else None
         reason = self._loop(run, lookup, t, should_stop, None if time_limit_s is None else t1 + time_limit_s)
         t.generated_tokens = len(run.out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
@@ -487,7 +498,7 @@ class LlamaCppBackend:
     def _pass(self, t: Timings, toks: list[int]):
         t0 = time.perf_counter()
         rows = self._decode(toks, all_logits=len(toks) > 1)
-        if self.settings.speculative:
+        if self.speculative:
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
