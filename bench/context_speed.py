@@ -17,7 +17,15 @@ Figures, each with a reference measured in the same run:
   target is 20 ms); and the editor's path (``WorkspaceContext.did_change``, what the server
   calls for an open document's didChange/didSave before its next context lookup), with what a
   change of the largest indexed file costs;
-* index memory for the repository (tracemalloc, reference: the bytes of source text it holds).
+* index memory for the repository (tracemalloc, reference: the bytes of source text it holds);
+* ``--session``: a scripted typing session over a real ``sc2lsp serve`` (stdio, like an editor)
+  in a 3-file workspace (the standard library's queue.py, threading.py, heapq.py): open queue.py,
+  put the cursor in ``Queue.get`` (documentHighlight), pause until the warm-up is done, type
+  ``endtime - time()`` key by key. Per keystroke that goes to the model: prompt tokens evaluated
+  vs reused and whether the cross-file definition (threading's ``class Condition``) is in the
+  prompt; the figure is the max evaluated per keystroke, first keystroke included (reference:
+  the whole prompt, i.e. what one keystroke re-evaluates when context arrives on it).
+  ``--session-model PATH`` runs it on another GGUF (e.g. the 3B-shaped one).
 """
 
 from __future__ import annotations
@@ -213,6 +221,70 @@ def bench_memory(repo: Path) -> dict:
     }
 
 
+SESSION_KEYS = "endtime - time()"
+SESSION_LINE = "                    remaining = endtime - time()\n"
+
+
+def bench_session(model: str, keys: str = SESSION_KEYS, threads: int = 1, max_tokens: int = 64) -> dict:
+    """The scripted typing session (see the module docstring) over a real server."""
+    import queue as stdlib_queue
+
+    from sc2lsp.lsp.rawclient import StdioClient
+
+    tmp = Path(tempfile.mkdtemp(prefix="sc2lsp-session-"))
+    root = tmp / "stdlib3"
+    root.mkdir()
+    for name in ("queue.py", "threading.py", "heapq.py"):
+        shutil.copy(Path(stdlib_queue.__file__).parent / name, root / name)
+    text = (root / "queue.py").read_text()
+    at = text.index(SESSION_LINE, text.index("    def get(self, block=True")) + SESSION_LINE.index(SESSION_KEYS)
+    text = text[:at] + text[at + len(SESSION_KEYS):]
+    (root / "queue.py").write_text(text)
+    line, col = text.count("\n", 0, at), at - (text.rfind("\n", 0, at) + 1)
+    c = StdioClient([sys.executable, "-m", "sc2lsp.cli", "serve"], cwd=Path(__file__).resolve().parents[1])
+    rows: list[dict] = []
+    try:
+        c.initialize(root, {"model": model, "threads": threads, "maxTokens": max_tokens, "warmDelayMs": 100,
+                            "maxPromptMs": 3_600_000, "maxPredictMs": 3_600_000})
+        if c.wait_ready(timeout=1800)["state"] != "ready":
+            raise SystemExit(f"{model} did not load")
+        uri = (root / "queue.py").as_uri()
+        c.open(uri, text)
+        c.request("textDocument/documentHighlight", {"textDocument": {"uri": uri},
+                                                     "position": {"line": line, "character": col}})
+        t0 = time.perf_counter()
+        time.sleep(0.5)
+        while not c.status()["worker"]["idle"]:
+            time.sleep(0.2)
+        warm_s = time.perf_counter() - t0
+        for i, ch in enumerate(keys):
+            before = c.status()["totals"]["model_requests"]
+            c.change(uri, 2 + i, ch, (line, col + i))
+            t = time.perf_counter()
+            c.inline(uri, line, col + i + 1, timeout=3600)
+            ms = (time.perf_counter() - t) * 1000
+            st = c.request("sc2lsp/status", {"prompt": True})
+            if st["totals"]["model_requests"] == before:
+                continue  # typed along the shown suggestion: no model call
+            last, prompt = st["last"], st["last_prompt"]
+            ctx = prompt[: prompt.find("<fim_prefix>")]
+            rows.append({"typed": keys[: i + 1], "ms": round(ms, 1), "prompt_tokens": last["prompt_tokens"],
+                         "evaluated": last["prompt_tokens_evaluated"], "reused": last["prompt_tokens_reused"],
+                         "definition_in_prompt": "class Condition" in ctx})
+    finally:
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    evaluated = [r["evaluated"] for r in rows]
+    full = max((r["prompt_tokens"] for r in rows), default=0)
+    return {"model": model, "keystrokes_to_model": len(rows), "warm_up_s": round(warm_s, 1),
+            "max_evaluated_per_keystroke": max(evaluated, default=None),
+            "first_keystroke_evaluated": evaluated[0] if evaluated else None,
+            "reference_prompt_tokens": full,
+            "max_evaluated_vs_prompt": round(max(evaluated, default=0) / full, 4) if full else None,
+            "definition_in_every_prompt": all(r["definition_in_prompt"] for r in rows),
+            "first_keystroke_ms": rows[0]["ms"] if rows else None, "keystrokes": rows}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=None)
@@ -222,7 +294,21 @@ def main(argv=None) -> int:
     ap.add_argument("--saves", type=int, default=60)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--json", action="store_true", help="print only the JSON")
+    ap.add_argument("--session", action="store_true", help="only the scripted typing session over a real server")
+    ap.add_argument("--session-model", default=str(Path(__file__).resolve().parents[1] / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
+    ap.add_argument("--session-keys", default=SESSION_KEYS)
+    ap.add_argument("--session-threads", type=int, default=1)
+    ap.add_argument("--session-max-tokens", type=int, default=64)
     args = ap.parse_args(argv)
+    if args.session:
+        out = bench_session(args.session_model, args.session_keys, args.session_threads, args.session_max_tokens)
+        if not args.json:
+            print(f"session on {Path(out['model']).name}: max prompt tokens evaluated per keystroke "
+                  f"{out['max_evaluated_per_keystroke']} (first keystroke {out['first_keystroke_evaluated']}) "
+                  f"of a {out['reference_prompt_tokens']}-token prompt ({out['max_evaluated_vs_prompt']}); "
+                  f"cross-file definition in every prompt: {out['definition_in_every_prompt']}\n")
+        print(json.dumps(out, indent=1))
+        return 0
     tmp = None
     repo = args.repo
     if repo is None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 #: index, no per-provider time budget). ``None``: no context yet (the workspace is being indexed).
 ContextFn = Callable[..., "Sequence[SourceFile] | None"]
 
+
 @dataclass(frozen=True)
 class Cursor:
     """A completion position: the whole document text and a code-point offset into it."""

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise UserError("; ".join(problems))
     if args.tcp:
-        from .tcp import serve_tcp, tcp_token
+        from ..lsp.tcp import serve_tcp, tcp_token
 
         host, _, port = args.tcp.rpartition(":")
         if not host or not port.isdigit():

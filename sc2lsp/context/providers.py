@@ -352,9 +352,10 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
 
 def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
     """Names to look up, most wanted first: the cursor's line; names imported but not used in the
-    file yet (about to be used); the lines around the cursor. Then, apart, the file's other uses
-    of what it imports, the most used first: imported names, and members of imported modules and
-    objects (``mod.func``, ``out.result``) as written in the file, nearest the cursor first."""
+    file yet (about to be used); then the lines around the cursor interleaved with the file's
+    other uses of what it imports, the most used first (imported names, and members of imported
+    modules and objects, ``mod.func``, ``out.result``, as written in the file, nearest the cursor
+    first): a name the file uses everywhere is as likely on the next line as one a few lines up."""
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
     for binding, imp in resolver.bindings.items():
@@ -365,12 +366,16 @@ def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]
             unused.append((binding, None))
         else:
             used.append((-(n - 1), len(used), (binding, None)))  # (the import itself is one)
-    first = list(dict.fromkeys(near[:on_line] + unused + near[on_line:]))
+    qualifiers: dict[str, int] = {}
     for qual in resolver.bindings:
         for key, n in _member_uses(req, qual).items():
             used.append((-n, len(used), key))
-    taken = set(first)
-    return first, list(dict.fromkeys(k for *_, k in sorted(used) if k not in taken))
+            qualifiers[qual] = qualifiers.get(qual, 0) + n
+    ranked = [k for *_, k in sorted(used)]
+    around = near[on_line:]
+    mixed = [k for pair in zip(around, ranked) for k in pair] + around[len(ranked):] + ranked[len(around):]
+    by_use = sorted(qualifiers, key=lambda q: (-qualifiers[q], q))
+    return list(dict.fromkeys(near[:on_line] + unused + mixed)), by_use
 
 
 #: Uses of an imported name counted when ranking the file's other imports (the most used first).
@@ -409,20 +414,26 @@ def _member_uses(req: Request, qual: str, limit: int = USES_COUNTED) -> dict[tup
 
 def definitions_provider(req: Request) -> list[Candidate]:
     """Candidates in this order: definitions of the names near the cursor (and of imports about to
-    be used); definitions of the file's other imports; members of the modules/classes/objects used
-    as qualifiers near the cursor; last, definitions found by name only."""
+    be used) interleaved with those of the file's other imports, the most used first; members of
+    the modules/classes/objects used as qualifiers near the cursor, then elsewhere in the file;
+    last, definitions found by name only. A candidate whose short form is over the provider's
+    share of the budget is left out (it could never be shown)."""
     resolver = _Resolver(req)
     out: list[Candidate] = []
     guesses: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
     spent = 0
     near = names_near_cursor(req, resolver.bindings)
-    first, later = _query_names(req, resolver, near)
+    first, qualifiers = _query_names(req, resolver, near)
+    cap = req.budget * req.options.shares.get("definitions", 1.0)
 
     def take(c: Candidate, guess: bool = False) -> bool:
         nonlocal spent
+        cost = sum(req.count(s.text) for s in (c.compact or c.snippets))
+        if req.budget and cost > cap:
+            return False  # can never fit: it must not use up the ranking's room either
         (guesses if guess else out).append(c)
-        spent += sum(req.count(s.text) for s in (c.compact or c.snippets))
+        spent += cost
         return req.enough(spent)
 
     def names(keys) -> bool:
@@ -439,8 +450,11 @@ def definitions_provider(req: Request) -> list[Candidate]:
         return False
 
     def members() -> bool:
-        # ``util.parse(...)`` above: the line being written may call another member of ``util``
-        for qual in dict.fromkeys(q for _, q in near if q in resolver.bindings):
+        # ``util.parse(...)`` above: the line being written may call another member of ``util``;
+        # then the other modules and objects the file uses as qualifiers, the most used first
+        # and last the imported objects the file has not used as qualifiers yet (``out = Output()``)
+        objects = [b for b, imp in resolver.bindings.items() if imp.name is not None and b[:1].islower()]
+        for qual in dict.fromkeys([q for _, q in near if q in resolver.bindings] + qualifiers + objects):
             entry, defs = _members_of(req, resolver, qual)
             for d in defs:
                 req.check()
@@ -452,7 +466,7 @@ def definitions_provider(req: Request) -> list[Candidate]:
                     return True
         return False
 
-    if not names(first) and not names(later):
+    if not names(first):
         members()
     return out + guesses
 
