@@ -34,6 +34,7 @@ from ..core.healing import Heal, PieceTable, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
 from .speculative import MAX_MATCH, DraftPolicy, PromptLookup, Run
+from .llama_cpp_states import SavedStatesMixin
 from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
@@ -102,7 +103,7 @@ class LlamaSettings:
 _SPECIAL_ATTRS = 1 << 0 | 1 << 3
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(SavedStatesMixin):
     """A ``backends.base.Backend`` for a GGUF run in process by llama.cpp, with every optional
     capability (exact token counts, token healing, KV reuse and saved states)."""
 
@@ -248,79 +249,6 @@ class LlamaCppBackend:
         return int(ids[int(np.argmax(logits[ids]))])
 
     # ------------------------------------------------------------------ prompt evaluation
-
-    def _copy_state(self):
-        """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
-        import ctypes
-
-        import llama_cpp
-
-        llm = self.llm
-        key = tuple(llm._input_ids[: llm.n_tokens].tolist())
-        ctx = llm._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        return key, buf, llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
-
-    def _save_state(self) -> None:
-        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache (and to disk)."""
-        llm = self.llm
-        if not llm.n_tokens or self.states.covers(llm._input_ids[: llm.n_tokens].tolist()):
-            return
-        key, buf, n = self._copy_state()
-        if n:
-            self.states.put(key, (buf, n), n + 4 * len(key))
-            if self.disk is not None:
-                self.disk.save(key, buf, n)
-
-    def _persist(self) -> None:
-        """Queue the live cache for the disk tier unless a saved state already holds it."""
-        llm = self.llm
-        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
-            return
-        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
-            return
-        key, buf, n = self._copy_state()
-        if n:
-            self.disk.save(key, buf, n)
-
-    def _load_state(self, key: tuple[int, ...], data=None) -> bool:
-        import llama_cpp
-
-        llm = self.llm
-        buf, n = data if data is not None else self.states.get(key)
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
-            llm.n_tokens = 0
-            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-            return False
-        llm.input_ids[: len(key)] = key
-        llm.n_tokens = len(key)
-        return True
-
-    def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
-        """Save the live cache if it is about to lose a long stretch; load a better saved state
-        (from RAM, or from the disk tier when that holds a longer match)."""
-        llm, s = self.llm, self.settings
-        if s.state_cache_mb <= 0:
-            return reuse
-        if llm.n_tokens - reuse >= s.save_min_tokens:
-            self._save_state()
-        key, n = self.states.best(tokens)
-        dkey, dn = self.disk.best(tokens) if self.disk is not None else (None, 0)
-        loaded = False
-        if dkey is not None and dn > max(n, reuse + 1):
-            data = self.disk.load(dkey)
-            if data is not None and self._load_state(dkey, data):
-                self.states.put(dkey, data, data[1] + 4 * len(dkey))
-                loaded = True
-                t.state_loads += 1
-        if not loaded and key is not None and n > reuse + 1 and self._load_state(key):
-            loaded = True
-            t.state_loads += 1
-        if loaded:
-            reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
-        return reuse
 
     def _evaluate(
         self,
@@ -507,3 +435,12 @@ class LlamaCppBackend:
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
