@@ -16,7 +16,7 @@ from sc2lsp.core.redact import redact
 from finetune.prepare import PrepareError, RepoDataConfig, prepare
 from sc2lsp.core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, REPO_NAME
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _code(seed: int, n: int = 40) -> str:

@@ -22,7 +22,7 @@ from sc2lsp.backends.speculative import DraftPolicy, PromptLookup
 from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.core.tokens import STOP_TOKENS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
 

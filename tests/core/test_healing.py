@@ -8,7 +8,7 @@ import pytest
 
 from sc2lsp.core.healing import Heal, PieceTable, advance, plan_heal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
 #: a toy vocabulary: id -> piece (id 0 is a special token: empty piece)

@@ -17,7 +17,7 @@ from finetune.config import ConfigError, PretrainConfig, load
 from finetune.prepare_stdlib import StdlibDataConfig, prepare
 from sc2lsp.core.tokens import ENDOFTEXT, FILE_SEP, FIM_PREFIX, SPECIAL_TOKENS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEBUG = ROOT / "finetune" / "configs" / "debug.toml"
 
 

@@ -16,7 +16,7 @@ import pytest
 from finetune.config import ConfigError, load
 from finetune.train import LoraTrainConfig, TrainError, check_base
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "finetune" / "configs").glob("lora-*.toml"))
 DEBUG = ROOT / "finetune" / "configs" / "lora-debug.toml"
 

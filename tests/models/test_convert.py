@@ -22,7 +22,7 @@ from sc2lsp.models.convert import convert_checkpoint
 from sc2lsp.models.gguf_lora import convert_lora
 from sc2lsp.models.gguf_tensors import checkpoint_tensors, load_f32
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_HF = ROOT / "models" / "sc2-tiny" / "hf"
 TYPES = ("f32", "f16", "q8_0", "q4_k_m")
 

@@ -14,7 +14,7 @@ from sc2lsp.engine import Cursor, Engine
 
 from backend_double import DoubleBackend
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
 
 

@@ -11,7 +11,7 @@ import pytest
 from sc2lsp.core.prompt import FimMode, SourceFile, fim_transform, infill_prompt, repository_sample
 from sc2lsp.core.tokens import ENDOFTEXT, FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, REPO_NAME, SPECIAL_TOKENS
 
-GOLDEN = Path(__file__).parent / "golden" / "prompt"
+GOLDEN = Path(__file__).parents[1] / "golden" / "prompt"
 UPDATE = os.environ.get("SC2LSP_UPDATE_GOLDEN") == "1"
 
 CTX = (SourceFile("pkg/util.py", "def helper(x):\n    return x * 2\n"), SourceFile("README.md", "# demo\n"))

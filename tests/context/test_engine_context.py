@@ -12,7 +12,7 @@ from sc2lsp.config import Settings
 from sc2lsp.core.prompt import SourceFile
 from sc2lsp.engine import Cursor, Engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = os.environ.get("SC2LSP_E2E_MODEL", str(ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"))
 GEOMETRY = (ROOT / "examples" / "demo" / "geometry.py").read_text()
 URI = "file:///w/geometry.py"

@@ -17,7 +17,7 @@ from sc2lsp.workspace.indexer import index_workspace
 from sc2lsp.workspace.scan import scan
 from sc2lsp.workspace.watch import UPDATE, WorkspaceWatcher
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_files_deleted_between_listing_and_read(tmp_path):

@@ -1,5 +1,5 @@
 """The remote backend against a real scripted HTTP server on 127.0.0.1: bad states, proxies,
-redaction, the API key, HTTPS. (The real model server: tests/test_remote_backend.py.)"""
+redaction, the API key, HTTPS. (The real model server: tests/backends/test_remote_backend.py.)"""
 
 from __future__ import annotations
 

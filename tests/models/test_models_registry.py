@@ -13,7 +13,7 @@ import pytest
 from sc2lsp.errors import UserError
 from sc2lsp.models.registry import hf_checkpoint, load_registry, parse_models_toml, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "models.toml"
 STARCODER2 = ("starcoder2-3b", "starcoder2-7b", "starcoder2-15b")
 

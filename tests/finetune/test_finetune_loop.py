@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))  # the local hub of the pull tests
 from test_pull import Hub  # noqa: E402
 from test_pull_checkpoint import CKPT_REPO, serve_checkpoint  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "models" / "sc2-tiny"
 
 PREPARE = ["seq_len=128", "epochs=1", "heldout_fraction=0.2"]

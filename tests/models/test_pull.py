@@ -27,7 +27,7 @@ import pytest
 from sc2lsp.errors import UserError
 from sc2lsp.models.gguf_check import check_gguf, read_gguf_header
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "tester/tiny-gguf"
 FILE = "tiny-q8_0.gguf"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_pull import CHUNK, COMMIT, ROOT, Env, Hub, assert_one_line_error  # noqa: E402
 
 TINY_HF = ROOT / "models" / "sc2-tiny" / "hf"

@@ -2,7 +2,7 @@
 
 llama-server is not a Python package: ``bench/build_llama_server.sh`` builds it once into
 ``~/.cache/sc2lsp/llama-server/`` (~10+ minutes). Without it these tests are skipped and say so;
-the OpenAI-protocol tests (tests/test_remote_backend.py) need only the Python wheel.
+the OpenAI-protocol tests (tests/backends/test_remote_backend.py) need only the Python wheel.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.core.tokens import STOP_TOKENS
 from sc2lsp.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 PREFIX = "import os\n\n\nclass Config:\n    def __init__(self, path):\n        self.path = path\n\n    def exists(self):\n        return "
 SUFFIX = "\n\n    def read(self):\n        with open(self.path) as f:\n            return f.read()\n"

@@ -15,7 +15,7 @@ import pytest
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
 from sc2lsp.core.prompt import infill_prompt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 SOURCE = (ROOT / "sc2lsp" / "engine.py").read_text()
 CUT = SOURCE.index("    def _plan(")

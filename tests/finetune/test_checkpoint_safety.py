@@ -37,7 +37,7 @@ def test_failed_write_keeps_the_last_good_checkpoint(tmp_path):
     """torch raises RuntimeError ("file write failed"), not OSError, when the disk fills up."""
     code = textwrap.dedent(f"""
         import resource, signal, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r}); sys.path.insert(0, {str(Path(__file__).parents[1])!r})
         from test_checkpoint_safety import _state
         from finetune.loop import CheckpointError, save_checkpoint
         from pathlib import Path

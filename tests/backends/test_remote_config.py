@@ -12,7 +12,7 @@ from sc2lsp.config import Settings, parse_settings
 from sc2lsp.errors import UserError
 from sc2lsp.models.registry import load_registry, parse_models_toml, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 REMOTE = """
 default = "team-7b"

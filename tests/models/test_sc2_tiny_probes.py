@@ -16,7 +16,7 @@ import pytest
 
 from finetune.probes import PROBES, run_probes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
 

@@ -12,7 +12,7 @@ import pytest
 from sc2lsp.errors import UserError
 from sc2lsp.models.registry import load_registry, resolve, resolve_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
 

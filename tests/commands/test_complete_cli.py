@@ -12,7 +12,7 @@ import pytest
 from sc2lsp.commands.complete import split_at
 from sc2lsp.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo" / "geometry.py"
 
 

@@ -22,7 +22,7 @@ from sc2lsp.core.postprocess import (
     postprocess_trace,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "postprocess"
+GOLDEN = Path(__file__).parents[1] / "golden" / "postprocess"
 UPDATE = os.environ.get("SC2LSP_UPDATE_GOLDEN") == "1"
 CASES = sorted(GOLDEN.glob("*.json"))
 
