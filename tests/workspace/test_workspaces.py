@@ -62,12 +62,14 @@ def test_a_symlink_maps_like_its_resolved_target(tree):
     assert ws.folder_of((tree / "ws" / "escape.py").as_uri()) is None
     assert ws.locate((tree / "ws" / "escape.py").as_uri()) == ("escape.py", None)
     assert ws.locate("untitled:Untitled-1") == (None, None)
-    # the index (WorkspaceContext.rel) uses the same mapping
+    # the index (WorkspaceContext.rel) and the file-access policy use the same mapping
     ctx = WorkspaceContext(tree / "ws", watch=False)
     for name in ("link.py", "escape.py", "src/real.py"):
         uri = (tree / "ws" / name).as_uri()
         found = ws.folder_of(uri)
         assert ctx.rel(uri) == (found[1] if found else None)
+        assert ws.verdict(uri).rel == (found[1] if found else None)
+    assert ws.locate("file://otherhost/ws/a.py") == (None, None)  # not a local file
 
 
 def test_a_workspace_opened_through_a_symlinked_directory(tree):
