@@ -85,12 +85,12 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` atomically; a failed write (disk full) leaves the previous checkpoint as it was."""
     try:
-        checkpoint.save(path, state)
-    except OSError as e:
-        Path(path).with_name(Path(path).name + ".tmp").unlink(missing_ok=True)
+        checkpoint.save(path, state)  # removes its temporary file on any failure
+    except Exception as e:  # OSError, and torch's RuntimeError for a full disk ("file write failed")
         kept = "the previous checkpoint is intact" if Path(path).exists() else "no checkpoint was written yet"
+        why = getattr(e, "strerror", None) or f"{type(e).__name__}: {str(e)[:200]}"
         raise CheckpointError(f"cannot write the checkpoint {path} at step {state.get('step')} "
-                              f"({e.strerror or e}); {kept}: free space and run the same command again to "
+                              f"({why}); {kept}: free space and run the same command again to "
                               "continue from it") from None
 
 

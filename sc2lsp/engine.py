@@ -455,6 +455,10 @@ class Engine:
                         self._contexts[cur.uri] = entry
 
             job.future.add_done_callback(commit)
+            if self.settings.syntax_check and cur.language:  # the grammar loads here, not on a request
+                from .context.syntax import syntax_checker
+
+                syntax_checker(cur.language)
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
         finally:

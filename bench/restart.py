@@ -1,0 +1,168 @@
+"""Time to the first suggestion after a server restart: a previously used file vs a never-seen file,
+against a warm keystroke measured in the same run (table + JSON).
+
+``sc2lsp serve`` runs as a subprocess driven over stdio like an editor, twice on the same state
+directory (the disk tier of saved KV states, a temporary ``SC2LSP_STATE_DIR``):
+
+1. session 1: open file A, ask for a suggestion at P, rest the cursor there (the warm-up keeps
+   that prompt; its state goes to disk), end the server;
+2. session 2 (a restart; the model is loaded before anything is timed): open A and B (a file
+   session 1 never saw), wait until the didOpen warm-ups are done, ask at P in A (**restart,
+   used file**), type one character there and ask again, delete it and ask again (**warm
+   keystroke**: 1-2 prompt tokens evaluated, the same prompt and output as the restart's request),
+   then ask at Q in B (**restart, new file**).
+
+Target: restart in a used file <= 1.2x a warm keystroke. Repository context is off (the
+workspace index is rebuilt after a restart, so the context of the first requests differs, see
+docs/server.md).
+
+    .venv/bin/python bench/restart.py [--with-3b] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if sys.path[0] != str(ROOT):
+    sys.path.insert(0, str(ROOT))
+
+from sc2lsp.lsp.rawclient import StdioClient  # noqa: E402
+
+FILE_A = ROOT / "sc2lsp" / "engine.py"
+FILE_B = ROOT / "sc2lsp" / "config.py"
+
+
+def pos(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n"), len(before) - (before.rfind("\n") + 1)
+
+
+def wait_idle(c: StdioClient, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if c.status()["worker"]["idle"]:
+            return
+        time.sleep(0.05)
+
+
+def ask(c: StdioClient, uri: str, text: str, offset: int) -> dict:
+    t0 = time.perf_counter()
+    items = c.inline(uri, *pos(text, offset), timeout=3600)
+    ms = (time.perf_counter() - t0) * 1000
+    last = c.status()["last"]
+    return {"ms": round(ms, 1), "prompt_tokens": last.get("prompt_tokens"),
+            "prompt_tokens_evaluated": last.get("prompt_tokens_evaluated"), "prompt_ms": last.get("prompt_ms"),
+            "generate_ms": last.get("generate_ms"), "generated_tokens": last.get("generated_tokens"),
+            "state_loads": last.get("state_loads"), "queue_ms": last.get("queue_ms"),
+            "postprocess_ms": last.get("postprocess_ms"), "server_total_ms": last.get("total_ms"),
+            "text": items[0]["insertText"] if items else ""}
+
+
+def server(options: dict, state_dir: str) -> StdioClient:
+    c = StdioClient([sys.executable, "-m", "sc2lsp.cli", "serve"], cwd=ROOT, env={"SC2LSP_STATE_DIR": state_dir})
+    c.initialize(ROOT, options)
+    st = c.wait_ready(timeout=1800)
+    if st["state"] != "ready":
+        raise SystemExit(f"model did not load: {st['error']}")
+    return c
+
+
+def bench_model(model: str, options: dict, timeout: float) -> dict:
+    a_text, b_text = FILE_A.read_text(), FILE_B.read_text()
+    a_uri, b_uri = FILE_A.resolve().as_uri(), FILE_B.resolve().as_uri()
+    p = a_text.index("    def _plan(") + len("    def _plan(")
+    q = b_text.index("    def model_key(self)") + len("    def model_key(self)")
+    out: dict = {"model": model, "options": options}
+    with tempfile.TemporaryDirectory(prefix="sc2lsp-restart-") as state_dir:
+        c = server(options, state_dir)
+        try:
+            c.open(a_uri, a_text)
+            wait_idle(c, timeout)
+            out["session1_first"] = ask(c, a_uri, a_text, p)
+            line, col = pos(a_text, p)  # the cursor rests at P: the warm-up keeps that prompt
+            c.request("textDocument/documentHighlight", {"textDocument": {"uri": a_uri},
+                                                          "position": {"line": line, "character": col}})
+            time.sleep(1.0)
+            wait_idle(c, timeout)
+            end = time.monotonic() + 60
+            while not list(Path(state_dir).glob("*/*.kv")) and time.monotonic() < end:
+                time.sleep(0.1)
+            time.sleep(0.5)  # the writer renames last: let it finish
+        finally:
+            c.close()
+        out["state_files"] = len(list(Path(state_dir).glob("*/*.kv")))
+        out["state_mb"] = round(sum(f.stat().st_size for f in Path(state_dir).glob("*/*.kv")) / 2**20, 1)
+        t0 = time.perf_counter()
+        c = server(options, state_dir)
+        out["restart_load_s"] = round(time.perf_counter() - t0, 2)
+        try:
+            c.open(a_uri, a_text)
+            c.open(b_uri, b_text)
+            time.sleep(0.5)
+            wait_idle(c, timeout)
+            out["restart_used"] = ask(c, a_uri, a_text, p)
+            ln, col = pos(a_text, p)
+            ch = next(x for x in "#z" if not out["restart_used"]["text"].startswith(x))  # diverge: a model call
+            c.change(a_uri, 2, ch, (ln, col))
+            a2 = a_text[:p] + ch + a_text[p:]
+            out["diverge_keystroke"] = ask(c, a_uri, a2, p + 1)
+            c.change(a_uri, 3, "", (ln, col), (ln, col + 1))  # and deleted: back at P, the same prompt
+            out["warm_keystroke"] = ask(c, a_uri, a_text, p)  # and output as the restart's request
+            out["restart_new"] = ask(c, b_uri, b_text, q)
+        finally:
+            c.close()
+    w = out["warm_keystroke"]["ms"]
+    out["used_over_keystroke"] = round(out["restart_used"]["ms"] / w, 3)
+    out["new_over_keystroke"] = round(out["restart_new"]["ms"] / w, 3)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--with-3b", action="store_true")
+    ap.add_argument("--context-budget-3b", type=int, default=384)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    base = {"repoContext": False, "warmUp": True, "warmDelayMs": 100, "maxTokens": args.max_tokens,
+            "maxPromptMs": 3_600_000, "maxPredictMs": 3_600_000}
+    runs = [("sc2-tiny", {**base, "model": "sc2-tiny"})]
+    if args.with_3b:
+        from bench.convert_rss import CACHE
+
+        gguf = CACHE / "starcoder2-3b-random-q4_k_m.gguf"
+        runs.append(("3B-shaped Q4_K_M", {**base, "model": str(gguf), "contextBudget": args.context_budget_3b}))
+    t0 = time.perf_counter()
+    res = {"load_before": os.getloadavg(), "results": [bench_model(name, opts, 3600) | {"model": name} for name, opts in runs]}
+    res["load_after"] = os.getloadavg()
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    print(table(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+def table(res: dict) -> str:
+    lines = []
+    for r in res["results"]:
+        lines.append(f"{r['model']}: {r['state_files']} state file(s), {r['state_mb']} MB on disk; restarted server ready in {r['restart_load_s']} s")
+        for k in ("session1_first", "restart_used", "diverge_keystroke", "warm_keystroke", "restart_new"):
+            x = r[k]
+            lines.append(f"  {k:15} {x['ms']:>10.1f} ms  prompt {x['prompt_tokens_evaluated']}/{x['prompt_tokens']} tokens evaluated"
+                         f" in {x['prompt_ms']} ms, {x['generated_tokens']} generated in {x['generate_ms']} ms, state loads {x['state_loads']};"
+                         f" queue {x['queue_ms']} ms, post-processing {x['postprocess_ms']} ms, server total {x['server_total_ms']} ms")
+        lines.append(f"  restart in a used file / warm keystroke: {r['used_over_keystroke']} (target <= 1.2); "
+                     f"never-seen file / warm keystroke: {r['new_over_keystroke']}")
+    lines.append(f"load {res['load_before'][0]:.1f} -> {res['load_after'][0]:.1f}, {res['seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
