@@ -8,8 +8,9 @@ directory (the disk tier of saved KV states, a temporary ``SC2LSP_STATE_DIR``):
    that prompt; its state goes to disk), end the server;
 2. session 2 (a restart; the model is loaded before anything is timed): open A and B (a file
    session 1 never saw), wait until the didOpen warm-ups are done, ask at P in A (**restart,
-   used file**), type one character there and ask again (**warm keystroke**: 1-2 prompt tokens
-   evaluated), then ask at Q in B (**restart, new file**).
+   used file**), type one character there and ask again, delete it and ask again (**warm
+   keystroke**: 1-2 prompt tokens evaluated, the same prompt and output as the restart's request),
+   then ask at Q in B (**restart, new file**).
 
 Target: restart in a used file <= 1.2x a warm keystroke. Repository context is off (the
 workspace index is rebuilt after a restart, so the context of the first requests differs, see
@@ -111,7 +112,9 @@ def bench_model(model: str, options: dict, timeout: float) -> dict:
             ch = next(x for x in "#z" if not out["restart_used"]["text"].startswith(x))  # diverge: a model call
             c.change(a_uri, 2, ch, (ln, col))
             a2 = a_text[:p] + ch + a_text[p:]
-            out["warm_keystroke"] = ask(c, a_uri, a2, p + 1)
+            out["diverge_keystroke"] = ask(c, a_uri, a2, p + 1)
+            c.change(a_uri, 3, "", (ln, col), (ln, col + 1))  # and deleted: back at P, the same prompt
+            out["warm_keystroke"] = ask(c, a_uri, a_text, p)  # and output as the restart's request
             out["restart_new"] = ask(c, b_uri, b_text, q)
         finally:
             c.close()
@@ -150,7 +153,7 @@ def table(res: dict) -> str:
     lines = []
     for r in res["results"]:
         lines.append(f"{r['model']}: {r['state_files']} state file(s), {r['state_mb']} MB on disk; restarted server ready in {r['restart_load_s']} s")
-        for k in ("session1_first", "restart_used", "warm_keystroke", "restart_new"):
+        for k in ("session1_first", "restart_used", "diverge_keystroke", "warm_keystroke", "restart_new"):
             x = r[k]
             lines.append(f"  {k:15} {x['ms']:>10.1f} ms  prompt {x['prompt_tokens_evaluated']}/{x['prompt_tokens']} tokens evaluated"
                          f" in {x['prompt_ms']} ms, {x['generated_tokens']} generated in {x['generate_ms']} ms, state loads {x['state_loads']};"

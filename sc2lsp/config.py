@@ -67,10 +67,12 @@ class Settings:
     state_disk_mb: int = 512
     """Disk for saved KV-cache states kept across server restarts (user cache dir,
     ``$SC2LSP_STATE_DIR`` overrides; 0 = none): a file used before gets its prompt back at once."""
-    speculative: bool = True
-    """Speculative decoding from the prompt: tokens that follow an earlier occurrence of the last
-    generated tokens (in the suffix, the context or the prefix) are checked in one model pass;
-    the suggestion is the same, drafting happens only where measured acceptance pays for it."""
+    speculative: str = "auto"
+    """Speculative decoding from the prompt (``auto``, ``on``, ``off``): tokens that follow an
+    earlier occurrence of the last generated tokens (in the suffix, the context or the prefix) are
+    checked in one model pass; the suggestion is the same, and drafting happens only where measured
+    acceptance pays for it. ``auto``: on for model files of 200 MB or more (a pass over several
+    tokens costs little more than one), off for small compute-bound models such as sc2-tiny."""
     languages: Mapping[str, bool] = field(default_factory=dict)
     """Per-language enable by LSP language id, e.g. ``{"markdown": false}``; unlisted = enabled."""
     completion_fallback: str = "auto"
@@ -113,7 +115,8 @@ _RANGES: dict[str, tuple[int | None, int | None]] = {
     "state_cache_mb": (0, 1 << 16),
     "state_disk_mb": (0, 1 << 20),
 }
-_CHOICES: dict[str, tuple[str, ...]] = {"fim_mode": FIM_MODES, "completion_fallback": FALLBACK_MODES, "api": APIS}
+_CHOICES: dict[str, tuple[str, ...]] = {"speculative": ("auto", "on", "off"), "fim_mode": FIM_MODES,
+                                        "completion_fallback": FALLBACK_MODES, "api": APIS}
 _FIELDS = {f.name: f for f in fields(Settings)}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -27,6 +27,13 @@ os.environ.setdefault("SC2LSP_STATS_FILE", os.path.join(tempfile.mkdtemp(prefix=
 # earlier run makes a "cold" request warm) and leaves nothing in the user's cache.
 os.environ.setdefault("SC2LSP_STATE_DIR", tempfile.mkdtemp(prefix="sc2lsp-test-kv-"))
 
+
+@pytest.fixture(autouse=True)
+def _own_kv_state_dir(tmp_path_factory, monkeypatch):
+    """Each test its own disk tier of KV states: a prompt one test warmed is never restored in
+    another that expects to evaluate it (e.g. a prompt time cap)."""
+    monkeypatch.setenv("SC2LSP_STATE_DIR", str(tmp_path_factory.mktemp("kv-states")))
+
 TOKENIZER_VOCAB = 1536
 #: standard deviation of the fixture model's random weights (transformers' default is 0.02)
 WEIGHT_STD = 0.15

@@ -17,7 +17,6 @@ PENDING = {
     "sc2lsp/engine.py": "issues 12, 14, 15 are changing it; the warm-up/context part moves out after they land",
     "sc2lsp/attribution/query.py": "issue 12 (trust) is changing it",
     "sc2lsp/attribution/query.py:_check": "issue 12 (trust) is changing it",
-    "sc2lsp/backends/llama_cpp.py": "issue 15 (speculative decoding) is changing it",
     "sc2lsp/workspace/scan.py:scan": "issue 12 (trust) is changing the walker",
 }
 

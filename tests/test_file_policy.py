@@ -66,3 +66,19 @@ def test_outside_workspace_and_ignored(tmp_path):
     assert etc.root is None and not etc.readable
     assert not pol.judge("untitled:Untitled-1").readable
     assert pol.judge("file:///tmp/other/.env").excluded  # a secret name is excluded anywhere
+
+
+def test_watcher_judges_a_new_symlink_by_its_target(tmp_path):
+    from sc2lsp.context.index import RepoIndex
+    from sc2lsp.workspace.watch import WorkspaceWatcher
+
+    (tmp_path / ".env").write_text("API_KEY=Zq8fP2mK9xLw4RtY7vBn3Hs6\n")
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    index = RepoIndex()
+    w = WorkspaceWatcher(tmp_path, index)
+    (tmp_path / "settings_local.py").symlink_to(".env")
+    (tmp_path / "alias.py").symlink_to("ok.py")
+    for rel in ("settings_local.py", "alias.py"):
+        w.notify(rel, "update")
+    w.flush()
+    assert "alias.py" in index.paths() and "settings_local.py" not in index.paths()

@@ -80,6 +80,8 @@ def test_checkpoint_pull_lands_in_the_hf_cache_and_resolves(hub, env):
     assert r.returncode == 0 and Path(r.stdout.strip()) == snap, (r.stdout, r.stderr)
     listed = {m["name"]: m for m in json.loads(env.cli("models", "list", "--json").stdout)["models"]}
     assert listed["sc2-hub"]["checkpoint_present"] is True and listed["sc2-hub"]["hf_repo"] == CKPT_REPO
+    table = [ln.split() for ln in env.cli("models", "list").stdout.splitlines()]
+    assert ["sc2-hub", "checkpoint", "-", "present", CKPT_REPO] in table
 
     n = len(hub.requests)
     again = env.cli("models", "pull", "sc2-hub", "--checkpoint")

@@ -74,8 +74,8 @@ def _positions(n: int) -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
-    plain = LlamaCppBackend(TINY, LlamaSettings(speculative=False))
-    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
+    plain = LlamaCppBackend(TINY, LlamaSettings(speculative=False, flash_attn=True))
+    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True, flash_attn=True))
     spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False)  # draft at every step
     drafted = accepted = passes = tokens = 0
     mismatches = []
@@ -96,6 +96,13 @@ def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
     # the speculative path really ran: many drafts, both accepted and rejected, fewer passes
     assert accepted > 500 and drafted - accepted > 500, (drafted, accepted)
     assert passes < tokens
+
+
+def test_speculation_is_on_by_default_only_for_large_models(tmp_path):
+    tiny = LlamaCppBackend(TINY)
+    assert not tiny.speculative and not tiny.flash_attn  # compute-bound: drafting would not pay
+    forced = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
+    assert forced.speculative and forced.flash_attn  # exactness needs flash attention
 
 
 def test_speculation_keeps_time_caps_cancellation_and_stops():

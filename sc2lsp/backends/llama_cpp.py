@@ -34,6 +34,7 @@ from ..core.healing import Heal, PieceTable, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
 from .speculative import MAX_MATCH, DraftPolicy, PromptLookup, Run
+from .llama_cpp_states import SavedStatesMixin
 from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
@@ -49,13 +50,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SMALL_MODEL_BYTES = 200 * 1024 * 1024
 
 
+def _small_model(model_path) -> bool:
+    try:
+        return os.path.getsize(model_path) < SMALL_MODEL_BYTES
+    except OSError:
+        return False
+
+
 def auto_threads(model_path) -> int:
     """The thread count for ``n_threads = 0``: 1 for a small model file, every core otherwise."""
-    try:
-        small = os.path.getsize(model_path) < SMALL_MODEL_BYTES
-    except OSError:
-        small = False
-    return 1 if small else (os.cpu_count() or 1)
+    return 1 if _small_model(model_path) else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -81,11 +85,16 @@ class LlamaSettings:
     lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
     #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt are
     #: checked in one batched pass (identical greedy output; drafting stops where it would not pay)
-    speculative: bool = True
+    #: None = automatic: on for a model file of SMALL_MODEL_BYTES or more (bandwidth-bound: a pass
+    #: over several tokens costs little more than one), off below (sc2-tiny is compute-bound: a
+    #: drafted token cost 0.8-0.9 of a pass here, so the policy would hardly ever draft)
+    speculative: bool | None = None
     #: flash attention: its CPU kernel computes each query row the same way whatever the batch,
     #: which makes speculative output identical to one-token-at-a-time output (without it the
-    #: attention matmuls of a batched pass round differently from a one-token pass)
-    flash_attn: bool = True
+    #: attention matmuls of a batched pass round differently from a one-token pass). None =
+    #: automatic: on where speculative decoding is on or the model is large, off for small models
+    #: (it made sc2-tiny's decoding up to 20% slower, bench/speculative.py)
+    flash_attn: bool | None = None
     draft_max: int = 8  #: at most this many drafted tokens per pass
 
 
@@ -94,7 +103,7 @@ class LlamaSettings:
 _SPECIAL_ATTRS = 1 << 0 | 1 << 3
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(SavedStatesMixin):
     """A ``backends.base.Backend`` for a GGUF run in process by llama.cpp, with every optional
     capability (exact token counts, token healing, KV reuse and saved states)."""
 
@@ -120,6 +129,9 @@ class LlamaCppBackend:
 
             low.llama_model_default_params = no_repack
         threads = s.n_threads or auto_threads(self.model_path)
+        large = not _small_model(self.model_path)
+        self.speculative = large if s.speculative is None else s.speculative
+        self.flash_attn = (large or self.speculative) if s.flash_attn is None else s.flash_attn
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -128,7 +140,7 @@ class LlamaCppBackend:
                 # batches (prompt chunks, speculative checks) on as many threads as single tokens:
                 # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
                 n_threads_batch=threads,
-                flash_attn=s.flash_attn,
+                flash_attn=self.flash_attn,
                 n_gpu_layers=s.n_gpu_layers,
                 n_batch=s.n_batch,
                 seed=s.seed,
@@ -148,15 +160,20 @@ class LlamaCppBackend:
         if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
             identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
                         "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
-                        "flash_attn": s.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+                        "flash_attn": self.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
             self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
+            self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
         self.policy = DraftPolicy(max_draft=s.draft_max)
         self._n_vocab = self.llm.n_vocab()
         #: with several threads a one-row flash-attention pass splits the cache between threads
         #: (another rounding than a batch's rows): generation passes then always have 2+ rows
-        self._pad = threads > 1
+        self._pad = threads > 1 and self.flash_attn
+        # one pass now: the first request after a start must not pay for faulting the weights in
+        # and first-time allocations (sc2-tiny's first 8 tokens after a restart: 6.7 ms each, 0.75 later)
+        self._decode(self.tokenize("\n"), all_logits=False)
+        self._rollback(0)
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     notify = None  #: nothing to report after loading: a local model has no endpoint to lose
@@ -232,79 +249,6 @@ class LlamaCppBackend:
         return int(ids[int(np.argmax(logits[ids]))])
 
     # ------------------------------------------------------------------ prompt evaluation
-
-    def _copy_state(self):
-        """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
-        import ctypes
-
-        import llama_cpp
-
-        llm = self.llm
-        key = tuple(llm._input_ids[: llm.n_tokens].tolist())
-        ctx = llm._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        return key, buf, llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
-
-    def _save_state(self) -> None:
-        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache (and to disk)."""
-        llm = self.llm
-        if not llm.n_tokens or self.states.covers(llm._input_ids[: llm.n_tokens].tolist()):
-            return
-        key, buf, n = self._copy_state()
-        if n:
-            self.states.put(key, (buf, n), n + 4 * len(key))
-            if self.disk is not None:
-                self.disk.save(key, buf, n)
-
-    def _persist(self) -> None:
-        """Queue the live cache for the disk tier unless a saved state already holds it."""
-        llm = self.llm
-        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
-            return
-        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
-            return
-        key, buf, n = self._copy_state()
-        if n:
-            self.disk.save(key, buf, n)
-
-    def _load_state(self, key: tuple[int, ...], data=None) -> bool:
-        import llama_cpp
-
-        llm = self.llm
-        buf, n = data if data is not None else self.states.get(key)
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
-            llm.n_tokens = 0
-            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-            return False
-        llm.input_ids[: len(key)] = key
-        llm.n_tokens = len(key)
-        return True
-
-    def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
-        """Save the live cache if it is about to lose a long stretch; load a better saved state
-        (from RAM, or from the disk tier when that holds a longer match)."""
-        llm, s = self.llm, self.settings
-        if s.state_cache_mb <= 0:
-            return reuse
-        if llm.n_tokens - reuse >= s.save_min_tokens:
-            self._save_state()
-        key, n = self.states.best(tokens)
-        dkey, dn = self.disk.best(tokens) if self.disk is not None else (None, 0)
-        loaded = False
-        if dkey is not None and dn > max(n, reuse + 1):
-            data = self.disk.load(dkey)
-            if data is not None and self._load_state(dkey, data):
-                self.states.put(dkey, data, data[1] + 4 * len(dkey))
-                loaded = True
-                t.state_loads += 1
-        if not loaded and key is not None and n > reuse + 1 and self._load_state(key):
-            loaded = True
-            t.state_loads += 1
-        if loaded:
-            reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
-        return reuse
 
     def _evaluate(
         self,
@@ -426,7 +370,7 @@ class LlamaCppBackend:
         if early is not None:
             return Generation(text="", stop_reason=early, timings=t)
         run = Run(self, heal.removed, max_tokens, stop, on_text)
-        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.settings.speculative else None
+        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.speculative else None
         reason = self._loop(run, lookup, t, should_stop, None if time_limit_s is None else t1 + time_limit_s)
         t.generated_tokens = len(run.out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
@@ -487,7 +431,16 @@ class LlamaCppBackend:
     def _pass(self, t: Timings, toks: list[int]):
         t0 = time.perf_counter()
         rows = self._decode(toks, all_logits=len(toks) > 1)
-        if self.settings.speculative:
+        if self.speculative:
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the server cannot."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)

@@ -187,4 +187,3 @@ class Run:
         if self.on_text is not None:
             self.on_text(text)
         return None
-

@@ -108,6 +108,20 @@ def file_identity(path: str | Path | None) -> dict | None:
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _mtime(f: Path) -> int:
+    try:
+        return f.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _size(f: Path) -> int:
+    try:
+        return f.stat().st_size
+    except OSError:
+        return 0
+
+
 def _tokens_bytes(tokens: Sequence[int]) -> bytes:
     return array.array("i", tokens).tobytes()
 
@@ -133,6 +147,27 @@ class DiskStates:
         self._thread: threading.Thread | None = None
         self._forget_other_identities(Path(root))
         self._scan()
+        self._prefetched: dict[tuple[int, ...], tuple] = {}
+
+    def prefetch(self, budget_bytes: int) -> None:
+        """Read the most recently used states (up to ``budget_bytes``) into memory in a background
+        thread, so that restoring one after a restart costs no disk read."""
+        def run() -> None:
+            with self._lock:
+                items = list(self._index.items())
+            items.sort(key=lambda kv: _mtime(kv[1]), reverse=True)
+            used = 0
+            for key, f in items:
+                size = _size(f)
+                if used + size > budget_bytes:
+                    break
+                data = self._read_state(key, f)
+                if data is not None:
+                    with self._lock:
+                        self._prefetched[key] = data
+                    used += size
+
+        threading.Thread(target=run, name="sc2lsp-kv-prefetch", daemon=True).start()
 
     # -------------------------------------------------------------- index
 
@@ -212,12 +247,29 @@ class DiskStates:
 
     def load(self, key: tuple[int, ...]):
         """The state bytes saved for ``key`` (a ctypes buffer, length), or None (file removed)."""
-        import ctypes
-
         with self._lock:
             f = self._index.get(key)
+            data = self._prefetched.pop(key, None)
         if f is None:
             return None
+        if data is None:
+            data = self._read_state(key, f)
+        if data is None:
+            with self._lock:
+                self._index.pop(key, None)
+            self._remove(f)
+            return None
+        try:
+            os.utime(f)  # recently used: evicted last
+        except OSError:
+            pass
+        self.loads += 1
+        return data
+
+    def _read_state(self, key: tuple[int, ...], f: Path):
+        """(ctypes buffer, length) of a whole, checked state file, else None."""
+        import ctypes
+
         got = self._read_head(f)
         ok = got is not None and got[1] == key
         if ok:
@@ -229,17 +281,7 @@ class DiskStates:
                     ok = fh.readinto(buf) == head["state_bytes"] and zlib.crc32(buf) == head["state_crc"]
             except OSError:
                 ok = False
-        if not ok:
-            with self._lock:
-                self._index.pop(key, None)
-            self._remove(f)
-            return None
-        try:
-            os.utime(f)  # recently used: evicted last
-        except OSError:
-            pass
-        self.loads += 1
-        return buf, head["state_bytes"]
+        return (buf, head["state_bytes"]) if ok else None
 
     # -------------------------------------------------------------- save (background)
 

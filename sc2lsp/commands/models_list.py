@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
                 status,
                 where,
             ))
+        if entry.base is None and (m.get("hf_repo") or m.get("hf_checkpoint")):  # the checkpoint to fine-tune
+            there = m["checkpoint_present"]
+            table.append((m["name"], "checkpoint", "-", "present" if there else "absent",
+                          (short_path(Path(m["hf_checkpoint"])) if m.get("hf_checkpoint") else m["hf_repo"])
+                          + ("" if there else f"  (`sc2lsp models pull {m['name']} --checkpoint`)")))
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])

@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("sc2lsp").setLevel(args.log_level)
     logging.getLogger("pygls").setLevel(logging.ERROR if args.log_level != "DEBUG" else logging.DEBUG)
+    # the model thread releases the GIL in every llama.cpp call and must get it back at once: with
+    # the default 5 ms switch interval a busy indexing thread made each sc2-tiny token wait ~5 ms
+    sys.setswitchinterval(0.0005)
     raw: dict[str, Any] = {}
     if args.model:
         raw["model"] = args.model

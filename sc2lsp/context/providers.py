@@ -466,8 +466,9 @@ def definitions_provider(req: Request) -> list[Candidate]:
                     return True
         return False
 
-    if not names(first):
-        members()
+    names(first)
+    spent = 0  # members get their own room: long signatures above must not crowd them out
+    members()
     return out + guesses
 
 

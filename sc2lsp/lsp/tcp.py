@@ -12,6 +12,8 @@ Rules (SECURITY.md):
   model (``create_server`` per connection), so no client ever sees another client's data. At
   most ``max_sessions`` run at once (default 1: one model in memory); a connection beyond that
   is told so and closed, and the running session is untouched.
+* A connection that has not completed ``initialize`` within ``init_timeout`` seconds (30) is
+  closed, so an idle or stalled client cannot hold the session slot.
 * A client that disconnects, or sends ``exit``, ends only its own session (its model and
   watchers are closed); the listener keeps accepting.
 """
@@ -93,7 +95,7 @@ def _frame(msg: dict) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-async def _session(make_server: Callable, token: str | None, reader, writer) -> None:
+async def _session(make_server: Callable, token: str | None, reader, writer, init_timeout: float) -> None:
     from pygls.io_ import run_async
 
     server = make_server()
@@ -101,12 +103,21 @@ async def _session(make_server: Callable, token: str | None, reader, writer) -> 
     server.required_token = token
     stop = server._stop_event = threading.Event()
     server.protocol.set_writer(writer)
+
+    def not_initialized() -> None:
+        if not getattr(server, "is_initialized", False) and not stop.is_set():
+            log.warning("closing a connection that did not initialize within %.0f s", init_timeout)
+            stop.set()
+            writer.close()
+
+    timer = asyncio.get_running_loop().call_later(init_timeout, not_initialized)
     try:
         await run_async(stop_event=stop, reader=reader, protocol=server.protocol, logger=log,
                         error_handler=server.report_server_error)
     except (ConnectionError, asyncio.IncompleteReadError) as e:
         log.info("client connection ended: %s", e)
     finally:
+        timer.cancel()
         stop.set()
         await asyncio.to_thread(_close_session, server)
         try:
@@ -119,11 +130,11 @@ def _close_session(server) -> None:
     try:
         server.engine.close()
     finally:
-        server.stop_workspaces()
+        server.workspaces.stop()
 
 
 def serve_tcp(host: str, port: int, make_server: Callable, *, token: str | None = None, max_sessions: int = 1,
-              ready: Callable[[int], None] | None = None) -> None:
+              init_timeout: float = 30.0, ready: Callable[[int], None] | None = None) -> None:
     """Listen on ``host:port`` until interrupted; ``make_server()`` builds one session's server."""
     active: set[asyncio.Task] = set()
 
@@ -143,7 +154,7 @@ def serve_tcp(host: str, port: int, make_server: Callable, *, token: str | None 
         active.add(task)
         log.info("session for %s", peer)
         try:
-            await _session(make_server, token, reader, writer)
+            await _session(make_server, token, reader, writer, init_timeout)
         finally:
             active.discard(task)
             log.info("session for %s ended", peer)

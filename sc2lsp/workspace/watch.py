@@ -333,6 +333,10 @@ class WorkspaceWatcher:
                 target = Path(os.path.realpath(full))
                 if target != self.real_root and self.real_root not in target.parents:
                     return "symlink pointing outside the workspace"
+                trel = target.relative_to(self.real_root).as_posix()  # judged by its target too
+                why = self._skip_reason(trel) or path_reason(trel, self._ignore_rules(trel))
+                if why:
+                    return f"symlink to an excluded file ({why})"
             st = full.stat()
             if not full.is_file():
                 return "not a regular file"

@@ -60,6 +60,7 @@ class Workspaces:
         self._folders: tuple[Folder, ...] = ()
         self._contexts: dict[Path, "WorkspaceContext"] = {}  # resolved root -> its index
         self._dirty: set[str] = set()  # documents changed since the index last saw them
+        self._waited: set[str] = set()  # documents whose first request waited for the index
         self._lock = threading.Lock()
         self.enabled = True  #: repository context on (the ``repoContext`` setting)
         #: the token counter documents are prepared with when opened (the server sets the model's)
@@ -157,6 +158,7 @@ class Workspaces:
         self._dirty.add(uri)
 
     def did_close(self, uri: str) -> None:
+        self._waited.discard(uri)
         ctx = self.context_for(uri, create=False)
         if ctx is not None:
             ctx.did_close(uri)
@@ -166,8 +168,9 @@ class Workspaces:
         """Bring the indexes up to date with the editor's text of changed documents."""
         if not self._dirty:
             return
+        documents = self._documents()  # first: it may fail when read from a warm-up's thread
         dirty, self._dirty = self._dirty, set()
-        for uri, text, lang in self._documents():
+        for uri, text, lang in documents:
             if uri in dirty:
                 ctx = self.context_for(uri, create=False)
                 if ctx is not None:
@@ -193,11 +196,15 @@ class Workspaces:
         return None if blocks is None else [b.source_file() for b in blocks]
 
     def settled(self, uri: str) -> bool:
-        """Whether the index of ``uri``'s folder is scanned and ``uri`` prepared (True outside any)."""
+        """Whether the index of ``uri``'s folder is scanned and ``uri`` prepared (True outside any
+        folder, and once a request has waited for it: only a document's first request waits)."""
+        if uri in self._waited:
+            return True
         ctx = self.context_for(uri, create=False)
         return ctx is None or ctx.settled(uri)
 
     def wait_settled(self, uri: str, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for ``settled(uri)`` (blocking: call it off the event loop)."""
+        self._waited.add(uri)
         ctx = self.context_for(uri, create=False)
         return ctx is None or ctx.wait_settled(uri, timeout)

@@ -229,3 +229,25 @@ def test_sessions_are_separate_and_survive_disconnects(serve, tmp_path):
     assert proc.poll() is None
     fourth, r = session(port, dict(OPTIONS))
     assert "result" in r and proc.poll() is None
+
+
+def test_a_client_that_never_initializes_frees_the_slot():
+    """An idle connection is closed after init_timeout; then the next client gets the session."""
+    import threading as _threading
+
+    from sc2lsp.lsp.server import create_server
+    from sc2lsp.lsp.tcp import serve_tcp
+
+    port_box: list[int] = []
+    t = _threading.Thread(target=serve_tcp, args=("127.0.0.1", 0, create_server),
+                          kwargs={"init_timeout": 0.5, "ready": port_box.append}, daemon=True)
+    t.start()
+    for _ in range(200):
+        if port_box:
+            break
+        time.sleep(0.02)
+    idle = Conn(port_box[0])  # connects, sends nothing
+    assert idle.closed(timeout=10)
+    c, r = session(port_box[0], {"warmUp": False, "model": "/nonexistent.gguf"})
+    assert "result" in r
+    c.close()

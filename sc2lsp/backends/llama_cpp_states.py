@@ -1,0 +1,84 @@
+"""Saving and restoring the llama.cpp backend's KV cache (sequence 0) through the state stores of
+``state_store.py``: the RAM LRU and the disk tier. A mixin of ``LlamaCppBackend`` (it uses its
+``llm``, ``settings``, ``states`` and ``disk``); runs on the worker thread like the rest of it.
+"""
+
+from __future__ import annotations
+
+from .base import Timings
+from .state_store import _common_prefix
+
+
+class SavedStatesMixin:
+    def _copy_state(self):
+        """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
+        import ctypes
+
+        import llama_cpp
+
+        llm = self.llm
+        key = tuple(llm._input_ids[: llm.n_tokens].tolist())
+        ctx = llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        return key, buf, llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+
+    def _save_state(self) -> None:
+        """Copy the live KV cache of sequence 0 (and its tokens) into the state cache (and to disk)."""
+        llm = self.llm
+        if not llm.n_tokens or self.states.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
+        if n:
+            self.states.put(key, (buf, n), n + 4 * len(key))
+            if self.disk is not None:
+                self.disk.save(key, buf, n)
+
+    def _persist(self) -> None:
+        """Queue the live cache for the disk tier unless a saved state already holds it."""
+        llm = self.llm
+        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
+            return
+        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
+            return
+        key, buf, n = self._copy_state()
+        if n:
+            self.disk.save(key, buf, n)
+
+    def _load_state(self, key: tuple[int, ...], data=None) -> bool:
+        import llama_cpp
+
+        llm = self.llm
+        buf, n = data if data is not None else self.states.get(key)
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buf, n, 0) != n:
+            llm.n_tokens = 0
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            return False
+        llm.input_ids[: len(key)] = key
+        llm.n_tokens = len(key)
+        return True
+
+    def _restore_best(self, tokens: list[int], reuse: int, t: Timings) -> int:
+        """Save the live cache if it is about to lose a long stretch; load a better saved state
+        (from RAM, or from the disk tier when that holds a longer match)."""
+        llm, s = self.llm, self.settings
+        if s.state_cache_mb <= 0:
+            return reuse
+        if llm.n_tokens - reuse >= s.save_min_tokens:
+            self._save_state()
+        key, n = self.states.best(tokens)
+        dkey, dn = self.disk.best(tokens) if self.disk is not None else (None, 0)
+        loaded = False
+        if dkey is not None and dn > max(n, reuse + 1):
+            data = self.disk.load(dkey)
+            if data is not None and self._load_state(dkey, data):
+                self.states.put(dkey, data, data[1] + 4 * len(dkey))
+                loaded = True
+                t.state_loads += 1
+        if not loaded and key is not None and n > reuse + 1 and self._load_state(key):
+            loaded = True
+            t.state_loads += 1
+        if loaded:
+            reuse = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), tokens)
+        return reuse
