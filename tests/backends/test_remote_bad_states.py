@@ -57,6 +57,8 @@ def test_good_stream(server):
     assert body["model"] == "sc2-tiny" and body["max_tokens"] == 16 and body["stop"] == list(STOP)
     assert b.describe()["tokenizer"].startswith("estimate")  # no tokenize route here: bytes, an upper bound
     assert b.count_tokens("abc") == 3
+    bad, _ = backend(server.url, tokenizer=__file__)  # not a tokenizer file
+    assert bad.describe()["tokenizer"].startswith("estimate") and bad.describe()["tokenizer_problem"]
 
 
 @pytest.mark.parametrize("mode, words", [

@@ -96,3 +96,19 @@ def test_settings_parse_and_never_echo_a_pasted_key():
     assert s.endpoint == "" and len(problems) == 1 and "hunter2pw" not in problems[0]
     s, problems = parse_settings({"endpoint": ""})  # VS Code's empty default: unset
     assert problems == [] and s.endpoint == ""
+
+
+def test_local_gguf_counter_is_exact():
+    """The counter a remote backend uses when the model's GGUF is here: the same counts as llama.cpp."""
+    from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
+    from sc2lsp.backends.remote import _local_counter
+
+    gguf = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
+    count, label = _local_counter(str(gguf))
+    assert label.startswith("local GGUF")
+    local = LlamaCppBackend(gguf, LlamaSettings(n_threads=1))
+    try:
+        for text in ("<fim_prefix>a.py\ndef f(x):\n    return x<fim_suffix>\n<fim_middle>", "naïve = 'café 😀'", ""):
+            assert count(text) == len(local.tokenize(text))
+    finally:
+        local.close()
