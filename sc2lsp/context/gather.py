@@ -61,6 +61,8 @@ __all__ = ["ContextBlock", "ContextOptions", "ContextResult", "assemble", "compl
 #: Twice the providers: a provider that was late finishes in the background (filling the caches the
 #: next gathering uses) without holding up the next request's providers.
 _EXECUTOR = ThreadPoolExecutor(max_workers=2 * len(PROVIDERS), thread_name_prefix="sc2lsp-context")
+#: Tokens counted per snippet besides its text: its newline and, at most, an elision line.
+ELISION_TOKENS = 4
 #: How long a late provider may go on in the background before it is stopped.
 BACKGROUND_S = 2.0
 #: ``time_budget_ms`` of a complete gathering (a warm-up, ``sc2lsp context``): no provider is skipped.
@@ -121,7 +123,8 @@ def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) ->
             fresh = _fresh(req, c.path, c.compact or c.snippets, taken)
             if fresh is None:
                 continue
-            cost = sum(req.count(s.text) + 1 for s in fresh)
+            # + the newline and the elision line (``# ...``) a block puts between snippets that do not touch
+            cost = sum(req.count(s.text) + ELISION_TOKENS for s in fresh)
             if (name, c.path) not in headers:
                 cost += req.count(f"{c.path}\n") + 1
             if used + cost > cap:
