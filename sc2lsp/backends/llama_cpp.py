@@ -435,4 +435,3 @@ class LlamaCppBackend(SavedStatesMixin):
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
-

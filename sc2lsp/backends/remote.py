@@ -324,7 +324,7 @@ def _local_counter(spec: str) -> tuple[Callable[[str], int], str]:
     """A counter from a local tokenizer file: a GGUF's vocabulary or a ``tokenizer.json``."""
     path = os.path.expanduser(spec)
     if path.endswith(".gguf"):
-        from .llama_cpp_vocab import vocab_tokenizer
+        from .llama_cpp import vocab_tokenizer
 
         tokenize = vocab_tokenizer(path)
         return (lambda text: len(tokenize(text))), f"local GGUF vocabulary ({os.path.basename(path)})"
