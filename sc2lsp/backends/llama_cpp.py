@@ -435,3 +435,12 @@ class LlamaCppBackend(SavedStatesMixin):
             self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
         t.passes += 1
         return rows
+
+
+def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
+    """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
+    a remote backend counts prompt tokens with it when the model's GGUF is on this machine."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+    return lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
