@@ -49,8 +49,8 @@ from ..core.budget import approx_tokens
 from . import render
 from .index import FileEntry, RepoIndex, build_entry
 from .languages import language_for, parser_for, spec, tags_query
-from .providers import (CHARS_PER_TOKEN_MAX, PROVIDER_FUNCTIONS, PROVIDERS, Candidate, ContextBlock, ContextOptions,
-                        Late, Request, _chunks, prepare_definitions)
+from .providers import (CHARS_PER_TOKEN_MAX, PROVIDER_FUNCTIONS, PROVIDERS, REQUEST_BUDGET_MS, Candidate, ContextBlock,
+                        ContextOptions, Late, Request, _chunks, prepare_definitions)
 from .render import Snippet
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *
     for name in o.priority:
         if name not in funcs:
             continue
-        waits[name] = start + o.time_budget_ms.get(name, 40.0) / 1000
+        waits[name] = start + o.time_budget_ms.get(name, REQUEST_BUDGET_MS) / 1000
         # a provider not done in its time is skipped here but goes on in the background for a while:
         # the caches it fills (token counts, name tables, chunk sets) make the next gathering fast
         r = Request(**{**req.__dict__, "budget": budget, "deadline": waits[name] + BACKGROUND_S,
@@ -249,4 +249,6 @@ def prepare(index: RepoIndex, path: str, *, count=approx_tokens, options: Contex
     req.deadline = NO_TIME_LIMIT
     n = prepare_definitions(req)
     _chunks(entry, options.chunk_lines, options.chunk_stride)
+    # one whole gathering at the top of the file: starts the providers' threads, fills what is left
+    assemble(index, path, entry.text, 0, 512, count=count, options=options)
     return {"definitions": n, "ms": round((time.perf_counter() - t0) * 1000, 3)}

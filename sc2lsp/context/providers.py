@@ -36,6 +36,10 @@ from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("definitions", "outline", "edits", "similar")
+#: Each provider's time on a request. The server gathers on a request only when the whole prompt is
+#: evaluated anyway (the first request in a document, a cursor that moved: hundreds of milliseconds
+#: of prompt even for a 6M-parameter model); a keystroke reuses the committed context.
+REQUEST_BUDGET_MS = 150.0
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,9 @@ class ContextOptions:
     shares: dict[str, float] = field(default_factory=lambda: {
         "definitions": 0.85, "outline": 0.25, "edits": 0.15, "similar": 0.25})
     """The most of the budget each provider may take."""
-    time_budget_ms: dict[str, float] = field(default_factory=lambda: {p: 40.0 for p in PROVIDERS})
-    """A provider not done by then is skipped."""
+    time_budget_ms: dict[str, float] = field(default_factory=lambda: {p: REQUEST_BUDGET_MS for p in PROVIDERS})
+    """A provider not done by then is skipped (it finishes in the background; the next warm-up,
+    which has no time budget, brings its blocks)."""
     max_definition_tokens: int = 160
     """A definition longer than this is shown elided (signature, doc, ``...``) or as an outline."""
     lines_above: int = 40

@@ -128,6 +128,7 @@ class WorkspaceContext:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        self.ready.set()  # a warm-up waiting for the scan must not hold the server's exit
 
     def rel(self, path_or_uri: str) -> str | None:
         """Workspace-relative ``/`` path of a file path or ``file://`` URI; None outside the root

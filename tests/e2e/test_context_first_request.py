@@ -99,7 +99,8 @@ async def test_the_first_request_after_open_carries_the_cross_file_definition(cl
     open_doc(client, uri, text)
     await inline(client, uri, line, col)
     ctx = context_of(await last_prompt(client))
-    assert "<file_sep>threading.py\n" in ctx and NEEDED in ctx, ctx
+    st = await status(client)
+    assert "<file_sep>threading.py\n" in ctx and NEEDED in ctx, (ctx, {k: st["last"].get(k) for k in ("context_files", "context_ms", "context_complete", "prompt_tokens")})
 
 
 async def test_a_typing_session_evaluates_a_few_tokens_per_keystroke_with_the_context_in(client, tmp_path):
