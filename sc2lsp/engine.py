@@ -35,6 +35,7 @@ from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, p
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
+from .engine_context import Committed, WarmUpContext
 from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,7 @@ class _Request:
             self.job.cancel()
 
 
-@dataclass(frozen=True)
-class _Committed:
-    """The repository context the prompts of one document hold, and where it was committed."""
-
-    files: tuple[SourceFile, ...]
-    budget: int  #: the context budget it was gathered for
-    suffix: str  #: the kept suffix of the prompt it was committed with
-    ms: float  #: time to gather it
-    complete: bool  #: gathered without time budgets (a warm-up)
-
-
-class Engine:
+class Engine(WarmUpContext):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -84,14 +74,8 @@ class Engine:
     ):
         """``notify(level, message)`` reports model problems (level: error, warning, info).
 
-        ``context_fn`` supplies repository context. What a document's prompt holds is *committed*
-        per document and changes only where the prompt is evaluated anew anyway: at a warm-up (the
-        user paused; the new context is gathered completely on a background thread and committed
-        once the warm-up has evaluated it, so the next keystroke finds it cached), on a request
-        whose kept suffix differs from the committed one (the cursor went elsewhere), and on the
-        first request in a document. A keystroke that only extends the prompt (typing, Enter,
-        Backspace at the cursor) keeps the committed context, so context that arrives later never
-        makes a keystroke evaluate the prompt again (see ``_context``).
+        ``context_fn`` supplies repository context; what a document's prompts hold of it is
+        committed per document and renewed at warm-ups (``sc2lsp.engine_context``).
         """
         self.settings = settings or Settings()
         self._notify = notify or (lambda level, msg: log.log(logging.ERROR if level == "error" else logging.INFO, msg))
@@ -101,7 +85,7 @@ class Engine:
         self._last: _Request | None = None
         self._plans: dict[str, BudgetPlan] = {}
         self._context_fn = context_fn
-        self._contexts: dict[str, _Committed] = {}  # uri -> the context its prompts hold
+        self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
         self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
@@ -281,43 +265,12 @@ class Engine:
         """The token counter prompts are planned with (the model's tokenizer once it is loaded)."""
         return self._counter
 
-    def _wants_context(self, plan: BudgetPlan) -> bool:
-        return self._context_fn is not None and self.settings.repo_context and plan.context_tokens > 0
-
-    def _context(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
-        """The context of a completion request: the committed one while the prompt only grows (the
-        same kept suffix), else gathered now (within the providers' time budgets) and committed.
-        Context that was not ready, or a provider that was late, comes in at the next warm-up."""
-        if not self._wants_context(plan):
-            return ()
-        committed = self._contexts.get(cur.uri)
-        if committed is not None and committed.suffix == cut_suffix:
-            return self._fit(committed, plan.context_tokens)
-        t0 = time.perf_counter()
-        try:
-            found = self._context_fn(cur, plan, self._counter)
-        except Exception:  # context is a bonus: never fail a completion over it
-            log.exception("repository context failed")
-            found = ()
-        files = tuple(found or ())  # None (still indexing): none for now, the next warm-up brings it
-        self._contexts[cur.uri] = _Committed(files, plan.context_tokens, cut_suffix,
-                                             (time.perf_counter() - t0) * 1000, False)
-        return files
-
-    def _fit(self, committed: _Committed, budget: int) -> tuple[SourceFile, ...]:
-        """The committed files, without the trailing ones that no longer fit when the budget shrank
-        below the one they were gathered for (a short file's prefix grew into the context's share):
-        dropping at the end keeps the front of the prompt cached."""
-        files = committed.files
-        if budget >= committed.budget or not files:
-            return files
-        total, keep = 0, 0
-        for f in files:
-            total += self._counter(f"{f.path}\n{f.code}") + 2
-            if total > budget:
-                break
-            keep += 1
-        return files[:keep]
+    def _sizes(self) -> tuple[int, int]:
+        """(max new tokens, prompt tokens of text) for the loaded model and the settings."""
+        s = self.settings
+        backend = self.worker.backend
+        n_ctx = backend.n_ctx if backend is not None else s.context_length
+        return prompt_budget(n_ctx, s.max_tokens, s.context_budget)
 
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
@@ -401,100 +354,6 @@ class Engine:
             for k in ("prompt_tokens", "prompt_tokens_reused", "generated_tokens", "state_loads"):
                 self.totals[k] += timings[k]
         resolve(req.done, Suggestion(text, "model", gen.stop_reason, gen.text, timings))
-
-    # ------------------------------------------------------------------ warm-up
-
-    def warm(self, cur: Cursor) -> bool:
-        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses).
-
-        The repository context is gathered afresh and completely (no provider time budgets; the
-        index is waited for) on a background thread, the prompt with it is evaluated by the model
-        worker, and only once that is done does it become the document's committed context. A
-        keystroke that comes first wins: the warm-up is dropped and tried at the next pause."""
-        if not self.settings.warm_up or not self.settings.enabled_for(cur.language):
-            return False
-        if not 0 <= cur.offset <= len(cur.text):
-            return False
-        if self.model_state != "ready":
-            if self.model_state == "loading":
-                self._warm_on_load = cur
-            return False
-        with self._lock:
-            last = self._last
-            if last is not None and not last.done.done():
-                return False  # a completion is running; it warms the cache itself
-            self._warm_seq += 1
-            seq, submits = self._warm_seq, self._submits
-            self._warm_preparing += 1
-        self.totals["warmups"] += 1
-        self._warm_pool.submit(self._warm_job, cur, seq, submits)
-        return True
-
-    def _warm_job(self, cur: Cursor, seq: int, submits: int) -> None:
-        """On the warm-up thread: gather the context completely, then hand the prompt to the worker."""
-        try:
-            prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
-            with self._lock:
-                if seq != self._warm_seq or submits != self._submits:
-                    return  # a newer warm-up, or the user typed meanwhile
-                plan = plan_budget(prefix, suffix, self._sizes()[1], self._counter,
-                                   previous=self._plans.get(cur.uri))
-            files, ms = self._complete_context(cur, plan)
-            with self._lock:
-                if seq != self._warm_seq or submits != self._submits:
-                    return
-                cut_prefix, cut_suffix, _, prompt, plan = self._plan(cur, prefix, suffix, context=files)
-                job = self.worker.warm(prompt)
-            entry = _Committed(files, plan.context_tokens, cut_suffix, ms, True)
-
-            def commit(fut: Future) -> None:
-                if fut.cancelled() or fut.exception() is not None or fut.result().stop_reason != "warm":
-                    return
-                with self._lock:
-                    if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
-                        self._contexts[cur.uri] = entry
-
-            job.future.add_done_callback(commit)
-            if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request
-                from .context.syntax import syntax_checker
-
-                checker = syntax_checker(cur.language)
-                if checker is not None:
-                    checker(cut_prefix + cut_suffix)  # a request's check then parses incrementally
-        except Exception:  # a warm-up is a bonus: never let it take the thread down
-            log.exception("warm-up failed")
-        finally:
-            with self._lock:
-                self._warm_preparing -= 1
-
-    def _sizes(self) -> tuple[int, int]:
-        """(max new tokens, prompt tokens of text) for the loaded model and the settings."""
-        s = self.settings
-        backend = self.worker.backend
-        n_ctx = backend.n_ctx if backend is not None else s.context_length
-        return prompt_budget(n_ctx, s.max_tokens, s.context_budget)
-
-    def _complete_context(self, cur: Cursor, plan: BudgetPlan) -> tuple[tuple[SourceFile, ...], float]:
-        """(files, ms): the context gathered without time budgets; the committed one when the
-        workspace has none yet (still indexing), so the warm-up does not take it away."""
-        if not self._wants_context(plan):
-            return (), 0.0
-        t0 = time.perf_counter()
-        try:
-            found = self._context_fn(cur, plan, self._counter, complete=True)
-        except Exception:
-            log.exception("repository context failed")
-            found = None
-        if found is None:
-            committed = self._contexts.get(cur.uri)
-            return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
-        return tuple(found), (time.perf_counter() - t0) * 1000
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no warm-up is being prepared and the model worker has nothing to do."""
-        end = time.monotonic() + timeout
-        self._warm_pool.submit(lambda: None).result(timeout=timeout)  # the warm-ups queued before
-        return self.worker.wait_idle(max(0.0, end - time.monotonic()))
 
     # ------------------------------------------------------------------ status
 

@@ -14,7 +14,6 @@ MAX_FUNCTION_LINES = 80
 #: is back under its limit fails the test until it is removed here.
 PENDING = {
     "sc2lsp/context/providers.py": "issue 14 (context on the first request) is changing it; split after it lands",
-    "sc2lsp/engine.py": "issues 12, 14, 15 are changing it; the warm-up/context part moves out after they land",
 }
 
 

@@ -63,7 +63,7 @@ def test_prompt_time_cap_answers_empty_and_keeps_evaluating():
 def test_newest_request_wins():
     e = make_engine()
     try:
-        spots = ["def complete(self", "def warm(self", "def status(self", "def close(self", "def configure(self"]
+        spots = ["def complete(self", "def start(self", "def status(self", "def close(self", "def configure(self"]
         tickets = [e.complete(at(SOURCE, s)) for s in spots]
         results = [t.future.result(timeout=60) for t in tickets]
         assert [r.reason for r in results[:-1]] == ["cancelled"] * 4
