@@ -47,7 +47,7 @@ attribution-index: $(STAMP)
 	$(BIN)/python -c "from finetune.export import build_stdlib_attribution_index as b; print(b('models/sc2-tiny/attribution'))"
 
 ## llama.cpp's llama-server, built once from llama-cpp-python's sdist into ~/.cache/sc2lsp/llama-server (~10+ min on
-## 2 cores): the llama-server reference of bench/latency.py and bench/team.py, tests/test_remote_llama_server.py.
+## 2 cores): the llama-server reference of bench/latency.py and bench/team.py, tests/backends/test_remote_llama_server.py.
 llama-server:
 	nice -n 10 bench/build_llama_server.sh
 

@@ -6,7 +6,7 @@ llama-cpp-python's source distribution (the same llama.cpp version sc2lsp runs i
 is in the repository.
 
 * ``LlamaServer``: start/stop one server on 127.0.0.1 (``-np`` slots, ``--spm-infill``), its RSS.
-  Flash attention as sc2lsp's in-process llama.cpp has it (``LlamaSettings.flash_attn``) and
+  Flash attention as sc2lsp's in-process llama.cpp chooses it (``flash_attn_for``) and
   weight repacking off (``--no-repack``, as sc2lsp's ``repackWeights`` default): the same kernels
   as sc2lsp in process, so the same greedy text (with flash attention on one side only, sc2-tiny's
   greedy text differed after a few tokens on one of two prompts). ``same_batches`` also evaluates
@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sc2lsp.backends.llama_cpp import LlamaSettings
+from sc2lsp.backends.llama_cpp import SMALL_MODEL_BYTES, LlamaSettings
 from sc2lsp.core.budget import approx_tokens, plan_budget
 
 BUILD_HINT = "build it once with bench/build_llama_server.sh (~10+ min on 2 cores; cached outside the repo)"
@@ -37,6 +37,15 @@ BUILD_HINT = "build it once with bench/build_llama_server.sh (~10+ min on 2 core
 def binary(name: str = "llama-server") -> Path:
     d = Path(os.environ.get("SC2LSP_LLAMA_SERVER_DIR", Path.home() / ".cache" / "sc2lsp" / "llama-server"))
     return d / "bin" / name
+
+
+def flash_attn_for(model: Path) -> bool:
+    """Whether sc2lsp's in-process llama.cpp runs ``model`` with flash attention (its automatic
+    choice: on for a large model or with speculative decoding), so a server can match it."""
+    s = LlamaSettings()
+    large = os.path.getsize(model) >= SMALL_MODEL_BYTES
+    speculative = large if s.speculative is None else s.speculative
+    return (large or speculative) if s.flash_attn is None else s.flash_attn
 
 
 def available() -> bool:
@@ -69,7 +78,7 @@ class LlamaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [str(binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
                     "-t", str(threads), "-tb", str(threads), "-c", str(n_ctx * slots), "-np", str(slots),
-                    "--no-webui", "-fa", "on" if LlamaSettings().flash_attn else "off"]
+                    "--no-webui", "-fa", "on" if flash_attn_for(model) else "off"]
         if same_batches:  # prompt batches of sc2lsp's eval_chunk: the same matmul shapes, the same rounding
             self.cmd += ["-b", str(LlamaSettings().eval_chunk), "-ub", str(LlamaSettings().eval_chunk)]
         self.cmd += ([] if repack else ["--no-repack"]) + (["--spm-infill"] if spm_infill else [])

@@ -170,6 +170,30 @@ def pass_costs(model: Path, threads: int, reps: int, ks=(1, 2, 4, 8, 16)) -> dic
     return {k: statistics.median(v) for k, v in out.items()}
 
 
+def exact_rows(model: Path, threads: int, cuts=(596, 570, 540)) -> dict:
+    """Rows of a 4-token pass vs the same tokens one pass each, after a 600-token cache: how many
+    logits rows differ at all, with the backend's 2-row passes and with plain 1-row passes."""
+    import numpy as np
+
+    b = LlamaCppBackend(model, LlamaSettings(n_threads=threads, state_cache_mb=0, speculative=True))
+    toks = b.tokenize(_sources()[0][1])[:620]
+    for i in range(0, 600, 64):
+        b.llm.eval(toks[i: min(600, i + 64)])
+    out = {}
+    for pad in (True, False):
+        b._pad = pad and threads > 1
+        differ = 0
+        for cut in cuts:  # descending: each rollback goes back
+            b._rollback(cut)
+            batch = b._decode(toks[cut: cut + 4], all_logits=True).copy()
+            b._rollback(cut)
+            single = np.stack([b._decode([t], all_logits=False)[0].copy() for t in toks[cut: cut + 4]])
+            differ += int((np.abs(batch - single).max(axis=1) > 0).sum())
+        out["two_row_passes" if pad else "one_row_passes"] = f"{differ}/{4 * len(cuts)} rows differ"
+    b.close()
+    return out
+
+
 def cost_at(curve: dict[int, float], k: int) -> float:
     ks = sorted(curve)
     if k in curve:
@@ -230,8 +254,9 @@ def main() -> int:
         gguf = CACHE / "starcoder2-3b-random-q4_k_m.gguf"
         if not gguf.exists():
             raise SystemExit(f"no 3B-shaped GGUF at {gguf}: run bench/convert_rss.py first")
+        exact = exact_rows(gguf, args.threads_3b)
         curve = pass_costs(gguf, args.threads_3b, args.reps_3b)
-        out["3b"] = {"gguf": str(gguf), "threads": args.threads_3b,
+        out["3b"] = {"gguf": str(gguf), "threads": args.threads_3b, "exact_rows": exact,
                      "pass_ms": {k: round(v, 1) for k, v in curve.items()},
                      "pass_cost_vs_1": {k: round(v / curve[1], 3) for k, v in curve.items()},
                      "expected": {name: expected_3b(items, curve, args.threads_3b) for name, items in sits.items()}}
@@ -258,6 +283,7 @@ def table(r: dict) -> str:
         b = r["3b"]
         lines.append(f"\n3B-shaped Q4_K_M, {b['threads']} thread(s): pass ms over k tokens "
                      + ", ".join(f"k={k}: {v} ({b['pass_cost_vs_1'][k]}x)" for k, v in b["pass_ms"].items()))
+        lines.append(f"  batched rows vs one-token passes: {b.get('exact_rows')}")
         for name, e in b["expected"].items():
             lines.append(f"  {name}: acceptance {e['acceptance']}, {e['tokens_per_pass']} tokens/pass -> expected 3B decode speed-up {e['expected_speedup']}x")
     lines.append(f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}, {r['seconds']} s")

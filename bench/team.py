@@ -39,7 +39,7 @@ if sys.path[0] != str(ROOT):
 
 from bench import llama_server_ref  # noqa: E402
 from bench.latency import FILE_A, FILE_B, Editor, pct, session  # noqa: E402
-from sc2lsp.backends.llama_cpp import LlamaSettings, auto_threads  # noqa: E402
+from sc2lsp.backends.llama_cpp import auto_threads  # noqa: E402
 from sc2lsp.lsp.rawclient import StdioClient  # noqa: E402
 from sc2lsp.models.registry import resolve  # noqa: E402
 
@@ -73,7 +73,7 @@ def start_shared(kind: str, model: Path, n: int, threads: int, n_ctx: int, log: 
     port = llama_server_ref.free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
            "--model_alias", ALIAS, "--n_threads", str(threads), "--n_ctx", str(n_ctx),
-           "--flash_attn", str(LlamaSettings().flash_attn).lower()]
+           "--flash_attn", str(llama_server_ref.flash_attn_for(model)).lower()]
     srv = llama_server_ref.LlamaServer.__new__(llama_server_ref.LlamaServer)
     srv.url, srv.port, srv.cmd, srv.log = f"http://127.0.0.1:{port}", port, cmd, log
     srv.proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)

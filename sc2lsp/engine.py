@@ -443,7 +443,7 @@ class Engine:
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:
                     return
-                _, cut_suffix, _, prompt, plan = self._plan(cur, prefix, suffix, context=files)
+                cut_prefix, cut_suffix, _, prompt, plan = self._plan(cur, prefix, suffix, context=files)
                 job = self.worker.warm(prompt)
             entry = _Committed(files, plan.context_tokens, cut_suffix, ms, True)
 
@@ -455,10 +455,12 @@ class Engine:
                         self._contexts[cur.uri] = entry
 
             job.future.add_done_callback(commit)
-            if self.settings.syntax_check and cur.language:  # the grammar loads here, not on a request
+            if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request
                 from .context.syntax import syntax_checker
 
-                syntax_checker(cur.language)
+                checker = syntax_checker(cur.language)
+                if checker is not None:
+                    checker(cut_prefix + cut_suffix)  # a request's check then parses incrementally
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
         finally:

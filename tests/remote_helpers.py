@@ -23,6 +23,9 @@ from pathlib import Path
 from sc2lsp.backends.llama_cpp import LlamaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+from bench.llama_server_ref import flash_attn_for  # noqa: E402
 GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
 
 
@@ -42,7 +45,7 @@ class LlamaCppPythonServer:
         self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                     "--port", str(self.port), "--model_alias", alias, "--n_threads", "1", "--n_ctx", "2048",
                     # the same attention kernel as sc2lsp's in-process llama.cpp: the same greedy text
-                    "--flash_attn", str(LlamaSettings().flash_attn).lower(),
+                    "--flash_attn", str(flash_attn_for(model)).lower(),
                     "--n_batch", str(LlamaSettings().eval_chunk), "--n_ubatch", str(LlamaSettings().eval_chunk)]
         self.proc: subprocess.Popen | None = None
 

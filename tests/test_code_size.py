@@ -15,9 +15,6 @@ MAX_FUNCTION_LINES = 80
 PENDING = {
     "sc2lsp/context/providers.py": "issue 14 (context on the first request) is changing it; split after it lands",
     "sc2lsp/engine.py": "issues 12, 14, 15 are changing it; the warm-up/context part moves out after they land",
-    "sc2lsp/attribution/query.py": "issue 12 (trust) is changing it",
-    "sc2lsp/attribution/query.py:_check": "issue 12 (trust) is changing it",
-    "sc2lsp/workspace/scan.py:scan": "issue 12 (trust) is changing the walker",
 }
 
 

@@ -17,7 +17,6 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +27,7 @@ from .build import blob_hash
 from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
 from .licenses import looks_like_license_text
 from .normalize import NORMALIZATION_VERSION, line_of, normalize, normalize_with_offsets, raw_span
+from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
 from .store import SegmentFile, open_segment, read_manifest
 
 MAX_QUERY_CHARS = 1_000_000
@@ -36,37 +36,6 @@ DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
 _CACHE_CHARS = 256_000_000  # bytes, roughly
-
-
-@dataclass
-class Source:
-    repository: str | None
-    path: str
-    root: str | None
-    revision: str | None
-    blob: str
-    license: str | None
-    license_source: str | None
-    license_file: bool
-    start_line: int | None
-    end_line: int | None
-    verified: bool
-
-
-@dataclass
-class Span:
-    start: int  #: raw offset in the checked text
-    end: int
-    length: int  #: in normalised characters
-    text: str
-    kind: str  #: "copy", "common" (in more than ``common_threshold`` documents) or "license_text"
-    documents: int  #: documents of the index (outside the excluded paths) containing the span
-    documents_exact: bool
-    licenses: list[str | None]
-    sources: list[Source] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Segment:
@@ -363,28 +332,36 @@ class AttributionIndex:
                     qa, qb = int(ch[0, 3]), int(ch[-1, 3]) + WINDOW
                     matches.append((qa, qb, si, d, None, None, False, None))
                 continue
-            covered = -1
-            found_here: list = []
+            found_here = self._verify_chain(si, d, raw, norm, ch, delta, verified_docs)
             same.append((d, found_here))
-            region: list = []  # the chain's region, once normalised
-            for qp in ch[:, 3].tolist():
-                if qp < covered:
-                    continue
-                found = self._verify(si, d, raw, norm, qp, qp + delta, region)
-                if found is None:
-                    continue
-                left, right, dp, reg = found
-                qa, qb = qp - left, qp + WINDOW + right
-                lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
-                trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
-                da, db = dp - left + lead, dp + WINDOW + right - trail
-                matches.append((qa + lead, qb - trail, si, d, da, db, True, reg))
-                found_here.append(matches[-1])
-                verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
-                st["verified"] += 1
-                covered = qb
+            matches += found_here
+            st["verified"] += len(found_here)
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
+
+    def _verify_chain(self, si: int, d: int, raw: str, norm: str, ch: np.ndarray, delta: int,
+                      verified_docs: np.ndarray) -> list:
+        """The verified matches of one chain (document ``d`` of segment ``si`` at offset ``delta``
+        from the query): each hit not inside a match already found is checked against the text and
+        extended; ``verified_docs`` counts, per query window, the documents verified there."""
+        covered = -1
+        found_here: list = []
+        region: list = []  # the chain's region, once normalised
+        for qp in ch[:, 3].tolist():
+            if qp < covered:
+                continue
+            found = self._verify(si, d, raw, norm, qp, qp + delta, region)
+            if found is None:
+                continue
+            left, right, dp, reg = found
+            qa, qb = qp - left, qp + WINDOW + right
+            lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
+            trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
+            da, db = dp - left + lead, dp + WINDOW + right - trail
+            found_here.append((qa + lead, qb - trail, si, d, da, db, True, reg))
+            verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
+            covered = qb
+        return found_here
 
     def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend

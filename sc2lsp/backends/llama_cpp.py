@@ -439,7 +439,7 @@ class LlamaCppBackend(SavedStatesMixin):
 
 def vocab_tokenizer(model_path: str | Path) -> Callable[[str], list[int]]:
     """The tokenizer of a GGUF alone (``vocab_only``: no weights loaded), special tokens recognised;
-    a remote backend counts prompt tokens with it when the server cannot."""
+    a remote backend counts prompt tokens with it when the model's GGUF is on this machine."""
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(model_path), vocab_only=True, verbose=False)

@@ -95,6 +95,7 @@ class RemoteBackend:
         self._failures = 0
         self._retry_at = 0.0
         self.tokenizer = "estimate (UTF-8 bytes)"
+        self.tokenizer_problem: str | None = None  #: why the local tokenizer could not be used
         self._count: Callable[[str], int] = _byte_count
         self.probe()
 
@@ -176,6 +177,7 @@ class RemoteBackend:
                 return
             except Exception as e:  # a bad tokenizer file: fall back, say why in the status
                 log.warning("tokenizer %s unusable: %s", self.cfg.tokenizer, e)
+                self.tokenizer_problem = f"{self.cfg.tokenizer}: {type(e).__name__}: {e}"
         count, label = server_counter()
         if count is not None:
             self._count, self.tokenizer = count, label
@@ -297,6 +299,7 @@ class RemoteBackend:
             "state": "ok" if self.problem is None else ("backing off" if self.backing_off() else "retrying"),
             "problem": self.problem,
             "tokenizer": self.tokenizer,
+            "tokenizer_problem": self.tokenizer_problem,
             "redacting": self.redacting,
             "redactions": self.redactions,
             "proxy": f"{self.client.proxy.hostname}:{self.client.proxy.port}" if self.client.proxy else None,
@@ -321,7 +324,7 @@ def _local_counter(spec: str) -> tuple[Callable[[str], int], str]:
     """A counter from a local tokenizer file: a GGUF's vocabulary or a ``tokenizer.json``."""
     path = os.path.expanduser(spec)
     if path.endswith(".gguf"):
-        from .llama_cpp_vocab import vocab_tokenizer
+        from .llama_cpp import vocab_tokenizer
 
         tokenize = vocab_tokenizer(path)
         return (lambda text: len(tokenize(text))), f"local GGUF vocabulary ({os.path.basename(path)})"

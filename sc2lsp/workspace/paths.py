@@ -22,7 +22,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")  # two characters at least: no
 def uri_to_path(uri: str) -> Path | None:
     """The local path of a ``file:`` URI (None for any other scheme)."""
     p = urlparse(uri)
-    if p.scheme != "file":
+    if p.scheme != "file" or p.netloc not in ("", "localhost"):  # file://host/... is not a local file
         return None
     return Path(unquote(p.path))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import unquote, urlparse
 
+from .paths import relative_path
 from .rules import SECRET_DIRS, SECRET_IN_DIR, SECRET_NAMES, IgnoreRules, is_secret_path, path_reason  # noqa: F401
 
 def uri_path(uri_or_path: str) -> str | None:
@@ -89,9 +90,8 @@ class FilePolicy:
             return Verdict(None, None, None, "not a local file")
         real = os.path.realpath(path)
         for root in self.roots:
-            rel = os.path.relpath(real, root)
-            if rel != "." and not rel.startswith(".." + os.sep) and rel != "..":
-                rel = rel.replace(os.sep, "/")
+            rel = relative_path(real, root)  # the one mapping (paths.py): by the resolved target
+            if rel is not None and rel != ".":
                 return Verdict(real, root, rel, self.reason(root, rel))
         reason = "secret-bearing file" if is_secret_path(real) or is_secret_path(path) else None
         return Verdict(real, None, None, reason)

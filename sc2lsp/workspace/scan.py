@@ -149,20 +149,19 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
                 policy = FilePolicy([real_root])
             why = policy.reason(real_root, target.relative_to(real_root).as_posix())
             reason = f"symlink to an excluded file ({why})" if why else None
-        if reason:
-            yield ScanEntry(rel, reason)
-            continue
-        try:
-            size = os.stat(d / e.name).st_size
-            if size > max_bytes:
-                yield ScanEntry(rel, f"larger than {max_bytes} bytes", size=size)
-                continue
-            if not read:
-                yield ScanEntry(rel, None, size=size)
-                continue
-            data = (d / e.name).read_bytes()
-        except OSError as err:
-            yield ScanEntry(rel, f"unreadable: {err.strerror or err}")
-            continue
-        reason, text = content_reason(data, max_bytes=max_bytes)
-        yield ScanEntry(rel, reason, text, size=len(data))
+        yield ScanEntry(rel, reason) if reason else _read_entry(d / e.name, rel, max_bytes, read)
+
+
+def _read_entry(path: Path, rel: str, max_bytes: int, read: bool) -> ScanEntry:
+    """The entry of a file its path allows: by size, then (``read``) by content; unreadable is a reason."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            return ScanEntry(rel, f"larger than {max_bytes} bytes", size=size)
+        if not read:
+            return ScanEntry(rel, None, size=size)
+        data = path.read_bytes()
+    except OSError as err:
+        return ScanEntry(rel, f"unreadable: {err.strerror or err}")
+    reason, text = content_reason(data, max_bytes=max_bytes)
+    return ScanEntry(rel, reason, text, size=len(data))

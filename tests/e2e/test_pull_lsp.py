@@ -13,7 +13,7 @@ import pytest
 from e2e_helpers import GEOMETRY, MODEL, OPTIONS, SERVER
 from sc2lsp.lsp.rawclient import StdioClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from test_pull import REPO, Hub, write_gguf  # noqa: E402  (the hub of the pull tests)
 
 pytestmark = pytest.mark.slow

@@ -302,7 +302,7 @@ def test_missing_server_command_says_how_to_fix_it(tools, tmp_path):
 def test_missing_model_pull_model_with_progress(tools, tmp_path):
     """The model is not there: the server's message has a "Pull model" button; it downloads the model
     from a hub on 127.0.0.1 with a progress notification, loads it, and the status bar shows it."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "models"))
     from test_pull import REPO, Hub
 
     gguf = ROOT / "models/sc2-tiny/sc2-tiny-q8_0.gguf"

@@ -1,0 +1,124 @@
+"""Speculative decoding from the prompt: drafting, and greedy output identical to one token per pass.
+
+The exactness test runs sc2-tiny through real llama.cpp at hundreds of positions of real files
+(this repository's sources and standard library modules), with a drafting policy that drafts at
+every step (so rejections, partial acceptances and KV rollbacks all happen), with and without
+token healing, with single-line stops, and checks the text and stop reason against the same
+backend settings without speculation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
+from sc2lsp.backends.speculative import DraftPolicy, PromptLookup
+from sc2lsp.core.prompt import infill_prompt
+from sc2lsp.core.tokens import STOP_TOKENS
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
+
+
+def test_lookup_finds_the_longest_latest_match():
+    lk = PromptLookup([5, 1, 2, 3, 9, 9, 1, 2, 4, 4, 7], capacity=8)
+    lk.push(1)
+    lk.push(2)
+    # "1 2" occurs twice; the latest (followed by 4 4 7 1 2) wins at equal length
+    assert lk.lookup(3) == ([4, 4, 7], 2)
+    lk.push(3)  # now "1 2 3" matches the first occurrence, longer
+    assert lk.lookup(4) == ([9, 9, 1, 2], 3)
+    assert PromptLookup([1, 2, 3], capacity=2).lookup(4) == ([], 0)  # 3 never occurred before
+
+
+def test_policy_drafts_only_where_it_pays():
+    cheap = DraftPolicy(max_draft=8, extra_cost=0.05, adaptive=False)
+    dear = DraftPolicy(max_draft=8, extra_cost=0.6, adaptive=False)
+    assert cheap.length(4, room=100) > dear.length(4, room=100)
+    assert dear.length(1, room=100) == 0  # a one-token match is rarely right: not worth 60% of a pass
+    assert cheap.length(4, room=2) == 2 and cheap.length(0, room=10) == 0
+    p = DraftPolicy(max_draft=8, extra_cost=0.3)
+    for _ in range(200):
+        p.record(2, drafted=4, accepted=0)
+    assert p.length(2, room=10) == 0  # drafts after 2-token matches kept failing: stop drafting them
+    for _ in range(200):
+        p.record(3, drafted=4, accepted=4)
+    assert p.length(3, room=10) == 8
+
+
+def _positions(n: int) -> list[tuple[str, str, str]]:
+    """(path, prefix, suffix) at random places of real files."""
+    import argparse
+    import json.decoder
+    import string
+
+    sources = [(p.name, p.read_text()) for p in (ROOT / "sc2lsp" / "engine.py", ROOT / "sc2lsp" / "config.py",
+                                                  ROOT / "sc2lsp" / "core" / "budget.py")]
+    sources += [(Path(inspect.getfile(m)).name, inspect.getsource(m)) for m in (argparse, json.decoder, string, textwrap)]
+    rng = random.Random(15)
+    out = []
+    for i in range(n):
+        name, src = sources[i % len(sources)]
+        off = rng.randrange(200, len(src) - 200)
+        if i % 3 == 0:  # at a line start, as after Enter
+            off = src.rfind("\n", 0, off) + 1
+        out.append((name, src[max(0, off - 1200): off], src[off: off + 600]))
+    return out
+
+
+@pytest.mark.slow
+def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
+    plain = LlamaCppBackend(TINY, LlamaSettings(speculative=False, flash_attn=True))
+    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True, flash_attn=True))
+    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False)  # draft at every step
+    drafted = accepted = passes = tokens = 0
+    mismatches = []
+    for i, (name, prefix, suffix) in enumerate(_positions(240)):
+        prompt = infill_prompt(prefix, suffix, path=name)
+        kw = dict(max_tokens=40, stop=STOP_TOKENS + (("\n",) if i % 4 == 1 else ()),
+                  heal_bytes=len(prefix.encode()) if i % 2 else 0)
+        a = plain.generate(prompt, **kw)
+        b = spec.generate(prompt, **kw)
+        if (a.text, a.stop_reason) != (b.text, b.stop_reason):
+            mismatches.append((name, prefix[-40:], a.text, b.text))
+        drafted += b.timings.drafted
+        accepted += b.timings.accepted
+        passes += b.timings.passes
+        tokens += b.timings.generated_tokens
+        assert a.timings.passes == a.timings.generated_tokens or a.stop_reason != "length"
+    assert not mismatches, json.dumps(mismatches[:3], indent=1)
+    # the speculative path really ran: many drafts, both accepted and rejected, fewer passes
+    assert accepted > 500 and drafted - accepted > 500, (drafted, accepted)
+    assert passes < tokens
+
+
+def test_speculation_is_on_by_default_only_for_large_models(tmp_path):
+    tiny = LlamaCppBackend(TINY)
+    assert not tiny.speculative and not tiny.flash_attn  # compute-bound: drafting would not pay
+    forced = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
+    assert forced.speculative and forced.flash_attn  # exactness needs flash attention
+
+
+def test_speculation_keeps_time_caps_cancellation_and_stops():
+    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
+    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False)
+    src = (ROOT / "sc2lsp" / "config.py").read_text()
+    off = src.index("    def model_key(self)")
+    prompt = infill_prompt(src[off - 2000:off], src[off:off + 1500], path="config.py")
+    full = spec.generate(prompt, max_tokens=48)
+    assert full.timings.accepted > 0  # drafts from the prompt were used here
+    g = spec.generate(prompt, max_tokens=48, time_limit_s=0.0)
+    assert g.stop_reason == "time" and g.text and full.text.startswith(g.text)
+    g = spec.generate(prompt, max_tokens=48, should_stop=lambda: True)
+    assert g.stop_reason == "cancelled" and g.timings.generated_tokens == 1
+    first_line = full.text.split("\n", 1)[0]
+    g = spec.generate(prompt, max_tokens=48, stop=("\n",))
+    assert g.text == first_line and g.stop_reason == "stop"
+    g = spec.generate(prompt, max_tokens=5)
+    assert g.stop_reason == "length" and g.timings.generated_tokens == 5 and full.text.startswith(g.text)
