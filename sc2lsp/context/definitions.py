@@ -1,0 +1,219 @@
+"""The ``definitions`` provider: definitions of the identifiers used near the cursor (its line
+first, then imported names not used elsewhere in the file yet, then the lines around, then the
+other imports), then members of the modules and objects used as qualifiers, resolved through the
+file's imports by ``names.py``; and ``prepare_definitions``, which does that work ahead of the
+first request.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import render
+from .index import FileEntry
+from .languages import spec
+from .names import _line_names, _Resolver, names_near_cursor
+from .request import Candidate, Request
+from .symbols import CLASS_LIKE, IDENTIFIER, Definition
+
+
+#: More characters per token than code ever has (long runs of indentation included): a text longer
+#: than ``limit * CHARS_PER_TOKEN_MAX`` has more than ``limit`` tokens without counting them.
+CHARS_PER_TOKEN_MAX = 10
+
+
+def tokens_over(req: Request, text: str, limit: int) -> bool:
+    """Whether ``text`` has more than ``limit`` tokens; a long text is not tokenized to find out
+    (a 180-line class costs milliseconds in a real tokenizer)."""
+    return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
+
+
+def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
+    entry = req.index.get(d.path) if d.path != req.path else req.entry
+    if entry is None or d.start_line >= len(entry.lines):
+        return None
+    whole = render.full(entry, d)
+    if tokens_over(req, whole.text, req.options.max_definition_tokens):
+        whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
+    short = render.elided(entry, d)  # signature (and doc) first; the rest when the budget has room
+    if short.text == whole.text:
+        short = None
+    head = render.container_header(entry, d)
+    extra = (head,) if head is not None else ()
+    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
+
+
+def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
+    """Names to look up, most wanted first: the cursor's line; names imported but not used in the
+    file yet (about to be used); then the lines around the cursor interleaved with the file's
+    other uses of what it imports, the most used first (imported names, and members of imported
+    modules and objects, ``mod.func``, ``out.result``, as written in the file, nearest the cursor
+    first): a name the file uses everywhere is as likely on the next line as one a few lines up."""
+    on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
+    unused, used = [], []
+    for binding, imp in resolver.bindings.items():
+        if imp.name is None and req.family != "js":
+            continue  # a module alias: nothing to show for the name itself
+        n = req.entry.occurrences(binding, USES_COUNTED)
+        if n <= 1:
+            unused.append((binding, None))
+        else:
+            used.append((-(n - 1), len(used), (binding, None)))  # (the import itself is one)
+    qualifiers: dict[str, int] = {}
+    for qual in resolver.bindings:
+        for key, n in _member_uses(req, qual).items():
+            used.append((-n, len(used), key))
+            qualifiers[qual] = qualifiers.get(qual, 0) + n
+    ranked = [k for *_, k in sorted(used)]
+    around = near[on_line:]
+    mixed = [k for pair in zip(around, ranked) for k in pair] + around[len(ranked):] + ranked[len(around):]
+    by_use = sorted(qualifiers, key=lambda q: (-qualifiers[q], q))
+    return list(dict.fromkeys(near[:on_line] + unused + mixed)), by_use
+
+
+#: Uses of an imported name counted when ranking the file's other imports (the most used first).
+USES_COUNTED = 32
+
+
+def _member_uses(req: Request, qual: str, limit: int = USES_COUNTED) -> dict[tuple[str, str], int]:
+    """``{(member, qual): uses}`` for ``qual.member`` in the request's text, at most ``limit``
+    occurrences, the nearest to the cursor first (``str.find``/``rfind``: no scan of a whole
+    large file)."""
+    text, pat = req.text, qual + "."
+    kw = spec(req.entry.language).keywords if spec(req.entry.language) else frozenset()
+    out: dict[tuple[str, str], int] = {}
+    back, fwd, seen = req.offset, req.offset, 0
+    while seen < limit and (back >= 0 or fwd >= 0):
+        hits = []
+        if back >= 0:
+            i = text.rfind(pat, 0, back)
+            back = i if i > 0 else -1
+            hits.append(i)
+        if fwd >= 0:
+            j = text.find(pat, fwd)
+            fwd = j + len(pat) if j >= 0 else -1
+            hits.append(j)
+        for i in hits:
+            if i < 0 or (i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$.")):
+                continue
+            m = IDENTIFIER.match(text, i + len(pat))
+            if m is None or m.group() in kw:
+                continue
+            seen += 1
+            key = (m.group(), qual)
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def definitions_provider(req: Request) -> list[Candidate]:
+    """Candidates in this order: definitions of the names near the cursor (and of imports about to
+    be used) interleaved with those of the file's other imports, the most used first; members of
+    the modules/classes/objects used as qualifiers near the cursor, then elsewhere in the file;
+    last, definitions found by name only. A candidate whose short form is over the provider's
+    share of the budget is left out (it could never be shown)."""
+    resolver = _Resolver(req)
+    out: list[Candidate] = []
+    guesses: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    spent = 0
+    near = names_near_cursor(req, resolver.bindings)
+    first, qualifiers = _query_names(req, resolver, near)
+    cap = req.budget * req.options.shares.get("definitions", 1.0)
+
+    def take(c: Candidate, guess: bool = False) -> bool:
+        nonlocal spent
+        cost = sum(req.count(s.text) for s in (c.compact or c.snippets))
+        if req.budget and cost > cap:
+            return False  # can never fit: it must not use up the ranking's room either
+        (guesses if guess else out).append(c)
+        spent += cost
+        return req.enough(spent)
+
+    def names(keys) -> bool:
+        for name, qual in keys:
+            req.check()
+            found, how = resolver.resolve(name, qual)
+            for d in found[: req.options.per_name]:
+                if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
+                    continue
+                seen.add((d.path, d.start_line))
+                c = _definition_candidate(req, d, how)
+                if c is not None and take(c, how.endswith(" by name")):
+                    return True
+        return False
+
+    def members() -> bool:
+        # ``util.parse(...)`` above: the line being written may call another member of ``util``;
+        # then the other modules and objects the file uses as qualifiers, the most used first
+        # and last the imported objects the file has not used as qualifiers yet (``out = Output()``)
+        objects = [b for b, imp in resolver.bindings.items() if imp.name is not None and b[:1].islower()]
+        for qual in dict.fromkeys([q for _, q in near if q in resolver.bindings] + qualifiers + objects):
+            entry, defs = _members_of(req, resolver, qual)
+            for d in defs:
+                req.check()
+                if (d.path, d.start_line) in seen:
+                    continue
+                seen.add((d.path, d.start_line))
+                head = render.container_header(entry, d)
+                if take(Candidate(d.path, ((head,) if head else ()) + (render.elided(entry, d),), f"member of {qual}")):
+                    return True
+        return False
+
+    names(first)
+    spent = 0  # members get their own room: long signatures above must not crowd them out
+    members()
+    return out + guesses
+
+
+def prepare_definitions(req: Request, limit: int = 400) -> int:
+    """Do ahead of the first request what the definitions provider needs for this file: resolve
+    its imports, build the name tables of the files they point at and render (and count: the
+    token counter memoises) what the file's imported names and module members name. Returns the
+    number of definitions prepared (at most ``limit``)."""
+    resolver = _Resolver(req)
+    done = 0
+    keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
+    for qual in resolver.bindings:
+        keys += list(_member_uses(req, qual, limit).keys())
+    for name, qual in keys:
+        found, _ = resolver.resolve(name, qual)
+        for d in found[: req.options.per_name]:
+            c = _definition_candidate(req, d, "")
+            if c is not None:
+                for snip in c.compact or c.snippets:
+                    req.count(snip.text)
+            done += 1
+            if done >= limit:
+                return done
+    return done
+
+
+_INSTANCE = re.compile(r"=\s*([A-Z][\w$]*)\s*\(")
+_MEMBER_ORDER = {"function": 0, "method": 0, "class": 1, "struct": 1, "interface": 1, "enum": 1, "type": 2}
+
+
+def _members_of(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry | None, list[Definition]]:
+    """What ``qual.<member>`` can name: a module's top-level definitions, a class's members, or
+    the members of the class an imported object is made from (``out = Output()``)."""
+    imp = resolver.bindings[qual]
+    files = resolver.module_of(imp)
+    if files:
+        entry = req.index.get(files[0])
+        if entry is None:
+            return None, []
+        top = [d for d in entry.definitions if d.container is None and d.kind not in ("variable", "field")]
+        return entry, sorted(top, key=lambda d: (_MEMBER_ORDER.get(d.kind, 3), d.start_line))
+    found, _ = resolver.resolve(qual, None)
+    for d in found[:1]:
+        entry = req.index.get(d.path)
+        if entry is None:
+            continue
+        if d.kind in ("variable", "constant"):
+            m = _INSTANCE.search(d.signature)
+            cls = [c for c in entry.defs_named(m.group(1)) if c.kind in CLASS_LIKE] if m else []
+            if not cls:
+                return entry, []
+            d = cls[0]
+        if d.kind in CLASS_LIKE:
+            return entry, [m for m in render.members(entry, d) if m.kind != "field"]
+    return None, []
