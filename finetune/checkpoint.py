@@ -9,10 +9,10 @@ containers only (plus ``SAFE_GLOBALS``), so a checkpoint file can never run code
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from sc2lsp.fileio import atomic_replace
 
 
 def _safe_globals() -> list:
@@ -32,26 +32,7 @@ def _safe_globals() -> list:
 def save(path: str | Path, state: dict[str, Any]) -> None:
     import torch
 
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_replace(path, lambda tmp: torch.save(state, tmp))
 
 
 def load(path: str | Path) -> dict[str, Any] | None:

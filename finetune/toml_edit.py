@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
+
+from sc2lsp.fileio import atomic_write
 
 _KEY = re.compile(r'\s*(?:(?P<bare>[A-Za-z0-9_-]+)|"(?P<basic>(?:[^"\\]|\\.)*)"|\'(?P<lit>[^\']*)\')\s*')
 _HEADER = re.compile(r"^\s*\[\[?(?P<keys>[^\]#]*)\]\]?\s*(?:#.*)?$")
@@ -107,26 +107,4 @@ def upsert(path: Path, name: str, entry: str, validate: Callable[[Path], object]
     with locked(path):
         text = path.read_bytes().decode("utf-8") if path.is_file() else ""
         new = replace_entry(text, name, entry)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(new)
-                f.flush()
-                os.fsync(f.fileno())
-            if path.exists():
-                os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-            if validate is not None:
-                validate(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        atomic_write(path, lambda f: f.write(new.encode("utf-8")), validate=validate, keep_mode=True)

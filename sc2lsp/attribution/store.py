@@ -5,7 +5,8 @@ A segment file is one container: ``MAGIC`` (8 bytes), format version (u32), head
 and a footer ``END_MAGIC`` + total length (u64) so a truncated file is recognised at once. The
 sections are opened with ``mmap`` and ``np.frombuffer`` (nothing is read until used).
 
-Every write is atomic: write ``name.tmp-PID``, fsync, ``os.replace``, fsync the directory. A new
+Every write is atomic (``sc2lsp.fileio.atomic_write``: a unique temporary file, fsync, rename,
+fsync the directory). A new
 segment becomes visible only when the manifest that names it has been replaced, so a reader
 sees the old index or the new one, never half of one. The layout of the sections is
 described in docs/attribution.md.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 import re
 import struct
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import atomic_write
 
 FORMAT_VERSION = 1
 MAGIC = b"SC2ATTR\x00"
@@ -39,29 +40,6 @@ SEGMENT_NAME = re.compile(r"seg-[A-Za-z0-9_-]{1,120}\.sc2a")
 
 def is_segment_name(name: object) -> bool:
     return isinstance(name, str) and SEGMENT_NAME.fullmatch(name) is not None
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def write_segment(path: Path, header: dict[str, Any], sections: dict[str, np.ndarray | bytes]) -> int:
