@@ -25,8 +25,18 @@ from sc2lsp.backends.llama_cpp import LlamaSettings
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
+import pytest  # noqa: E402
+
+from bench import llama_server_ref  # noqa: E402
 from bench.llama_server_ref import flash_attn_for  # noqa: E402
+
 GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
+#: the marks of a test that runs llama.cpp's own llama-server (built by `make llama-server`)
+NEEDS_LLAMA_SERVER = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not llama_server_ref.available(),
+                       reason=f"llama-server not built: {llama_server_ref.BUILD_HINT}"),
+]
 
 
 def free_port() -> int:

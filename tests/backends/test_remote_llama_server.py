@@ -8,14 +8,13 @@ the OpenAI-protocol tests (tests/backends/test_remote_backend.py) need only the 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from remote_helpers import GGUF, ROOT
+from remote_helpers import GGUF, NEEDS_LLAMA_SERVER, llama_server_ref
 from sc2lsp.backends.base import check_backend
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
 from sc2lsp.backends.llama_server import LlamaServerBackend
@@ -23,15 +22,7 @@ from sc2lsp.backends.remote import RemoteConfig
 from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.core.tokens import STOP_TOKENS
 
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-from bench import llama_server_ref  # noqa: E402
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not llama_server_ref.available(),
-                       reason=f"llama-server not built: {llama_server_ref.BUILD_HINT}"),
-]
+pytestmark = NEEDS_LLAMA_SERVER
 
 DEMO = GGUF.parents[2] / "examples" / "demo" / "geometry.py"
 

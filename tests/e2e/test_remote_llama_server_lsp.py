@@ -5,23 +5,14 @@ llama-server binary of ``bench/build_llama_server.sh``."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 from e2e_helpers import GEOMETRY, MODEL, OPTIONS, SERVER
-from remote_helpers import ROOT
+from remote_helpers import NEEDS_LLAMA_SERVER, llama_server_ref
 from sc2lsp.lsp.rawclient import StdioClient
 
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-from bench import llama_server_ref  # noqa: E402
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not llama_server_ref.available(),
-                       reason=f"llama-server not built: {llama_server_ref.BUILD_HINT}"),
-]
+pytestmark = NEEDS_LLAMA_SERVER
 
 TEXT = GEOMETRY.read_text()
 URI = GEOMETRY.as_uri()
