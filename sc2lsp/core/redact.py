@@ -125,6 +125,15 @@ def _keep_ip(ip: ipaddress._BaseAddress) -> bool:
         ip.version == 4 and str(ip).startswith("192.0.2.")) or (ip.version == 6 and str(ip).startswith("2001:db8:"))
 
 
+def _named_secret(name: str, val: str, password_ok, secret_ok) -> tuple[str, str] | None:
+    """(stand-in, kind) when ``name = val`` assigns a password or a secret, else None."""
+    if _PASSWORD_NAME.search(name):
+        return (PASSWORD, "password") if password_ok(val) else None
+    if _SECRET_NAME.search(name):
+        return (KEY, "key") if secret_ok(val) else None
+    return None
+
+
 def redact(text: str) -> tuple[str, dict[str, int]]:
     """``text`` with secrets and PII replaced, and how many of each kind were replaced."""
     counts: Counter[str] = Counter()
@@ -146,31 +155,19 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     text = sub(_BEARER, lambda m: m.group("head") + KEY if _bearer_token(m.group("val")) else m.group(0), "key", text)
 
     def assigned(m: re.Match) -> str:
-        name, val = m.group("name").strip("\"'"), m.group("val")
-        if _PASSWORD_NAME.search(name):
-            token, ok, kind = PASSWORD, _is_password(val), "password"
-        elif _SECRET_NAME.search(name):
-            token, ok, kind = KEY, looks_secret(val), "key"
-        else:
+        found = _named_secret(m.group("name").strip("\"'"), m.group("val"), _is_password, looks_secret)
+        if found is None:
             return m.group(0)
-        if not ok:
-            return m.group(0)
-        counts[kind] += 1
+        counts[found[1]] += 1
         a, b = m.start("val") - m.start(), m.end("val") - m.start()
-        return m.group(0)[:a] + token + m.group(0)[b:]
+        return m.group(0)[:a] + found[0] + m.group(0)[b:]
 
     def bare(m: re.Match) -> str:
-        name, val = m.group("name"), m.group("val")
-        if _PASSWORD_NAME.search(name):
-            token, ok, kind = PASSWORD, _is_bare_password(val), "password"
-        elif _SECRET_NAME.search(name):
-            token, ok, kind = KEY, _is_bare_secret(val), "key"
-        else:
+        found = _named_secret(m.group("name"), m.group("val"), _is_bare_password, _is_bare_secret)
+        if found is None:
             return m.group(0)
-        if not ok:
-            return m.group(0)
-        counts[kind] += 1
-        return m.group("lead") + token + m.group("tail")
+        counts[found[1]] += 1
+        return m.group("lead") + found[0] + m.group("tail")
 
     def line(ln: str) -> str:
         ln = _ASSIGNMENT.sub(assigned, ln)

@@ -5,8 +5,6 @@ llama-server binary of ``bench/build_llama_server.sh``."""
 
 from __future__ import annotations
 
-
-
 from e2e_helpers import GEOMETRY, MODEL, OPTIONS, SERVER
 from remote_helpers import NEEDS_LLAMA_SERVER, llama_server_ref
 from sc2lsp.lsp.rawclient import StdioClient
