@@ -40,6 +40,7 @@ class Recorder:
         self.path = path if path is not None else stats_file()
         self._lock = threading.Lock()
         self._failed = False
+        self._made_dir = False
 
     def _write(self, event: dict) -> None:
         if self.path is None:
@@ -48,7 +49,9 @@ class Recorder:
         event = {"t": round(now, 3), "day": time.strftime("%Y-%m-%d", time.localtime(now)), **event}
         try:
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self._made_dir:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._made_dir = True
                 with open(self.path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(event) + "\n")
         except OSError as e:

@@ -21,7 +21,7 @@ def test_suggestion_accepted_records_the_last_accepted_suggestion():
             self.accepted = lambda model, chars, whole: self.seen.append((model, chars, whole))
             self.seen = []
 
-    ls = SimpleNamespace(last_accepted=None, settings=Settings(model="m"), stats=Stats())
+    ls = SimpleNamespace(last_accepted=None, settings=Settings(model="m"), stats=Stats(), shown_suggestions={})
     rng = {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 9}}
     attribution.suggestion_accepted(ls, "file:///w/a.py", rng, "hello")
     assert ls.last_accepted == {"uri": "file:///w/a.py", "range": rng, "text": "hello"}

@@ -12,32 +12,22 @@ from ..language_server import Sc2Server
 NEW_SOURCES = ("model", "attached", "shared")
 
 
-def _recorder(ls: Sc2Server) -> Recorder:
-    rec = getattr(ls, "stats", None)
-    if rec is None:
-        rec = ls.stats = Recorder()
-    return rec
-
-
 def shown(ls: Sc2Server, uri: str, text: str, source: str, ms: float) -> None:
     model = str(ls.settings.model or "default")
-    shown_map = ls.__dict__.setdefault("shown_suggestions", {})
-    previous = shown_map.get(uri)
-    if source in NEW_SOURCES or previous is None:
-        _recorder(ls).shown(model, ms, len(text))
-    shown_map[uri] = {"text": text, "model": model, "full": text if source in NEW_SOURCES or previous is None
-                      else previous["full"]}
+    if source in NEW_SOURCES or uri not in ls.shown_suggestions:
+        ls.stats.shown(model, ms, len(text))
+    ls.shown_suggestions[uri] = {"text": text, "model": model}
 
 
 def accepted(ls: Sc2Server, uri: str, text: str) -> None:
-    last = ls.__dict__.get("shown_suggestions", {}).get(uri)
+    last = ls.shown_suggestions.get(uri)
     model = last["model"] if last else str(ls.settings.model or "default")
     whole = last is None or len(text) >= len(last["text"].rstrip())
-    _recorder(ls).accepted(model, len(text), whole)
-    if last is not None:
-        ls.shown_suggestions.pop(uri, None)
+    ls.stats.accepted(model, len(text), whole)
+    ls.shown_suggestions.pop(uri, None)
 
 
 def register(server: Sc2Server) -> None:
+    """The feature's state: the recorder and, per document, the suggestion shown last."""
     server.stats = Recorder()
     server.shown_suggestions = {}
