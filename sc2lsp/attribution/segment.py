@@ -20,6 +20,8 @@ from .store import SegmentFile
 #: whole document instead, and how much of the query around the window they are scored on.
 MAX_SEEN = 256
 CONTEXT = 256
+#: ... and how many occurrences that hold the window (whitespace aside) it compares at most.
+MAX_SCORED = 16
 
 
 class Segment:
@@ -209,20 +211,21 @@ def _best_raw(raw: str, norm: str, qp: int) -> int | None:
     q_after = "".join(norm[qp + k + len(tok) : qp + WINDOW + CONTEXT].split())
     win_b, win_a = "".join(toks[:t]), "".join(toks[t + 1 :])
     need_b, need_a = len(win_b), len(win_a)
-    best, best_p, seen = -1, None, 0
+    best, best_p, seen, scored = -1, None, 0, 0
     p = raw.find(tok)
     while p >= 0:
         seen += 1
         if seen > MAX_SEEN:
             return -1
+        if scored >= MAX_SCORED:
+            break
         e = p + len(tok)
         if (_flat_before(raw, p, need_b) == win_b and _flat_after(raw, e, need_a) == win_a
                 and (len(q_before) + len(q_after) > best)):  # the window is here, whitespace aside
-            rb, ra = _flat_before(raw, p, len(q_before)), _flat_after(raw, e, len(q_after))
-            sb = max(m for m in (need_b, need_b + 8, need_b + 32, need_b + 96, len(q_before))
-                     if m <= len(q_before) and rb[-m:] == q_before[-m:] or m == need_b)
-            sa = max(m for m in (need_a, need_a + 8, need_a + 32, need_a + 96, len(q_after))
-                     if m <= len(q_after) and ra[:m] == q_after[:m] or m == need_a)
+            scored += 1
+            rb = _flat_before(raw, p, len(q_before))
+            sb = _common_len(q_before, len(q_before), rb, len(rb), False)
+            sa = _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
             if sb + sa > best:
                 best, best_p = sb + sa, p
                 if sb == len(q_before) and sa == len(q_after):
