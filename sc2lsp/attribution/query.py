@@ -192,7 +192,7 @@ class AttributionIndex:
                     qps = ch[:, 2]
                     done = verified_docs[qps] >= enough  # hits where enough documents are verified
                     capped[qps[done]] = True
-                    found = self._verify_doc(si, d, raw, exact, norm, qps[~done].tolist())
+                    found = self._verify_doc(si, d, raw, exact, norm, qps[~done].tolist(), min_chars)
                     by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
@@ -209,37 +209,31 @@ class AttributionIndex:
         runs = np.split(q, np.flatnonzero(np.diff(q) != self.stride) + 1)
         return [(int(r[0]), int(r[-1]) + WINDOW, None, None, None, None, False, None) for r in runs if len(r) >= 2]
 
-    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int]) -> list:
+    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int],
+                    min_chars: int = 0) -> list:
         """The verified matches in document ``d`` of segment ``si`` of the query windows at ``qps``:
-        each hit not inside a match already found is found again in the text, checked and
-        extended."""
+        each hit not inside a match already found (or a stretch that cannot give ``min_chars``)
+        is found again in the text (``Segment.locate``), checked and extended."""
         covered = -1
         found_here: list = []
         for qp in qps:
             if qp < covered:
                 continue
-            best = self._best_occurrence(si, d, raw, exact, norm, qp)
-            if best is None:
+            hit = self.segments[si].locate(d, raw, norm, qp, exact, min_chars)
+            if hit is not None and hit[0] is None:
+                covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
                 continue
-            qa, qb, dp, left, right, reg = best
+            found = None if hit is None else self._verify(si, d, raw, norm, qp, hit[0], [hit[1]])
+            if found is None:
+                continue
+            left, right, dp, reg = found
+            qa, qb = qp - left, qp + WINDOW + right
             lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
             trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
             da, db = dp - left + lead, dp + WINDOW + right - trail
             found_here.append((qa + lead, qb - trail, None, None, da, db, True, reg))
             covered = qb
         return found_here
-
-    def _best_occurrence(self, si: int, d: int, raw: str, exact: bool, norm: str, qp: int):
-        """Query window ``qp`` found again in document ``d`` (``Segment.locate``), checked and
-        extended: ``(qa, qb, dp, left, right, region)`` or None."""
-        hit = self.segments[si].locate(d, raw, norm, qp, exact)
-        if hit is None:
-            return None
-        found = self._verify(si, d, raw, norm, qp, hit[0], [hit[1]])
-        if found is None:
-            return None
-        left, right, dp, reg = found
-        return qp - left, qp + WINDOW + right, dp, left, right, reg
 
     def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend

@@ -127,10 +127,13 @@ class Segment:
         base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
         return Region(base, normalize(piece), raw_a, piece, raw)
 
-    def locate(self, d: int, raw: str, norm: str, qp: int, exact: bool) -> tuple[int, "Region"] | None:
+    def locate(self, d: int, raw: str, norm: str, qp: int, exact: bool,
+               min_chars: int = 0) -> tuple[int, "Region"] | tuple[None, int] | None:
         """Where query window ``norm[qp:qp + WINDOW]`` is in document ``d``: ``(normalised
         position, region)``, the region holding it with the whole query aligned around it; None
-        when it is not there. Of several occurrences, the one that extends furthest is taken.
+        when it is not there; ``(None, end)`` when (raw search only) it cannot extend to
+        ``min_chars`` (nor past query position ``end``). Of several occurrences, the one that
+        extends furthest is taken.
 
         ``exact``: the raw text is ASCII or NFC, so every whitespace-free piece of the normal form
         is verbatim in it. Then the window's longest token is searched in the raw text, each
@@ -141,9 +144,9 @@ class Segment:
         window = norm[qp : qp + WINDOW]
         pad = (qp + 2, len(norm) - qp + 2)
         if exact:
-            best = _best_raw(raw, norm, qp)
-            if best is None:
-                return None
+            best = _best_raw(raw, norm, qp, min_chars)
+            if best is None or isinstance(best, tuple):
+                return best
             if best >= 0:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
                 j = int(np.searchsorted(ck, best, side="right")) - 1
@@ -196,10 +199,12 @@ def _flat_after(text: str, p: int, m: int) -> str:
         size *= 4
 
 
-def _best_raw(raw: str, norm: str, qp: int) -> int | None:
+def _best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[None, int] | None:
     """Raw position of the longest token of query window ``qp`` at the occurrence whose
     surroundings agree furthest with the query's, whitespace aside (at least the whole window);
-    None when there is none, -1 when the token is too frequent to try every occurrence."""
+    None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
+    (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
+    too frequent to try every occurrence."""
     window = norm[qp : qp + WINDOW]
     toks = window.split()
     t = max(range(len(toks)), key=lambda i: len(toks[i]))
@@ -211,7 +216,7 @@ def _best_raw(raw: str, norm: str, qp: int) -> int | None:
     q_after = "".join(norm[qp + k + len(tok) : qp + WINDOW + CONTEXT].split())
     win_b, win_a = "".join(toks[:t]), "".join(toks[t + 1 :])
     need_b, need_a = len(win_b), len(win_a)
-    best, best_p, seen, scored = -1, None, 0, 0
+    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
     p = raw.find(tok)
     while p >= 0:
         seen += 1
@@ -226,12 +231,38 @@ def _best_raw(raw: str, norm: str, qp: int) -> int | None:
             rb = _flat_before(raw, p, len(q_before))
             sb = _common_len(q_before, len(q_before), rb, len(rb), False)
             sa = _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
+            reach = (max(reach[0], sb), max(reach[1], sa))
             if sb + sa > best:
                 best, best_p = sb + sa, p
                 if sb == len(q_before) and sa == len(q_after):
                     break
         p = raw.find(tok, p + 1)
+    if best_p is not None and min_chars > WINDOW and scored < MAX_SCORED:
+        # a span from any occurrence lies within the query characters that agree with the text
+        # around some occurrence, whitespace aside (and starts and ends on a non-blank): when
+        # that is shorter than min_chars, nothing can be reported here
+        a, b = _unflat_back(norm, qp + k, reach[0]), _unflat_fwd(norm, qp + k + len(tok), reach[1])
+        if b - a < min_chars:
+            return None, b
     return best_p
+
+
+def _unflat_back(text: str, end: int, n: int) -> int:
+    """Where, going back from ``end``, ``n`` non-blank characters of ``text`` start."""
+    i = end
+    while n > 0 and i > 0:
+        i -= 1
+        n -= not text[i].isspace()
+    return i
+
+
+def _unflat_fwd(text: str, start: int, n: int) -> int:
+    """Where, going on from ``start``, ``n`` non-blank characters of ``text`` end."""
+    i = start
+    while n > 0 and i < len(text):
+        n -= not text[i].isspace()
+        i += 1
+    return i
 
 
 def _best_in(text: str, norm: str, qp: int, start: int) -> int:
