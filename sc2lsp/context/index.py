@@ -18,11 +18,12 @@ import logging
 import posixpath
 import threading
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 from ..core.content import MAX_BYTES, content_reason
 from .languages import language_for
-from .symbols import IDENTIFIER, Definition, FileSymbols, extract
+from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,63 @@ class Edit:
     seq: int
 
 
-@dataclass(eq=False)
 class FileEntry:
-    path: str
-    language: str | None
-    text: str
-    symbols: FileSymbols
-    digest: bytes
-    _lines: list[str] | None = field(default=None, repr=False)
+    """One indexed file. ``symbols`` may be given (a parse done elsewhere: worker processes, the
+    symbol cache) or left None: then the file is parsed on first use (lazily, outside any lock;
+    two threads may both parse it, with the same result). ``names`` is what the index's name
+    table holds for the file until then: a superset of its definitions' names
+    (``symbols.candidate_names``)."""
+
+    # no __slots__: the providers keep per-entry caches in its __dict__ (``_chunk_map``)
+
+    def __init__(self, path: str, language: str | None, text: str, symbols: FileSymbols | None = None,
+                 digest: bytes | None = None, names: tuple[str, ...] | None = None):
+        self.path = path
+        self.language = language
+        self.text = text
+        self._symbols = symbols
+        self.digest = digest if digest is not None else text_digest(text)
+        self._lines: list[str] | None = None
+        self._names = names
+        self._by_name: dict[str, list[Definition]] | None = None
+        self._filed: tuple[str, ...] = ()  #: the names a RepoIndex filed it under
+        self._on_parse: Callable[[FileEntry], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"FileEntry({self.path!r}, {self.language!r}, parsed={self.parsed})"
+
+    @property
+    def parsed(self) -> bool:
+        return self._symbols is not None
+
+    @property
+    def symbols(self) -> FileSymbols:
+        s = self._symbols
+        if s is None:
+            s = self._symbols = extract(self.path, self.text, self.language)
+            hook = self._on_parse
+            if hook is not None:
+                hook(self)
+        return s
+
+    def set_symbols(self, symbols: FileSymbols) -> bool:
+        """Give an unparsed entry symbols parsed elsewhere (of this very text); False if it had some."""
+        if self._symbols is not None:
+            return False
+        self._symbols = symbols
+        hook = self._on_parse
+        if hook is not None:
+            hook(self)
+        return True
+
+    def lookup_names(self) -> tuple[str, ...]:
+        """The names the index files this entry under: its definitions' (of ``LOOKUP_KINDS``) once
+        parsed, else the cheap superset."""
+        if self._symbols is not None:
+            return tuple(dict.fromkeys(d.name for d in self._symbols.definitions if d.kind in LOOKUP_KINDS))
+        if self._names is None:
+            self._names = candidate_names(self.text, self.language)
+        return self._names
 
     @property
     def lines(self) -> list[str]:
@@ -61,12 +111,12 @@ class FileEntry:
         return self.symbols.definitions
 
     def defs_named(self, name: str) -> list[Definition]:
-        table = self.__dict__.get("_by_name")
+        table = self._by_name
         if table is None:
             table = {}
             for d in self.symbols.definitions:
                 table.setdefault(d.name, []).append(d)
-            self.__dict__["_by_name"] = table
+            self._by_name = table
         return table.get(name, [])
 
     def occurrences(self, name: str, at_most: int = 2) -> int:
@@ -104,10 +154,10 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
     return reason
 
 
-def build_entry(path: str, text: str, language_id: str | None = None) -> FileEntry:
-    """Parse one file into an entry (pure; picklable, so worker processes can build entries)."""
+def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
+    """One file's entry, parsed now, or (``lazy``) on first use."""
     language = language_for(path, language_id)
-    return FileEntry(path, language, text, extract(path, text, language), text_digest(text))
+    return FileEntry(path, language, text, None if lazy else extract(path, text, language), text_digest(text))
 
 
 class RepoIndex:
@@ -115,7 +165,7 @@ class RepoIndex:
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
         self._files: dict[str, FileEntry] = {}
-        self._by_name: dict[str, list[Definition]] = {}
+        self._by_name: dict[str, list[str]] = {}  #: name -> paths of the files filed under it
         self._by_basename: dict[str, set[str]] = {}
         self._by_dir: dict[str, set[str]] = {}
         self._open: dict[str, None] = {}
@@ -124,12 +174,16 @@ class RepoIndex:
         self._edits: deque[Edit] = deque(maxlen=recent_edits)
         self._seq = 0
         self.generation = 0  #: bumped on every change that alters the index
+        #: called (from whichever thread parsed it) when an entry of the index gets its symbols
+        self.on_parsed: Callable[[FileEntry], None] | None = None
 
     # -- changes ------------------------------------------------------------------------------
 
-    def apply_change(self, path: str, text: str, language_id: str | None = None) -> bool:
+    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> bool:
         """Index ``text`` as the contents of ``path``; False when unchanged or rejected (then the
-        file is dropped from the index: a file that became too large or minified disappears)."""
+        file is dropped from the index: a file that became too large or minified disappears).
+        ``lazy``: the text is parsed when something needs its symbols (a request, a name lookup
+        that may find a definition in it), not here."""
         with self._lock:
             old = self._files.get(path)
         if old is not None and len(old.text) == len(text) and old.text == text:
@@ -139,7 +193,7 @@ class RepoIndex:
             log.debug("not indexing %s: %s", path, reason)
             self.remove(path)
             return False
-        entry = build_entry(path, text, language_id)
+        entry = build_entry(path, text, language_id, lazy=lazy)
         return self.apply_entry(entry)
 
     def apply_entry(self, entry: FileEntry) -> bool:
@@ -152,9 +206,8 @@ class RepoIndex:
                 self._unlink(old)
                 self._record_edit(old, entry)
             self._files[entry.path] = entry
-            for d in entry.definitions:
-                if d.kind in LOOKUP_KINDS:
-                    self._by_name.setdefault(d.name, []).append(d)
+            self._file_names(entry)
+            entry._on_parse = self._parsed
             self._by_basename.setdefault(posixpath.basename(entry.path), set()).add(entry.path)
             self._by_dir.setdefault(posixpath.dirname(entry.path), set()).add(entry.path)
             self.generation += 1
@@ -179,13 +232,44 @@ class RepoIndex:
             doomed = [p for p in self._files if p.startswith(prefix)]
         return sum(self.remove(p) for p in doomed)
 
+    def _file_names(self, entry: FileEntry) -> None:
+        """File ``entry`` under its lookup names (under the lock), keeping the places it had."""
+        names = entry.lookup_names()
+        keep = set(names)
+        for name in entry._filed:
+            if name not in keep:
+                self._unfile(name, entry.path)
+        had = set(entry._filed)
+        for name in names:
+            if name not in had:
+                self._by_name.setdefault(name, []).append(entry.path)
+        entry._filed = names
+
+    def _unfile(self, name: str, path: str) -> None:
+        lst = self._by_name.get(name)
+        if lst is not None:
+            try:
+                lst.remove(path)
+            except ValueError:
+                pass
+            if not lst:
+                del self._by_name[name]
+
+    def _parsed(self, entry: FileEntry) -> None:
+        """An entry got its symbols: file it under its definitions' names only."""
+        with self._lock:
+            if self._files.get(entry.path) is not entry:
+                return
+            self._file_names(entry)
+        hook = self.on_parsed
+        if hook is not None:
+            hook(entry)
+
     def _unlink(self, old: FileEntry) -> None:
-        for d in old.definitions:
-            lst = self._by_name.get(d.name)
-            if lst is not None:
-                lst[:] = [x for x in lst if x.path != old.path]
-                if not lst:
-                    del self._by_name[d.name]
+        old._on_parse = None
+        for name in old._filed:
+            self._unfile(name, old.path)
+        old._filed = ()
         for table, key in ((self._by_basename, posixpath.basename(old.path)), (self._by_dir, posixpath.dirname(old.path))):
             s = table.get(key)
             if s is not None:
@@ -260,8 +344,25 @@ class RepoIndex:
             return tuple(sorted(self._files))
 
     def definitions_named(self, name: str) -> tuple[Definition, ...]:
+        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index; files filed under the
+        name that are not parsed yet are parsed here (outside the lock)."""
         with self._lock:
-            return tuple(self._by_name.get(name, ()))
+            entries = [self._files[p] for p in self._by_name.get(name, ())]
+        out: list[Definition] = []
+        for e in entries:
+            out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]
+        return tuple(out)
+
+    def unparsed(self) -> list[FileEntry]:
+        """Entries still waiting for their parse (in path order)."""
+        with self._lock:
+            return [self._files[p] for p in sorted(self._files) if not self._files[p].parsed]
+
+    def languages(self) -> dict[str, int]:
+        """Files per language ("text" without one), most files first, without parsing anything."""
+        with self._lock:
+            langs = Counter(e.language or "text" for e in self._files.values())
+        return dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def files_named(self, basename: str) -> tuple[str, ...]:
         with self._lock:
@@ -276,8 +377,10 @@ class RepoIndex:
             return tuple(sorted(self._by_dir))
 
     def stats(self) -> dict:
+        """Counts over the whole index (this parses what is not parsed yet)."""
+        for e in self.unparsed():
+            e.symbols
         with self._lock:
-            langs = Counter(e.language or "text" for e in self._files.values())
             return {
                 "files": len(self._files),
                 "definitions": sum(len(e.definitions) for e in self._files.values()),
@@ -285,5 +388,5 @@ class RepoIndex:
                 "names": len(self._by_name),
                 "bytes": sum(len(e.text) for e in self._files.values()),
                 "files_with_syntax_errors": sum(e.symbols.errors for e in self._files.values()),
-                "languages": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "languages": self.languages(),
             }

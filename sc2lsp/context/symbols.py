@@ -70,7 +70,7 @@ class Import:
 class FileSymbols:
     definitions: tuple[Definition, ...] = ()
     imports: tuple[Import, ...] = ()
-    identifiers: tuple[str, ...] = ()  #: sorted, interned (a tuple: a third of a frozenset's memory)
+    identifiers: tuple[str, ...] = ()  #: sorted, interned; only for files without a grammar (similar chunks)
     errors: int = 0  #: 1 when the tree has syntax errors (parsed partially), else 0
 
 
@@ -78,21 +78,44 @@ def identifiers(text: str, keywords: frozenset[str] = frozenset()) -> tuple[str,
     return tuple(sorted(sys.intern(w) for w in set(IDENTIFIER.findall(text)) if w not in keywords and len(w) > 1))
 
 
+#: The cheap first pass for Python (no parse): every name the tags query can capture as a
+#: definition (``def``/``class`` at any depth, names assigned or annotated at column 0 or after a
+#: ``;``, ``type`` aliases), plus some that it does not (names in strings, ``else:``): a superset.
+_PY_CANDIDATES = re.compile(
+    r"^[ \t\f]*(?:async[ \t]+)?(?:def|class)[ \t]+([^\W\d]\w*)"
+    r"|(?:^|;)[ \t\f]*([^\W\d]\w*)[ \t]*[:=]"
+    r"|^type[ \t]+([^\W\d]\w*)", re.M)
+_ANY_IDENTIFIER = re.compile(r"[^\W\d][\w$]*|\$[\w$]*")
+
+
+def candidate_names(text: str, language: str | None) -> tuple[str, ...]:
+    """Without parsing: a superset of the names ``extract`` finds as definitions in ``text`` (sorted,
+    interned), what the repository index's name table holds for a file until it is parsed.
+    Python has a line pattern; other languages get every identifier of the text."""
+    if language is None or spec(language) is None:
+        return ()  # no grammar: no definitions
+    if spec(language).family == "python":
+        found = {a or b or c for a, b, c in _PY_CANDIDATES.findall(text)}
+    else:
+        found = set(_ANY_IDENTIFIER.findall(text))
+    return tuple(sorted(sys.intern(w) for w in found))
+
+
 def extract(path: str, text: str, language: str | None) -> FileSymbols:
-    """Definitions, imports and identifiers of ``text``; identifiers only without a grammar."""
+    """Definitions and imports of ``text``; identifiers only without a grammar (files with a
+    grammar keep none: nothing reads them, and they were a tenth of the index's memory)."""
     sp = spec(language)
-    idents = identifiers(text, sp.keywords if sp else frozenset())
     query = tags_query(language) if language else None
     parser = parser_for(language) if query is not None else None
     if query is None or parser is None:
-        return FileSymbols(identifiers=idents)
+        return FileSymbols(identifiers=identifiers(text, sp.keywords if sp else frozenset()))
     data = text.encode("utf-8", errors="replace")
     try:
         tree = parser.parse(data)
         matches = QueryCursor(query).matches(tree.root_node)
     except Exception as e:  # a grammar bug must not take the index down
         log.debug("cannot parse %s: %s", path, e)
-        return FileSymbols(identifiers=idents)
+        return FileSymbols(identifiers=identifiers(text, sp.keywords))
     defs: dict[int, tuple[int, str, Node, Node]] = {}  # name start byte -> (pattern, kind, node, name node)
     imports: list[Import] = []
     for pattern, caps in matches:
@@ -105,7 +128,7 @@ def extract(path: str, text: str, language: str | None) -> FileSymbols:
         elif "import" in caps:
             imports.extend(_imports(sp.family, caps, data))
     definitions = _definitions(path, data, sp.family, [(k, n, nm) for _, k, n, nm in defs.values()])
-    return FileSymbols(tuple(definitions), _dedupe(imports), idents, int(tree.root_node.has_error))
+    return FileSymbols(tuple(definitions), _dedupe(imports), (), int(tree.root_node.has_error))
 
 
 def _text(node: Node, data: bytes) -> str:

@@ -1,0 +1,157 @@
+"""Parsed symbols of files, kept on disk across restarts, keyed by the file's content.
+
+``SymbolCache(folder)`` stores one small file per (format version, path, language, content
+digest): ``get(path, language, digest)`` returns the ``FileSymbols`` a parse of that text gave, or
+None; ``put(path, language, digest, symbols)`` queues a write that a background thread makes with
+``fileio.atomic_write`` (so a reader never sees half a file). A restarted server's initial index
+takes symbols from here instead of parsing (``workspace.indexer``).
+
+Nothing read here is trusted: an entry must carry its own key and a checksum of its payload, and
+decode (``marshal``: plain tuples, strings and ints only, never code or objects) into fields of the
+right types; anything else is ignored as a miss (and rewritten by the next parse).
+
+Folder: ``$SC2LSP_SYMBOL_CACHE``, else ``$XDG_CACHE_HOME/sc2lsp/symbols`` (``~/.cache/...``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import marshal
+import os
+import queue
+import sys
+import threading
+from pathlib import Path
+
+from ..context.symbols import Definition, FileSymbols, Import
+from ..fileio import atomic_write
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"sc2sym02"  #: bump with any change of extract()'s output or of this format
+_SUM = 16
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SC2LSP_SYMBOL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sc2lsp" / "symbols"
+
+
+def cache_key(path: str, language: str | None, digest: bytes) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(MAGIC + f"\0{language or ''}\0{path}\0".encode("utf-8", errors="surrogatepass") + digest)
+    return h.hexdigest()
+
+
+def encode(key: str, symbols: FileSymbols) -> bytes:
+    defs = tuple((d.name, d.kind, d.start_line, d.end_line, d.body_line, d.signature, d.doc, d.container)
+                 for d in symbols.definitions)
+    imports = tuple((i.module, i.name, i.alias, i.wildcard) for i in symbols.imports)
+    payload = marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4)
+    return MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
+
+
+def _opt_str(x) -> bool:
+    return x is None or type(x) is str
+
+
+def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
+    """The symbols stored in ``data`` for ``key``; None for anything not written by ``encode``."""
+    head = len(MAGIC) + _SUM
+    if len(data) < head or data[:len(MAGIC)] != MAGIC:
+        return None
+    payload = data[head:]
+    if hashlib.blake2b(payload, digest_size=_SUM).digest() != data[len(MAGIC):head]:
+        return None
+    try:
+        got, defs, imports, idents, errors = marshal.loads(payload)
+        if got != key or type(errors) is not int:
+            return None
+        out = []
+        for name, kind, start, end, body, sig, doc, container in defs:
+            if not (type(name) is str and type(kind) is str and type(start) is int and type(end) is int
+                    and type(body) is int and type(sig) is str and type(doc) is str and _opt_str(container)):
+                return None
+            out.append(Definition(sys.intern(name), sys.intern(kind), path, start, end, body, sig, doc,
+                                  None if container is None else sys.intern(container)))
+        imps = []
+        for module, name, alias, wildcard in imports:
+            if not (type(module) is str and _opt_str(name) and _opt_str(alias) and type(wildcard) is bool):
+                return None
+            imps.append(Import(module, name, alias, wildcard))
+        if not all(type(w) is str for w in idents):
+            return None
+        return FileSymbols(tuple(out), tuple(imps), tuple(sys.intern(w) for w in idents), errors)
+    except (ValueError, TypeError, EOFError):  # truncated, wrong shape
+        return None
+
+
+class SymbolCache:
+    def __init__(self, folder: str | Path | None = None):
+        self.folder = Path(folder) if folder is not None else default_cache_dir()
+        self.hits = self.misses = self.written = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _file(self, key: str) -> Path:
+        return self.folder / key[:2] / key[2:]
+
+    def get(self, path: str, language: str | None, digest: bytes) -> FileSymbols | None:
+        key = cache_key(path, language, digest)
+        try:
+            with open(self._file(key), "rb") as f:
+                data = f.read()
+        except OSError:
+            self.misses += 1
+            return None
+        symbols = decode(data, key, path)
+        if symbols is None:
+            log.debug("ignoring a damaged symbol cache entry for %s", path)
+            self.misses += 1
+        else:
+            self.hits += 1
+        return symbols
+
+    def put(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
+        """Queue a write (made by a background thread; ``flush`` waits for it)."""
+        self._queue.put((path, language, digest, symbols))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_pending, name="sc2lsp-symbol-cache", daemon=True)
+                self._thread.start()
+
+    def _write_pending(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                self.write(*item)
+            except Exception:  # a full disk or a read-only cache costs the cache, nothing else
+                log.debug("cannot write the symbol cache entry of %s", item[0], exc_info=True)
+            finally:
+                self._queue.task_done()
+
+    def write(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
+        key = cache_key(path, language, digest)
+        target = self._file(key)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = encode(key, symbols)
+        atomic_write(target, lambda f: f.write(data))
+        self.written += 1
+
+    def flush(self) -> None:
+        """Wait until every queued write is made (tests, shutdown)."""
+        self._queue.join()
