@@ -52,16 +52,21 @@ class FileEntry:
     # no __slots__: the providers keep per-entry caches in its __dict__ (``_chunk_map``)
 
     def __init__(self, path: str, language: str | None, text: str, symbols: FileSymbols | None = None,
-                 digest: bytes | None = None, names: tuple[str, ...] | None = None):
+                 digest: bytes | None = None, *, names: tuple[str, ...] | None = None,
+                 loader: Callable[[], FileSymbols | None] | None = None):
         self.path = path
         self.language = language
         self.text = text
         self._symbols = symbols
         self.digest = digest if digest is not None else text_digest(text)
         self._lines: list[str] | None = None
-        self._names = names
         self._by_name: dict[str, list[Definition]] | None = None
-        self._filed: tuple[str, ...] = ()  #: the names a RepoIndex filed it under
+        #: the names a RepoIndex filed it under: its definitions' once parsed; None = its candidate names
+        self._filed: tuple[str, ...] | None = ()
+        #: its definitions' names (of ``LOOKUP_KINDS``) when known without its symbols, and where
+        #: its symbols come from before a parse (the symbol cache: decoded on first use)
+        self._names = names
+        self._loader = loader
         self._on_parse: Callable[[FileEntry], None] | None = None
 
     def __repr__(self) -> str:
@@ -72,10 +77,17 @@ class FileEntry:
         return self._symbols is not None
 
     @property
+    def needs_parse(self) -> bool:
+        """No symbols and nowhere to load them from but a parse."""
+        return self._symbols is None and self._loader is None
+
+    @property
     def symbols(self) -> FileSymbols:
         s = self._symbols
         if s is None:
-            s = self._symbols = extract(self.path, self.text, self.language)
+            loader, self._loader = self._loader, None
+            s = loader() if loader is not None else None
+            s = self._symbols = s if s is not None else extract(self.path, self.text, self.language)
             hook = self._on_parse
             if hook is not None:
                 hook(self)
@@ -85,20 +97,22 @@ class FileEntry:
         """Give an unparsed entry symbols parsed elsewhere (of this very text); False if it had some."""
         if self._symbols is not None:
             return False
-        self._symbols = symbols
+        self._symbols, self._loader = symbols, None
         hook = self._on_parse
         if hook is not None:
             hook(self)
         return True
 
-    def lookup_names(self) -> tuple[str, ...]:
+    def lookup_names(self) -> tuple[str, ...] | frozenset[str]:
         """The names the index files this entry under: its definitions' (of ``LOOKUP_KINDS``) once
-        parsed, else the cheap superset."""
-        if self._symbols is not None:
-            return tuple(dict.fromkeys(d.name for d in self._symbols.definitions if d.kind in LOOKUP_KINDS))
-        if self._names is None:
-            self._names = candidate_names(self.text, self.language)
-        return self._names
+        parsed, else the cheap superset (``candidate_names``, computed again when needed: not kept)."""
+        symbols = self._symbols
+        if symbols is not None:
+            return lookup_names(symbols)
+        return self._names if self._names is not None else candidate_names(self.text, self.language)
+
+    def filed_names(self):
+        return self._filed if self._filed is not None else candidate_names(self.text, self.language)
 
     @property
     def lines(self) -> list[str]:
@@ -136,6 +150,11 @@ class FileEntry:
                 n += 1
             i = end
         return n
+
+
+def lookup_names(symbols: FileSymbols) -> tuple[str, ...]:
+    """The names a parsed file is filed under: its definitions' of ``LOOKUP_KINDS``, in order."""
+    return tuple(dict.fromkeys(d.name for d in symbols.definitions if d.kind in LOOKUP_KINDS))
 
 
 def _word_char(c: str) -> bool:
@@ -232,18 +251,28 @@ class RepoIndex:
             doomed = [p for p in self._files if p.startswith(prefix)]
         return sum(self.remove(p) for p in doomed)
 
-    def _file_names(self, entry: FileEntry) -> None:
-        """File ``entry`` under its lookup names (under the lock), keeping the places it had."""
-        names = entry.lookup_names()
-        keep = set(names)
-        for name in entry._filed:
-            if name not in keep:
-                self._unfile(name, entry.path)
-        had = set(entry._filed)
+    def _file_names(self, entry: FileEntry, had=()) -> None:
+        """File ``entry`` under its lookup names (under the lock), keeping the places it ``had``."""
+        symbols = entry._symbols  # one reading: another thread may be parsing it
+        if symbols is None and entry._names is not None:
+            symbols = names = entry._names  # known without the symbols (the cache told)
+        else:
+            names = (lookup_names(symbols) if symbols is not None else candidate_names(entry.text, entry.language))
+        if had:
+            keep = set(names)
+            for name in had:
+                if name not in keep:
+                    self._unfile(name, entry.path)
+            had = set(had)
+        table, path = self._by_name, entry.path
         for name in names:
             if name not in had:
-                self._by_name.setdefault(name, []).append(entry.path)
-        entry._filed = names
+                lst = table.get(name)
+                if lst is None:
+                    table[name] = [path]
+                else:
+                    lst.append(path)
+        entry._filed = names if symbols is not None else None
 
     def _unfile(self, name: str, path: str) -> None:
         lst = self._by_name.get(name)
@@ -258,16 +287,16 @@ class RepoIndex:
     def _parsed(self, entry: FileEntry) -> None:
         """An entry got its symbols: file it under its definitions' names only."""
         with self._lock:
-            if self._files.get(entry.path) is not entry:
-                return
-            self._file_names(entry)
+            if self._files.get(entry.path) is not entry or entry._filed is not None:
+                return  # replaced meanwhile, or already filed under its definitions
+            self._file_names(entry, entry.filed_names())
         hook = self.on_parsed
         if hook is not None:
             hook(entry)
 
     def _unlink(self, old: FileEntry) -> None:
         old._on_parse = None
-        for name in old._filed:
+        for name in old.filed_names():
             self._unfile(name, old.path)
         old._filed = ()
         for table, key in ((self._by_basename, posixpath.basename(old.path)), (self._by_dir, posixpath.dirname(old.path))):
@@ -356,7 +385,7 @@ class RepoIndex:
     def unparsed(self) -> list[FileEntry]:
         """Entries still waiting for their parse (in path order)."""
         with self._lock:
-            return [self._files[p] for p in sorted(self._files) if not self._files[p].parsed]
+            return [self._files[p] for p in sorted(self._files) if self._files[p].needs_parse]
 
     def languages(self) -> dict[str, int]:
         """Files per language ("text" without one), most files first, without parsing anything."""
@@ -378,8 +407,10 @@ class RepoIndex:
 
     def stats(self) -> dict:
         """Counts over the whole index (this parses what is not parsed yet)."""
-        for e in self.unparsed():
-            e.symbols
+        with self._lock:
+            entries = list(self._files.values())
+        for e in entries:
+            e.symbols  # noqa: B018  (parsed or loaded here)
         with self._lock:
             return {
                 "files": len(self._files),

@@ -78,27 +78,32 @@ def identifiers(text: str, keywords: frozenset[str] = frozenset()) -> tuple[str,
     return tuple(sorted(sys.intern(w) for w in set(IDENTIFIER.findall(text)) if w not in keywords and len(w) > 1))
 
 
-#: The cheap first pass for Python (no parse): every name the tags query can capture as a
-#: definition (``def``/``class`` at any depth, names assigned or annotated at column 0 or after a
-#: ``;``, ``type`` aliases), plus some that it does not (names in strings, ``else:``): a superset.
-_PY_CANDIDATES = re.compile(
-    r"^[ \t\f]*(?:async[ \t]+)?(?:def|class)[ \t]+([^\W\d]\w*)"
-    r"|(?:^|;)[ \t\f]*([^\W\d]\w*)[ \t]*[:=]"
-    r"|^type[ \t]+([^\W\d]\w*)", re.M)
-_ANY_IDENTIFIER = re.compile(r"[^\W\d][\w$]*|\$[\w$]*")
+#: The cheap first pass for Python (no parse), a superset of the names the tags query can capture
+#: as definitions: ``def``/``class`` anywhere, names assigned or annotated at column 0 or after a
+#: ``;``, ``type`` aliases (plus names in strings and the like). Patterns with a literal start:
+#: several times faster than one pattern anchored at each line.
+_PY_CANDIDATES = tuple(re.compile(p) for p in (
+    r"(?:def|class)[ \t\f]+(\w+)", r"\n(\w+)[ \t]*[:=]", r"\ntype[ \t]+(\w+)", r";[ \t\f]*(\w+)[ \t]*[:=]"))
+_ANY_IDENTIFIER = re.compile(r"[A-Za-z_$\x80-\U0010ffff][\w$]*")
 
 
-def candidate_names(text: str, language: str | None) -> tuple[str, ...]:
-    """Without parsing: a superset of the names ``extract`` finds as definitions in ``text`` (sorted,
-    interned), what the repository index's name table holds for a file until it is parsed.
-    Python has a line pattern; other languages get every identifier of the text."""
-    if language is None or spec(language) is None:
-        return ()  # no grammar: no definitions
-    if spec(language).family == "python":
-        found = {a or b or c for a, b, c in _PY_CANDIDATES.findall(text)}
-    else:
-        found = set(_ANY_IDENTIFIER.findall(text))
-    return tuple(sorted(sys.intern(w) for w in found))
+def candidate_names(text: str, language: str | None) -> frozenset[str]:
+    """Without parsing: a superset of the names ``extract`` finds as definitions in ``text``,
+    what the repository index files an unparsed file under. Python has line patterns; other
+    languages get every identifier of the text."""
+    sp = spec(language)
+    if sp is None:
+        return frozenset()  # no grammar: no definitions
+    if sp.family != "python":
+        return frozenset(_ANY_IDENTIFIER.findall(text))
+    found = set(_PY_CANDIDATES[0].findall(text))
+    lines = "\n" + text
+    found.update(_PY_CANDIDATES[1].findall(lines))
+    if "type" in text:
+        found.update(_PY_CANDIDATES[2].findall(lines))
+    if ";" in text:
+        found.update(_PY_CANDIDATES[3].findall(text))
+    return frozenset(found)
 
 
 def extract(path: str, text: str, language: str | None) -> FileSymbols:

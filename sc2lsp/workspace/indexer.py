@@ -157,11 +157,19 @@ def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCac
     for path, text in items:
         language = language_for(path)
         digest = text_digest(text)
-        symbols = cache.get(path, language, digest) if language is not None else None
-        if symbols is None:
+        found = cache.lookup(path, language, digest) if language is not None else None
+        if found is None:
             rest.append((path, text))
             continue
-        index.apply_entry(FileEntry(path, language, text, symbols, digest))
+        names, loader = found
+        if lazy:  # decoded when first used
+            index.apply_entry(FileEntry(path, language, text, None, digest, names=names, loader=loader))
+        else:
+            symbols = loader()
+            if symbols is None:
+                rest.append((path, text))
+                continue
+            index.apply_entry(FileEntry(path, language, text, symbols, digest))
         report.cached += 1
     return rest
 

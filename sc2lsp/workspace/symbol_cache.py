@@ -2,7 +2,8 @@
 
 ``SymbolCache(folder)`` stores one small file per (format version, path, language, content
 digest): ``get(path, language, digest)`` returns the ``FileSymbols`` a parse of that text gave, or
-None; ``put(path, language, digest, symbols)`` queues a write that a background thread makes with
+None; ``lookup`` returns the names the index files it under and a loader that decodes the symbols
+when first needed (a restart decodes only what requests use); ``put(path, language, digest, symbols)`` queues a write that a background thread makes with
 ``fileio.atomic_write`` (so a reader never sees half a file). A restarted server's initial index
 takes symbols from here instead of parsing (``workspace.indexer``).
 
@@ -24,12 +25,13 @@ import sys
 import threading
 from pathlib import Path
 
+from ..context.index import lookup_names
 from ..context.symbols import Definition, FileSymbols, Import
 from ..fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"sc2sym02"  #: bump with any change of extract()'s output or of this format
+MAGIC = b"sc2sym03"  #: bump with any change of extract()'s output or of this format
 _SUM = 16
 
 
@@ -51,8 +53,28 @@ def encode(key: str, symbols: FileSymbols) -> bytes:
     defs = tuple((d.name, d.kind, d.start_line, d.end_line, d.body_line, d.signature, d.doc, d.container)
                  for d in symbols.definitions)
     imports = tuple((i.module, i.name, i.alias, i.wildcard) for i in symbols.imports)
-    payload = marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4)
+    body = marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4)
+    head = marshal.dumps((key, lookup_names(symbols)), 4)
+    payload = len(head).to_bytes(4, "little") + head + body
     return MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
+
+
+def _split(data: bytes, key: str) -> tuple[tuple[str, ...], bytes] | None:
+    """(names, body) of an entry whose checksum and key hold, else None."""
+    start = len(MAGIC) + _SUM
+    if len(data) < start + 4 or data[:len(MAGIC)] != MAGIC:
+        return None
+    payload = memoryview(data)[start:]
+    if hashlib.blake2b(payload, digest_size=_SUM).digest() != data[len(MAGIC):start]:
+        return None
+    n = int.from_bytes(payload[:4], "little")
+    try:
+        got, names = marshal.loads(payload[4:4 + n])
+    except (ValueError, TypeError, EOFError):
+        return None
+    if got != key or type(names) is not tuple or not all(type(x) is str for x in names):
+        return None
+    return tuple(sys.intern(x) for x in names), bytes(payload[4 + n:])
 
 
 def _opt_str(x) -> bool:
@@ -61,14 +83,13 @@ def _opt_str(x) -> bool:
 
 def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
     """The symbols stored in ``data`` for ``key``; None for anything not written by ``encode``."""
-    head = len(MAGIC) + _SUM
-    if len(data) < head or data[:len(MAGIC)] != MAGIC:
-        return None
-    payload = data[head:]
-    if hashlib.blake2b(payload, digest_size=_SUM).digest() != data[len(MAGIC):head]:
-        return None
+    split = _split(data, key)
+    return None if split is None else _decode_body(split[1], key, path)
+
+
+def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
     try:
-        got, defs, imports, idents, errors = marshal.loads(payload)
+        got, defs, imports, idents, errors = marshal.loads(body)
         if got != key or type(errors) is not int:
             return None
         out = []
@@ -116,6 +137,25 @@ class SymbolCache:
         else:
             self.hits += 1
         return symbols
+
+    def lookup(self, path: str, language: str | None, digest: bytes):
+        """``(names, loader)``: the names the index files the file under and a function that
+        decodes its symbols (None if that fails after all); None when the cache has no sound entry."""
+        key = cache_key(path, language, digest)
+        try:
+            with open(self._file(key), "rb") as f:
+                data = f.read()
+        except OSError:
+            self.misses += 1
+            return None
+        split = _split(data, key)
+        if split is None:
+            log.debug("ignoring a damaged symbol cache entry for %s", path)
+            self.misses += 1
+            return None
+        self.hits += 1
+        names, body = split
+        return names, lambda: _decode_body(body, key, path)
 
     def put(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
         """Queue a write (made by a background thread; ``flush`` waits for it)."""
