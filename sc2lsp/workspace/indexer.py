@@ -123,7 +123,7 @@ def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None =
             text = texts[path]
             entry = FileEntry(path, language, text, symbols, text_digest(text))
             index.apply_entry(entry)
-            if cache is not None:
+            if cache is not None and language is not None:
                 cache.put(path, language, entry.digest, symbols)
         done += len(results)
         if progress:
