@@ -93,6 +93,17 @@ class FileEntry:
                 hook(self)
         return s
 
+    def set_compact(self, names: tuple[str, ...], loader: Callable[[], FileSymbols | None]) -> bool:
+        """Give an unparsed entry the names of its definitions and a loader of its symbols (a
+        compact form made elsewhere, decoded on first use); False if it had symbols."""
+        if self._symbols is not None:
+            return False
+        self._names, self._loader = names, loader
+        hook = self._on_parse
+        if hook is not None:
+            hook(self)
+        return True
+
     def set_symbols(self, symbols: FileSymbols) -> bool:
         """Give an unparsed entry symbols parsed elsewhere (of this very text); False if it had some."""
         if self._symbols is not None:
@@ -285,13 +296,14 @@ class RepoIndex:
                 del self._by_name[name]
 
     def _parsed(self, entry: FileEntry) -> None:
-        """An entry got its symbols: file it under its definitions' names only."""
+        """An entry got its symbols (or the names of its definitions): file it under those only;
+        ``on_parsed`` hears of a parse, not of a decoded compact form."""
         with self._lock:
             if self._files.get(entry.path) is not entry or entry._filed is not None:
                 return  # replaced meanwhile, or already filed under its definitions
             self._file_names(entry, entry.filed_names())
         hook = self.on_parsed
-        if hook is not None:
+        if hook is not None and entry._symbols is not None:
             hook(entry)
 
     def _unlink(self, old: FileEntry) -> None:

@@ -29,7 +29,7 @@ from ..context.index import FileEntry, RepoIndex, text_digest
 from ..context.languages import language_for
 from ..context.symbols import FileSymbols, extract
 from .scan import MAX_BYTES, is_source_path, scan
-from .symbol_cache import SymbolCache
+from .symbol_cache import SymbolCache, cache_key, encode, unpack
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,17 @@ def _parse_batch(items: list[tuple[str, str]]) -> list[tuple[str, str | None, Fi
     for path, text in items:
         language = language_for(path)
         out.append((path, language, extract(path, text, language)))
+    return out
+
+
+def _encode_batch(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes]]:
+    """(path, cache key, encoded symbols) of files with a grammar (what ``parse_pending``'s worker
+    processes send back: bytes, not objects)."""
+    out = []
+    for path, text in items:
+        language = language_for(path)
+        key = cache_key(path, language, text_digest(text))
+        out.append((path, key, encode(key, extract(path, text, language))))
     return out
 
 
@@ -174,11 +185,13 @@ def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCac
     return rest
 
 
-def parse_pending(index: RepoIndex, *, workers: int | None = None, stop: Callable[[], bool] | None = None) -> int:
+def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: SymbolCache | None = None,
+                  stop: Callable[[], bool] | None = None) -> int:
     """Parse the index's entries that have no symbols yet (in worker processes when there are
-    ``PROCESS_THRESHOLD`` or more), handing each its symbols unless it was replaced meanwhile;
-    ``index.on_parsed`` sees every one (e.g. to fill a ``SymbolCache``). Returns how many were
-    parsed here; ``stop()`` true ends it early."""
+    ``PROCESS_THRESHOLD`` or more) into the symbol cache's compact form: each entry (unless it
+    was replaced meanwhile) is filed under its definitions' names and decodes its symbols when
+    first used, so the index holds bytes, not objects, for files no request needed; ``cache``
+    also gets the entries. Returns how many were parsed here; ``stop()`` true ends it early."""
     entries = [e for e in index.unparsed() if e.language is not None]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(entries) >= PROCESS_THRESHOLD else 1
@@ -187,15 +200,19 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, stop: Callabl
     items = [(e.path, e.text) for e in entries]
     done = 0
 
-    def put(results: list[tuple[str, str | None, FileSymbols]]) -> None:
+    def put(results: list[tuple[str, str, bytes]]) -> None:
         nonlocal done
-        for path, _language, symbols in results:
-            done += by_path[path].set_symbols(symbols)
+        for path, key, data in results:
+            found = unpack(data, key, path)
+            if found is not None and by_path[path].set_compact(*found):
+                done += 1
+                if cache is not None:
+                    cache.put_encoded(key, data)
 
     if workers > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for results in pool.map(_parse_batch, _batches(items, BATCH)):
+            for results in pool.map(_encode_batch, _batches(items, BATCH)):
                 put(results)
                 if stop is not None and stop():
                     pool.shutdown(wait=False, cancel_futures=True)
@@ -204,9 +221,9 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, stop: Callabl
         for batch in _batches(items, BATCH):
             if stop is not None and stop():
                 break
-            put(_parse_batch(batch))
+            put(_encode_batch(batch))
     if done >= PROCESS_THRESHOLD:
-        gc.freeze()  # as after the initial index: the new symbols out of the collector's scans
+        gc.freeze()  # as after the initial index: the new entries out of the collector's scans
     return done
 
 

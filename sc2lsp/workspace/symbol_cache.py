@@ -81,6 +81,15 @@ def _opt_str(x) -> bool:
     return x is None or type(x) is str
 
 
+def unpack(data: bytes, key: str, path: str):
+    """``(names, loader)`` of an encoded entry (see ``SymbolCache.lookup``), None if unsound."""
+    split = _split(data, key)
+    if split is None:
+        return None
+    names, body = split
+    return names, lambda: _decode_body(body, key, path)
+
+
 def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
     """The symbols stored in ``data`` for ``key``; None for anything not written by ``encode``."""
     split = _split(data, key)
@@ -148,18 +157,24 @@ class SymbolCache:
         except OSError:
             self.misses += 1
             return None
-        split = _split(data, key)
-        if split is None:
+        found = unpack(data, key, path)
+        if found is None:
             log.debug("ignoring a damaged symbol cache entry for %s", path)
             self.misses += 1
             return None
         self.hits += 1
-        names, body = split
-        return names, lambda: _decode_body(body, key, path)
+        return found
 
     def put(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
         """Queue a write (made by a background thread; ``flush`` waits for it)."""
-        self._queue.put((path, language, digest, symbols))
+        self._enqueue((path, language, digest, symbols))
+
+    def put_encoded(self, key: str, data: bytes) -> None:
+        """Queue the write of an entry ``encode`` made."""
+        self._enqueue((key, data))
+
+    def _enqueue(self, item: tuple) -> None:
+        self._queue.put(item)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._write_pending, name="sc2lsp-symbol-cache", daemon=True)
@@ -182,13 +197,14 @@ class SymbolCache:
             finally:
                 self._queue.task_done()
 
-    def write(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
-        key = cache_key(path, language, digest)
+    def write(self, *item) -> None:
+        """Write ``(path, language, digest, symbols)`` or ``(key, encoded data)`` (unless there)."""
+        key = cache_key(*item[:3]) if len(item) == 4 else item[0]
         target = self._file(key)
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = encode(key, symbols)
+        data = encode(key, item[3]) if len(item) == 4 else item[1]
         atomic_write(target, lambda f: f.write(data))
         self.written += 1
 

@@ -116,10 +116,12 @@ def test_background_parse_fills_the_cache(tree, tmp_path):
     idx = RepoIndex()
     report = index_workspace(idx, tree, workers=1, cache=cache, lazy=True)
     assert report.lazy == 4 and report.parsed == 0
-    cache_parsed(idx, cache)
-    assert parse_pending(idx, workers=1) == 3  # notes.md has no grammar: nothing to parse
+    assert parse_pending(idx, workers=1, cache=cache) == 3  # notes.md has no grammar: nothing to parse
     cache.flush()
     assert cache.written == 3 and idx.unparsed() == [idx.get("notes.md")]
+    assert [d.path for d in idx.definitions_named("helper")] == ["pkg/util.py"]
+    assert not idx.get("pkg/main.py").parsed  # compact until something needs its symbols
+    assert idx.get("pkg/main.py").symbols == extract("pkg/main.py", FILES["pkg/main.py"], "python")
     report = index_workspace(RepoIndex(), tree, workers=1, cache=SymbolCache(tmp_path / "cache"), lazy=True)
     assert report.cached == 3
 
