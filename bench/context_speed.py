@@ -358,16 +358,14 @@ def main(argv=None) -> int:
     cache_dir = Path(tempfile.mkdtemp(prefix="sc2lsp-speed-symbols-"))
     try:
         load = os.getloadavg()
-        index_fig, index = bench_index(repo, args.workers, cache_dir)
-        out = {
-            "repo": str(repo),
-            "cpu_count": os.cpu_count(),
-            "load_average_1_5_15": [round(x, 2) for x in load],
-            "index": index_fig,
-            "context": bench_requests(index, args.requests),
-            "save_to_index": bench_saves(repo, index, args.saves),
-            "memory": bench_memory(repo, args.workers),
-        }
+        out = {"repo": str(repo), "cpu_count": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in load]}
+        out["index"], index = bench_index(repo, args.workers, cache_dir)
+        print(json.dumps(out["index"]), file=sys.stderr)
+        out["context"] = bench_requests(index, args.requests)
+        print(json.dumps(out["context"]), file=sys.stderr)
+        out["save_to_index"] = bench_saves(repo, index, args.saves)
+        print(json.dumps(out["save_to_index"]), file=sys.stderr)
+        out["memory"] = bench_memory(repo, args.workers)
         out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
