@@ -103,11 +103,11 @@ def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
             return None
         out = []
         for name, kind, start, end, body, sig, doc, container in defs:
-            if not (type(name) is str and type(kind) is str and type(start) is int and type(end) is int
-                    and type(body) is int and type(sig) is str and type(doc) is str and _opt_str(container)):
+            if (type(name) is not str or type(kind) is not str or type(start) is not int or type(end) is not int
+                    or type(body) is not int or type(sig) is not str or type(doc) is not str
+                    or (container is not None and type(container) is not str)):
                 return None
-            out.append(Definition(sys.intern(name), sys.intern(kind), path, start, end, body, sig, doc,
-                                  None if container is None else sys.intern(container)))
+            out.append(Definition(name, kind, path, start, end, body, sig, doc, container))
         imps = []
         for module, name, alias, wildcard in imports:
             if not (type(module) is str and _opt_str(name) and _opt_str(alias) and type(wildcard) is bool):
