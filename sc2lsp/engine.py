@@ -36,6 +36,7 @@ from .core.postprocess import PostprocessOptions, advance_suggestion, postproces
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 from .engine_context import Committed, WarmUpContext
+from .saved_contexts import saved_contexts_for
 from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Engine(WarmUpContext):
         self._plans: dict[str, BudgetPlan] = {}
         self._context_fn = context_fn
         self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
+        self._saved = saved_contexts_for(self.settings.state_disk_mb)  # beside the KV states on disk
         self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
@@ -143,11 +145,15 @@ class Engine(WarmUpContext):
     def configure(self, settings: Settings) -> None:
         """Apply new settings; the model is loaded again only if a setting it depends on changed."""
         old, self.settings = self.settings, settings
+        if settings.state_disk_mb != old.state_disk_mb:
+            self._saved.close()
+            self._saved = saved_contexts_for(settings.state_disk_mb)
         if settings.model_key() != old.model_key() or self.model_state == "failed":
             self.start()
 
     def close(self) -> None:
         self._warm_pool.shutdown(wait=False, cancel_futures=True)
+        self._saved.close()
         self.worker.close()
 
     # ------------------------------------------------------------------ completions

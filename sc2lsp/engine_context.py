@@ -25,6 +25,7 @@ from .backends.worker import ModelWorker
 from .config import Settings
 from .core.budget import BudgetPlan, plan_budget
 from .core.prompt import SourceFile
+from .saved_contexts import SavedContext, SavedContexts
 from .suggestions import ContextFn, Cursor
 
 log = logging.getLogger("sc2lsp.engine")  # the engine's log, as before the split
@@ -55,6 +56,7 @@ class WarmUpContext:
     _counter: Callable[[str], int]
     _context_fn: ContextFn | None
     _contexts: dict[str, Committed]  #: uri -> the context its prompts hold
+    _saved: SavedContexts  #: committed contexts of earlier sessions (and this one's, for the next)
     _submits: int
     _warm_pool: ThreadPoolExecutor
     _warm_seq: int
@@ -69,31 +71,53 @@ class WarmUpContext:
 
     def _context(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
         """The context of a completion request: the committed one while the prompt only grows (the
-        same kept suffix), else gathered now (within the providers' time budgets) and committed.
-        Context that was not ready, or a provider that was late, comes in at the next warm-up."""
+        same kept suffix), else the one an earlier session committed at this place while its files
+        are unchanged (its KV state is on disk), else gathered now (within the providers' time
+        budgets); committed either way. Context that was not ready, or a provider that was late,
+        comes in at the next warm-up."""
         if not self._wants_context(plan):
             return ()
         committed = self._contexts.get(cur.uri)
         if committed is not None and committed.suffix == cut_suffix:
             return self._fit(committed, plan.context_tokens)
         t0 = time.perf_counter()
-        try:
-            found = self._context_fn(cur, plan, self._counter)
-        except Exception:  # context is a bonus: never fail a completion over it
-            log.exception("repository context failed")
-            found = ()
-        files = tuple(found or ())  # None (still indexing): none for now, the next warm-up brings it
-        self._contexts[cur.uri] = Committed(files, plan.context_tokens, cut_suffix,
-                                             (time.perf_counter() - t0) * 1000, False)
-        return files
+        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        if saved is not None and saved.valid == len(saved.files):
+            files, budget, complete = saved.files, saved.budget, saved.complete
+            self._saved.used += 1
+        else:
+            try:
+                found = self._context_fn(cur, plan, self._counter)
+            except Exception:  # context is a bonus: never fail a completion over it
+                log.exception("repository context failed")
+                found = ()
+            # None (still indexing): none for now, the next warm-up brings it
+            files, budget, complete = self._kept(saved, found or (), plan.context_tokens), plan.context_tokens, False
+        entry = Committed(files, budget, cut_suffix, (time.perf_counter() - t0) * 1000, complete)
+        self._contexts[cur.uri] = entry
+        self._saved.record(cur.uri, cur.text, cur.path, cut_suffix, files, budget, complete)
+        return self._fit(entry, plan.context_tokens)
+
+    def _kept(self, saved: SavedContext | None, found, budget: int) -> tuple[SourceFile, ...]:
+        """``found`` after the unchanged leading files of an earlier session's context at this
+        place (so that prompt prefix is restored), within ``budget``; a changed file's block is
+        never kept: the new gathering has it as it is now."""
+        if saved is None or not saved.valid:
+            return tuple(found)
+        kept = list(saved.files[: saved.valid])
+        kept += [f for f in found if f not in kept]
+        return self._trim(tuple(kept), budget)
 
     def _fit(self, committed: Committed, budget: int) -> tuple[SourceFile, ...]:
         """The committed files, without the trailing ones that no longer fit when the budget shrank
         below the one they were gathered for (a short file's prefix grew into the context's share):
         dropping at the end keeps the front of the prompt cached."""
-        files = committed.files
-        if budget >= committed.budget or not files:
-            return files
+        if budget >= committed.budget:
+            return committed.files
+        return self._trim(committed.files, budget)
+
+    def _trim(self, files: tuple[SourceFile, ...], budget: int) -> tuple[SourceFile, ...]:
+        """The leading ``files`` that fit ``budget`` tokens."""
         total, keep = 0, 0
         for f in files:
             total += self._counter(f"{f.path}\n{f.code}") + 2
@@ -153,6 +177,7 @@ class WarmUpContext:
                 with self._lock:
                     if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
                         self._contexts[cur.uri] = entry
+                        self._saved.record(cur.uri, cur.text, cur.path, cut_suffix, files, entry.budget, True)
 
             job.future.add_done_callback(commit)
             if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request
@@ -168,11 +193,19 @@ class WarmUpContext:
                 self._warm_preparing -= 1
 
     def _complete_context(self, cur: Cursor, plan: BudgetPlan) -> tuple[tuple[SourceFile, ...], float]:
-        """(files, ms): the context gathered without time budgets; the committed one when the
-        workspace has none yet (still indexing), so the warm-up does not take it away."""
+        """(files, ms): the context gathered without time budgets; the one an earlier session
+        committed at this place while its files are unchanged (used once: the warm-up after a
+        restart restores that prompt's state instead of evaluating another); the committed one
+        when the workspace has none yet (still indexing), so the warm-up does not take it away."""
         if not self._wants_context(plan):
             return (), 0.0
         t0 = time.perf_counter()
+        cut_suffix = plan.cut(cur.text[: cur.offset], cur.text[cur.offset:])[1]
+        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        if saved is not None and saved.valid == len(saved.files):
+            self._saved.used += 1
+            files = saved.files if plan.context_tokens >= saved.budget else self._trim(saved.files, plan.context_tokens)
+            return files, 0.0
         try:
             found = self._context_fn(cur, plan, self._counter, complete=True)
         except Exception:
@@ -181,7 +214,7 @@ class WarmUpContext:
         if found is None:
             committed = self._contexts.get(cur.uri)
             return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
-        return tuple(found), (time.perf_counter() - t0) * 1000
+        return self._kept(saved, found, plan.context_tokens), (time.perf_counter() - t0) * 1000
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no warm-up is being prepared and the model worker has nothing to do."""
