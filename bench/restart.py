@@ -12,11 +12,11 @@ directory (the disk tier of saved KV states, a temporary ``SC2LSP_STATE_DIR``):
    keystroke**: 1-2 prompt tokens evaluated, the same prompt and output as the restart's request),
    then ask at Q in B (**restart, new file**).
 
-Target: restart in a used file <= 1.2x a warm keystroke. Repository context is off (the
-workspace index is rebuilt after a restart, so the context of the first requests differs, see
-docs/server.md).
+Target: restart in a used file <= 1.2x a warm keystroke. With repository context on (the
+default) and off: a restarted server puts the context committed before the restart in front of a
+used document's prompt again while its files are unchanged (``sc2lsp/saved_contexts.py``).
 
-    .venv/bin/python bench/restart.py [--with-3b] [--json out.json]
+    .venv/bin/python bench/restart.py [--with-3b | --only-3b] [--context on|off|both] [--json out.json]
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def ask(c: StdioClient, uri: str, text: str, offset: int) -> dict:
             "generate_ms": last.get("generate_ms"), "generated_tokens": last.get("generated_tokens"),
             "state_loads": last.get("state_loads"), "queue_ms": last.get("queue_ms"),
             "postprocess_ms": last.get("postprocess_ms"), "server_total_ms": last.get("total_ms"),
+            "context_files": last.get("context_files"), "context_ms": last.get("context_ms"),
             "text": items[0]["insertText"] if items else ""}
 
 
@@ -129,16 +130,20 @@ def main() -> int:
     ap.add_argument("--with-3b", action="store_true")
     ap.add_argument("--context-budget-3b", type=int, default=384)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--context", choices=["on", "off", "both"], default="both", help="repository context")
+    ap.add_argument("--only-3b", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    base = {"repoContext": False, "warmUp": True, "warmDelayMs": 100, "maxTokens": args.max_tokens,
+    base = {"warmUp": True, "warmDelayMs": 100, "maxTokens": args.max_tokens,
             "maxPromptMs": 3_600_000, "maxPredictMs": 3_600_000}
-    runs = [("sc2-tiny", {**base, "model": "sc2-tiny"})]
-    if args.with_3b:
+    models = [] if args.only_3b else [("sc2-tiny", {**base, "model": "sc2-tiny"})]
+    if args.with_3b or args.only_3b:
         from bench.convert_rss import CACHE
 
         gguf = CACHE / "starcoder2-3b-random-q4_k_m.gguf"
-        runs.append(("3B-shaped Q4_K_M", {**base, "model": str(gguf), "contextBudget": args.context_budget_3b}))
+        models.append(("3B-shaped Q4_K_M", {**base, "model": str(gguf), "contextBudget": args.context_budget_3b}))
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.context]
+    runs = [(f"{name}, context {'on' if on else 'off'}", {**opts, "repoContext": on}) for name, opts in models for on in modes]
     t0 = time.perf_counter()
     res = {"load_before": os.getloadavg(), "results": [bench_model(name, opts, 3600) | {"model": name} for name, opts in runs]}
     res["load_after"] = os.getloadavg()
@@ -157,7 +162,8 @@ def table(res: dict) -> str:
             x = r[k]
             lines.append(f"  {k:15} {x['ms']:>10.1f} ms  prompt {x['prompt_tokens_evaluated']}/{x['prompt_tokens']} tokens evaluated"
                          f" in {x['prompt_ms']} ms, {x['generated_tokens']} generated in {x['generate_ms']} ms, state loads {x['state_loads']};"
-                         f" queue {x['queue_ms']} ms, post-processing {x['postprocess_ms']} ms, server total {x['server_total_ms']} ms")
+                         f" queue {x['queue_ms']} ms, post-processing {x['postprocess_ms']} ms, server total {x['server_total_ms']} ms;"
+                         f" context {x['context_files']} files")
         lines.append(f"  restart in a used file / warm keystroke: {r['used_over_keystroke']} (target <= 1.2); "
                      f"never-seen file / warm keystroke: {r['new_over_keystroke']}")
     lines.append(f"load {res['load_before'][0]:.1f} -> {res['load_after'][0]:.1f}, {res['seconds']} s")

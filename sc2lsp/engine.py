@@ -88,6 +88,7 @@ class Engine(WarmUpContext):
         self._context_fn = context_fn
         self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
         self._saved = saved_contexts_for(self.settings.state_disk_mb)  # beside the KV states on disk
+        self._placed: set[str] = set()
         self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)

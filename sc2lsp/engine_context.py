@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .backends.worker import ModelWorker
@@ -57,6 +57,7 @@ class WarmUpContext:
     _context_fn: ContextFn | None
     _contexts: dict[str, Committed]  #: uri -> the context its prompts hold
     _saved: SavedContexts  #: committed contexts of earlier sessions (and this one's, for the next)
+    _placed: set[str]  #: documents whose first warm-up was placed (where an earlier session left them)
     _submits: int
     _warm_pool: ThreadPoolExecutor
     _warm_seq: int
@@ -95,7 +96,7 @@ class WarmUpContext:
             files, budget, complete = self._kept(saved, found or (), plan.context_tokens), plan.context_tokens, False
         entry = Committed(files, budget, cut_suffix, (time.perf_counter() - t0) * 1000, complete)
         self._contexts[cur.uri] = entry
-        self._saved.record(cur.uri, cur.text, cur.path, cut_suffix, files, budget, complete)
+        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, budget, complete)
         return self._fit(entry, plan.context_tokens)
 
     def _kept(self, saved: SavedContext | None, found, budget: int) -> tuple[SourceFile, ...]:
@@ -139,6 +140,13 @@ class WarmUpContext:
             return False
         if not 0 <= cur.offset <= len(cur.text):
             return False
+        if cur.uri not in self._placed:
+            # didOpen after a start (offset 0: no cursor known yet): where the user was when the
+            # document was last used, if its text is the same (that prompt's state and context are saved)
+            self._placed.add(cur.uri)
+            offset = self._saved.place(cur.uri, cur.text) if cur.offset == 0 else None
+            if offset is not None:
+                cur = replace(cur, offset=offset)
         if self.model_state != "ready":
             if self.model_state == "loading":
                 self._warm_on_load = cur
@@ -177,7 +185,7 @@ class WarmUpContext:
                 with self._lock:
                     if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
                         self._contexts[cur.uri] = entry
-                        self._saved.record(cur.uri, cur.text, cur.path, cut_suffix, files, entry.budget, True)
+                        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
 
             job.future.add_done_callback(commit)
             if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request

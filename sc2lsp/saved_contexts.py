@@ -154,26 +154,41 @@ class SavedContexts:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, uri: str, text: str, rel: str | None, cut_suffix: str,
+    def place(self, uri: str, text: str) -> int | None:
+        """The cursor offset of an earlier session's newest record for ``uri`` when the document's
+        text is the same as then (where the user was: the next start warms that prompt up)."""
+        if self.dir is None:
+            return None
+        with self._lock:
+            records = list(self._load(uri).values())
+        sha = _sha(text)
+        for r in sorted(records, key=lambda r: -float(r.get("t", 0))):
+            if r.get("text") == sha and isinstance(r.get("offset"), int) and 0 <= r["offset"] <= len(text):
+                return r["offset"]
+        return None
+
+    def record(self, uri: str, text: str, offset: int, rel: str | None, cut_suffix: str,
                files: tuple[SourceFile, ...], budget: int, complete: bool) -> None:
-        """Keep this commit for the next session (written in the background); it replaces an
-        earlier session's record of the same place."""
+        """Keep this commit (at cursor ``offset``) for the next session (written in the
+        background); it replaces an earlier session's record of the same place."""
         if self.dir is None:
             return
         key, gathered_ns = _sha(cut_suffix), time.time_ns()
         with self._lock:
             self._load(uri).pop(key, None)
             self._pending += 1
+        place = (offset, _sha(text))
         try:
-            self._pool.submit(self._write, uri, text, rel, key, files, budget, complete, gathered_ns)
+            self._pool.submit(self._write, uri, text, rel, key, files, budget, complete, gathered_ns, place)
         except RuntimeError:  # shut down
             with self._lock:
                 self._pending -= 1
 
-    def _write(self, uri, text, rel, key, files, budget, complete, gathered_ns) -> None:
+    def _write(self, uri, text, rel, key, files, budget, complete, gathered_ns, place) -> None:
         try:
             fps = self._fingerprints(files, uri, text, rel, gathered_ns)
             rec = {"suffix": key, "budget": budget, "complete": complete, "t": time.time(),
+                   "offset": place[0], "text": place[1],
                    "files": [[f.path, f.code] for f in files], "fingerprints": fps}
             with self._lock:
                 records = [r for r in self._records.get(uri, []) if r["suffix"] != key]

@@ -116,11 +116,12 @@ def test_the_document_itself_changed_or_damaged_records_are_not_used(tmp_path):
     ws, uri = workspace(tmp_path)
     store = SavedContexts(tmp_path / "states")
     files = (SourceFile("geometry.py", "outline"), SourceFile("util.py", UTIL))
-    store.record(uri, GEOMETRY, "geometry.py", "sfx", files, 100, True)
+    store.record(uri, GEOMETRY, 7, "geometry.py", "sfx", files, 100, True)
     store.flush()
     assert workspace_root(uri, "geometry.py") == ws.resolve()
     fresh = SavedContexts(tmp_path / "states")
-    assert fresh.find(uri, GEOMETRY, "geometry.py", "sfx").valid == 2
+    assert fresh.find(uri, GEOMETRY, "geometry.py", "sfx").valid == 2 and fresh.place(uri, GEOMETRY) == 7
+    assert fresh.place(uri, GEOMETRY + "x") is None
     assert fresh.find(uri, GEOMETRY, "geometry.py", "another suffix") is None
     assert SavedContexts(tmp_path / "states").find(uri, GEOMETRY + "x", "geometry.py", "sfx").valid == 0
     (ws / "util.py").write_text(UTIL.replace("0.5", "0.6"))  # same size, another content
@@ -129,3 +130,25 @@ def test_the_document_itself_changed_or_damaged_records_are_not_used(tmp_path):
     f.write_text(f.read_text()[:-20])
     assert SavedContexts(tmp_path / "states").find(uri, GEOMETRY, "geometry.py", "sfx") is None
     assert not f.exists()
+
+
+def test_the_first_warm_up_after_a_restart_goes_where_the_document_was_left(tmp_path):
+    ws, uri = workspace(tmp_path)
+    session_one(ws, uri, ["util.py"])
+    e = engine(Context(ws, ["more.py"]))
+    try:
+        assert e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))  # didOpen: no cursor known
+        assert e.wait_idle(timeout=120)
+        t = ask(e, uri)  # the state was restored by the warm-up: nothing to load or evaluate now
+        assert t["state_loads"] == 0 and t["prompt_tokens_evaluated"] <= 3, t
+        assert "<file_sep>util.py\n" in t["prompt"]
+        # a document changed since then is warmed where the editor says
+        other = engine(Context(ws, ["more.py"]))
+        try:
+            assert other.warm(Cursor(uri, GEOMETRY + "\n", 0, "python", "geometry.py", "demo"))
+            assert other.wait_idle(timeout=120)
+            assert other.worker.backend.cached_tokens not in (0, t["prompt_tokens"])  # the prompt at 0
+        finally:
+            other.close()
+    finally:
+        e.close()
