@@ -60,6 +60,8 @@ class WarmUpContext:
     _placed: set[str]  #: documents whose first warm-up was placed (where an earlier session left them)
     _submits: int
     _warm_pool: ThreadPoolExecutor
+    _parse_pool: ThreadPoolExecutor  #: parses a request's text while the model generates
+    _checkers: dict  #: (uri, language) -> its syntax checker, least recently used first
     _warm_seq: int
     _warm_on_load: Cursor | None
     _warm_preparing: int
@@ -188,12 +190,7 @@ class WarmUpContext:
                         self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
 
             job.future.add_done_callback(commit)
-            if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request
-                from .context.syntax import syntax_checker
-
-                checker = syntax_checker(cur.language)
-                if checker is not None:
-                    checker(cut_prefix + cut_suffix)  # a request's check then parses incrementally
+            self._parse(cur.uri, cur.language, cut_prefix + cut_suffix)  # grammar and first parse here, not on a request
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
         finally:
@@ -223,6 +220,45 @@ class WarmUpContext:
             committed = self._contexts.get(cur.uri)
             return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
         return self._kept(saved, found, plan.context_tokens), (time.perf_counter() - t0) * 1000
+
+    def _checker(self, uri: str, language: str):
+        """The syntax checker post-processing uses for a document: one per recently used document
+        (each keeps its own last tree, so a check after another document's parses incrementally),
+        or None (off, or no grammar)."""
+        if not self.settings.syntax_check or not language:
+            return None
+        from .context.syntax import SyntaxChecker, syntax_checker
+
+        with self._lock:
+            key = (uri, language)
+            checker = self._checkers.get(key)
+            if checker is None:
+                shared = syntax_checker(language)
+                if shared is None:
+                    return None
+                checker = self._checkers[key] = SyntaxChecker(shared.language)
+                while len(self._checkers) > 8:
+                    self._checkers.pop(next(iter(self._checkers)))
+            else:
+                self._checkers[key] = self._checkers.pop(key)  # most recently used last
+            return checker
+
+    def _parse(self, uri: str, language: str, text: str) -> None:
+        """Parse ``text`` with the document's checker, so that post-processing's checks of the
+        same text with a suggestion inserted parse incrementally (a whole parse of a document's
+        window: ~10 ms for sc2-tiny's ~1,000-token prompts, more than generating)."""
+        checker = self._checker(uri, language)
+        if checker is not None:
+            checker(text)
+
+    def _preparse(self, uri: str, language: str, text: str) -> None:
+        """``_parse`` on a helper thread while the model works on the request (llama.cpp releases
+        the GIL): a request whose text the checker has not seen does not parse it afterwards."""
+        if self.settings.syntax_check and language:
+            try:
+                self._parse_pool.submit(self._parse, uri, language, text)
+            except RuntimeError:  # closed
+                pass
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no warm-up is being prepared and the model worker has nothing to do."""
