@@ -323,6 +323,8 @@ class LlamaCppBackend(SavedStatesMixin):
         """numpy views of the llama_batch's token, position and logits-flag arrays, written in one
         step per pass (llama-cpp-python's ``set_batch`` loops in Python over every field of every
         row); every row is in sequence 0, as ``set_batch`` also writes it."""
+        import ctypes
+
         import numpy as np
 
         import llama_cpp
@@ -337,13 +339,20 @@ class LlamaCppBackend(SavedStatesMixin):
             batch.seq_id[i][0] = 0
         self._mem = llama_cpp.llama_get_memory(llm._ctx.ctx)
         self._llama_decode, self._seq_rm = llama_cpp.llama_decode, llama_cpp.llama_memory_seq_rm
-        self._get_logits = llama_cpp.llama_get_logits
+        # the logits buffer's address as an int (one call, no ctypes pointer object), and views of
+        # it by (address, rows): numpy's as_array on a ctypes pointer costs ~20 us a pass
+        self._logits_addr = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
+            ("llama_get_logits", llama_cpp.llama_cpp._lib))
+        self._views: dict[tuple[int, int], object] = {}
+        self._eog: dict[int, bool] = {}
 
     def _decode(self, toks: list[int], all_logits: bool):
         """Evaluate ``toks`` after the cache (one model pass); the logits of the last token, or of
         every token (a ``len(toks)`` x vocabulary array, valid until the next pass). A lone token
         gets a second row where passes must be batches (``_pad``): logits only for the real row,
         and the second row's cache cell removed."""
+        import ctypes
+
         import numpy as np
 
         llm = self.llm
@@ -368,7 +377,21 @@ class LlamaCppBackend(SavedStatesMixin):
         if pad:  # the second row only gave the pass a batch's shape: not kept
             self._seq_rm(self._mem, 0, n_past + k, -1)
         out = k if all_logits else 1
-        return np.ctypeslib.as_array(self._get_logits(llm._ctx.ctx), shape=(out, self._n_vocab))
+        key = (self._logits_addr(llm._ctx.ctx), out)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) > 64:  # the buffer moved (llama.cpp grew it): old views are stale
+                self._views.clear()
+            ptr = ctypes.cast(key[0], ctypes.POINTER(ctypes.c_float))
+            view = self._views[key] = np.ctypeslib.as_array(ptr, shape=(out, self._n_vocab))
+        return view
+
+    def is_eog(self, tok: int) -> bool:
+        """Whether ``tok`` ends a generation (cached: llama.cpp's test is a ctypes call)."""
+        hit = self._eog.get(tok)
+        if hit is None:
+            hit = self._eog[tok] = bool(self._is_eog(self.llm._model.vocab, tok))
+        return hit
 
     def _rollback(self, n: int) -> None:
         """Drop the cache after its first ``n`` tokens (rejected draft tokens)."""
@@ -435,7 +458,7 @@ class LlamaCppBackend(SavedStatesMixin):
             if run.pending:  # token healing: constrained choices, one token per pass
                 tok = self._constrained_token(run.pending, logits)
                 if run.heal(tok):
-                    if self._is_eog(self.llm._model.vocab, tok):
+                    if self.is_eog(tok):
                         return "stop"
                     run.add(tok)
                     if lookup is not None:
@@ -463,6 +486,8 @@ class LlamaCppBackend(SavedStatesMixin):
             n_ok = 0
             while n_ok < len(draft) and int(np.argmax(rows[n_ok])) == draft[n_ok]:
                 n_ok += 1
+            if lookup is not None:
+                self.policy.passed(len(draft) + 1, n_ok + 1)
             if draft:
                 t.drafted += len(draft)
                 t.accepted += n_ok

@@ -65,6 +65,11 @@ def _match(hay: np.ndarray, pairs: np.ndarray, end: int, tail: np.ndarray, min_m
             return -1, 0
     else:
         while length < min(LONGEST_MATCH, t):
+            if len(cand) == 1:  # one candidate left: its match length in one comparison
+                c, most = int(cand[0]), min(LONGEST_MATCH, t, int(cand[0]) + 1)
+                same = hay[c - most + 1: c + 1][::-1] == tail[::-1][:most]
+                length = most if same.all() else int(np.argmin(same))
+                break
             prev = cand - length
             ok = prev >= 0
             ok[ok] = hay[prev[ok]] == tail[-1 - length]
@@ -124,7 +129,7 @@ class PromptLookup:
     def push(self, tok: int) -> None:
         if self.n < len(self.buf):
             self.buf[self.n] = tok
-            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | tok) if self.n else -1
+            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | int(tok)) if self.n else -1
             self.n += 1
 
     def lookup(self, max_len: int, min_match: int = 1) -> tuple[list[int], int]:
@@ -167,6 +172,8 @@ class DraftPolicy:
     base_rows: int = 1
     accepted: list[float] = field(default_factory=lambda: [q * _PRIOR_N for q in _PRIOR_Q])
     tested: list[float] = field(default_factory=lambda: [_PRIOR_N] * len(_PRIOR_Q))
+    #: EMA of tokens per unit of pass cost (a one-token pass = 1): a drafted token must beat it
+    gain: float = 1.0
 
     def rate(self, match: int) -> float:
         b = min(match, len(_PRIOR_Q)) - 1
@@ -182,12 +189,13 @@ class DraftPolicy:
     def length(self, match: int, room: int) -> int:
         """Tokens worth drafting after a match of ``match`` tokens (at most ``room``): the rows a
         pass has anyway (``base_rows - 1``) are free, each further i-th one pays while the chance
-        that all i drafted tokens are accepted (rate ** i) beats its cost."""
+        that all i drafted tokens are accepted (rate ** i) beats its cost in tokens (the cost of
+        a row times the tokens a unit of pass cost gives now)."""
         if match <= 0 or room <= 0:
             return 0
         free = self.base_rows - 1
         q = self.rate(match)
-        c = max(self.extra_cost, 1e-3)
+        c = max(self.extra_cost * self.gain, 1e-3)
         if q <= c:
             n = 0
         else:
@@ -202,6 +210,12 @@ class DraftPolicy:
         tested = accepted + (1 if accepted < drafted else 0)  # the tokens up to the first rejection
         self.accepted[b] = self.accepted[b] * _DECAY ** tested + accepted
         self.tested[b] = self.tested[b] * _DECAY ** tested + tested
+
+    def passed(self, rows: int, tokens: int) -> None:
+        """A pass over ``rows`` rows gave ``tokens`` tokens."""
+        if self.adaptive:
+            cost = 1.0 + self.extra_cost * max(0, rows - self.base_rows)
+            self.gain = 0.95 * self.gain + 0.05 * tokens / cost
 
     def timed(self, size: int, ms: float) -> None:
         """A model pass over ``size`` rows took ``ms``: update the cost estimates."""
@@ -253,7 +267,7 @@ class Run:
     def emit(self, tok: int) -> str | None:
         """Add a generated token; the stop reason if it ends the generation."""
         b = self.backend
-        if b._is_eog(b.llm._model.vocab, tok):
+        if b.is_eog(tok):
             return "stop"
         self.add(tok)
         text = self._decoded()
