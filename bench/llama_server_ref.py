@@ -42,11 +42,10 @@ def binary(name: str = "llama-server") -> Path:
 
 def flash_attn_for(model: Path) -> bool:
     """Whether sc2lsp's in-process llama.cpp runs ``model`` with flash attention (its automatic
-    choice: on for a large model or with speculative decoding), so a server can match it."""
+    choice: on for a large model), so a server can match it."""
     s = LlamaSettings()
     large = os.path.getsize(model) >= SMALL_MODEL_BYTES
-    speculative = large if s.speculative is None else s.speculative
-    return (large or speculative) if s.flash_attn is None else s.flash_attn
+    return large if s.flash_attn is None else s.flash_attn
 
 
 #: ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) with sc2lsp's default of
