@@ -219,8 +219,11 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     resolver = _Resolver(req)
     done = 0
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
+    quals = []
     for qual in resolver.bindings:
-        keys += list(_member_uses(req, qual, limit).keys())
+        uses = list(_member_uses(req, qual, limit).keys())
+        keys += uses
+        quals += [qual] if uses else []
     for name, qual in keys:
         found, _ = resolver.resolve(name, qual)
         for d in found[: req.options.per_name]:
@@ -231,7 +234,18 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
             done += 1
             if done >= limit:
                 return done
-    return done
+    # the members the members phase shows (their signatures), up to ``limit`` of them
+    members = 0
+    for qual in _qualifiers([], resolver, quals):
+        entry, defs = _members_of(req, resolver, qual)
+        for d in defs[:MEMBERS_SCORED]:
+            head = render.container_header(entry, d)
+            for snip in ((head,) if head else ()) + (render.brief(entry, d),):
+                req.count(snip.text)
+            members += 1
+            if members >= limit:
+                return done + members
+    return done + members
 
 
 VALUE_KINDS = frozenset({"variable", "constant"})
