@@ -170,7 +170,7 @@ def definitions_provider(req: Request) -> list[Candidate]:
         for name, qual in keys:
             req.check()
             found, how = resolver.resolve(name, qual)
-            for d in found[: req.options.per_name]:
+            for d in _one_per_file(found)[: req.options.per_name]:
                 if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
                     continue
                 seen.add((d.path, d.start_line))
@@ -203,6 +203,19 @@ def definitions_provider(req: Request) -> list[Candidate]:
     spent = 0  # members get their own room: long signatures above must not crowd them out
     members()
     return out + values + guesses
+
+
+def _one_per_file(found: list[Definition]) -> list[Definition]:
+    """The first definition of a name in each file: overloads (TypeScript's signatures before the
+    implementation, ``@overload``) say the same name twice, and one signature shows how it is
+    called."""
+    paths: set[str] = set()
+    out = []
+    for d in found:
+        if d.path not in paths:
+            paths.add(d.path)
+            out.append(d)
+    return out
 
 
 def _value_only(c: Candidate) -> bool:

@@ -91,6 +91,8 @@ def _joined(head: list[str], entry: FileEntry) -> list[str]:
 
 
 _ASSIGN = re.compile(r"(?<![=!<>])=(?![=>])")
+#: A value that is a function or class: its first line is its signature.
+_FUNCTION_VALUE = re.compile(r"(?:async\s+)?(?:function\b|class\b|lambda\b|\([^()]*\)\s*(?::[^=]*)?=>|[\w$]+\s*=>)")
 
 
 #: A value up to this long is kept in a value's shortest form (``DEFAULT_REVISION = "main"``).
@@ -104,7 +106,7 @@ def _value_head(line: str, more: bool) -> str:
     if m is None:
         return line.rstrip()
     value = line[m.end():].strip()
-    if (len(value) <= SHORT_VALUE and not more) or "=>" in value or value.startswith(("function", "async", "class", "lambda")):
+    if (len(value) <= SHORT_VALUE and not more) or _FUNCTION_VALUE.match(value):
         return line.rstrip()
     return f"{line[:m.end()].rstrip()} ..."
 
@@ -122,6 +124,11 @@ def brief(entry: FileEntry, d: Definition) -> Snippet:
     if d.end_line == d.start_line:
         return full(entry, d)
     if d.body_line <= d.start_line or d.body_line > d.end_line:
+        if d.end_line - d.start_line < JOIN_MAX_LINES and not first.rstrip().endswith(("{", ":")):
+            # a declaration without a body over several lines (an overload, a type): joined
+            one = _joined(lines[d.start_line:d.end_line + 1], entry)
+            if len(one) == 1:
+                return Snippet(d.start_line, d.end_line, one[0])
         if is_python(entry) or not first.rstrip().endswith("{"):
             return Snippet(d.start_line, d.end_line, f"{first.rstrip()} ...")
         return Snippet(d.start_line, d.end_line, f"{first.rstrip()} /* ... */ }}")
