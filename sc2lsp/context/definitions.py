@@ -25,6 +25,8 @@ CHARS_PER_TOKEN_MAX = 10
 def tokens_over(req: Request, text: str, limit: int) -> bool:
     """Whether ``text`` has more than ``limit`` tokens; a long text is not tokenized to find out
     (a 180-line class costs milliseconds in a real tokenizer)."""
+    if len(text) <= limit and text.isascii():
+        return False  # a token is at least one byte
     return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
 
 
@@ -252,6 +254,7 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     for qual in _qualifiers([], resolver, quals):
         entry, defs = _members_of(req, resolver, qual)
         for d in defs[:MEMBERS_SCORED]:
+            subwords(d.name)  # (memoised: the words ``_about_here`` compares)
             head = render.container_header(entry, d)
             for snip in ((head,) if head else ()) + (render.brief(entry, d),):
                 req.count(snip.text)

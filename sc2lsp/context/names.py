@@ -7,6 +7,7 @@ repository when the name is not ambiguous.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -225,6 +226,7 @@ _COMMON = frozenset("""get set has the and for with from into this self none nul
     self cls none bool float string number void undefined that then else when what which""".split())
 
 
+@functools.lru_cache(maxsize=65536)
 def subwords(name: str) -> frozenset[str]:
     """The words of an identifier (``_create_progress_bar``, ``isOfflineMode``), lowercased, a
     plural ``s`` dropped, short and very common words left out."""
@@ -251,4 +253,11 @@ def words_near_cursor(req: Request, above: int = 4, below: int = 4) -> frozenset
         if end < 0:
             end = len(text)
             break
-    return subwords(text[max(0, start):end])
+    return _words(text[max(0, start):end])
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset().union(*(subwords(w) for w in _IDENT_OR_WORD.findall(text)))
+
+
+_IDENT_OR_WORD = re.compile(r"[A-Za-z_$][\w$]*")
