@@ -1,7 +1,8 @@
 """Does repository context help completions? Base sc2-tiny vs sc2-tiny + LoRA, with vs without context.
 
-One command (each stage is skipped when its output exists, so it resumes after a kill; CPU:
-prepare ~1 min, training capped at ``--train max_minutes``, export seconds, eval ~10 min)::
+One command (each stage is skipped when its output exists, so it resumes after a kill; on 2
+shared cores: prepare ~1.5 min, training capped at 25 min, export seconds, eval ~3.5 s per
+generation, 2 per case and model; generations are cached in ``WORK/results/``)::
 
     nice -n 5 python bench/context_lift.py --work /tmp/lift [--json]
 
