@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +46,27 @@ def flash_attn_for(model: Path) -> bool:
     s = LlamaSettings()
     large = os.path.getsize(model) >= SMALL_MODEL_BYTES
     return large if s.flash_attn is None else s.flash_attn
+
+
+#: ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) with sc2lsp's default of
+#: no weight repacking (``use_extra_bufts`` off; the server has no flag for it): the same kernels as the
+#: in-process backend, and on CPUs with AMX (Sapphire Rapids) llama.cpp 0.3.36's extra buffer types
+#: crash sc2-tiny's Q8_0 weights with a segmentation fault in the first ``llama_decode``
+_NO_REPACK_SERVER = (
+    "import runpy, llama_cpp.llama_cpp as low\n"
+    "default = low.llama_model_default_params\n"
+    "def no_repack():\n"
+    "    p = default()\n"
+    "    p.use_extra_bufts = False\n"
+    "    return p\n"
+    "low.llama_model_default_params = no_repack\n"
+    "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
+)
+
+
+def llama_cpp_python_server(*args: str) -> list[str]:
+    """The command line of llama-cpp-python's server with ``args`` (``--model ...``)."""
+    return [sys.executable, "-c", _NO_REPACK_SERVER, *args]
 
 
 def available() -> bool:

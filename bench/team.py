@@ -71,9 +71,9 @@ def start_shared(kind: str, model: Path, n: int, threads: int, n_ctx: int, log: 
     if kind == "llama-server":
         return llama_server_ref.LlamaServer(model, threads=threads, n_ctx=n_ctx, slots=n, log=log, alias=ALIAS).start()
     port = llama_server_ref.free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-           "--model_alias", ALIAS, "--n_threads", str(threads), "--n_ctx", str(n_ctx),
-           "--flash_attn", str(llama_server_ref.flash_attn_for(model)).lower()]
+    cmd = llama_server_ref.llama_cpp_python_server(
+        "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--model_alias", ALIAS,
+        "--n_threads", str(threads), "--n_ctx", str(n_ctx), "--flash_attn", str(llama_server_ref.flash_attn_for(model)).lower())
     srv = llama_server_ref.LlamaServer.__new__(llama_server_ref.LlamaServer)
     srv.url, srv.port, srv.cmd, srv.log = f"http://127.0.0.1:{port}", port, cmd, log
     srv.proc = subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT)

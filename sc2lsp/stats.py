@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,11 +35,17 @@ def stats_file() -> Path | None:
 
 
 class Recorder:
-    """Appends events (thread-safe; the file is opened per event, so several servers can share it)."""
+    """Appends events on a background writer thread, so the language server's event loop never waits
+    for the disk (a slow or blocked file only delays the statistics). The file is opened per batch,
+    so several servers can share it; events past ``MAX_PENDING`` waiting ones are dropped."""
+
+    MAX_PENDING = 10_000
 
     def __init__(self, path: Path | None = None):
         self.path = path if path is not None else stats_file()
-        self._lock = threading.Lock()
+        self._pending: queue.Queue[dict] = queue.Queue(self.MAX_PENDING)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self._failed = False
         self._made_dir = False
 
@@ -48,16 +55,48 @@ class Recorder:
         now = time.time()
         event = {"t": round(now, 3), "day": time.strftime("%Y-%m-%d", time.localtime(now)), **event}
         try:
-            with self._lock:
-                if not self._made_dir:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._made_dir = True
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(event) + "\n")
+            self._pending.put_nowait(event)
+        except queue.Full:
+            return
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="sc2lsp-stats", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._pending.get()]
+            while True:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            self._append(batch)
+            for _ in batch:
+                self._pending.task_done()
+
+    def _append(self, batch: list[dict]) -> None:
+        assert self.path is not None
+        try:
+            if not self._made_dir:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._made_dir = True
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(json.dumps(e) + "\n" for e in batch))
         except OSError as e:
             if not self._failed:
                 log.warning("acceptance statistics not written to %s: %s", self.path, e)
             self._failed = True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the events recorded so far are written (or failed); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._pending.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def shown(self, model: str, ms: float, chars: int) -> None:
         self._write({"model": model, "event": "shown", "ms": round(ms, 1), "chars": chars})

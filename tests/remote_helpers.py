@@ -1,6 +1,6 @@
 """Real servers on 127.0.0.1 for the remote-backend tests.
 
-* ``LlamaCppPythonServer``: ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible
+* ``LlamaCppPythonServer``: ``llama_cpp.server`` (llama-cpp-python's OpenAI-compatible
   server, the ``server`` extra of the same wheel) serving the embedded sc2-tiny GGUF.
 * ``ScriptedServer``: a small ``http.server`` whose behaviour the test switches (``mode``): a
   good OpenAI-style stream, 500s, garbage, a model list without our model, a stream that closes
@@ -52,11 +52,12 @@ class LlamaCppPythonServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"llama-cpp-python-server-{self.port}.log"
-        self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                    "--port", str(self.port), "--model_alias", alias, "--n_threads", "1", "--n_ctx", "2048",
-                    # the same attention kernel as sc2lsp's in-process llama.cpp: the same greedy text
-                    "--flash_attn", str(flash_attn_for(model)).lower(),
-                    "--n_batch", str(LlamaSettings().eval_chunk), "--n_ubatch", str(LlamaSettings().eval_chunk)]
+        self.cmd = llama_server_ref.llama_cpp_python_server(
+            "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port), "--model_alias", alias,
+            "--n_threads", "1", "--n_ctx", "2048",
+            # the same attention kernel as sc2lsp's in-process llama.cpp: the same greedy text
+            "--flash_attn", str(flash_attn_for(model)).lower(),
+            "--n_batch", str(LlamaSettings().eval_chunk), "--n_ubatch", str(LlamaSettings().eval_chunk))
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> "LlamaCppPythonServer":

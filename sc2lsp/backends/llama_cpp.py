@@ -51,6 +51,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SMALL_MODEL_BYTES = 200 * 1024 * 1024
 
 
+def repack_crashes() -> bool:
+    """Whether llama.cpp's extra weight buffers (repacking) crash on this CPU: with llama-cpp-python
+    0.3.36 on a CPU with AMX (Sapphire Rapids and later) the first ``llama_decode`` of sc2-tiny's
+    Q8_0 weights ends in a segmentation fault; such a CPU never repacks."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
 def _small_model(model_path) -> bool:
     try:
         return os.path.getsize(model_path) < SMALL_MODEL_BYTES
@@ -125,7 +134,9 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         import llama_cpp.llama_cpp as low
 
         default_params = low.llama_model_default_params
-        if not s.repack:  # Llama() has no argument for it: adjust the defaults it starts from
+        #: weights repacked for the CPU kernels (``repackWeights``), unless that crashes here
+        self.repack = s.repack and not repack_crashes()
+        if not self.repack:  # Llama() has no argument for it: adjust the defaults it starts from
 
             def no_repack():
                 params = default_params()

@@ -23,19 +23,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import unquote, urlparse
 
-from .paths import relative_path
+from .paths import as_path, relative_path
 from .rules import SECRET_DIRS, SECRET_IN_DIR, SECRET_NAMES, IgnoreRules, is_secret_path, path_reason  # noqa: F401
 
 def uri_path(uri_or_path: str) -> str | None:
-    """The local path of a ``file:`` URI (or a plain path); None for any other scheme."""
-    if "://" in uri_or_path or uri_or_path.startswith("file:"):
-        p = urlparse(uri_or_path)
-        if p.scheme != "file" or p.netloc not in ("", "localhost"):
-            return None
-        return unquote(p.path)
-    return uri_or_path
+    """The local path of a ``file:`` URI (or a plain path); None for any other scheme (``untitled:``,
+    ``vscode-notebook-cell:``, ``file://host/...``), which is never a file the server may read."""
+    path = as_path(uri_or_path)
+    return None if path is None else str(path)
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,24 @@ def test_auto_threads_one_for_a_small_model_every_core_for_a_large_one(tmp_path)
     assert auto_threads(small) == 1
     assert auto_threads(large) == (os.cpu_count() or 1)
     assert auto_threads(tmp_path / "missing.gguf") == (os.cpu_count() or 1)
+
+
+def test_repack_setting_never_crashes_the_process():
+    """``repackWeights`` on a CPU whose llama.cpp repacking segfaults (AMX): the model still
+    answers, the same text as without repacking (run in a child process: a crash ends only it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings\n"
+        "from sc2lsp.core.prompt import infill_prompt\n"
+        "p = infill_prompt('import os\\n\\ndef read(path):\\n    with open(path) as f:\\n        ', '\\n', path='a.py')\n"
+        "texts = [LlamaCppBackend(sys.argv[1], LlamaSettings(n_threads=1, repack=r)).generate(p, max_tokens=8).text\n"
+        "         for r in (True, False)]\n"
+        "print(repr(texts))\n"
+        "assert texts[0] == texts[1] and texts[0], texts\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(TINY)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-2000:])

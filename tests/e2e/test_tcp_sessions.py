@@ -1,4 +1,4 @@
-"""``sc2lsp serve --tcp``: loopback by default, a token off loopback, one session per connection.
+"""``sc2lsp serve --tcp``: the same server on a socket; loopback by default, a token off loopback, one session per connection.
 
 Real sockets on 127.0.0.1 only. The non-loopback rule is tested through the decision function
 (``tcp_token``) plus a real-socket test of the token check itself (a token configured on loopback
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from e2e_helpers import OPTIONS, SERVER
+from e2e_helpers import GEOMETRY, OPTIONS, SERVER
 from sc2lsp.errors import UserError
 from sc2lsp.lsp.tcp import TOKEN_ENV, is_loopback, read_token_file, tcp_token
 
@@ -251,3 +252,34 @@ def test_a_client_that_never_initializes_frees_the_slot():
     c, r = session(port_box[0], {"warmUp": False, "model": "/nonexistent.gguf"})
     assert "result" in r
     c.close()
+
+
+# ---------------------------------------------------------------- a whole session over the socket
+
+
+@pytest.mark.slow
+def test_completion_over_tcp_and_clean_stop(serve):
+    proc, port = serve()
+    c = Conn(port)
+    init = c.initialize(OPTIONS)
+    assert "inlineCompletionProvider" in init["result"]["capabilities"]
+    uri = GEOMETRY.as_uri()
+    c.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                       "text": GEOMETRY.read_text()}})
+    for _ in range(400):
+        st = c.request("sc2lsp/status", {})["result"]
+        if st["state"] != "loading":
+            break
+        time.sleep(0.05)
+    assert st["state"] == "ready"
+    r = c.request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": {"line": 13, "character": 15}, "context": {"triggerKind": 1}})
+    assert "result" in r and isinstance(r["result"]["items"], list)
+    assert c.request("sc2lsp/status", {})["result"]["last"]["generated_tokens"] > 0
+    c.request("shutdown", None)
+    c.notify("exit", None)
+    assert c.closed(timeout=20)  # exit ends this client's session: its connection closes
+    time.sleep(0.2)
+    assert proc.poll() is None  # and the server keeps listening for the next client
+    proc.send_signal(signal.SIGINT)  # Ctrl-C stops it cleanly
+    assert proc.wait(timeout=20) == 0

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,7 @@ def test_acceptance_statistics_per_model_and_day(tmp_path):
     rec.accepted("base", 12, whole=True)
     rec.accepted("base", 5, whole=False)
     rec.shown("tuned", 50, 8)
+    assert rec.flush()
     lines = read(tmp_path / "s" / "stats.jsonl") + ["not json", '{"model": "x"}']
     rows = {r.model: r.as_dict() for r in aggregate(lines)}
     assert rows["base"]["shown"] == 4 and rows["base"]["accepted_whole"] == 1 and rows["base"]["accepted_partly"] == 1
@@ -110,8 +112,10 @@ def test_sc2lsp_stats_prints_the_table(tmp_path):
     from sc2lsp.stats import Recorder
 
     f = tmp_path / "stats.jsonl"
-    Recorder(f).shown("sc2-tiny", 12.5, 3)
-    Recorder(f).accepted("sc2-tiny", 3, whole=True)
+    rec = Recorder(f)
+    rec.shown("sc2-tiny", 12.5, 3)
+    rec.accepted("sc2-tiny", 3, whole=True)
+    assert rec.flush()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SC2LSP_STATS_FILE": str(f)}
     r = subprocess.run([sys.executable, "-m", "sc2lsp.cli", "stats"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -119,6 +123,24 @@ def test_sc2lsp_stats_prints_the_table(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sc2lsp.cli", "stats", "--json", "--total"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert json.loads(r.stdout)["rows"][0]["day"] == "all"
+
+
+def test_statistics_never_wait_for_the_disk(tmp_path):
+    """A stats file whose open blocks (a FIFO nobody reads) must not block the caller (the server's
+    event loop); the events are written once the file can be opened."""
+    from sc2lsp.stats import Recorder
+
+    fifo = tmp_path / "stats.jsonl"
+    os.mkfifo(fifo)
+    rec = Recorder(fifo)
+    t0 = time.monotonic()
+    for _ in range(50):
+        rec.shown("m", 1.0, 1)
+    assert time.monotonic() - t0 < 0.5
+    assert not rec.flush(timeout=0.2)  # still blocked: nothing reads the FIFO
+    with open(fifo, encoding="utf-8") as reader:  # unblocks the writer's open
+        first = reader.readline()
+    assert json.loads(first)["event"] == "shown"
 
 
 @pytest.mark.parametrize("preset", ["lora-sc2-tiny", "lora-starcoder2-3b", "lora-starcoder2-cpu"])

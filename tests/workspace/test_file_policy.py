@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sc2lsp.workspace.policy import FilePolicy, is_secret_path
+from sc2lsp.workspace.policy import FilePolicy, is_secret_path, uri_path
 from sc2lsp.workspace.scan import scan
 
 SECRET = [".env", ".env.local", ".envrc", "secrets.toml", "secret.yaml", "config/secrets.json", "prod.tfstate",
@@ -65,7 +65,24 @@ def test_outside_workspace_and_ignored(tmp_path):
     etc = pol.judge("file:///etc/passwd")
     assert etc.root is None and not etc.readable
     assert not pol.judge("untitled:Untitled-1").readable
+    # a buffer with no file is no path, even where a file of that name exists in the working folder
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        (tmp_path / "untitled:notes.py").write_text("x = 1\n")
+        untitled = FilePolicy([tmp_path]).judge("untitled:notes.py")
+        assert untitled.real is None and not untitled.readable
+    finally:
+        os.chdir(old)
     assert pol.judge("file:///tmp/other/.env").excluded  # a secret name is excluded anywhere
+
+
+def test_uri_path_takes_only_local_files():
+    assert uri_path("file:///tmp/a%20b.py") == "/tmp/a b.py"
+    assert uri_path("/tmp/plain.py") == "/tmp/plain.py"
+    assert uri_path("untitled:Untitled-1") is None
+    assert uri_path("vscode-notebook-cell:/x.ipynb#W0") is None
+    assert uri_path("file://server/share/a.py") is None
 
 
 def test_watcher_judges_a_new_symlink_by_its_target(tmp_path):

@@ -53,6 +53,7 @@ def shutdown(ls: Sc2Server, params: Any = None) -> None:
         handle.cancel()
     ls.engine.close()
     ls.workspaces.stop()
+    ls.stats.flush(timeout=1.0)
 
 
 def register(server: Sc2Server) -> None:
