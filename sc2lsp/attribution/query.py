@@ -26,7 +26,7 @@ from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, window_hashes
 from .licenses import looks_like_license_text
 from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
-from .segment import Segment, is_exact
+from .segment import Segment, _common_len, is_exact
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
 from .store import open_segment, read_manifest
 
@@ -35,36 +35,7 @@ DEFAULT_MIN_CHARS = 50
 DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
-MAX_OCCURRENCES = 8
 _CACHE_CHARS = 256_000_000  # bytes, roughly
-
-
-def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
-    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
-    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
-
-    def same(lo: int, k: int) -> bool:
-        if forward:
-            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
-        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
-
-    length, step = 0, 32
-    while True:
-        k = min(step, n - length)
-        if k <= 0:
-            return length
-        if same(length, k):
-            length += k
-            step *= 2
-            continue
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if same(length, mid):
-                lo = mid
-            else:
-                hi = mid
-        return length + lo
 
 
 class AttributionIndex:
@@ -218,7 +189,10 @@ class AttributionIndex:
                     st["unavailable"] += 1
                     found = self._unverified(ch[:, 2])
                 else:
-                    found = self._verify_doc(si, d, raw, exact, norm, ch[:, 2].tolist())
+                    qps = ch[:, 2]
+                    done = verified_docs[qps] >= enough  # hits where enough documents are verified
+                    capped[qps[done]] = True
+                    found = self._verify_doc(si, d, raw, exact, norm, qps[~done].tolist(), min_chars)
                     by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
@@ -235,45 +209,31 @@ class AttributionIndex:
         runs = np.split(q, np.flatnonzero(np.diff(q) != self.stride) + 1)
         return [(int(r[0]), int(r[-1]) + WINDOW, None, None, None, None, False, None) for r in runs if len(r) >= 2]
 
-    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int]) -> list:
+    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int],
+                    min_chars: int = 0) -> list:
         """The verified matches in document ``d`` of segment ``si`` of the query windows at ``qps``:
-        each hit not inside a match already found is found again in the text, checked and
-        extended."""
+        each hit not inside a match already found (or a stretch that cannot give ``min_chars``)
+        is found again in the text (``Segment.locate``), checked and extended."""
         covered = -1
         found_here: list = []
         for qp in qps:
             if qp < covered:
                 continue
-            best = self._best_occurrence(si, d, raw, exact, norm, qp)
-            if best is None:
+            hit = self.segments[si].locate(d, raw, norm, qp, exact, min_chars)
+            if hit is not None and hit[0] is None:
+                covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
                 continue
-            qa, qb, dp, left, right, reg = best
+            found = None if hit is None else self._verify(si, d, raw, norm, qp, hit[0], [hit[1]])
+            if found is None:
+                continue
+            left, right, dp, reg = found
+            qa, qb = qp - left, qp + WINDOW + right
             lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
             trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
             da, db = dp - left + lead, dp + WINDOW + right - trail
             found_here.append((qa + lead, qb - trail, None, None, da, db, True, reg))
             covered = qb
         return found_here
-
-    def _best_occurrence(self, si: int, d: int, raw: str, exact: bool, norm: str, qp: int):
-        """The occurrence of query window ``qp`` in document ``d`` that extends furthest (a window
-        repeated in the document is tried at up to ``MAX_OCCURRENCES`` places, until one extends
-        to both ends of the query): ``(qa, qb, dp, left, right, region)`` or None."""
-        seg, window, best, start = self.segments[si], norm[qp : qp + WINDOW], None, 0
-        for _ in range(MAX_OCCURRENCES):
-            dpos = seg.locate(d, raw, window, exact, start)
-            if dpos is None:
-                break
-            start = dpos + 1
-            found = self._verify(si, d, raw, norm, qp, dpos, [])
-            if found is None:
-                continue
-            left, right, dp, reg = found
-            if best is None or left + right > best[3] + best[4]:
-                best = (qp - left, qp + WINDOW + right, dp, left, right, reg)
-            if left == qp and qp + WINDOW + right == len(norm):
-                break
-        return best
 
     def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend

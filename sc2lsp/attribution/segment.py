@@ -16,11 +16,12 @@ from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import normalize, normalize_with_offsets
 from .store import SegmentFile
 
-#: How many occurrences of a window's longest token ``locate`` normalises around (and 32x as many it
-#: looks at) before it normalises the whole document instead.
-MAX_TRIES = 64
-#: Documents up to this many normalised characters are normalised whole to find a window.
-SMALL_DOC = 4000
+#: How many occurrences of a window's longest token ``locate`` scores before it normalises the
+#: whole document instead, and how much of the query around the window they are scored on.
+MAX_SEEN = 256
+CONTEXT = 256
+#: ... and how many occurrences that hold the window (whitespace aside) it compares at most.
+MAX_SCORED = 16
 
 
 class Segment:
@@ -126,42 +127,36 @@ class Segment:
         base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
         return Region(base, normalize(piece), raw_a, piece, raw)
 
-    def locate(self, d: int, raw: str, window: str, exact: bool, start: int = 0) -> int | None:
-        """Normalised position of ``window`` in document ``d`` at or after ``start`` (None when it
-        is not there).
+    def locate(self, d: int, raw: str, norm: str, qp: int, exact: bool,
+               min_chars: int = 0) -> tuple[int, "Region"] | tuple[None, int] | None:
+        """Where query window ``norm[qp:qp + WINDOW]`` is in document ``d``: ``(normalised
+        position, region)``, the region holding it with the whole query aligned around it; None
+        when it is not there; ``(None, end)`` when (raw search only) it cannot extend to
+        ``min_chars`` (nor past query position ``end``). Of several occurrences, the one that
+        extends furthest is taken.
 
         ``exact``: the raw text is ASCII or NFC, so every whitespace-free piece of the normal form
-        is verbatim in it. Then the window's longest token is searched in the raw text and only
-        the checkpoint interval around each occurrence is normalised (occurrences whose next
-        characters, whitespace aside, differ from the window's are skipped unread); otherwise, or
-        for a small document, the whole document is normalised.
+        is verbatim in it. Then the window's longest token is searched in the raw text, each
+        occurrence is scored by how far the text around it agrees with the query's, whitespace
+        aside (without normalising anything), and only the checkpoint interval around the best
+        is normalised. Otherwise the whole document is normalised.
         """
-        n = int(self.nchars[d])
-        if exact and n > SMALL_DOC:
-            tok = max(window.split(), key=len)
-            k = window.index(tok)
-            after = "".join(window[k + len(tok):].split())
-            c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
-            ck = self.ckpt[c0:c1]
-            j = min(start // self.every, c1 - c0 - 1)
-            p, tries, seen = raw.find(tok, int(ck[j]) if j >= 0 else 0), 0, 0
-            while p >= 0 and tries < MAX_TRIES and seen < 32 * MAX_TRIES:
-                seen += 1
-                e = p + len(tok)
-                nxt = "".join(raw[e : e + len(after) + 256].split())[: len(after)]
-                if after.startswith(nxt):
-                    tries += 1
-                    j = int(np.searchsorted(ck, p, side="right")) - 1
-                    reg = self.region(d, raw, j * self.every - WINDOW - 2, (j + 1) * self.every + WINDOW + 2)
-                    i = reg.text.find(window, max(0, start - reg.base))
-                    if i >= 0:
-                        return reg.base + i
-                p = raw.find(tok, p + 1)
-            if p < 0:
-                return None
-        reg = self.region(d, raw, 0, n)
-        i = reg.text.find(window, max(0, start - reg.base))
-        return None if i < 0 else reg.base + i
+        window = norm[qp : qp + WINDOW]
+        pad = (qp + 2, len(norm) - qp + 2)
+        if exact:
+            best = _best_raw(raw, norm, qp, min_chars)
+            if best is None or isinstance(best, tuple):
+                return best
+            if best >= 0:
+                ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
+                j = int(np.searchsorted(ck, best, side="right")) - 1
+                reg = self.region(d, raw, j * self.every - WINDOW - 2 - pad[0],
+                                  (j + 1) * self.every + WINDOW + 2 + pad[1])
+                i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
+                return None if i < 0 else (reg.base + i, reg)
+        reg = self.region(d, raw, 0, int(self.nchars[d]))
+        i = _best_in(reg.text, norm, qp, 0)
+        return None if i < 0 else (reg.base + i, reg)
 
     def lookup(self, qh: np.ndarray):
         """Postings of the query window hashes ``qh``: (query position, document) per posting, and
@@ -182,6 +177,136 @@ class Segment:
             if big.any():
                 np.maximum.at(capped, qp[big], self.capped_cnt[jj[big]].astype(np.int64))
         return qp, doc, capped
+
+
+def _flat_before(text: str, p: int, m: int) -> str:
+    """The last ``m`` (or all) non-whitespace characters of ``text[:p]``, whitespace removed."""
+    size = 2 * m + 64
+    while True:
+        flat = "".join(text[max(0, p - size) : p].split())
+        if len(flat) >= m or size >= p:
+            return flat[-m:] if m else ""
+        size *= 4
+
+
+def _flat_after(text: str, p: int, m: int) -> str:
+    """The first ``m`` (or all) non-whitespace characters of ``text[p:]``, whitespace removed."""
+    size = 2 * m + 64
+    while True:
+        flat = "".join(text[p : p + size].split())
+        if len(flat) >= m or p + size >= len(text):
+            return flat[:m]
+        size *= 4
+
+
+def _best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[None, int] | None:
+    """Raw position of the longest token of query window ``qp`` at the occurrence whose
+    surroundings agree furthest with the query's, whitespace aside (at least the whole window);
+    None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
+    (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
+    too frequent to try every occurrence."""
+    window = norm[qp : qp + WINDOW]
+    toks = window.split()
+    t = max(range(len(toks)), key=lambda i: len(toks[i]))
+    k = 0  # where token t starts in the window
+    for i in range(t + 1):
+        k = window.index(toks[i], k) + (len(toks[i]) if i < t else 0)
+    tok = toks[t]
+    q_before = "".join(norm[max(0, qp - CONTEXT) : qp + k].split())
+    q_after = "".join(norm[qp + k + len(tok) : qp + WINDOW + CONTEXT].split())
+    win_b, win_a = "".join(toks[:t]), "".join(toks[t + 1 :])
+    need_b, need_a = len(win_b), len(win_a)
+    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
+    p = raw.find(tok)
+    while p >= 0:
+        seen += 1
+        if seen > MAX_SEEN:
+            return -1
+        if scored >= MAX_SCORED:
+            break
+        e = p + len(tok)
+        if (_flat_before(raw, p, need_b) == win_b and _flat_after(raw, e, need_a) == win_a
+                and (len(q_before) + len(q_after) > best)):  # the window is here, whitespace aside
+            scored += 1
+            rb = _flat_before(raw, p, len(q_before))
+            sb = _common_len(q_before, len(q_before), rb, len(rb), False)
+            sa = _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
+            reach = (max(reach[0], sb), max(reach[1], sa))
+            if sb + sa > best:
+                best, best_p = sb + sa, p
+                if sb == len(q_before) and sa == len(q_after):
+                    break
+        p = raw.find(tok, p + 1)
+    if best_p is not None and min_chars > WINDOW and scored < MAX_SCORED:
+        # a span from any occurrence lies within the query characters that agree with the text
+        # around some occurrence, whitespace aside (and starts and ends on a non-blank): when
+        # that is shorter than min_chars, nothing can be reported here
+        a, b = _unflat_back(norm, qp + k, reach[0]), _unflat_fwd(norm, qp + k + len(tok), reach[1])
+        if b - a < min_chars:
+            return None, b
+    return best_p
+
+
+def _unflat_back(text: str, end: int, n: int) -> int:
+    """Where, going back from ``end``, ``n`` non-blank characters of ``text`` start."""
+    i = end
+    while n > 0 and i > 0:
+        i -= 1
+        n -= not text[i].isspace()
+    return i
+
+
+def _unflat_fwd(text: str, start: int, n: int) -> int:
+    """Where, going on from ``start``, ``n`` non-blank characters of ``text`` end."""
+    i = start
+    while n > 0 and i < len(text):
+        n -= not text[i].isspace()
+        i += 1
+    return i
+
+
+def _best_in(text: str, norm: str, qp: int, start: int) -> int:
+    """Of the (first 16) occurrences of query window ``qp`` in ``text`` from ``start``, the one
+    that extends furthest along the query; -1 when there is none."""
+    window = norm[qp : qp + WINDOW]
+    best, best_i = -1, -1
+    i = text.find(window, start)
+    for _ in range(16):
+        if i < 0:
+            break
+        ext = _common_len(norm, qp, text, i, False) + _common_len(norm, qp + WINDOW, text, i + WINDOW, True)
+        if ext > best:
+            best, best_i = ext, i
+        i = text.find(window, i + 1)
+    return best_i
+
+
+def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
+    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
+    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
+
+    def same(lo: int, k: int) -> bool:
+        if forward:
+            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
+        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
+
+    length, step = 0, 32
+    while True:
+        k = min(step, n - length)
+        if k <= 0:
+            return length
+        if same(length, k):
+            length += k
+            step *= 2
+            continue
+        lo, hi = 0, k
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if same(length, mid):
+                lo = mid
+            else:
+                hi = mid
+        return length + lo
 
 
 def is_exact(raw: str) -> bool:
