@@ -3,16 +3,18 @@
 In fill-in-the-middle the text the model is about to write often already stands in the prompt:
 in the suffix (editing in the middle of code that continues below), in the repository context (a
 definition being called) or in the prefix (repetitive code). ``PromptLookup`` finds the latest
-longest earlier occurrence of the last tokens (prompt + generated so far) and proposes the tokens
-that followed it; the backend verifies the draft in one batched model pass and keeps the longest
-prefix that greedy decoding would have produced anyway, so the output never changes.
+longest earlier occurrence of the last tokens (prompt + generated so far, then the sequences of
+recent requests in ``History``: a deleted block is no longer in the prompt) and proposes the
+tokens that followed it; the backend verifies the draft in one batched model pass and keeps the
+longest prefix that greedy decoding would have produced anyway, so the output never changes.
 
-``DraftPolicy`` decides how many tokens to draft so that drafting pays: a drafted token costs a
-fraction ``c`` of a one-token pass (small on a bandwidth-bound 3B, ~0.5 on the compute-bound
-sc2-tiny), and the i-th drafted token only helps if the i first ones are all accepted, which
-happens with probability ``q ** i`` where ``q`` is the measured acceptance rate for matches of
-that length. The draft stops where ``q ** i <= c``. Both figures are measured while running
-(exponential moving averages), starting from cautious priors.
+``DraftPolicy`` decides how many tokens to draft so that drafting pays: a row of a pass costs a
+fraction ``c`` of a one-token pass (small on a bandwidth-bound 3B, ~0.2 on sc2-tiny without
+flash attention), the rows a pass has anyway are free, and the i-th drafted token only helps if
+the i first ones are all accepted, which happens with probability ``q ** i`` where ``q`` is the
+measured acceptance rate for matches of that length. The draft stops where ``q ** i`` no longer
+beats ``c`` times the tokens a unit of pass cost gives now. The figures are measured while
+running (exponential moving averages), starting from cautious priors.
 """
 
 from __future__ import annotations
