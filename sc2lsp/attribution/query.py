@@ -269,6 +269,7 @@ class AttributionIndex:
     def _spans(self, text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                common_threshold):
         groups: dict[tuple[int, int], list] = {}
+        matches = [m for m in matches if m[1] - m[0] >= min_chars]  # only these can cover a span
         for m in matches:
             if m[1] - m[0] >= min_chars:
                 groups.setdefault((m[0], m[1]), []).append(m)

@@ -317,13 +317,28 @@ def is_exact(raw: str) -> bool:
 class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
-    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets")
+    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str):
-        self.base, self.text, self.raw_a, self.piece, self.raw, self._offsets = base, text, raw_a, piece, raw, None
+        self.base, self.text, self.raw_a, self.piece, self.raw = base, text, raw_a, piece, raw
+        self._offsets, self._whole = None, False
 
     def raw_offset(self, k: int) -> int:
-        """Raw offset (in the whole document) of the region's normalised character ``k``."""
-        if self._offsets is None:
-            self._offsets = normalize_with_offsets(self.piece)[1]
+        """Raw offset (in the whole document) of the region's normalised character ``k``.
+
+        Only a prefix of the piece is normalised with offsets, long enough that character ``k``
+        is followed by another (a whitespace run cut at the prefix's end is the only part of a
+        prefix's normal form that can differ from the whole's; NFC may also change the last
+        characters, so a piece that is not ASCII or NFC is normalised whole)."""
+        if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
+            size, n = max(1024, 2 * (k + 2)), len(self.piece)
+            if not is_exact(self.piece):
+                size = n
+            while True:
+                size = min(size, n)
+                offs = normalize_with_offsets(self.piece[:size])[1]
+                if size >= n or k + 1 < len(offs) - 1:
+                    self._offsets, self._whole = offs, size >= n
+                    break
+                size *= 2
         return int(self._offsets[k]) + self.raw_a
