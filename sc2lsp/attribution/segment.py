@@ -5,6 +5,7 @@ and finding a window again in a document (postings name the document, not the of
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 import zlib
 from pathlib import Path
@@ -15,6 +16,8 @@ from .build import blob_hash
 from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import normalize, normalize_with_offsets
 from .store import SegmentFile
+
+_ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 
 #: How many occurrences of a window's longest token ``locate`` scores before it normalises the
 #: whole document instead, and how much of the query around the window they are scored on.
@@ -328,14 +331,14 @@ class Region:
 
         Only a prefix of the piece is normalised with offsets, long enough that character ``k``
         is followed by another (a whitespace run cut at the prefix's end is the only part of a
-        prefix's normal form that can differ from the whole's; NFC may also change the last
-        characters, so a piece that is not ASCII or NFC is normalised whole)."""
+        prefix's normal form that can differ from the whole's), cut between two ASCII characters
+        (NFC changes each run of non-ASCII characters with the character before it on its own,
+        so such a cut leaves every run whole)."""
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
-            if not is_exact(self.piece):
-                size = n
             while True:
-                size = min(size, n)
+                cut = _ASCII_PAIR.search(self.piece, min(size, n) - 1)
+                size = cut.start() + 1 if cut is not None else n
                 offs = normalize_with_offsets(self.piece[:size])[1]
                 if size >= n or k + 1 < len(offs) - 1:
                     self._offsets, self._whole = offs, size >= n

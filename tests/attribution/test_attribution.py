@@ -364,3 +364,21 @@ def test_damaged_indexes_give_one_clear_error(tmp_path, index):
         AttributionIndex.open(d)
     with pytest.raises(UserError, match="stride"):
         build_index([Document(path="a", text="x" * 100)], tmp_path / "s", stride=MAX_STRIDE + 1)
+
+
+def test_region_raw_offset_from_a_prefix_matches_the_whole_piece():
+    # Region.raw_offset normalises only a prefix of its piece; every offset must equal the one
+    # from normalising the whole piece (whitespace runs and NFC-composable text across the cuts)
+    from sc2lsp.attribution.segment import Region
+
+    rng = random.Random(3)
+    parts = ["x", "é", "e\u0301", "\u0301", " ", "\n", "  \n ", "\t", "ab", "\u3000", "中", "."]
+    for i in range(40):
+        blank = " " * rng.randrange(1, 60) if i % 2 else ""  # mostly blank: cuts land near k
+        piece = "".join(rng.choice(parts) + blank for _ in range(rng.randrange(200, 3000)))
+        norm, offs = normalize_with_offsets(piece)
+        for k in sorted(rng.sample(range(len(norm)), min(40, len(norm)))):
+            assert Region(0, norm, 7, piece, piece).raw_offset(k) == int(offs[k]) + 7
+        reg = Region(0, norm, 0, piece, piece)  # growing one region's prefix: same offsets
+        for k in range(0, len(norm), 97):
+            assert reg.raw_offset(k) == int(offs[k])
