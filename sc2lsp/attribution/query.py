@@ -314,7 +314,8 @@ class AttributionIndex:
         start_line = end_line = None
         raw = reg.raw if verified else None
         if raw is not None:
-            a, b = reg.raw_offset(da + (qa - mqa)), reg.raw_offset(db - (mqb - qb) - 1) + 1
+            b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
+            a = reg.raw_offset(da + (qa - mqa))
             start_line = line_of(raw, a)
             end_line = start_line + raw.count("\n", a, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],

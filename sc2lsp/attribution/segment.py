@@ -336,6 +336,8 @@ class Region:
         so such a cut leaves every run whole)."""
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
+            if 4 * size >= 3 * n:  # most of the piece: all of it
+                size = n
             while True:
                 cut = _ASCII_PAIR.search(self.piece, min(size, n) - 1)
                 size = cut.start() + 1 if cut is not None else n
