@@ -53,14 +53,10 @@ def flash_attn_for(model: Path) -> bool:
 #: in-process backend, and on CPUs with AMX (Sapphire Rapids) llama.cpp 0.3.36's extra buffer types
 #: crash sc2-tiny's Q8_0 weights with a segmentation fault in the first ``llama_decode``
 _NO_REPACK_SERVER = (
-    "import runpy, llama_cpp.llama_cpp as low\n"
-    "default = low.llama_model_default_params\n"
-    "def no_repack():\n"
-    "    p = default()\n"
-    "    p.use_extra_bufts = False\n"
-    "    return p\n"
-    "low.llama_model_default_params = no_repack\n"
-    "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
+    "import runpy\n"
+    "from sc2lsp.backends.llama_cpp import repacking\n"
+    "with repacking(False):\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__')\n"
 )
 
 

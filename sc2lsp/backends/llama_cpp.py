@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -58,6 +59,27 @@ def repack_crashes() -> bool:
     import llama_cpp
 
     return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def repacking(on: bool):
+    """Models loaded inside repack their weights only if ``on``: ``Llama()`` has no argument for it,
+    so the defaults it starts from (``llama_model_default_params``) are adjusted meanwhile."""
+    import llama_cpp.llama_cpp as low
+
+    default_params = low.llama_model_default_params
+
+    def no_repack():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    if not on:
+        low.llama_model_default_params = no_repack
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default_params
 
 
 def _small_model(model_path) -> bool:
@@ -131,43 +153,32 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
             check_gguf(s.lora_path, adapter=True, label=f"LoRA adapter {s.lora_path}",
                        hint="export it again (`python -m finetune export RUN --adapter`)")
         import llama_cpp
-        import llama_cpp.llama_cpp as low
 
-        default_params = low.llama_model_default_params
         #: weights repacked for the CPU kernels (``repackWeights``), unless that crashes here
         self.repack = s.repack and not repack_crashes()
-        if not self.repack:  # Llama() has no argument for it: adjust the defaults it starts from
-
-            def no_repack():
-                params = default_params()
-                params.use_extra_bufts = False
-                return params
-
-            low.llama_model_default_params = no_repack
         threads = s.n_threads or auto_threads(self.model_path)
         large = not _small_model(self.model_path)
         self.speculative = large if s.speculative is None else s.speculative
         self.flash_attn = large if s.flash_attn is None else s.flash_attn
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=s.n_ctx,
-                n_threads=threads,
-                # batches (prompt chunks, speculative checks) on as many threads as single tokens:
-                # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
-                n_threads_batch=threads,
-                flash_attn=self.flash_attn,
-                n_gpu_layers=s.n_gpu_layers,
-                n_batch=s.n_batch,
-                seed=s.seed,
-                verbose=False,
-                **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
-            )
+            with repacking(self.repack):
+                self.llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=s.n_ctx,
+                    n_threads=threads,
+                    # batches (prompt chunks, speculative checks) on as many threads as single tokens:
+                    # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
+                    n_threads_batch=threads,
+                    flash_attn=self.flash_attn,
+                    n_gpu_layers=s.n_gpu_layers,
+                    n_batch=s.n_batch,
+                    seed=s.seed,
+                    verbose=False,
+                    **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
+                )
         except Exception as e:  # llama.cpp reports load failures as a bare ValueError/RuntimeError
             what = f"{self.model_path} with the LoRA adapter {s.lora_path}" if s.lora_path else self.model_path
             raise UserError(f"llama.cpp could not load {what}: {e}") from None
-        finally:
-            low.llama_model_default_params = default_params
         self.name = self.model_path.name + (f"+{Path(s.lora_path).name}" if s.lora_path else "")
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
