@@ -26,6 +26,8 @@ os.environ.setdefault("SC2LSP_STATS_FILE", os.path.join(tempfile.mkdtemp(prefix=
 # Likewise the disk tier of saved KV states: a test session starts with none (no state of an
 # earlier run makes a "cold" request warm) and leaves nothing in the user's cache.
 os.environ.setdefault("SC2LSP_STATE_DIR", tempfile.mkdtemp(prefix="sc2lsp-test-kv-"))
+# And the parsed-symbol cache of workspace indexes (sc2lsp/workspace/symbol_cache.py).
+os.environ.setdefault("SC2LSP_SYMBOL_CACHE", tempfile.mkdtemp(prefix="sc2lsp-test-symbols-"))
 
 
 @pytest.fixture(autouse=True)

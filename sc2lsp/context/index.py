@@ -18,11 +18,12 @@ import logging
 import posixpath
 import threading
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 from ..core.content import MAX_BYTES, content_reason
 from .languages import language_for
-from .symbols import IDENTIFIER, Definition, FileSymbols, extract
+from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,88 @@ class Edit:
     seq: int
 
 
-@dataclass(eq=False)
 class FileEntry:
-    path: str
-    language: str | None
-    text: str
-    symbols: FileSymbols
-    digest: bytes
-    _lines: list[str] | None = field(default=None, repr=False)
+    """One indexed file. ``symbols`` may be given (a parse done elsewhere: worker processes, the
+    symbol cache) or left None: then the file is parsed on first use (lazily, outside any lock;
+    two threads may both parse it, with the same result). ``names`` is what the index's name
+    table holds for the file until then: a superset of its definitions' names
+    (``symbols.candidate_names``)."""
+
+    # no __slots__: the providers keep per-entry caches in its __dict__ (``_chunk_map``)
+
+    def __init__(self, path: str, language: str | None, text: str, symbols: FileSymbols | None = None,
+                 digest: bytes | None = None, *, names: tuple[str, ...] | None = None,
+                 loader: Callable[[], FileSymbols | None] | None = None):
+        self.path = path
+        self.language = language
+        self.text = text
+        self._symbols = symbols
+        self.digest = digest if digest is not None else text_digest(text)
+        self._lines: list[str] | None = None
+        self._by_name: dict[str, list[Definition]] | None = None
+        #: the names a RepoIndex filed it under: its definitions' once parsed; None = its candidate names
+        self._filed: tuple[str, ...] | None = ()
+        #: its definitions' names (of ``LOOKUP_KINDS``) when known without its symbols, and where
+        #: its symbols come from before a parse (the symbol cache: decoded on first use)
+        self._names = names
+        self._loader = loader
+        self._on_parse: Callable[[FileEntry], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"FileEntry({self.path!r}, {self.language!r}, parsed={self.parsed})"
+
+    @property
+    def parsed(self) -> bool:
+        return self._symbols is not None
+
+    @property
+    def needs_parse(self) -> bool:
+        """No symbols and nowhere to load them from but a parse."""
+        return self._symbols is None and self._loader is None
+
+    @property
+    def symbols(self) -> FileSymbols:
+        s = self._symbols
+        if s is None:
+            loader, self._loader = self._loader, None
+            s = loader() if loader is not None else None
+            s = self._symbols = s if s is not None else extract(self.path, self.text, self.language)
+            hook = self._on_parse
+            if hook is not None:
+                hook(self)
+        return s
+
+    def set_compact(self, names: tuple[str, ...], loader: Callable[[], FileSymbols | None]) -> bool:
+        """Give an unparsed entry the names of its definitions and a loader of its symbols (a
+        compact form made elsewhere, decoded on first use); False if it had symbols."""
+        if self._symbols is not None:
+            return False
+        self._names, self._loader = names, loader
+        hook = self._on_parse
+        if hook is not None:
+            hook(self)
+        return True
+
+    def set_symbols(self, symbols: FileSymbols) -> bool:
+        """Give an unparsed entry symbols parsed elsewhere (of this very text); False if it had some."""
+        if self._symbols is not None:
+            return False
+        self._symbols, self._loader = symbols, None
+        hook = self._on_parse
+        if hook is not None:
+            hook(self)
+        return True
+
+    def lookup_names(self) -> tuple[str, ...] | frozenset[str]:
+        """The names the index files this entry under: its definitions' (of ``LOOKUP_KINDS``) once
+        parsed, else the cheap superset (``candidate_names``, computed again when needed: not kept)."""
+        symbols = self._symbols
+        if symbols is not None:
+            return lookup_names(symbols)
+        return self._names if self._names is not None else candidate_names(self.text, self.language)
+
+    def filed_names(self):
+        return self._filed if self._filed is not None else candidate_names(self.text, self.language)
 
     @property
     def lines(self) -> list[str]:
@@ -61,12 +136,12 @@ class FileEntry:
         return self.symbols.definitions
 
     def defs_named(self, name: str) -> list[Definition]:
-        table = self.__dict__.get("_by_name")
+        table = self._by_name
         if table is None:
             table = {}
             for d in self.symbols.definitions:
                 table.setdefault(d.name, []).append(d)
-            self.__dict__["_by_name"] = table
+            self._by_name = table
         return table.get(name, [])
 
     def occurrences(self, name: str, at_most: int = 2) -> int:
@@ -88,6 +163,11 @@ class FileEntry:
         return n
 
 
+def lookup_names(symbols: FileSymbols) -> tuple[str, ...]:
+    """The names a parsed file is filed under: its definitions' of ``LOOKUP_KINDS``, in order."""
+    return tuple(dict.fromkeys(d.name for d in symbols.definitions if d.kind in LOOKUP_KINDS))
+
+
 def _word_char(c: str) -> bool:
     return c.isalnum() or c in "_$"
 
@@ -104,10 +184,10 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
     return reason
 
 
-def build_entry(path: str, text: str, language_id: str | None = None) -> FileEntry:
-    """Parse one file into an entry (pure; picklable, so worker processes can build entries)."""
+def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
+    """One file's entry, parsed now, or (``lazy``) on first use."""
     language = language_for(path, language_id)
-    return FileEntry(path, language, text, extract(path, text, language), text_digest(text))
+    return FileEntry(path, language, text, None if lazy else extract(path, text, language), text_digest(text))
 
 
 class RepoIndex:
@@ -115,7 +195,7 @@ class RepoIndex:
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
         self._files: dict[str, FileEntry] = {}
-        self._by_name: dict[str, list[Definition]] = {}
+        self._by_name: dict[str, list[str]] = {}  #: name -> paths of the files filed under it
         self._by_basename: dict[str, set[str]] = {}
         self._by_dir: dict[str, set[str]] = {}
         self._open: dict[str, None] = {}
@@ -124,12 +204,16 @@ class RepoIndex:
         self._edits: deque[Edit] = deque(maxlen=recent_edits)
         self._seq = 0
         self.generation = 0  #: bumped on every change that alters the index
+        #: called (from whichever thread parsed it) when an entry of the index gets its symbols
+        self.on_parsed: Callable[[FileEntry], None] | None = None
 
     # -- changes ------------------------------------------------------------------------------
 
-    def apply_change(self, path: str, text: str, language_id: str | None = None) -> bool:
+    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> bool:
         """Index ``text`` as the contents of ``path``; False when unchanged or rejected (then the
-        file is dropped from the index: a file that became too large or minified disappears)."""
+        file is dropped from the index: a file that became too large or minified disappears).
+        ``lazy``: the text is parsed when something needs its symbols (a request, a name lookup
+        that may find a definition in it), not here."""
         with self._lock:
             old = self._files.get(path)
         if old is not None and len(old.text) == len(text) and old.text == text:
@@ -139,7 +223,7 @@ class RepoIndex:
             log.debug("not indexing %s: %s", path, reason)
             self.remove(path)
             return False
-        entry = build_entry(path, text, language_id)
+        entry = build_entry(path, text, language_id, lazy=lazy)
         return self.apply_entry(entry)
 
     def apply_entry(self, entry: FileEntry) -> bool:
@@ -152,9 +236,8 @@ class RepoIndex:
                 self._unlink(old)
                 self._record_edit(old, entry)
             self._files[entry.path] = entry
-            for d in entry.definitions:
-                if d.kind in LOOKUP_KINDS:
-                    self._by_name.setdefault(d.name, []).append(d)
+            self._file_names(entry)
+            entry._on_parse = self._parsed
             self._by_basename.setdefault(posixpath.basename(entry.path), set()).add(entry.path)
             self._by_dir.setdefault(posixpath.dirname(entry.path), set()).add(entry.path)
             self.generation += 1
@@ -179,13 +262,55 @@ class RepoIndex:
             doomed = [p for p in self._files if p.startswith(prefix)]
         return sum(self.remove(p) for p in doomed)
 
+    def _file_names(self, entry: FileEntry, had=()) -> None:
+        """File ``entry`` under its lookup names (under the lock), keeping the places it ``had``."""
+        symbols = entry._symbols  # one reading: another thread may be parsing it
+        if symbols is None and entry._names is not None:
+            symbols = names = entry._names  # known without the symbols (the cache told)
+        else:
+            names = (lookup_names(symbols) if symbols is not None else candidate_names(entry.text, entry.language))
+        if had:
+            keep = set(names)
+            for name in had:
+                if name not in keep:
+                    self._unfile(name, entry.path)
+            had = set(had)
+        table, path = self._by_name, entry.path
+        for name in names:
+            if name not in had:
+                lst = table.get(name)
+                if lst is None:
+                    table[name] = [path]
+                else:
+                    lst.append(path)
+        entry._filed = names if symbols is not None else None
+
+    def _unfile(self, name: str, path: str) -> None:
+        lst = self._by_name.get(name)
+        if lst is not None:
+            try:
+                lst.remove(path)
+            except ValueError:
+                pass
+            if not lst:
+                del self._by_name[name]
+
+    def _parsed(self, entry: FileEntry) -> None:
+        """An entry got its symbols (or the names of its definitions): file it under those only;
+        ``on_parsed`` hears of a parse, not of a decoded compact form."""
+        with self._lock:
+            if self._files.get(entry.path) is not entry or entry._filed is not None:
+                return  # replaced meanwhile, or already filed under its definitions
+            self._file_names(entry, entry.filed_names())
+        hook = self.on_parsed
+        if hook is not None and entry._symbols is not None:
+            hook(entry)
+
     def _unlink(self, old: FileEntry) -> None:
-        for d in old.definitions:
-            lst = self._by_name.get(d.name)
-            if lst is not None:
-                lst[:] = [x for x in lst if x.path != old.path]
-                if not lst:
-                    del self._by_name[d.name]
+        old._on_parse = None
+        for name in old.filed_names():
+            self._unfile(name, old.path)
+        old._filed = ()
         for table, key in ((self._by_basename, posixpath.basename(old.path)), (self._by_dir, posixpath.dirname(old.path))):
             s = table.get(key)
             if s is not None:
@@ -260,8 +385,25 @@ class RepoIndex:
             return tuple(sorted(self._files))
 
     def definitions_named(self, name: str) -> tuple[Definition, ...]:
+        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index; files filed under the
+        name that are not parsed yet are parsed here (outside the lock)."""
         with self._lock:
-            return tuple(self._by_name.get(name, ()))
+            entries = [self._files[p] for p in self._by_name.get(name, ())]
+        out: list[Definition] = []
+        for e in entries:
+            out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]
+        return tuple(out)
+
+    def unparsed(self) -> list[FileEntry]:
+        """Entries still waiting for their parse (in path order)."""
+        with self._lock:
+            return [self._files[p] for p in sorted(self._files) if self._files[p].needs_parse]
+
+    def languages(self) -> dict[str, int]:
+        """Files per language ("text" without one), most files first, without parsing anything."""
+        with self._lock:
+            langs = Counter(e.language or "text" for e in self._files.values())
+        return dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def files_named(self, basename: str) -> tuple[str, ...]:
         with self._lock:
@@ -276,8 +418,12 @@ class RepoIndex:
             return tuple(sorted(self._by_dir))
 
     def stats(self) -> dict:
+        """Counts over the whole index (this parses what is not parsed yet)."""
         with self._lock:
-            langs = Counter(e.language or "text" for e in self._files.values())
+            entries = list(self._files.values())
+        for e in entries:
+            e.symbols  # noqa: B018  (parsed or loaded here)
+        with self._lock:
             return {
                 "files": len(self._files),
                 "definitions": sum(len(e.definitions) for e in self._files.values()),
@@ -285,5 +431,5 @@ class RepoIndex:
                 "names": len(self._by_name),
                 "bytes": sum(len(e.text) for e in self._files.values()),
                 "files_with_syntax_errors": sum(e.symbols.errors for e in self._files.values()),
-                "languages": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "languages": self.languages(),
             }

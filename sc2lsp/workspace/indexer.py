@@ -5,6 +5,11 @@ Edge code: this module reads the disk, the index does not. Files are read by
 size and symlink rules), so nothing the scan skips can reach the index. Parsing is the
 expensive part; for large workspaces it runs in worker processes (``spawn``, safe in a server
 with threads), which send back symbols only, and the index is filled in scan order.
+
+With a ``SymbolCache`` a file whose symbols were parsed before (same path and content) is not
+parsed again. ``lazy=True`` parses nothing: files without cached symbols are filed under the
+cheap superset of their names (``symbols.candidate_names``) and parsed when first needed, or by
+``parse_pending`` (what a server runs in the background once its index is ready).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..context.index import FileEntry, RepoIndex, text_digest
 from ..context.languages import language_for
 from ..context.symbols import FileSymbols, extract
 from .scan import MAX_BYTES, is_source_path, scan
+from .symbol_cache import SymbolCache, cache_key, encode, unpack
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,9 @@ class IndexReport:
     scan_seconds: float = 0.0
     parse_seconds: float = 0.0
     workers: int = 1
+    cached: int = 0  #: files whose symbols came from the symbol cache
+    parsed: int = 0  #: files parsed during the initial index
+    lazy: int = 0  #: files left to parse when needed
 
     @property
     def files_per_second(self) -> float:
@@ -60,6 +69,17 @@ def _parse_batch(items: list[tuple[str, str]]) -> list[tuple[str, str | None, Fi
     return out
 
 
+def _encode_batch(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes]]:
+    """(path, cache key, encoded symbols) of files with a grammar (what ``parse_pending``'s worker
+    processes send back: bytes, not objects)."""
+    out = []
+    for path, text in items:
+        language = language_for(path)
+        key = cache_key(path, language, text_digest(text))
+        out.append((path, key, encode(key, extract(path, text, language))))
+    return out
+
+
 def _batches(items: list[tuple[str, str]], size: int) -> Iterable[list[tuple[str, str]]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -67,12 +87,15 @@ def _batches(items: list[tuple[str, str]], size: int) -> Iterable[list[tuple[str
 
 def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None = None,
                     max_bytes: int = MAX_BYTES,
-                    progress: Callable[[str, int, int], None] | None = None) -> IndexReport:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    cache: SymbolCache | None = None, lazy: bool = False) -> IndexReport:
     """Scan ``root`` and feed every kept file to ``index``.
 
     ``workers``: parser processes (None = one per core when the workspace has at least
-    ``PROCESS_THRESHOLD`` files, else parse in this process; 0 or 1 = this process).
+    ``PROCESS_THRESHOLD`` files to parse, else parse in this process; 0 or 1 = this process).
     ``progress(stage, done, total)`` is called while scanning (total 0) and parsing.
+    ``cache``: symbols parsed before are taken from it, and (not ``lazy``) new parses go to it.
+    ``lazy``: nothing is parsed here (see the module doc).
     """
     root = Path(root)
     report = IndexReport(str(root))
@@ -92,18 +115,27 @@ def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None =
     report.scan_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     n = len(items)
+    items = _from_cache(index, items, cache, lazy, report)
+    done = n - len(items)
+    if lazy:
+        for path, text in items:
+            index.apply_entry(FileEntry(path, language_for(path), text, None, text_digest(text)))
+        report.lazy, items = len(items), []
+    report.parsed = len(items)
     if workers is None:
-        workers = (os.cpu_count() or 1) if n >= PROCESS_THRESHOLD else 1
-    workers = max(1, min(workers, n // BATCH + 1))
+        workers = (os.cpu_count() or 1) if len(items) >= PROCESS_THRESHOLD else 1
+    workers = max(1, min(workers, len(items) // BATCH + 1))
     report.workers = workers
     texts = dict(items)
-    done = 0
 
     def put(results: list[tuple[str, str | None, FileSymbols]]) -> None:
         nonlocal done
         for path, language, symbols in results:
             text = texts[path]
-            index.apply_entry(FileEntry(path, language, text, symbols, text_digest(text)))
+            entry = FileEntry(path, language, text, symbols, text_digest(text))
+            index.apply_entry(entry)
+            if cache is not None and language is not None:
+                cache.put(path, language, entry.digest, symbols)
         done += len(results)
         if progress:
             progress("parse", done, n)
@@ -125,3 +157,82 @@ def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None =
         gc.freeze()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCache | None, lazy: bool,
+                report: IndexReport) -> list[tuple[str, str]]:
+    """Index the files whose symbols the cache holds; the others are returned (in order)."""
+    if cache is None:
+        return items
+    rest = []
+    for path, text in items:
+        language = language_for(path)
+        digest = text_digest(text)
+        found = cache.lookup(path, language, digest) if language is not None else None
+        if found is None:
+            rest.append((path, text))
+            continue
+        names, loader = found
+        if lazy:  # decoded when first used
+            index.apply_entry(FileEntry(path, language, text, None, digest, names=names, loader=loader))
+        else:
+            symbols = loader()
+            if symbols is None:
+                rest.append((path, text))
+                continue
+            index.apply_entry(FileEntry(path, language, text, symbols, digest))
+        report.cached += 1
+    return rest
+
+
+def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: SymbolCache | None = None,
+                  stop: Callable[[], bool] | None = None) -> int:
+    """Parse the index's entries that have no symbols yet (in worker processes when there are
+    ``PROCESS_THRESHOLD`` or more) into the symbol cache's compact form: each entry (unless it
+    was replaced meanwhile) is filed under its definitions' names and decodes its symbols when
+    first used, so the index holds bytes, not objects, for files no request needed; ``cache``
+    also gets the entries. Returns how many were parsed here; ``stop()`` true ends it early."""
+    entries = [e for e in index.unparsed() if e.language is not None]
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(entries) >= PROCESS_THRESHOLD else 1
+    workers = max(1, min(workers, len(entries) // BATCH + 1))
+    by_path = {e.path: e for e in entries}
+    items = [(e.path, e.text) for e in entries]
+    done = 0
+
+    def put(results: list[tuple[str, str, bytes]]) -> None:
+        nonlocal done
+        for path, key, data in results:
+            found = unpack(data, key, path)
+            if found is not None and by_path[path].set_compact(*found):
+                done += 1
+                if cache is not None:
+                    cache.put_encoded(key, data)
+
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for results in pool.map(_encode_batch, _batches(items, BATCH)):
+                put(results)
+                if stop is not None and stop():
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
+    else:
+        for batch in _batches(items, BATCH):
+            if stop is not None and stop():
+                break
+            put(_encode_batch(batch))
+    if done >= PROCESS_THRESHOLD:
+        gc.freeze()  # as after the initial index: the new entries out of the collector's scans
+    return done
+
+
+def cache_parsed(index: RepoIndex, cache: SymbolCache, skip: Callable[[str], bool] | None = None) -> None:
+    """Have every parse of an entry of ``index`` stored in ``cache`` (but not of paths ``skip``s:
+    the editor's unsaved texts)."""
+
+    def store(entry: FileEntry) -> None:
+        if entry.language is not None and (skip is None or not skip(entry.path)):
+            cache.put(entry.path, entry.language, entry.digest, entry.symbols)
+
+    index.on_parsed = store

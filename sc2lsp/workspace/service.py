@@ -30,9 +30,10 @@ from ..context.gather import assemble, complete_options, prepare
 from ..context.index import RepoIndex
 from ..context.languages import tags_query
 from ..core.budget import BudgetPlan, approx_tokens
-from .indexer import IndexReport, index_workspace
+from .indexer import IndexReport, cache_parsed, index_workspace, parse_pending
 from .paths import relative_path
 from .policy import FilePolicy
+from .symbol_cache import SymbolCache
 from .watch import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ class _EditorFirstIndex(RepoIndex):
         self.editor_owned: set[str] = set()
         self.from_disk = threading.local()
 
-    def apply_change(self, path, text, language_id=None):
+    def apply_change(self, path, text, language_id=None, **kw):
         if getattr(self.from_disk, "on", False) and path in self.editor_owned:
             return False
-        return super().apply_change(path, text, language_id)
+        return super().apply_change(path, text, language_id, **kw)
 
     def apply_entry(self, entry):
         if getattr(self.from_disk, "on", False) and entry.path in self.editor_owned:
@@ -75,9 +76,15 @@ class _DiskWatcher(WorkspaceWatcher):
 
 
 class WorkspaceContext:
-    def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None):
+    def __init__(self, root: str | Path, *, watch: bool = True, workers: int | None = None,
+                 symbol_cache: SymbolCache | None | bool = True):
         self.root = Path(os.path.realpath(root))
         self.index = _EditorFirstIndex()
+        #: parsed symbols kept across restarts (``True``: the user's cache folder; ``False``/None: none)
+        self.symbol_cache = SymbolCache() if symbol_cache is True else (symbol_cache or None)
+        if self.symbol_cache is not None:
+            cache_parsed(self.index, self.symbol_cache, skip=self.index.editor_owned.__contains__)
+        self.parsed_all = threading.Event()  #: set when every file indexed by the scan has its symbols
         self.policy = FilePolicy([self.root])
         self.watch = watch
         self.workers = workers
@@ -87,6 +94,7 @@ class WorkspaceContext:
         #: why the folder is not watched for changes (the watcher failed to start), or None
         self.watch_error: str | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self._sticky: dict[str, tuple[tuple, list]] = {}
         self._bg_lock = threading.Lock()
         self._bg_pending: dict[str, tuple[str, str | None]] = {}
@@ -115,17 +123,32 @@ class WorkspaceContext:
                             self.root, self.watch_error)
         try:
             self.index.from_disk.on = True
-            self.report = index_workspace(self.index, self.root, workers=self.workers)
-            for language in sorted(self.index.stats()["languages"]):
+            # nothing parsed here: symbols come from the cache or from a parse when first needed
+            self.report = index_workspace(self.index, self.root, workers=self.workers, cache=self.symbol_cache,
+                                          lazy=True)
+            for language in self.index.languages():
                 if language != "text":
-                    tags_query(language)  # compiled here, not on the first request (worker processes parsed)
+                    tags_query(language)  # compiled here, not on the first request
         except Exception:
             log.warning("indexing %s failed", self.root, exc_info=True)
         finally:
             self.index.from_disk.on = False
             self.ready.set()
+        self._parse_rest()
+
+    def _parse_rest(self) -> None:
+        """After the index is ready: parse what the cache did not have, off the request path (in
+        worker processes for large workspaces), so that name lookups find parsed files and the
+        next start finds everything in the cache."""
+        try:
+            parse_pending(self.index, workers=self.workers, cache=self.symbol_cache, stop=lambda: self._stopped)
+        except Exception:
+            log.warning("parsing %s failed", self.root, exc_info=True)
+        finally:
+            self.parsed_all.set()
 
     def stop(self) -> None:
+        self._stopped = True
         if self._watcher is not None:
             self._watcher.stop()
         self.ready.set()  # a warm-up waiting for the scan must not hold the server's exit
@@ -218,7 +241,7 @@ class WorkspaceContext:
                     self._bg_thread = threading.Thread(target=self._apply_pending, name="sc2lsp-reindex", daemon=True)
                     self._bg_thread.start()
                 return
-        self.index.apply_change(rel, text, language_id)
+        self.index.apply_change(rel, text, language_id, lazy=True)  # parsed when a gathering needs it
 
     def _apply_pending(self) -> None:
         while True:
@@ -267,6 +290,9 @@ class WorkspaceContext:
         if sticky and not complete and last is not None and last[0] == key:
             return last[1]
         window = (plan.prefix_start, offset + plan.suffix_end)
+        entry = self.index.get(rel)
+        if entry is not None and entry.text == text:
+            entry.symbols  # parsed once here, not by each provider thread at the same time
         res = assemble(self.index, rel, text, offset, plan.context_tokens, count=count, window=window,
                        language_id=language_id, options=complete_options() if complete else None)
         if not res.skipped or complete:  # a gathering that skipped a provider is not kept

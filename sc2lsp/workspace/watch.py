@@ -317,7 +317,7 @@ class WorkspaceWatcher:
                 return DELETE
             log.debug("skipped %s: %s", rel, reason)
             return "skipped"
-        self.index.apply_change(rel, reason[0])
+        self.index.apply_change(rel, reason[0], lazy=True)  # parsed when something needs its symbols
         return UPDATE
 
     def _read(self, rel: str) -> str | tuple[str]:

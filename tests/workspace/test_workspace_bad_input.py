@@ -137,9 +137,9 @@ def test_a_large_document_is_indexed_off_the_request_path(tmp_path):
     threads = {}
     apply = ws.index.apply_change
 
-    def recording(path, text, language_id=None):
+    def recording(path, text, language_id=None, **kw):
         threads[path] = threading.current_thread().name
-        return apply(path, text, language_id)
+        return apply(path, text, language_id, **kw)
 
     ws.index.apply_change = recording
     ws.did_change(str(tmp_path / "small.py"), "def small_v2():\n    pass\n")
