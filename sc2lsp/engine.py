@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -35,8 +35,8 @@ from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, p
 from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
-from .engine_context import Committed, WarmUpContext
-from .saved_contexts import saved_contexts_for
+from .engine_context import DocumentContexts
+from .engine_syntax import SyntaxCheckers
 from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class _Request:
             self.job.cancel()
 
 
-class Engine(WarmUpContext):
+class Engine:
     def __init__(
         self,
         settings: Settings | None = None,
@@ -77,7 +77,8 @@ class Engine(WarmUpContext):
         """``notify(level, message)`` reports model problems (level: error, warning, info).
 
         ``context_fn`` supplies repository context; what a document's prompts hold of it is
-        committed per document and renewed at warm-ups (``sc2lsp.engine_context``).
+        committed per document and renewed at warm-ups (``self.context``, ``sc2lsp.engine_context``);
+        post-processing's syntax checkers are ``self.syntax`` (``sc2lsp.engine_syntax``).
         """
         self.settings = settings or Settings()
         self._notify = notify or (lambda level, msg: log.log(logging.ERROR if level == "error" else logging.INFO, msg))
@@ -86,18 +87,12 @@ class Engine(WarmUpContext):
         self._lock = threading.RLock()
         self._last: _Request | None = None
         self._plans: dict[str, BudgetPlan] = {}
-        self._context_fn = context_fn
-        self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
-        self._saved = saved_contexts_for(self.settings.state_disk_mb)  # beside the KV states on disk
-        self._placed: set[str] = set()
-        self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
-        self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
-        self._parse_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-parse")
-        self._checkers: dict = {}
-        self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
-        self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
-        self._warm_preparing = 0  #: warm-ups whose context is still being gathered
         self._counter = memo_counter(approx_tokens)
+        self.syntax = SyntaxCheckers(self.settings)
+        self.context = DocumentContexts(
+            self.settings, context_fn, self.worker, lock=self._lock, counter=lambda: self._counter,
+            preview=self._preview, prompt=self._plan, busy=self._busy, parse=self.syntax.parse,
+        )
         self.model_state = "not loaded"
         self.model_error: str | None = None
         self.model_error_shown: str | None = None  #: the last load error shown to the user (not repeated)
@@ -142,24 +137,36 @@ class Engine(WarmUpContext):
         self._counter = memo_counter(self.worker.tokens.count if self.worker.tokens.exact else approx_tokens)
         backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
         self._plans.clear()
-        pending, self._warm_on_load = self._warm_on_load, None
+        pending = self.context.take_pending()
         if pending is not None:  # didOpen came before the model was loaded: warm up now
             self.warm(pending)
 
     def configure(self, settings: Settings) -> None:
         """Apply new settings; the model is loaded again only if a setting it depends on changed."""
         old, self.settings = self.settings, settings
-        if settings.state_disk_mb != old.state_disk_mb:
-            self._saved.close()
-            self._saved = saved_contexts_for(settings.state_disk_mb)
+        self.context.configure(settings)
+        self.syntax.configure(settings)
         if settings.model_key() != old.model_key() or self.model_state == "failed":
             self.start()
 
     def close(self) -> None:
-        self._warm_pool.shutdown(wait=False, cancel_futures=True)
-        self._parse_pool.shutdown(wait=False, cancel_futures=True)
-        self._saved.close()
+        self.context.close()
+        self.syntax.close()
         self.worker.close()
+
+    # ------------------------------------------------------------------ warm-up
+
+    def warm(self, cur: Cursor) -> bool:
+        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses);
+        its complete context becomes the document's once evaluated (``DocumentContexts.warm``)."""
+        if not self.context.warm(cur, self.model_state):
+            return False
+        self.totals["warmups"] += 1
+        return True
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no warm-up is being prepared and the model worker has nothing to do."""
+        return self.context.wait_idle(timeout)
 
     # ------------------------------------------------------------------ completions
 
@@ -267,7 +274,7 @@ class Engine(WarmUpContext):
         self._plans[cur.uri] = plan
         p, sfx = plan.cut(prefix, suffix)
         if context is None:
-            context = self._context(cur, plan, sfx)
+            context = self.context.for_request(cur, plan, sfx)
         prompt = infill_prompt(p, sfx, path=cur.path, repo=cur.repo, context=context, mode=FimMode(s.fim_mode))
         return p, sfx, max_tokens, prompt, plan
 
@@ -282,6 +289,15 @@ class Engine(WarmUpContext):
         backend = self.worker.backend
         n_ctx = backend.n_ctx if backend is not None else s.context_length
         return prompt_budget(n_ctx, s.max_tokens, s.context_budget)
+
+    def _preview(self, cur: Cursor, prefix: str, suffix: str) -> BudgetPlan:
+        """The budget plan a request at ``cur`` would have now (not remembered: a warm-up's first look)."""
+        return plan_budget(prefix, suffix, self._sizes()[1], self._counter, previous=self._plans.get(cur.uri))
+
+    def _busy(self) -> bool:
+        """Whether a completion is being generated (asked under the lock)."""
+        last = self._last
+        return last is not None and not last.done.done()
 
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
@@ -301,10 +317,10 @@ class Engine(WarmUpContext):
         )
         req = _Request(cur, prefix, suffix, p, sfx, job, plan_ms=(time.perf_counter() - t0) * 1000)
         self.totals["model_requests"] += 1
-        self._submits += 1
+        self.context.submitted()
         job.future.add_done_callback(lambda f: self._finish(req, f))
         self.worker.submit(job, supersede=True)
-        self._preparse(cur.uri, cur.language, p + sfx)  # post-processing's first check, done while generating
+        self.syntax.preparse(cur.uri, cur.language, p + sfx)  # post-processing's first check, done while generating
         return req
 
     def _heal_bytes(self, cut_prefix: str) -> int:
@@ -331,7 +347,7 @@ class Engine(WarmUpContext):
         tp = time.perf_counter()
         text = ""
         if gen.text and gen.stop_reason != "cancelled":
-            checker = self._checker(req.cursor.uri, req.cursor.language)
+            checker = self.syntax.checker(req.cursor.uri, req.cursor.language)
             text = postprocess(gen.text, req.cut_prefix, req.cut_suffix, self._pp_options(req.cursor), checker)
         pp_ms = (time.perf_counter() - tp) * 1000
         timings = {
@@ -350,7 +366,7 @@ class Engine(WarmUpContext):
             "healed_tokens": t.healed_tokens,
             "stop_reason": gen.stop_reason,
         }
-        ctx = self._contexts.get(req.cursor.uri)
+        ctx = self.context.committed(req.cursor.uri)
         if ctx is not None:
             timings["context_files"] = len(ctx.files)
             timings["context_ms"] = round(ctx.ms, 3)
@@ -390,7 +406,7 @@ class Engine(WarmUpContext):
             "last": dict(self.last),
             "recent": latency_summary(list(self.recent)),
             "totals": dict(self.totals),
-            "worker": dict(self.worker.stats, idle=self.worker.idle() and not self._warm_preparing),
+            "worker": dict(self.worker.stats, idle=self.worker.idle() and not self.context.preparing),
             "cache": {
                 "kv_tokens": info.get("cached_tokens", 0),
                 "saved_states": info.get("saved_states", 0),

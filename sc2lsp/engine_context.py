@@ -8,8 +8,13 @@ cached), on a request whose kept suffix differs from the committed one (the curs
 and on the first request in a document. A keystroke that only extends the prompt keeps the
 committed context, so context that arrives later never makes a keystroke evaluate the prompt again.
 
-``WarmUpContext`` is a mixin of ``sc2lsp.engine.Engine`` (split out of engine.py for size); it uses
-the engine state listed on the class, all set up by ``Engine.__init__``.
+``DocumentContexts`` is an object ``sc2lsp.engine.Engine`` owns (``engine.context``). It is given
+what it uses: the ``context_fn``, the model worker, the settings (``configure``), the engine's lock
+(shared, so that a warm-up and a completion see one order of events) and the engine's callbacks
+(the token counter, the budget plan, the prompt, whether a completion is running, the parse of a
+prompt's text). The engine calls ``for_request`` when it plans a completion, ``submitted`` when it
+submits one, ``warm``/``take_pending``/``wait_idle``/``preparing`` for warm-ups and ``committed``
+for a request's timings; the saved contexts of earlier sessions are ``saved``.
 """
 
 from __future__ import annotations
@@ -19,16 +24,21 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Callable
 
 from .backends.worker import ModelWorker
 from .config import Settings
-from .core.budget import BudgetPlan, plan_budget
+from .core.budget import BudgetPlan
 from .core.prompt import SourceFile
-from .saved_contexts import SavedContext, SavedContexts
+from .saved_contexts import SavedContext, saved_contexts_for
 from .suggestions import ContextFn, Cursor
 
 log = logging.getLogger("sc2lsp.engine")  # the engine's log, as before the split
+
+#: (cursor, prefix, suffix) -> the budget plan a request there would have (not remembered)
+PreviewFn = Callable[[Cursor, str, str], BudgetPlan]
+#: (cursor, prefix, suffix, context files) -> (kept prefix, kept suffix, max new tokens, prompt, plan)
+PromptFn = Callable[..., tuple[str, str, int, str, BudgetPlan]]
 
 
 @dataclass(frozen=True)
@@ -42,37 +52,72 @@ class Committed:
     complete: bool  #: gathered without time budgets (a warm-up)
 
 
-class WarmUpContext:
-    """The committed context of each document and the warm-up (mixed into ``Engine``)."""
+class DocumentContexts:
+    """The committed context of each document and the warm-ups that renew it."""
 
-    # engine state this part uses (set by Engine.__init__)
-    settings: Settings
-    worker: ModelWorker
-    model_state: str
-    totals: dict[str, Any]
-    _lock: threading.RLock
-    _last: Any  #: the engine's newest request (``engine._Request``) or None
-    _plans: dict[str, BudgetPlan]
-    _counter: Callable[[str], int]
-    _context_fn: ContextFn | None
-    _contexts: dict[str, Committed]  #: uri -> the context its prompts hold
-    _saved: SavedContexts  #: committed contexts of earlier sessions (and this one's, for the next)
-    _placed: set[str]  #: documents whose first warm-up was placed (where an earlier session left them)
-    _submits: int
-    _warm_pool: ThreadPoolExecutor
-    _parse_pool: ThreadPoolExecutor  #: parses a request's text while the model generates
-    _checkers: dict  #: (uri, language) -> its syntax checker, least recently used first
-    _warm_seq: int
-    _warm_on_load: Cursor | None
-    _warm_preparing: int
-    # and Engine's _plan(cur, prefix, suffix, context=...) and _sizes()
+    def __init__(
+        self,
+        settings: Settings,
+        context_fn: ContextFn | None,
+        worker: ModelWorker,
+        *,
+        lock: threading.RLock,
+        counter: Callable[[], Callable[[str], int]],
+        preview: PreviewFn,
+        prompt: PromptFn,
+        busy: Callable[[], bool],
+        parse: Callable[[str, str, str], None],
+    ):
+        """``lock``: the engine's, held while it submits completions; ``counter()``: the token
+        counter of now; ``busy()``: a completion is being generated (asked under ``lock``);
+        ``parse(uri, language, text)``: the syntax checker's first parse of a warmed-up prompt."""
+        self.settings = settings
+        self.saved = saved_contexts_for(settings.state_disk_mb)  # beside the KV states on disk
+        self._context_fn = context_fn
+        self._worker = worker
+        self._lock = lock
+        self._counter = counter
+        self._preview = preview
+        self._prompt = prompt
+        self._busy = busy
+        self._parse = parse
+        self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
+        self._placed: set[str] = set()  #: documents whose first warm-up was placed (where an earlier session left them)
+        self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
+        self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
+        self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
+        self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
+        self._warm_preparing = 0  #: warm-ups whose context is still being gathered
+
+    def configure(self, settings: Settings) -> None:
+        old, self.settings = self.settings, settings
+        if settings.state_disk_mb != old.state_disk_mb:
+            self.saved.close()
+            self.saved = saved_contexts_for(settings.state_disk_mb)
+
+    def close(self) -> None:
+        self._warm_pool.shutdown(wait=False, cancel_futures=True)
+        self.saved.close()
+
+    def committed(self, uri: str) -> Committed | None:
+        """The context the prompts of ``uri`` hold now."""
+        return self._contexts.get(uri)
+
+    def submitted(self) -> None:
+        """A completion job was submitted (under the engine's lock): warm-ups before it are void."""
+        self._submits += 1
+
+    @property
+    def preparing(self) -> bool:
+        """Whether a warm-up's context is still being gathered."""
+        return bool(self._warm_preparing)
 
     # ------------------------------------------------------------------ committed context
 
     def _wants_context(self, plan: BudgetPlan) -> bool:
         return self._context_fn is not None and self.settings.repo_context and plan.context_tokens > 0
 
-    def _context(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
+    def for_request(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
         """The context of a completion request: the committed one while the prompt only grows (the
         same kept suffix), else the one an earlier session committed at this place while its files
         are unchanged (its KV state is on disk), else gathered now (within the providers' time
@@ -84,13 +129,13 @@ class WarmUpContext:
         if committed is not None and committed.suffix == cut_suffix:
             return self._fit(committed, plan.context_tokens)
         t0 = time.perf_counter()
-        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        saved = self.saved.find(cur.uri, cur.text, cur.path, cut_suffix)
         if saved is not None and saved.valid == len(saved.files):
             files, budget, complete = saved.files, saved.budget, saved.complete
-            self._saved.used += 1
+            self.saved.used += 1
         else:
             try:
-                found = self._context_fn(cur, plan, self._counter)
+                found = self._context_fn(cur, plan, self._counter())
             except Exception:  # context is a bonus: never fail a completion over it
                 log.exception("repository context failed")
                 found = ()
@@ -98,7 +143,7 @@ class WarmUpContext:
             files, budget, complete = self._kept(saved, found or (), plan.context_tokens), plan.context_tokens, False
         entry = Committed(files, budget, cut_suffix, (time.perf_counter() - t0) * 1000, complete)
         self._contexts[cur.uri] = entry
-        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, budget, complete)
+        self.saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, budget, complete)
         return self._fit(entry, plan.context_tokens)
 
     def _kept(self, saved: SavedContext | None, found, budget: int) -> tuple[SourceFile, ...]:
@@ -121,9 +166,10 @@ class WarmUpContext:
 
     def _trim(self, files: tuple[SourceFile, ...], budget: int) -> tuple[SourceFile, ...]:
         """The leading ``files`` that fit ``budget`` tokens."""
+        count = self._counter()
         total, keep = 0, 0
         for f in files:
-            total += self._counter(f"{f.path}\n{f.code}") + 2
+            total += count(f"{f.path}\n{f.code}") + 2
             if total > budget:
                 break
             keep += 1
@@ -131,8 +177,9 @@ class WarmUpContext:
 
     # ------------------------------------------------------------------ warm-up
 
-    def warm(self, cur: Cursor) -> bool:
-        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses).
+    def warm(self, cur: Cursor, model_state: str) -> bool:
+        """Evaluate the prompt for ``cur`` in the background (on didOpen, or when typing pauses);
+        ``model_state``: the engine's (a warm-up asked for while loading waits: ``take_pending``).
 
         The repository context is gathered afresh and completely (no provider time budgets; the
         index is waited for) on a background thread, the prompt with it is evaluated by the model
@@ -146,23 +193,26 @@ class WarmUpContext:
             # didOpen after a start (offset 0: no cursor known yet): where the user was when the
             # document was last used, if its text is the same (that prompt's state and context are saved)
             self._placed.add(cur.uri)
-            offset = self._saved.place(cur.uri, cur.text) if cur.offset == 0 else None
+            offset = self.saved.place(cur.uri, cur.text) if cur.offset == 0 else None
             if offset is not None:
                 cur = replace(cur, offset=offset)
-        if self.model_state != "ready":
-            if self.model_state == "loading":
+        if model_state != "ready":
+            if model_state == "loading":
                 self._warm_on_load = cur
             return False
         with self._lock:
-            last = self._last
-            if last is not None and not last.done.done():
+            if self._busy():
                 return False  # a completion is running; it warms the cache itself
             self._warm_seq += 1
             seq, submits = self._warm_seq, self._submits
             self._warm_preparing += 1
-        self.totals["warmups"] += 1
         self._warm_pool.submit(self._warm_job, cur, seq, submits)
         return True
+
+    def take_pending(self) -> Cursor | None:
+        """The warm-up asked for while the model was loading (once)."""
+        pending, self._warm_on_load = self._warm_on_load, None
+        return pending
 
     def _warm_job(self, cur: Cursor, seq: int, submits: int) -> None:
         """On the warm-up thread: gather the context completely, then hand the prompt to the worker."""
@@ -171,14 +221,13 @@ class WarmUpContext:
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:
                     return  # a newer warm-up, or the user typed meanwhile
-                plan = plan_budget(prefix, suffix, self._sizes()[1], self._counter,
-                                   previous=self._plans.get(cur.uri))
+                plan = self._preview(cur, prefix, suffix)
             files, ms = self._complete_context(cur, plan)
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:
                     return
-                cut_prefix, cut_suffix, _, prompt, plan = self._plan(cur, prefix, suffix, context=files)
-                job = self.worker.warm(prompt)
+                cut_prefix, cut_suffix, _, prompt, plan = self._prompt(cur, prefix, suffix, context=files)
+                job = self._worker.warm(prompt)
             entry = Committed(files, plan.context_tokens, cut_suffix, ms, True)
 
             def commit(fut: Future) -> None:
@@ -187,7 +236,7 @@ class WarmUpContext:
                 with self._lock:
                     if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
                         self._contexts[cur.uri] = entry
-                        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
+                        self.saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
 
             job.future.add_done_callback(commit)
             self._parse(cur.uri, cur.language, cut_prefix + cut_suffix)  # grammar and first parse here, not on a request
@@ -206,13 +255,13 @@ class WarmUpContext:
             return (), 0.0
         t0 = time.perf_counter()
         cut_suffix = plan.cut(cur.text[: cur.offset], cur.text[cur.offset:])[1]
-        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        saved = self.saved.find(cur.uri, cur.text, cur.path, cut_suffix)
         if saved is not None and saved.valid == len(saved.files):
-            self._saved.used += 1
+            self.saved.used += 1
             files = saved.files if plan.context_tokens >= saved.budget else self._trim(saved.files, plan.context_tokens)
             return files, 0.0
         try:
-            found = self._context_fn(cur, plan, self._counter, complete=True)
+            found = self._context_fn(cur, plan, self._counter(), complete=True)
         except Exception:
             log.exception("repository context failed")
             found = None
@@ -221,48 +270,8 @@ class WarmUpContext:
             return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
         return self._kept(saved, found, plan.context_tokens), (time.perf_counter() - t0) * 1000
 
-    def _checker(self, uri: str, language: str):
-        """The syntax checker post-processing uses for a document: one per recently used document
-        (each keeps its own last tree, so a check after another document's parses incrementally),
-        or None (off, or no grammar)."""
-        if not self.settings.syntax_check or not language:
-            return None
-        from .context.syntax import SyntaxChecker, syntax_checker
-
-        with self._lock:
-            key = (uri, language)
-            checker = self._checkers.get(key)
-            if checker is None:
-                shared = syntax_checker(language)
-                if shared is None:
-                    return None
-                checker = self._checkers[key] = SyntaxChecker(shared.language)
-                while len(self._checkers) > 8:
-                    self._checkers.pop(next(iter(self._checkers)))
-            else:
-                self._checkers[key] = self._checkers.pop(key)  # most recently used last
-            return checker
-
-    def _parse(self, uri: str, language: str, text: str) -> None:
-        """Parse ``text`` with the document's checker, so that post-processing's checks of the
-        same text with a suggestion inserted parse incrementally (a whole parse of a document's
-        window: ~10 ms for sc2-tiny's ~1,000-token prompts, more than generating)."""
-        checker = self._checker(uri, language)
-        if checker is not None:
-            checker(text)
-
-    def _preparse(self, uri: str, language: str, text: str) -> None:
-        """``_parse`` on a helper thread while the model works on the request (llama.cpp releases
-        the GIL): a request whose text the checker has not seen does not parse it afterwards."""
-        if self.settings.syntax_check and language:
-            try:
-                self._parse_pool.submit(self._parse, uri, language, text)
-            except RuntimeError:  # closed
-                pass
-
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no warm-up is being prepared and the model worker has nothing to do."""
         end = time.monotonic() + timeout
         self._warm_pool.submit(lambda: None).result(timeout=timeout)  # the warm-ups queued before
-        return self.worker.wait_idle(max(0.0, end - time.monotonic()))
-
+        return self._worker.wait_idle(max(0.0, end - time.monotonic()))

@@ -182,14 +182,6 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         self.name = self.model_path.name + (f"+{Path(s.lora_path).name}" if s.lora_path else "")
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
-        self.states = StateCache(s.state_cache_mb * 1024 * 1024)
-        self.disk: DiskStates | None = None
-        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
-            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
-                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
-                        "flash_attn": self.flash_attn, "llama_cpp": getattr(llama_cpp, "__version__", "?")}
-            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
-            self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
         self._n_vocab = self.llm.n_vocab()
@@ -199,6 +191,16 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         #: flash-attention pass splits the cache between threads
         auto_pad = (threads > 1 and self.flash_attn) or (self.speculative and not self.flash_attn)
         self._pad = auto_pad if s.stable_rows is None else s.stable_rows
+        # KV states on disk are valid for the same model, kernels and row shapes only
+        self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self.disk: DiskStates | None = None
+        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
+            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
+                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
+                        "flash_attn": self.flash_attn, "stable_rows": self._pad,
+                        "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
+            self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
         self._thread_clock = threads == 1  # pass costs on this thread's CPU clock (load-proof)
         self.policy = DraftPolicy(max_draft=s.draft_max, base_rows=2 if self._pad else 1)
         self.history = History()

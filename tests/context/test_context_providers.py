@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sc2lsp.context.index import RepoIndex
-from sc2lsp.context.gather import ContextOptions, assemble, gather_context
+from sc2lsp.context.gather import ContextOptions, assemble, complete_options, gather_context
 from sc2lsp.core.budget import approx_tokens
 from sc2lsp.core.prompt import infill_prompt
 
@@ -132,7 +132,8 @@ def test_window_outline_and_no_repeats():
     text = _long_module(40)
     cursor = at(text, "def f30")
     window = (at(text, "def f25"), at(text, "def f35"))
-    res = assemble(make_index({"m.py": text}), "m.py", text, cursor, 400, window=window)
+    # what is chosen, not how fast: no provider time budgets (a loaded machine skipped one)
+    res = assemble(make_index({"m.py": text}), "m.py", text, cursor, 400, window=window, options=complete_options())
     outline = [b for b in res.blocks if b.provider == "outline"]
     assert outline and outline[0].path == "m.py"
     w0, w1 = text.count("\n", 0, window[0]), text.count("\n", 0, window[1])

@@ -63,7 +63,7 @@ def session_one(ws: Path, uri: str, names: list[str]) -> str:
         assert e.warm(Cursor(uri, GEOMETRY, AT, "python", "geometry.py", "demo"))
         assert e.wait_idle(timeout=120)
         e.worker.backend.disk.flush()
-        e._saved.flush()
+        e.context.saved.flush()
         return e.last_prompt
     finally:
         e.close()
