@@ -12,12 +12,14 @@ also given as a ratio against a reference measured in the same run:
 * memory (peak RSS) of the build and of the query process vs the index size.
 
     .venv/bin/python bench/attribution.py [--corpus DIR ...] [--out INDEX] [--json out.json]
-                                          [--baseline-rev REV]
+                                          [--baseline-rev REV] [--query-only INDEX [--rounds N]]
 
 Build and queries run in child processes so each peak RSS is its own. With ``--baseline-rev``
 the index is first built and queried with that git revision's code (``git archive``), then with
 this one, one after the other on the same corpus and queries, and the after/before ratios are
-printed too (the load average is recorded with each).
+printed too (the load average is recorded with each). ``--query-only INDEX`` skips the build:
+only the queries run, against an index built already from the same corpus (``--out`` keeps one),
+with ``--baseline-rev`` that revision's code and this one alternately, ``--rounds`` times.
 """
 
 from __future__ import annotations
@@ -228,6 +230,35 @@ def baseline_code(rev: str) -> Path:
     return d / "bench" / "attribution.py"
 
 
+def query_only(corpus: list[str], index: str, args) -> dict:
+    """Only the query phase, against an index built already: with ``--baseline-rev`` that
+    revision's code and this one alternately, ``--rounds`` times, and the medians' ratios."""
+    scripts = [("before", baseline_code(args.baseline_rev))] if args.baseline_rev else []
+    scripts.append(("after", Path(__file__)))
+    runs: dict[str, list] = {tag: [] for tag, _ in scripts}
+    for _ in range(max(1, args.rounds)):
+        for tag, script in scripts:
+            q = _child("query", index, *corpus, options=("--queries", args.queries, "--seed", args.seed),
+                       script=script)
+            q["load_average"] = os.getloadavg()
+            runs[tag].append(q)
+            print(f"{tag}: copied p50/p95 {q['positive']['p50_ms']:.2f}/{q['positive']['p95_ms']:.2f} ms, "
+                  f"own code {q['negative']['p50_ms']:.2f}/{q['negative']['p95_ms']:.2f} ms, "
+                  f"load {q['load_average'][0]:.1f}", file=sys.stderr)
+
+    def med(tag: str, kind: str, key: str) -> float:
+        return float(sorted(r[kind][key] for r in runs[tag])[len(runs[tag]) // 2])
+
+    result: dict = {"index": index, "runs": runs, "median": {
+        tag: {kind: {key: med(tag, kind, key) for key in ("p50_ms", "p95_ms")} for kind in ("positive", "negative")}
+        for tag in runs}}
+    if "before" in runs:
+        result["after_vs_before"] = {f"{kind} {key}": med("after", kind, key) / med("before", kind, key)
+                                     for kind in ("positive", "negative") for key in ("p50_ms", "p95_ms")}
+        shutil.rmtree(scripts[0][1].parents[1], ignore_errors=True)
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", nargs="+", default=None)
@@ -236,6 +267,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline-rev", default=None,
                     help="first build and query with this git revision's code (before/after in one run)")
+    ap.add_argument("--query-only", metavar="INDEX", default=None,
+                    help="only query this index (built already from the same corpus)")
+    ap.add_argument("--rounds", type=int, default=1, help="--query-only: runs of each code, alternated")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -251,6 +285,12 @@ def main() -> int:
         print(json.dumps(r))
         return 0
     corpus = args.corpus or default_corpus()
+    if args.query_only:
+        result = query_only(corpus, args.query_only, args)
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     tmp = tempfile.TemporaryDirectory(prefix="sc2lsp-attr-bench-")
     out = args.out or os.path.join(tmp.name, "index")
     print(f"corpus: {' '.join(corpus)}", file=sys.stderr)
