@@ -12,8 +12,12 @@ also given as a ratio against a reference measured in the same run:
 * memory (peak RSS) of the build and of the query process vs the index size.
 
     .venv/bin/python bench/attribution.py [--corpus DIR ...] [--out INDEX] [--json out.json]
+                                          [--baseline-rev REV]
 
-Build and queries run in child processes so each peak RSS is its own.
+Build and queries run in child processes so each peak RSS is its own. With ``--baseline-rev``
+the index is first built and queried with that git revision's code (``git archive``), then with
+this one, one after the other on the same corpus and queries, and the after/before ratios are
+printed too (the load average is recorded with each).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -77,14 +82,17 @@ def phase_build(corpus: list[str], out: str) -> dict:
 
 
 def _sections(out: str) -> dict:
-    from sc2lsp.attribution.store import open_segment, read_manifest
+    """Bytes per section kind, read from the segment headers directly (any format version)."""
+    import struct
+
+    import numpy as np
 
     sizes: dict[str, int] = {}
-    for s in read_manifest(Path(out))["segments"]:
-        seg = open_segment(Path(out) / s["file"])
-        for name, (_, dtype, count) in seg.header["sections"].items():
-            import numpy as np
-
+    for s in json.loads((Path(out) / "manifest.json").read_text())["segments"]:
+        with open(Path(out) / s["file"], "rb") as f:
+            hlen = struct.unpack("<I", f.read(16)[12:16])[0]
+            header = json.loads(f.read(hlen))
+        for name, (_, dtype, count) in header["sections"].items():
             nb = count if dtype == "bytes" else count * np.dtype(dtype).itemsize
             key = "doc_table" if name.startswith("doc_") else name
             sizes[key] = sizes.get(key, 0) + nb
@@ -148,12 +156,76 @@ def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
     return res
 
 
-def _child(phase: str, *args, options: tuple = ()) -> dict:
-    cmd = [sys.executable, __file__, "--phase", phase, *map(str, options), *map(str, args)]
+def _child(phase: str, *args, options: tuple = (), script: Path = Path(__file__)) -> dict:
+    cmd = [sys.executable, str(script), "--phase", phase, *map(str, options), *map(str, args)]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"phase {phase} failed ({r.returncode})")
+        raise SystemExit(f"phase {phase} ({script}) failed ({r.returncode})")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def measure(corpus: list[str], out: str, read: dict, args, script: Path = Path(__file__)) -> dict:
+    """Build and query one index with the code next to ``script``; the figures and their ratios."""
+    build = _child("build", out, *corpus, script=script)
+    query = _child("query", out, *corpus, options=("--queries", args.queries, "--seed", args.seed),
+                   script=script) if args.queries else {}
+    mb = build["raw_bytes"] / 1e6
+    build_mbs = mb / build["seconds"]
+    read_mbs = read["bytes"] / 1e6 / read["seconds"]
+    result = {
+        "corpus": corpus, "corpus_mb": mb, "documents": build["documents"], "windows": build["windows"],
+        "postings": build["entries"], "segments": build["segments"], "build_seconds": build["seconds"],
+        "build_mb_s": build_mbs, "read_mb_s": read_mbs, "build_vs_read": build_mbs / read_mbs,
+        "index_mb": build["index_bytes"] / 1e6, "index_pct_of_corpus": 100 * build["index_bytes"] / build["raw_bytes"],
+        "bytes_per_window": build["index_bytes"] / max(1, build["windows"]),
+        "index_sections_mb": {k: v / 1e6 for k, v in _sections(out).items()},
+        "build_peak_rss_mb": build["peak_rss_bytes"] / 1e6, "query": query,
+    }
+    if query:
+        result["query_p95_vs_find"] = query["reference_find_ms"] / query["positive"]["p95_ms"]
+        result["query_peak_rss_mb"] = query["peak_rss_bytes"] / 1e6
+    return result
+
+
+def rows_of(r: dict, tag: str = "") -> list[tuple[str, str, str]]:
+    rows = [
+        (f"{tag}corpus", f"{r['corpus_mb']:.0f} MB, {r['documents']} files, {r['windows']} windows", ""),
+        (f"{tag}build", f"{r['build_mb_s']:.1f} MB/s ({r['build_seconds']:.0f} s)",
+         f"{r['build_vs_read']:.2f}x reading the corpus ({r['read_mb_s']:.0f} MB/s)"),
+        (f"{tag}index size", f"{r['index_mb']:.1f} MB = {r['index_pct_of_corpus']:.1f}% of corpus",
+         f"{r['bytes_per_window']:.2f} bytes/window; target <= 10%"),
+        (f"{tag}build peak RSS", f"{r['build_peak_rss_mb']:.0f} MB", f"{r['build_peak_rss_mb'] / r['corpus_mb']:.2f}x corpus"),
+    ]
+    query = r["query"]
+    if query:
+        for name in ("positive", "negative"):
+            q = query[name]
+            rows.append((f"{tag}query 1 kB {name}", f"p50 {q['p50_ms']:.2f} ms, p95 {q['p95_ms']:.2f} ms, max {q['max_ms']:.1f} ms",
+                         f"{q['with_span']}/{q['queries']} with a span; p95 {query['reference_find_ms'] / q['p95_ms']:.0f}x faster than str.find ({query['reference_find_ms']:.0f} ms)"))
+        neg = query["negative"]
+        rows.append((f"{tag}filter pass (negatives)", f"{neg['bloom_pass'] / max(1, neg['windows']):.4f} of windows",
+                     "incl. true hits on shared code"))
+        rows.append((f"{tag}query peak RSS", f"{r['query_peak_rss_mb']:.0f} MB", f"{r['query_peak_rss_mb'] / r['index_mb']:.1f}x index (incl. the list of corpus files for sampling)"))
+    return rows
+
+
+def compare(new: dict, old: dict) -> dict:
+    """After / before ratios of the figures the issue names (size, build speed, query latency)."""
+    out = {"index_size": new["index_mb"] / old["index_mb"], "build_mb_s": new["build_mb_s"] / old["build_mb_s"]}
+    if new["query"] and old["query"]:
+        for name in ("positive", "negative"):
+            for k in ("p50_ms", "p95_ms"):
+                out[f"{name}_{k}"] = new["query"][name][k] / old["query"][name][k]
+    return out
+
+
+def baseline_code(rev: str) -> Path:
+    """The bench and package of git revision ``rev``, extracted to a temporary directory."""
+    d = Path(tempfile.mkdtemp(prefix="sc2lsp-attr-base-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "sc2lsp", "bench", "finetune"],
+                             stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    return d / "bench" / "attribution.py"
 
 
 def main() -> int:
@@ -162,6 +234,8 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="index directory (default: a temporary one)")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline-rev", default=None,
+                    help="first build and query with this git revision's code (before/after in one run)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -177,54 +251,33 @@ def main() -> int:
         print(json.dumps(r))
         return 0
     corpus = args.corpus or default_corpus()
-    tmp = None
-    out = args.out
-    if out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="sc2lsp-attr-bench-")
-        out = os.path.join(tmp.name, "index")
+    tmp = tempfile.TemporaryDirectory(prefix="sc2lsp-attr-bench-")
+    out = args.out or os.path.join(tmp.name, "index")
     print(f"corpus: {' '.join(corpus)}", file=sys.stderr)
     read = _child("read", out, *corpus)  # also warms the page cache for the build
     read = _child("read", out, *corpus)
-    build = _child("build", out, *corpus)
-    query = _child("query", out, *corpus, options=("--queries", args.queries, "--seed", args.seed)) if args.queries else {}
-    mb = build["raw_bytes"] / 1e6
-    build_mbs = mb / build["seconds"]
-    read_mbs = read["bytes"] / 1e6 / read["seconds"]
-    result = {
-        "corpus": corpus, "corpus_mb": mb, "documents": build["documents"], "windows": build["windows"],
-        "postings": build["entries"], "segments": build["segments"],
-        "build_mb_s": build_mbs, "read_mb_s": read_mbs, "build_vs_read": build_mbs / read_mbs,
-        "index_mb": build["index_bytes"] / 1e6, "index_pct_of_corpus": 100 * build["index_bytes"] / build["raw_bytes"],
-        "bytes_per_window": build["index_bytes"] / max(1, build["windows"]),
-        "index_sections_mb": {k: v / 1e6 for k, v in _sections(out).items()},
-        "build_peak_rss_mb": build["peak_rss_bytes"] / 1e6, "query": query,
-    }
-    if query:
-        result["query_p95_vs_find"] = query["reference_find_ms"] / query["positive"]["p95_ms"]
-        result["query_peak_rss_mb"] = query["peak_rss_bytes"] / 1e6
-    rows = [
-        ("corpus", f"{mb:.0f} MB, {build['documents']} files, {build['windows']} windows", ""),
-        ("build", f"{build_mbs:.1f} MB/s ({build['seconds']:.0f} s)", f"{result['build_vs_read']:.2f}x reading the corpus ({read_mbs:.0f} MB/s)"),
-        ("index size", f"{result['index_mb']:.1f} MB = {result['index_pct_of_corpus']:.1f}% of corpus",
-         f"{result['bytes_per_window']:.2f} bytes/window; target <= 10%"),
-        ("build peak RSS", f"{result['build_peak_rss_mb']:.0f} MB", f"{result['build_peak_rss_mb'] / mb:.2f}x corpus"),
-    ]
-    if query:
-        for name in ("positive", "negative"):
-            q = query[name]
-            rows.append((f"query 1 kB {name}", f"p50 {q['p50_ms']:.2f} ms, p95 {q['p95_ms']:.2f} ms, max {q['max_ms']:.1f} ms",
-                         f"{q['with_span']}/{q['queries']} with a span; p95 {query['reference_find_ms'] / q['p95_ms']:.0f}x faster than str.find ({query['reference_find_ms']:.0f} ms)"))
-        neg = query["negative"]
-        rows.append(("bloom pass (negatives)", f"{neg['bloom_pass'] / max(1, neg['windows']):.4f} of windows", "incl. true hits on shared code"))
-        rows.append(("query peak RSS", f"{result['query_peak_rss_mb']:.0f} MB", f"{result['query_peak_rss_mb'] / result['index_mb']:.1f}x index (incl. the list of corpus files for sampling)"))
+    rows, old = [], None
+    if args.baseline_rev:
+        script = baseline_code(args.baseline_rev)
+        old = measure(corpus, os.path.join(tmp.name, "baseline-index"), read, args, script)
+        old["revision"] = args.baseline_rev
+        old["load_average"] = os.getloadavg()
+        rows += rows_of(old, f"before ({args.baseline_rev}): ")
+        shutil.rmtree(script.parents[1], ignore_errors=True)
+    result = measure(corpus, out, read, args)
+    result["load_average"] = os.getloadavg()
+    rows += rows_of(result, "after: " if old else "")
+    if old:
+        result["baseline"] = old
+        result["after_vs_before"] = compare(result, old)
+        rows.append(("after / before", ", ".join(f"{k} {v:.2f}x" for k, v in result["after_vs_before"].items()), ""))
     w = max(len(r[0]) for r in rows)
     for a, b, c in rows:
         print(f"{a:<{w}}  {b:<52}  {c}")
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    if tmp is not None:
-        tmp.cleanup()
+    tmp.cleanup()
     return 0
 
 

@@ -42,11 +42,10 @@ def binary(name: str = "llama-server") -> Path:
 
 def flash_attn_for(model: Path) -> bool:
     """Whether sc2lsp's in-process llama.cpp runs ``model`` with flash attention (its automatic
-    choice: on for a large model or with speculative decoding), so a server can match it."""
+    choice: on for a large model), so a server can match it."""
     s = LlamaSettings()
     large = os.path.getsize(model) >= SMALL_MODEL_BYTES
-    speculative = large if s.speculative is None else s.speculative
-    return (large or speculative) if s.flash_attn is None else s.flash_attn
+    return large if s.flash_attn is None else s.flash_attn
 
 
 #: ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) with sc2lsp's default of
@@ -54,14 +53,10 @@ def flash_attn_for(model: Path) -> bool:
 #: in-process backend, and on CPUs with AMX (Sapphire Rapids) llama.cpp 0.3.36's extra buffer types
 #: crash sc2-tiny's Q8_0 weights with a segmentation fault in the first ``llama_decode``
 _NO_REPACK_SERVER = (
-    "import runpy, llama_cpp.llama_cpp as low\n"
-    "default = low.llama_model_default_params\n"
-    "def no_repack():\n"
-    "    p = default()\n"
-    "    p.use_extra_bufts = False\n"
-    "    return p\n"
-    "low.llama_model_default_params = no_repack\n"
-    "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
+    "import runpy\n"
+    "from sc2lsp.backends.llama_cpp import repacking\n"
+    "with repacking(False):\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__')\n"
 )
 
 

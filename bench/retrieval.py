@@ -214,7 +214,10 @@ def evaluate(repo: Path, args, backend) -> dict:
                "recall": covers(ours, case.needed), "first_request_recall": covers(first_ours, case.needed),
                "baseline_recall": covers(base, case.needed),
                "found_by": found_by, "context_tokens": sum(b.tokens for b in res.blocks),
-               "budget": plan.context_tokens, "assemble_ms": round(ms, 3), "skipped": first.skipped}
+               "budget": plan.context_tokens, "assemble_ms": round(ms, 3), "skipped": first.skipped,
+               # the blocks as the prompt holds them (``<file_sep>path\ncode``) must fit the budget
+               "over_budget": any(sum(b.tokens + count(f"{b.path}\n") + 1 for b in r.blocks) > plan.context_tokens
+                                  for r in (first, res))}
         if backend is not None and not args.no_em:
             p, s = plan.cut(prefix, suffix)
             for label, ctx in (("with", [b.source_file() for b in res.blocks]), ("without", [])):
@@ -243,6 +246,7 @@ def evaluate(repo: Path, args, backend) -> dict:
         "mean_budget": round(statistics.mean(r["budget"] for r in rows), 1) if rows else 0,
         "assemble_ms_p95": round(sorted(r["assemble_ms"] for r in rows)[int(0.95 * (len(rows) - 1))], 3) if rows else 0,
         "providers_skipped": sum(bool(r["skipped"]) for r in rows),
+        "over_budget": sum(r["over_budget"] for r in rows),
     }
     out["recall_ratio"] = round(out["recall"] / out["baseline_recall"], 2) if out["baseline_recall"] else None
     if backend is not None and not args.no_em:
@@ -289,7 +293,7 @@ def main(argv=None) -> int:
            "results": results}
     if not args.json:
         cols = ["repo", "files", "cases", "first_request_recall", "recall", "baseline_recall", "recall_ratio", "em_with", "em_without",
-                "em_ratio", "es_with", "es_without", "es_ratio", "mean_context_tokens", "assemble_ms_p95", "providers_skipped"]
+                "em_ratio", "es_with", "es_without", "es_ratio", "mean_context_tokens", "assemble_ms_p95", "providers_skipped", "over_budget"]
         print(" | ".join(cols))
         for r in results:
             print(" | ".join(str(r.get(c, "-")) if c != "repo" else Path(r[c]).name for c in cols))

@@ -4,12 +4,12 @@ sc2-tiny through real llama.cpp over scripted editing situations built from real
 repository's sources and standard library modules), each position run by three backends in
 turn, in the same process and run:
 
-* ``spec``: speculative decoding with the adaptive policy (and flash attention), turned on (its
-  default is on only for model files of 200 MB or more);
-* ``plain``: the same backend with ``speculative=False`` (the reference: one token per pass);
-  the texts must be identical, and the table says so;
-* ``noFA``: plain greedy with flash attention off (the backend before speculative decoding),
-  to show what turning flash attention on costs or saves.
+* ``spec``: speculative decoding with the adaptive policy, turned on (its default is on only for
+  model files of 200 MB or more); flash attention off, every pass a batch of 2+ rows;
+* ``stable``: the same backend with ``speculative=False`` and the same 2+-row passes (the
+  exactness reference: one token per pass, computed as in a batch); the texts must be identical;
+* ``plain``: the default backend with speculation off (one row per pass: the speed reference,
+  and how many texts differ from it by the 1-row rounding).
 
 Situations (each position: prompt evaluated first, then the generation timed alone):
 
@@ -17,8 +17,9 @@ Situations (each position: prompt evaluated first, then the generation timed alo
   (completing a line whose continuation stands in the suffix);
 * ``context``: calling a function defined in the repository context (``name(`` typed, the
   definition in a context file);
-* ``retype``: re-typing a block that was just deleted (the old block is in the context as a
-  recent edit; its first line partly typed);
+* ``retype``: re-typing a block that was just deleted: a request on the file with the block in
+  place comes first (as the editor asks before the delete), then the block's first line partly
+  typed without it (it is in no part of this prompt: drafts can only come from the earlier one);
 * ``plain``: new code: the end of a file's prefix, empty suffix, no context.
 
 The 3B-shaped GGUF (``bench/convert_rss.py``'s cache, ``--with-3b``): the cost of one pass over
@@ -94,8 +95,10 @@ def situations(n: int, seed: int = 15) -> dict[str, list[dict]]:
         if len(body) > 20 and len(out["retype"]) < n:  # a 6-line block deleted, typed again
             block = "".join(lines[i: i + 6])
             typed = line[: len(line) - len(line.lstrip()) + 3]
+            before = {"path": name, "prefix": text[: starts[i]][-1500:], "suffix": text[starts[i]:][:800], "context": []}
             out["retype"].append({"path": name, "prefix": (text[: starts[i]] + typed)[-1500:],
-                                  "suffix": text[starts[i + 6]:][:800], "context": [SourceFile(name, block)]})
+                                  "suffix": text[starts[i + 6]:][:800], "context": [], "before": before,
+                                  "block": block})
         if len(out["plain"]) < n:
             out["plain"].append({"path": name, "prefix": text[: starts[i]][-1500:], "suffix": "", "context": []})
     return {k: v[:n] for k, v in out.items()}
@@ -105,14 +108,31 @@ def prompt_of(p: dict) -> str:
     return infill_prompt(p["prefix"], p["suffix"], path=p["path"], context=p["context"])
 
 
+def _cpu_clocked(b) -> list[float]:
+    """Times ``b``'s token loop on its thread's CPU clock (what other processes took is not
+    counted): the returned list holds the last loop's seconds."""
+    last = [0.0]
+    loop = b._loop
+
+    def timed(*args):
+        t0 = time.thread_time()
+        try:
+            return loop(*args)
+        finally:
+            last[0] = time.thread_time() - t0
+    b._loop = timed
+    return last
+
+
 def run_situation(items: list[dict], threads: int, reps: int) -> dict:
     backends = {
         "spec": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=True)),
-        "plain": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False, flash_attn=True)),
-        "noFA": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False, flash_attn=False)),
+        "stable": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False, stable_rows=True)),
+        "plain": LlamaCppBackend(TINY, LlamaSettings(n_threads=threads, speculative=False)),
     }
-    acc = {k: {"ms": 0.0, "tokens": 0, "passes": 0, "drafted": 0, "accepted": 0} for k in backends}
-    same = 0
+    acc = {k: {"ms": 0.0, "cpu": 0.0, "tokens": 0, "passes": 0, "drafted": 0, "accepted": 0} for k in backends}
+    cpu = {k: _cpu_clocked(b) for k, b in backends.items()}
+    same = same_plain = 0
     names = list(backends)
     for i, p in enumerate(items):
         prompt = prompt_of(p)
@@ -121,9 +141,14 @@ def run_situation(items: list[dict], threads: int, reps: int) -> dict:
             b = backends[k]
             runs = []
             for _ in range(reps):  # the fastest of a few runs: a busy machine preempts some
+                b.history.clear()  # an earlier rep's output is no draft source
+                if "before" in p:  # the request before the delete
+                    b.generate(prompt_of(p["before"]), max_tokens=8, stop=STOP_TOKENS)
                 b.warm(prompt)  # the prompt first: only the generation is timed
-                runs.append(b.generate(prompt, max_tokens=MAX_TOKENS, stop=STOP_TOKENS))
-            g = min(runs, key=lambda r: r.timings.generate_ms)
+                g = b.generate(prompt, max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+                runs.append((g, cpu[k][0]))
+            g = min(runs, key=lambda r: r[0].timings.generate_ms)[0]
+            acc[k]["cpu"] += min(r[1] for r in runs)
             texts[k] = g.text
             a, t = acc[k], g.timings
             a["ms"] += t.generate_ms
@@ -131,20 +156,26 @@ def run_situation(items: list[dict], threads: int, reps: int) -> dict:
             a["passes"] += t.passes
             a["drafted"] += t.drafted
             a["accepted"] += t.accepted
-        same += texts["spec"] == texts["plain"]
-    s, pl, nf = acc["spec"], acc["plain"], acc["noFA"]
+        same += texts["spec"] == texts["stable"]
+        same_plain += texts["spec"] == texts["plain"]
+    s, st, pl = acc["spec"], acc["stable"], acc["plain"]
     policy = backends["spec"].policy
     for b in backends.values():
         b.close()
+
+    def speed(x, clock="ms"):
+        return x["tokens"] / x[clock]
     return {
-        "positions": len(items), "identical": same, "tokens": s["tokens"], "passes": s["passes"],
-        "drafted": s["drafted"], "accepted": s["accepted"],
+        "positions": len(items), "identical": same, "identical_1row": same_plain, "tokens": s["tokens"],
+        "passes": s["passes"], "drafted": s["drafted"], "accepted": s["accepted"],
         "acceptance": round(s["accepted"] / s["drafted"], 3) if s["drafted"] else None,
         "tokens_per_pass": round(s["tokens"] / max(1, s["passes"]), 3),
-        "spec_tok_s": round(s["tokens"] / s["ms"] * 1000, 1), "plain_tok_s": round(pl["tokens"] / pl["ms"] * 1000, 1),
-        "noFA_tok_s": round(nf["tokens"] / nf["ms"] * 1000, 1),
-        "speedup_vs_plain": round((s["tokens"] / s["ms"]) / (pl["tokens"] / pl["ms"]), 3),
-        "speedup_vs_noFA": round((s["tokens"] / s["ms"]) / (nf["tokens"] / nf["ms"]), 3),
+        "spec_tok_s": round(speed(s) * 1000, 1), "stable_tok_s": round(speed(st) * 1000, 1),
+        "plain_tok_s": round(speed(pl) * 1000, 1),
+        "speedup_vs_plain": round(speed(s) / speed(pl), 3), "speedup_vs_stable": round(speed(s) / speed(st), 3),
+        "stable_vs_plain": round(speed(st) / speed(pl), 3),
+        "cpu_speedup_vs_plain": round(speed(s, "cpu") / speed(pl, "cpu"), 3),
+        "cpu_speedup_vs_stable": round(speed(s, "cpu") / speed(st, "cpu"), 3),
         "policy_extra_cost": round(policy.extra_cost, 3),
     }
 
@@ -168,6 +199,87 @@ def pass_costs(model: Path, threads: int, reps: int, ks=(1, 2, 4, 8, 16)) -> dic
             out[k].append((time.perf_counter() - t0) * 1000)
     b.close()
     return {k: statistics.median(v) for k, v in out.items()}
+
+
+def tiny_costs(reps: int, cache: int = 800) -> dict[str, float]:
+    """sc2-tiny's pass cost after a ``cache``-token prompt, on this thread's CPU clock (time another
+    process took is not counted), as a ratio to a one-row pass: a lone token in a batch of two
+    (the second row thrown away, no logits), and k tokens with logits for each (a verification)."""
+    shapes = {"1 row": (1, False), "1+pad": (1, True), "k=2": (2, True), "k=3": (3, True), "k=4": (4, True),
+              "k=6": (6, True), "k=8": (8, True)}
+    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, state_cache_mb=0, speculative=True))
+    toks = b.tokenize(_sources()[0][1] + _sources()[1][1])[: cache + 8]
+    for i in range(0, cache, 64):
+        b._decode(toks[i: min(cache, i + 64)], all_logits=False)
+    out: dict[str, float] = {k: 0.0 for k in shapes}
+    for _ in range(reps):
+        for name, (k, pad) in shapes.items():  # interleaved: the machine's load drifts alike
+            b._pad = pad
+            b._rollback(cache)
+            t0 = time.thread_time()
+            b._decode(toks[cache: cache + k], all_logits=k > 1).argmax(axis=1)
+            out[name] += time.thread_time() - t0
+    b.close()
+    one = out["1 row"]
+    return {"one_row_ms": round(one / reps * 1000, 3), **{k: round(v / one, 3) for k, v in out.items()}}
+
+
+def bound(items: list[dict], cost: dict[str, float]) -> dict:
+    """What drafting could give at best on sc2-tiny's cost curve: at each step of the greedy
+    output, how many of the lookup's next 8 drafted tokens greedy decoding agrees with (L); an
+    oracle drafts exactly L (one token where L = 0: the second row is there anyway), a fixed policy
+    always d; each pass priced with ``cost`` (ratios to a one-row pass, the reference's)."""
+    from sc2lsp.backends.speculative import History, PromptLookup
+
+    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, speculative=False, stable_rows=True))
+    outs: list[list[int]] = []
+    loop = b._loop
+
+    def kept(run, *args):  # the generated token ids
+        try:
+            return loop(run, *args)
+        finally:
+            outs.append(list(run.out))
+    b._loop = kept
+    runs = []
+    for p in items:
+        hist = History()
+        if "before" in p:
+            before = prompt_of(p["before"])
+            b.generate(before, max_tokens=8, stop=STOP_TOKENS)
+            hist.add(b.tokenize(before) + outs[-1])
+        prompt = prompt_of(p)
+        b.generate(prompt, max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+        out = outs[-1]
+        n = len(out)
+        lk = PromptLookup(b.tokenize(prompt), n + 1, hist)
+        steps = []
+        for i, tok in enumerate(out):
+            lk.push(tok)
+            draft = lk.lookup(8)[0][: n - i - 1]
+            agree = 0
+            while agree < len(draft) and draft[agree] == out[i + 1 + agree]:
+                agree += 1
+            steps.append((agree, n - i - 1))
+        runs.append(steps)
+    b.close()
+    ks = {1: cost["1+pad"], **{int(k[2:]): v for k, v in cost.items() if k.startswith("k=")}}
+
+    def price(rows: int) -> float:
+        return ks.get(rows) or ks[max(ks)] + (ks[max(ks)] - ks[2]) / (max(ks) - 2) * (rows - max(ks))
+
+    def speed(choose) -> float:
+        tokens = spent = 0.0
+        for steps in runs:
+            i = 0
+            while i < len(steps):
+                agree, left = steps[i]
+                d = max(1, min(choose(agree), left)) if left else 0
+                spent += price(d + 1)
+                tokens += 1 + min(d, agree)
+                i += 1 + min(d, agree)
+        return round(tokens / spent, 3)
+    return {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)}}
 
 
 def exact_rows(model: Path, threads: int, cuts=(596, 570, 540)) -> dict:
@@ -219,15 +331,21 @@ def expected_3b(items: list[dict], curve: dict[int, float], threads: int) -> dic
         return orig(t, toks)
 
     b._pass = record
+    all_sizes: list[int] = []
     tokens = drafted = accepted = 0
     for p in items:
+        b.history.clear()
+        if "before" in p:
+            b.generate(prompt_of(p["before"]), max_tokens=8, stop=STOP_TOKENS)
+        del sizes[:]
         g = b.generate(prompt_of(p), max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+        all_sizes += sizes
         tokens += g.timings.generated_tokens
         drafted += g.timings.drafted
         accepted += g.timings.accepted
     b.close()
-    spec_ms = sum(cost_at(curve, max(s, 2 if threads > 1 else 1)) for s in sizes)
-    return {"extra_cost": round(slope, 3), "tokens": tokens, "passes": len(sizes),
+    spec_ms = sum(cost_at(curve, max(s, 2 if threads > 1 else 1)) for s in all_sizes)
+    return {"extra_cost": round(slope, 3), "tokens": tokens, "passes": len(all_sizes),
             "acceptance": round(accepted / drafted, 3) if drafted else None,
             "tokens_per_pass": round(tokens / max(1, len(sizes)), 3),
             "expected_speedup": round(tokens * one / spec_ms, 3)}
@@ -238,6 +356,7 @@ def main() -> int:
     ap.add_argument("--positions", type=int, default=20, help="positions per situation")
     ap.add_argument("--threads", type=int, default=1, help="sc2-tiny threads (its automatic choice is 1)")
     ap.add_argument("--reps", type=int, default=3, help="runs per position and backend (the fastest counts)")
+    ap.add_argument("--cost-reps", type=int, default=300, help="passes per shape for sc2-tiny's cost curve")
     ap.add_argument("--with-3b", action="store_true", help="the 3B-shaped GGUF's pass cost curve and expected speed-up")
     ap.add_argument("--threads-3b", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--reps-3b", type=int, default=3)
@@ -247,7 +366,9 @@ def main() -> int:
     out: dict = {"load_before": os.getloadavg(), "max_tokens": MAX_TOKENS, "threads": args.threads}
     sits = situations(args.positions)
     out["reps"] = args.reps
+    out["tiny_pass_cost"] = tiny_costs(args.cost_reps)
     out["tiny"] = {name: run_situation(items, args.threads, args.reps) for name, items in sits.items()}
+    out["bound"] = {name: bound(items, out["tiny_pass_cost"]) for name, items in sits.items()}
     if args.with_3b:
         from bench.convert_rss import CACHE
 
@@ -269,16 +390,23 @@ def main() -> int:
 
 
 def table(r: dict) -> str:
-    rows = [("situation", "identical", "acceptance", "tok/pass", "spec tok/s", "plain tok/s", "noFA tok/s",
-             "spec/plain", "spec/noFA", "policy cost")]
+    rows = [("situation", "identical", "same as 1-row", "acceptance", "tok/pass", "spec tok/s", "stable tok/s",
+             "plain tok/s", "spec/plain", "spec/stable", "stable/plain", "CPU: spec/plain", "spec/stable", "policy cost")]
     for name, s in r["tiny"].items():
-        rows.append((name, f"{s['identical']}/{s['positions']}", str(s["acceptance"]), f"{s['tokens_per_pass']:.2f}",
-                     f"{s['spec_tok_s']:.0f}", f"{s['plain_tok_s']:.0f}", f"{s['noFA_tok_s']:.0f}",
-                     f"{s['speedup_vs_plain']:.3f}", f"{s['speedup_vs_noFA']:.3f}", str(s["policy_extra_cost"])))
+        rows.append((name, f"{s['identical']}/{s['positions']}", f"{s['identical_1row']}/{s['positions']}",
+                     str(s["acceptance"]), f"{s['tokens_per_pass']:.2f}", f"{s['spec_tok_s']:.0f}",
+                     f"{s['stable_tok_s']:.0f}", f"{s['plain_tok_s']:.0f}", f"{s['speedup_vs_plain']:.3f}",
+                     f"{s['speedup_vs_stable']:.3f}", f"{s['stable_vs_plain']:.3f}", f"{s['cpu_speedup_vs_plain']:.3f}",
+                     f"{s['cpu_speedup_vs_stable']:.3f}", str(s["policy_extra_cost"])))
     w = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
     lines = [f"sc2-tiny, {r['threads']} thread(s), {MAX_TOKENS} tokens max, fastest of {r.get('reps', 1)} runs"
              " (targets: editing >= 1.5x, plain >= 0.97x)"]
     lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(x)) for x in rows]
+    lines.append("best possible speed-up on this cost curve (vs one-row plain), decode only: "
+                 + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b.items()) for name, b in r["bound"].items()))
+    c = r["tiny_pass_cost"]
+    lines.append(f"sc2-tiny pass cost after 800 tokens (thread CPU time, one row = {c['one_row_ms']} ms): "
+                 + ", ".join(f"{k} {v}" for k, v in c.items() if k != "one_row_ms"))
     if "3b" in r:
         b = r["3b"]
         lines.append(f"\n3B-shaped Q4_K_M, {b['threads']} thread(s): pass ms over k tokens "

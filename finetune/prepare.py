@@ -64,6 +64,7 @@ class RepoDataConfig:
     fim_rate: float = 0.5
     spm_rate: float = 0.5
     metadata_rate: float = 0.5
+    related_rate: float = 0.0  #: share of fragments sampled after the fragments defining what they use (``data.related``)
     seed: int = 1234
     progress: bool = True
     attribution: bool = True  #: write the attribution index of the kept files into OUT/attribution
@@ -225,7 +226,8 @@ def split_heldout(corpus: Corpus, cfg: RepoDataConfig, tok) -> None:
 def _samples(corpus: Corpus, cfg: RepoDataConfig, tok, name: str, held: bool, seed: int) -> np.ndarray:
     """The token stream of repository ``name``'s training or held-out files as FIM/repository samples."""
     docs = make_documents(corpus.files(name, held), repo=name, seed=seed, max_chars=cfg.max_chars,
-                          fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate, metadata_rate=cfg.metadata_rate)
+                          fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate, metadata_rate=cfg.metadata_rate,
+                          related_rate=cfg.related_rate)
     return tokenize_documents(tok, docs)
 
 

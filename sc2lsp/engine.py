@@ -36,6 +36,7 @@ from .core.postprocess import PostprocessOptions, advance_suggestion, postproces
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 from .engine_context import Committed, WarmUpContext
+from .saved_contexts import saved_contexts_for
 from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class _Request:
     job: Job
     done: Future = field(default_factory=Future)  #: -> Suggestion for this request's cursor
     waiters: int = 0
+    plan_ms: float = 0.0  #: planning the prompt (budget, context, FIM string) before the job was submitted
 
     def release(self) -> None:
         self.waiters -= 1
@@ -86,8 +88,12 @@ class Engine(WarmUpContext):
         self._plans: dict[str, BudgetPlan] = {}
         self._context_fn = context_fn
         self._contexts: dict[str, Committed] = {}  # uri -> the context its prompts hold
+        self._saved = saved_contexts_for(self.settings.state_disk_mb)  # beside the KV states on disk
+        self._placed: set[str] = set()
         self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
+        self._parse_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-parse")
+        self._checkers: dict = {}
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
         self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
         self._warm_preparing = 0  #: warm-ups whose context is still being gathered
@@ -143,11 +149,16 @@ class Engine(WarmUpContext):
     def configure(self, settings: Settings) -> None:
         """Apply new settings; the model is loaded again only if a setting it depends on changed."""
         old, self.settings = self.settings, settings
+        if settings.state_disk_mb != old.state_disk_mb:
+            self._saved.close()
+            self._saved = saved_contexts_for(settings.state_disk_mb)
         if settings.model_key() != old.model_key() or self.model_state == "failed":
             self.start()
 
     def close(self) -> None:
         self._warm_pool.shutdown(wait=False, cancel_futures=True)
+        self._parse_pool.shutdown(wait=False, cancel_futures=True)
+        self._saved.close()
         self.worker.close()
 
     # ------------------------------------------------------------------ completions
@@ -274,6 +285,7 @@ class Engine(WarmUpContext):
 
     def _new_request(self, cur: Cursor, prefix: str, suffix: str) -> _Request:
         s = self.settings
+        t0 = time.perf_counter()
         p, sfx, max_tokens, prompt, _ = self._plan(cur, prefix, suffix)
         line_after = suffix.split("\n", 1)[0]
         # mid-line (more than closers after the cursor) only the first line is ever shown
@@ -287,11 +299,12 @@ class Engine(WarmUpContext):
             prompt_time_limit_s=s.max_prompt_ms / 1000,
             heal_bytes=self._heal_bytes(p),
         )
-        req = _Request(cur, prefix, suffix, p, sfx, job)
+        req = _Request(cur, prefix, suffix, p, sfx, job, plan_ms=(time.perf_counter() - t0) * 1000)
         self.totals["model_requests"] += 1
         self._submits += 1
         job.future.add_done_callback(lambda f: self._finish(req, f))
         self.worker.submit(job, supersede=True)
+        self._preparse(cur.uri, cur.language, p + sfx)  # post-processing's first check, done while generating
         return req
 
     def _heal_bytes(self, cut_prefix: str) -> int:
@@ -318,15 +331,12 @@ class Engine(WarmUpContext):
         tp = time.perf_counter()
         text = ""
         if gen.text and gen.stop_reason != "cancelled":
-            checker = None
-            if self.settings.syntax_check:
-                from .context.syntax import syntax_checker
-
-                checker = syntax_checker(req.cursor.language) if req.cursor.language else None
+            checker = self._checker(req.cursor.uri, req.cursor.language)
             text = postprocess(gen.text, req.cut_prefix, req.cut_suffix, self._pp_options(req.cursor), checker)
         pp_ms = (time.perf_counter() - tp) * 1000
         timings = {
             "source": "model",
+            "plan_ms": round(req.plan_ms, 3),
             "queue_ms": round(req.job.queue_ms, 3),
             "prompt_ms": round(t.prompt_ms, 3),
             "generate_ms": round(t.generate_ms, 3),

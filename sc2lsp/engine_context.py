@@ -18,13 +18,14 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .backends.worker import ModelWorker
 from .config import Settings
 from .core.budget import BudgetPlan, plan_budget
 from .core.prompt import SourceFile
+from .saved_contexts import SavedContext, SavedContexts
 from .suggestions import ContextFn, Cursor
 
 log = logging.getLogger("sc2lsp.engine")  # the engine's log, as before the split
@@ -55,8 +56,12 @@ class WarmUpContext:
     _counter: Callable[[str], int]
     _context_fn: ContextFn | None
     _contexts: dict[str, Committed]  #: uri -> the context its prompts hold
+    _saved: SavedContexts  #: committed contexts of earlier sessions (and this one's, for the next)
+    _placed: set[str]  #: documents whose first warm-up was placed (where an earlier session left them)
     _submits: int
     _warm_pool: ThreadPoolExecutor
+    _parse_pool: ThreadPoolExecutor  #: parses a request's text while the model generates
+    _checkers: dict  #: (uri, language) -> its syntax checker, least recently used first
     _warm_seq: int
     _warm_on_load: Cursor | None
     _warm_preparing: int
@@ -69,31 +74,53 @@ class WarmUpContext:
 
     def _context(self, cur: Cursor, plan: BudgetPlan, cut_suffix: str) -> tuple[SourceFile, ...]:
         """The context of a completion request: the committed one while the prompt only grows (the
-        same kept suffix), else gathered now (within the providers' time budgets) and committed.
-        Context that was not ready, or a provider that was late, comes in at the next warm-up."""
+        same kept suffix), else the one an earlier session committed at this place while its files
+        are unchanged (its KV state is on disk), else gathered now (within the providers' time
+        budgets); committed either way. Context that was not ready, or a provider that was late,
+        comes in at the next warm-up."""
         if not self._wants_context(plan):
             return ()
         committed = self._contexts.get(cur.uri)
         if committed is not None and committed.suffix == cut_suffix:
             return self._fit(committed, plan.context_tokens)
         t0 = time.perf_counter()
-        try:
-            found = self._context_fn(cur, plan, self._counter)
-        except Exception:  # context is a bonus: never fail a completion over it
-            log.exception("repository context failed")
-            found = ()
-        files = tuple(found or ())  # None (still indexing): none for now, the next warm-up brings it
-        self._contexts[cur.uri] = Committed(files, plan.context_tokens, cut_suffix,
-                                             (time.perf_counter() - t0) * 1000, False)
-        return files
+        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        if saved is not None and saved.valid == len(saved.files):
+            files, budget, complete = saved.files, saved.budget, saved.complete
+            self._saved.used += 1
+        else:
+            try:
+                found = self._context_fn(cur, plan, self._counter)
+            except Exception:  # context is a bonus: never fail a completion over it
+                log.exception("repository context failed")
+                found = ()
+            # None (still indexing): none for now, the next warm-up brings it
+            files, budget, complete = self._kept(saved, found or (), plan.context_tokens), plan.context_tokens, False
+        entry = Committed(files, budget, cut_suffix, (time.perf_counter() - t0) * 1000, complete)
+        self._contexts[cur.uri] = entry
+        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, budget, complete)
+        return self._fit(entry, plan.context_tokens)
+
+    def _kept(self, saved: SavedContext | None, found, budget: int) -> tuple[SourceFile, ...]:
+        """``found`` after the unchanged leading files of an earlier session's context at this
+        place (so that prompt prefix is restored), within ``budget``; a changed file's block is
+        never kept: the new gathering has it as it is now."""
+        if saved is None or not saved.valid:
+            return tuple(found)
+        kept = list(saved.files[: saved.valid])
+        kept += [f for f in found if f not in kept]
+        return self._trim(tuple(kept), budget)
 
     def _fit(self, committed: Committed, budget: int) -> tuple[SourceFile, ...]:
         """The committed files, without the trailing ones that no longer fit when the budget shrank
         below the one they were gathered for (a short file's prefix grew into the context's share):
         dropping at the end keeps the front of the prompt cached."""
-        files = committed.files
-        if budget >= committed.budget or not files:
-            return files
+        if budget >= committed.budget:
+            return committed.files
+        return self._trim(committed.files, budget)
+
+    def _trim(self, files: tuple[SourceFile, ...], budget: int) -> tuple[SourceFile, ...]:
+        """The leading ``files`` that fit ``budget`` tokens."""
         total, keep = 0, 0
         for f in files:
             total += self._counter(f"{f.path}\n{f.code}") + 2
@@ -115,6 +142,13 @@ class WarmUpContext:
             return False
         if not 0 <= cur.offset <= len(cur.text):
             return False
+        if cur.uri not in self._placed:
+            # didOpen after a start (offset 0: no cursor known yet): where the user was when the
+            # document was last used, if its text is the same (that prompt's state and context are saved)
+            self._placed.add(cur.uri)
+            offset = self._saved.place(cur.uri, cur.text) if cur.offset == 0 else None
+            if offset is not None:
+                cur = replace(cur, offset=offset)
         if self.model_state != "ready":
             if self.model_state == "loading":
                 self._warm_on_load = cur
@@ -153,14 +187,10 @@ class WarmUpContext:
                 with self._lock:
                     if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
                         self._contexts[cur.uri] = entry
+                        self._saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
 
             job.future.add_done_callback(commit)
-            if self.settings.syntax_check and cur.language:  # grammar and first parse here, not on a request
-                from .context.syntax import syntax_checker
-
-                checker = syntax_checker(cur.language)
-                if checker is not None:
-                    checker(cut_prefix + cut_suffix)  # a request's check then parses incrementally
+            self._parse(cur.uri, cur.language, cut_prefix + cut_suffix)  # grammar and first parse here, not on a request
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
         finally:
@@ -168,11 +198,19 @@ class WarmUpContext:
                 self._warm_preparing -= 1
 
     def _complete_context(self, cur: Cursor, plan: BudgetPlan) -> tuple[tuple[SourceFile, ...], float]:
-        """(files, ms): the context gathered without time budgets; the committed one when the
-        workspace has none yet (still indexing), so the warm-up does not take it away."""
+        """(files, ms): the context gathered without time budgets; the one an earlier session
+        committed at this place while its files are unchanged (used once: the warm-up after a
+        restart restores that prompt's state instead of evaluating another); the committed one
+        when the workspace has none yet (still indexing), so the warm-up does not take it away."""
         if not self._wants_context(plan):
             return (), 0.0
         t0 = time.perf_counter()
+        cut_suffix = plan.cut(cur.text[: cur.offset], cur.text[cur.offset:])[1]
+        saved = self._saved.find(cur.uri, cur.text, cur.path, cut_suffix)
+        if saved is not None and saved.valid == len(saved.files):
+            self._saved.used += 1
+            files = saved.files if plan.context_tokens >= saved.budget else self._trim(saved.files, plan.context_tokens)
+            return files, 0.0
         try:
             found = self._context_fn(cur, plan, self._counter, complete=True)
         except Exception:
@@ -181,7 +219,46 @@ class WarmUpContext:
         if found is None:
             committed = self._contexts.get(cur.uri)
             return (self._fit(committed, plan.context_tokens) if committed is not None else ()), 0.0
-        return tuple(found), (time.perf_counter() - t0) * 1000
+        return self._kept(saved, found, plan.context_tokens), (time.perf_counter() - t0) * 1000
+
+    def _checker(self, uri: str, language: str):
+        """The syntax checker post-processing uses for a document: one per recently used document
+        (each keeps its own last tree, so a check after another document's parses incrementally),
+        or None (off, or no grammar)."""
+        if not self.settings.syntax_check or not language:
+            return None
+        from .context.syntax import SyntaxChecker, syntax_checker
+
+        with self._lock:
+            key = (uri, language)
+            checker = self._checkers.get(key)
+            if checker is None:
+                shared = syntax_checker(language)
+                if shared is None:
+                    return None
+                checker = self._checkers[key] = SyntaxChecker(shared.language)
+                while len(self._checkers) > 8:
+                    self._checkers.pop(next(iter(self._checkers)))
+            else:
+                self._checkers[key] = self._checkers.pop(key)  # most recently used last
+            return checker
+
+    def _parse(self, uri: str, language: str, text: str) -> None:
+        """Parse ``text`` with the document's checker, so that post-processing's checks of the
+        same text with a suggestion inserted parse incrementally (a whole parse of a document's
+        window: ~10 ms for sc2-tiny's ~1,000-token prompts, more than generating)."""
+        checker = self._checker(uri, language)
+        if checker is not None:
+            checker(text)
+
+    def _preparse(self, uri: str, language: str, text: str) -> None:
+        """``_parse`` on a helper thread while the model works on the request (llama.cpp releases
+        the GIL): a request whose text the checker has not seen does not parse it afterwards."""
+        if self.settings.syntax_check and language:
+            try:
+                self._parse_pool.submit(self._parse, uri, language, text)
+            except RuntimeError:  # closed
+                pass
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no warm-up is being prepared and the model worker has nothing to do."""

@@ -205,10 +205,3 @@ def test_mid_line_generation_stops_at_the_end_of_the_line():
         assert "\n" not in e._last.job.stop  # only a closer after the cursor: multi-line allowed
     finally:
         e.close()
-
-
-def test_without_weight_repacking_the_text_is_the_same():
-    prompt = infill_prompt(GEOMETRY[:300], GEOMETRY[300:], path="geometry.py")
-    a = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, repack=True)).generate(prompt, max_tokens=12)
-    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, repack=False)).generate(prompt, max_tokens=12)
-    assert a.text == b.text and a.timings.generated_tokens == b.timings.generated_tokens

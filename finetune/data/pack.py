@@ -27,20 +27,38 @@ def make_documents(
     fim_rate: float = 0.5,
     spm_rate: float = 0.5,
     metadata_rate: float = 0.5,
+    related_rate: float = 0.0,
 ) -> list[str]:
     """Repository-format documents from ``(path, text)`` pairs.
 
     Files are cut into fragments of at most ~``max_chars`` (so a FIM example fits a short
     training context); fragments of one directory are grouped, 1..``max_files_per_doc`` per
     document, and each group becomes one ``<repo_name>...<|endoftext|>`` sample.
+
+    With ``related_rate`` > 0, a fragment that uses definitions of other files through its
+    imports becomes, with that probability, a sample of its own with the fragments defining them
+    first (``related.related_fragments``, up to ``max_files_per_doc - 1``), in that order: what
+    the server's prompt looks like. ``related_rate=0`` gives exactly the samples it always did.
     """
     rng = random.Random(seed)
+    frags = {path: split_fragments(text, max_chars) for path, text in files}
+    docs, taken = [], set()
+    if related_rate > 0 and max_files_per_doc > 1:
+        from .related import related_fragments
+
+        related = related_fragments(files, frags, max_related=max_files_per_doc - 1)
+        for (path, j), deps in sorted(related.items()):
+            if rng.random() < related_rate:
+                chosen = [SourceFile(p, frags[p][i]) for p, i in deps] + [SourceFile(path, frags[path][j])]
+                docs.append(repository_sample(chosen, rng, repo=repo, fim_rate=fim_rate, spm_rate=spm_rate,
+                                              metadata_rate=metadata_rate, shuffle=False))
+                taken.add((path, j))
     by_dir: dict[str, list[SourceFile]] = defaultdict(list)
-    for path, text in files:
+    for path, _ in files:
         d = path.rsplit("/", 1)[0] if "/" in path else ""
-        for frag in split_fragments(text, max_chars):
-            by_dir[d].append(SourceFile(path, frag))
-    docs = []
+        for j, frag in enumerate(frags[path]):
+            if (path, j) not in taken:
+                by_dir[d].append(SourceFile(path, frag))
     for d in sorted(by_dir):
         frags = by_dir[d]
         rng.shuffle(frags)

@@ -5,9 +5,10 @@
 walked with ``sc2lsp.workspace.scan`` (the same ignore, secret and generated-file rules as the
 server and ``finetune prepare``), keeping source files and LICENSE-like files. Each document
 is normalised, hashed at ``stride``, and described in the document table (repository, path,
-revision, git blob hash, license). Documents that do not come from a file on disk (or all, with
-``store_text=True``) have their text stored in the segment, zlib-compressed, so they can still
-be verified.
+revision, git blob hash, license). A document identical to one already in the segment (same git
+blob) gets no postings of its own: it is an alias of the first, whose matches it shares.
+Documents that do not come from a file on disk (or all, with ``store_text=True``) have their
+text stored in the segment, zlib-compressed, so they can still be verified.
 """
 
 from __future__ import annotations
@@ -26,18 +27,23 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import UserError
-from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
+from .hashing import FP_BITS, GUARANTEE, HASH_NAME, WINDOW, bucket_and_fingerprint, window_hashes
 from .licenses import LicenseResolver, is_license_file, spdx_header
 from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
 from .store import MANIFEST, is_segment_name, open_segment, read_manifest, write_manifest, write_segment
 
-DEFAULT_STRIDE = 25
+#: The largest stride that keeps the guarantee: copies of GUARANTEE normalised characters are found.
+MAX_STRIDE = GUARANTEE - WINDOW + 1
+DEFAULT_STRIDE = MAX_STRIDE
 DEFAULT_CAP = 16
+#: Format 1 had a Bloom filter; format 2 filters by 16-bit fingerprints instead. Accepted, unused.
 DEFAULT_BLOOM_BITS = 8.0
-BLOOM_K = 5
-BUCKET_LOAD = 8
-#: Postings store the window ordinal in 24 bits: a segment holds at most this many windows.
-SEGMENT_WINDOWS = 1 << 24
+#: Postings per bucket on average (one u32 bucket offset per BUCKET_LOAD postings).
+BUCKET_LOAD = 16
+#: Postings store the document in 16 bits: a segment holds at most this many documents.
+SEGMENT_DOCS = 1 << 16
+#: ... and at most this many windows (bounds the memory of a build: ~40 bytes per window).
+SEGMENT_WINDOWS = 1 << 26
 #: Every CHECKPOINT normalised characters the document table keeps the raw offset, so a query
 #: normalises only the part of a document around a hit, not the whole file.
 CHECKPOINT = 800
@@ -182,9 +188,9 @@ class SegmentBuilder:
 
     def __init__(self, out: Path, *, stride: int, cap: int, bloom_bits: float, store_text: bool,
                  stats: BuildStats):
-        if not 1 <= stride <= WINDOW // 2:
-            raise UserError(f"stride must be between 1 and {WINDOW // 2} (got {stride}): larger strides "
-                            "break the guarantee that copies of window + stride - 1 characters are found")
+        if not 1 <= stride <= MAX_STRIDE:
+            raise UserError(f"stride must be between 1 and {MAX_STRIDE} (got {stride}): larger strides break "
+                            f"the guarantee that copies of {GUARANTEE} characters are found")
         if cap < 1 or bloom_bits <= 0:
             raise UserError("cap must be >= 1 and bloom bits per key > 0")
         self.out, self.stride, self.cap, self.bloom_bits = out, stride, cap, bloom_bits
@@ -194,7 +200,10 @@ class SegmentBuilder:
 
     def _reset(self) -> None:
         self.hashes: list[np.ndarray] = []
-        self.first = [0]
+        self.hash_doc: list[int] = []  # the document of each array of hashes
+        self.windows = 0
+        self.alias: list[int] = []  # per document: -1, or the earlier identical document it aliases
+        self.blobs: dict[str, int] = {}
         self.nchars: list[int] = []
         self.ckpts: list[np.ndarray] = []
         self.ckpt_first = [0]
@@ -210,55 +219,72 @@ class SegmentBuilder:
     def add(self, doc: Document) -> None:
         if not isinstance(doc.text, str):
             raise UserError(f"document {doc.path!r} has no text")
-        norm, offsets = normalize_with_offsets(doc.text)
-        h = window_hashes(norm, self.stride)
-        if len(h) == 0:
-            self.stats.skipped += 1
-            self.stats.skipped_reasons["shorter than one window"] = self.stats.skipped_reasons.get(
-                "shorter than one window", 0) + 1
-            return
-        if self.first[-1] + len(h) > SEGMENT_WINDOWS:
-            self.flush()
+        data = doc.text.encode("utf-8", "surrogatepass")
+        blob = blob_hash(data)
+        same = self.blobs.get(blob)
+        if same is None:
+            norm, offsets = normalize_with_offsets(doc.text)
+            h = window_hashes(norm, self.stride)
+            if len(h) == 0:
+                self.stats.skipped += 1
+                self.stats.skipped_reasons["shorter than one window"] = self.stats.skipped_reasons.get(
+                    "shorter than one window", 0) + 1
+                return
             if len(h) > SEGMENT_WINDOWS:
                 raise UserError(f"document {doc.path} is too large to index")
-        data = doc.text.encode("utf-8", "surrogatepass")
+        if len(self.meta) >= SEGMENT_DOCS or (same is None and self.windows + len(h) > SEGMENT_WINDOWS):
+            self.flush()
+            if same is not None:  # its original is in the segment just written: index it afresh
+                self.add(doc)
+                return
+        d = len(self.meta)
         spdx = doc.license or spdx_header(doc.text)
         # one JSON array a document; repeated strings go to the segment's string table
-        meta = [doc.path, self._str(doc.repository), self._str(doc.revision), blob_hash(data), self._str(spdx),
+        meta = [doc.path, self._str(doc.repository), self._str(doc.revision), blob, self._str(spdx),
                 self._str(doc.license_source or ("spdx-header" if spdx else None)), int(is_license_file(doc.path)),
                 -1 if doc.root is None else self.roots.setdefault(doc.root, len(self.roots))]
         self.meta.append(json.dumps(meta, separators=(",", ":")).encode())
-        self.texts.append(zlib.compress(data, 6) if (self.store_text or doc.root is None) else b"")
-        self.hashes.append(h)
-        self.first.append(self.first[-1] + len(h))
-        self.nchars.append(len(norm))
-        ck = offsets[: len(norm) : CHECKPOINT].astype(np.uint32)
+        stored = (self.store_text or doc.root is None) and same is None
+        self.texts.append(zlib.compress(data, 6) if stored else b"")
+        if same is None:
+            self.blobs[blob] = d
+            self.alias.append(-1)
+            self.hashes.append(h)
+            self.hash_doc.append(d)
+            self.windows += len(h)
+            self.nchars.append(len(norm))
+            ck = offsets[: len(norm) : CHECKPOINT].astype(np.uint32)
+            self.stats.windows += len(h)
+        else:  # identical to document ``same``: its postings serve both
+            self.alias.append(same)
+            self.nchars.append(self.nchars[same])
+            ck = self.ckpts[same]
         self.ckpts.append(ck)
         self.ckpt_first.append(self.ckpt_first[-1] + len(ck))
         self.raw += len(data)
         self.stats.documents += 1
         self.stats.raw_bytes += len(data)
-        self.stats.windows += len(h)
-
     def flush(self) -> None:
         if not self.hashes:
             return
-        arrays, info = segment_arrays(np.concatenate(self.hashes), np.asarray(self.first, dtype=np.uint32),
-                                      cap=self.cap, bloom_bits=self.bloom_bits)
+        n_docs = len(self.meta)
+        alias = np.asarray(self.alias, dtype=np.int32)
+        weights = np.bincount(np.where(alias < 0, np.arange(n_docs), alias), minlength=n_docs)
+        hash_doc = np.repeat(np.asarray(self.hash_doc, dtype=np.uint16), [len(h) for h in self.hashes])
+        arrays, info = segment_arrays(np.concatenate(self.hashes), hash_doc, weights, cap=self.cap)
         meta_off = np.cumsum([0] + [len(m) for m in self.meta], dtype=np.uint64)
         text_off = np.cumsum([0] + [len(t) for t in self.texts], dtype=np.uint64)
         name = f"seg-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}.sc2a"
-        header = {"window": WINDOW, "stride": self.stride, "cap": self.cap, "bloom_k": BLOOM_K,
-                  "bloom_bits_per_key": self.bloom_bits, "normalization": NORMALIZATION_VERSION,
-                  "hash": HASH_NAME, "checkpoint": CHECKPOINT, "roots": list(self.roots), "docs": len(self.meta),
-                  "windows": int(self.first[-1]), "raw_bytes": self.raw, **info}
+        header = {"window": WINDOW, "stride": self.stride, "cap": self.cap, "fp_bits": FP_BITS,
+                  "normalization": NORMALIZATION_VERSION, "hash": HASH_NAME, "checkpoint": CHECKPOINT,
+                  "roots": list(self.roots), "docs": n_docs, "windows": self.windows, "raw_bytes": self.raw, **info}
         size = write_segment(self.out / name, header, {
-            **arrays, "doc_first": np.asarray(self.first, dtype=np.uint32),
-            "doc_nchars": np.asarray(self.nchars, dtype=np.uint32), "doc_meta_off": meta_off,
-            "doc_ckpt_first": np.asarray(self.ckpt_first, dtype=np.uint32), "doc_ckpt": np.concatenate(self.ckpts),
-            "doc_meta": b"".join(self.meta), "strings": json.dumps(list(self.strings)).encode(),
-            "doc_text_off": text_off, "doc_text": b"".join(self.texts)})
-        self.written.append({"file": name, "docs": len(self.meta), "windows": int(self.first[-1]),
+            **arrays, "doc_alias": alias, "doc_nchars": np.asarray(self.nchars, dtype=np.uint32),
+            "doc_meta_off": meta_off, "doc_ckpt_first": np.asarray(self.ckpt_first, dtype=np.uint32),
+            "doc_ckpt": np.concatenate(self.ckpts), "doc_meta": b"".join(self.meta),
+            "strings": json.dumps(list(self.strings)).encode(), "doc_text_off": text_off,
+            "doc_text": b"".join(self.texts)})
+        self.written.append({"file": name, "docs": n_docs, "windows": self.windows,
                              "entries": info["entries"], "raw_bytes": self.raw, "bytes": size})
         self.stats.entries += info["entries"]
         self.stats.segments += 1
@@ -266,41 +292,41 @@ class SegmentBuilder:
         self._reset()
 
 
-def segment_arrays(hashes: np.ndarray, doc_first: np.ndarray, *, cap: int, bloom_bits: float,
+def segment_arrays(hashes: np.ndarray, hash_doc: np.ndarray, weights: np.ndarray, *, cap: int,
                    load: int = BUCKET_LOAD) -> tuple[dict[str, np.ndarray], dict]:
-    """Bloom filter, bucketed postings and counts for the windows of one segment.
+    """Bucketed postings and counts for the windows of one segment.
 
-    ``hashes[g]`` is the hash of window ordinal ``g``; ``doc_first[d]`` the first ordinal of
-    document ``d``. Postings keep one entry per (hash, document) (its first occurrence), at most
-    ``cap`` documents per hash, sorted by hash; ``capped_idx``/``capped_cnt`` give the first
-    posting and the total number of documents of every hash found in more than ``cap``
-    (for the others the postings themselves are the count).
+    ``hashes[g]`` is the hash of a window of document ``hash_doc[g]``; ``weights[d]`` the number of
+    documents that document ``d`` stands for (itself and its aliases). Postings keep one entry per
+    (hash, document), at most ``cap`` documents per hash, sorted by hash: a 16-bit fingerprint
+    (``post_fp``) and the document (``post_doc``), found through ``bucket_start`` (u32 offsets of
+    ``ceil(postings / load)`` buckets). ``capped_idx``/``capped_cnt`` give the first posting and the
+    total number of documents (aliases included) of every hash found in more than ``cap``
+    documents; for the others the postings and the aliases are the count.
     """
     order = np.argsort(hashes, kind="stable")
     hs = hashes[order]
-    gs = order.astype(np.uint32)
-    ds = np.searchsorted(doc_first, gs, side="right") - 1
+    ds = hash_doc[order]
     n = len(hs)
     newkey = np.ones(n, dtype=bool)
     newkey[1:] = hs[1:] != hs[:-1]
     newpair = newkey.copy()
     newpair[1:] |= ds[1:] != ds[:-1]
-    hs, gs, newkey = hs[newpair], gs[newpair], newkey[newpair]
+    hs, ds, newkey = hs[newpair], ds[newpair], newkey[newpair]
     starts = np.flatnonzero(newkey)
     counts = np.diff(np.append(starts, len(hs)))
+    totals = np.add.reduceat(weights[ds].astype(np.int64), starts) if len(starts) else np.zeros(0, np.int64)
     rank = np.arange(len(hs)) - np.repeat(starts, counts)
     keep = rank < cap
-    hs, gs = hs[keep], gs[keep]
+    hs, ds = hs[keep], ds[keep]
     kstarts = np.flatnonzero(newkey[keep])
     over = counts > cap
-    bloom = BlockedBloom.build(hs[kstarts], bloom_bits, BLOOM_K)
     n_entries = len(hs)
     n_buckets = max(1, -(-n_entries // load))
     buckets, fp = bucket_and_fingerprint(hs, n_buckets)
     bucket_start = np.searchsorted(buckets, np.arange(n_buckets + 1, dtype=np.int64)).astype(np.uint32)
-    entries = (fp << np.uint32(24)) | gs
-    arrays = {"bloom": bloom.words, "bucket_start": bucket_start, "entries": entries.astype(np.uint32),
-              "capped_idx": kstarts[over].astype(np.uint32), "capped_cnt": counts[over].astype(np.uint32)}
+    arrays = {"bucket_start": bucket_start, "post_fp": fp, "post_doc": ds.astype(np.uint16),
+              "capped_idx": kstarts[over].astype(np.uint32), "capped_cnt": totals[over].astype(np.uint32)}
     return arrays, {"buckets": int(n_buckets), "entries": int(n_entries), "keys": int(len(kstarts))}
 
 
@@ -324,8 +350,7 @@ def _write(out: Path, docs: Iterator[Document], keep_segments: list[dict], param
     finally:
         if bar is not None:
             bar.close()
-    manifest = {"window": WINDOW, "stride": params["stride"], "cap": params["cap"],
-                "bloom_bits_per_key": params["bloom_bits"],
+    manifest = {"window": WINDOW, "stride": params["stride"], "cap": params["cap"], "fp_bits": FP_BITS,
                 "normalization": NORMALIZATION_VERSION, "hash": HASH_NAME,
                 "segments": keep_segments + builder.written}
     write_manifest(out, manifest)
@@ -377,6 +402,6 @@ def add_to_index(out: str | Path, paths_or_docs, *, store_text: bool = False, pr
     for s in manifest["segments"]:
         open_segment(out / s["file"])  # refuse to extend a damaged index
     stats = BuildStats()
-    params = {"stride": manifest["stride"], "cap": manifest["cap"], "bloom_bits": manifest.get("bloom_bits_per_key", DEFAULT_BLOOM_BITS),
+    params = {"stride": manifest["stride"], "cap": manifest["cap"], "bloom_bits": DEFAULT_BLOOM_BITS,
               "store_text": store_text}
     return _write(out, _as_documents(paths_or_docs, stats), manifest["segments"], params, stats, progress)

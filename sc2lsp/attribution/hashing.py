@@ -1,9 +1,9 @@
-"""Window hashes and the blocked Bloom filter (numpy, deterministic, no I/O).
+"""Window hashes, postings buckets and fingerprints (numpy, deterministic, no I/O).
 
 A window is ``WINDOW`` consecutive characters of normalised text. Its hash is a polynomial
 over the code points modulo 2**64 (base ``BASE``), finished with murmur3's ``fmix64`` so every
-bit is usable: the top bits pick a postings bucket, the next 8 are the bucket fingerprint and
-the Bloom filter uses all of them. All windows of a text are hashed at once in O(n) with prefix
+bit is usable: the top 32 bits pick a postings bucket, the low ``FP_BITS`` are the posting's
+fingerprint. All windows of a text are hashed at once in O(n) with prefix
 sums: ``S[k] = sum(c[t] * BASE**-t)`` so ``hash(i) = (S[i+w] - S[i]) * BASE**(i+w-1)``
 (uint64 arithmetic wraps, which is exactly mod 2**64; BASE is odd, hence invertible).
 """
@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-WINDOW = 50
+#: Window width; with the default stride of ``GUARANTEE - WINDOW + 1`` = 37, every common substring of
+#: ``GUARANTEE`` normalised characters contains an indexed window.
+WINDOW = 38
+GUARANTEE = 74
+FP_BITS = 16
 HASH_NAME = "poly64-fmix-1"
 BASE = 0x9E3779B97F4A7C15
 BASE_INV = pow(BASE, -1, 2**64)
@@ -83,46 +87,8 @@ def window_hash_reference(window: str) -> int:
 
 def bucket_and_fingerprint(h: np.ndarray, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """Postings bucket (from the top 32 bits, by multiply-shift, so ``n_buckets`` need not be a
-    power of two and hash order is bucket order) and 8-bit fingerprint (bits 30-37) of hashes."""
+    power of two and hash order is bucket order) and ``FP_BITS``-bit fingerprint (the low bits)."""
     with np.errstate(over="ignore"):
         bucket = ((h >> np.uint64(32)) * np.uint64(n_buckets)) >> np.uint64(32)
-    fp = (h >> np.uint64(30)) & np.uint64(0xFF)
-    return bucket.astype(np.int64), fp.astype(np.uint32)
-
-
-class BlockedBloom:
-    """A register-blocked Bloom filter: each key sets ``k`` bits of one 64-bit word.
-
-    The word is picked by the hash's top 32 bits, the bit positions by 6-bit slices of its low
-    bits. One memory access per lookup; ``words`` may be a read-only memory-mapped array.
-    """
-
-    def __init__(self, words: np.ndarray, k: int):
-        self.words = words
-        self.k = k
-
-    @staticmethod
-    def n_words(n_keys: int, bits_per_key: float) -> int:
-        return max(1, int(np.ceil(n_keys * bits_per_key / 64)))
-
-    def _locate(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nw = np.uint64(len(self.words))
-        with np.errstate(over="ignore"):
-            idx = ((h >> np.uint64(32)) * nw) >> np.uint64(32)
-            mask = np.zeros(len(h), dtype=np.uint64)
-            for j in range(self.k):
-                mask |= np.uint64(1) << ((h >> np.uint64(6 * j)) & np.uint64(63))
-        return idx.astype(np.int64), mask
-
-    @classmethod
-    def build(cls, keys: np.ndarray, bits_per_key: float, k: int) -> "BlockedBloom":
-        bloom = cls(np.zeros(cls.n_words(len(keys), bits_per_key), dtype=np.uint64), k)
-        idx, mask = bloom._locate(keys)
-        np.bitwise_or.at(bloom.words, idx, mask)
-        return bloom
-
-    def contains(self, h: np.ndarray) -> np.ndarray:
-        if len(h) == 0:
-            return np.zeros(0, dtype=bool)
-        idx, mask = self._locate(h)
-        return (self.words[idx] & mask) == mask
+    fp = h & np.uint64((1 << FP_BITS) - 1)
+    return bucket.astype(np.int64), fp.astype(np.uint16)

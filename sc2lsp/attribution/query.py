@@ -2,10 +2,10 @@
 
 ``AttributionIndex.open(path).check(text, exclude=[workspace])`` returns ``Span`` objects
 (``.to_dict()`` is JSON-ready). The query path: normalise the text (keeping raw offsets), hash
-every 50-character window (stride 1), drop windows the Bloom filter rejects, look the rest up
-in the bucketed postings, group the hits by (document, offset delta), verify each group against
-the document's text and extend it to the maximal common span, then report spans of at least
-``min_chars`` normalised characters with their sources, document counts and labels.
+every window (stride 1), look them up in the bucketed postings (16-bit fingerprints), group the
+hits by document, find each hit's window again in the document's text, verify and extend it to
+the maximal common span, then report spans of at least ``min_chars`` normalised characters with
+their sources, document counts and labels.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import UserError
-from .build import blob_hash
-from .hashing import HASH_NAME, WINDOW, BlockedBloom, bucket_and_fingerprint, window_hashes
+from .hashing import HASH_NAME, WINDOW, window_hashes
 from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, line_of, normalize, normalize_with_offsets, raw_span
+from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
+from .segment import Segment, _common_len, is_exact
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
-from .store import SegmentFile, open_segment, read_manifest
+from .store import open_segment, read_manifest
 
 MAX_QUERY_CHARS = 1_000_000
 DEFAULT_MIN_CHARS = 50
@@ -36,157 +36,6 @@ DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
 _CACHE_CHARS = 256_000_000  # bytes, roughly
-
-
-class Segment:
-    def __init__(self, sf: SegmentFile):
-        h = sf.header
-        self.file = sf
-        self.stride = int(h["stride"])
-        self.cap = int(h["cap"])
-        self.n_buckets = int(h["buckets"])
-        self.roots: list[str] = h["roots"]
-        self.bloom = BlockedBloom(sf.array("bloom"), int(h["bloom_k"]))
-        self.bucket_start = sf.array("bucket_start")
-        self.entries = sf.array("entries")
-        self.capped_idx = sf.array("capped_idx")
-        self.capped_cnt = sf.array("capped_cnt")
-        self.doc_first = sf.array("doc_first")
-        self.meta_off = sf.array("doc_meta_off")
-        self.text_off = sf.array("doc_text_off")
-        self.nchars = sf.array("doc_nchars")
-        self.ckpt_first = sf.array("doc_ckpt_first")
-        self.ckpt = sf.array("doc_ckpt")
-        self.every = int(h["checkpoint"])
-        if not (1 <= self.every <= 1 << 24 and 1 <= self.stride <= 1 << 16 and self.n_buckets >= 1):
-            raise ValueError("segment header parameters out of range")
-        self.n_docs = len(self.doc_first) - 1
-        self._meta: dict[int, dict] = {}
-        self._strings: list[str] | None = None
-
-    def meta(self, d: int) -> dict:
-        """The document table's row ``d``: path, repo, rev, blob, license, license_source,
-        license_file and root_path (absent for documents stored in the index)."""
-        m = self._meta.get(d)
-        if m is None:
-            if self._strings is None:
-                self._strings = json.loads(self.file.blob("strings"))
-            row = json.loads(self.file.blob("doc_meta", int(self.meta_off[d]), int(self.meta_off[d + 1])))
-            path, repo, rev, blob, lic, lic_src, lic_file, root = row
-            s = self._strings
-            m = {"path": path, "repo": s[repo] if repo >= 0 else None, "rev": s[rev] if rev >= 0 else None,
-                 "blob": blob, "license": s[lic] if lic >= 0 else None,
-                 "license_source": s[lic_src] if lic_src >= 0 else None, "license_file": bool(lic_file)}
-            if root >= 0:
-                m["root_path"] = self.roots[root]
-            self._meta[d] = m
-        return m
-
-    def abs_path(self, d: int) -> str | None:
-        m = self.meta(d)
-        return f"{m['root_path']}/{m['path']}" if "root_path" in m else None
-
-    def raw_text(self, d: int) -> str | None:
-        """The document's text, or None when its file is gone or changed since indexing."""
-        a, b = int(self.text_off[d]), int(self.text_off[d + 1])
-        if b > a:
-            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass")
-        p = self.abs_path(d)
-        if p is None:
-            return None
-        try:
-            data = Path(p).read_bytes()
-        except OSError:
-            return None
-        if blob_hash(data) != self.meta(d)["blob"]:
-            return None
-        return data.decode("utf-8", "surrogatepass")
-
-    def region(self, d: int, raw: str, lo: int, hi: int) -> "_Region":
-        """The normalised text of document ``d`` covering at least ``[lo, hi)`` (normalised
-        positions, clipped to the document): ``text[k]`` is normalised character ``base + k``.
-        Only the raw text between two checkpoints is normalised.
-        """
-        c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
-        j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
-        j1 = hi // self.every + 1
-        raw_a = int(self.ckpt[c0 + j0])
-        raw_b = int(self.ckpt[c0 + j1]) if c0 + j1 < c1 else len(raw)
-        piece = raw[raw_a:raw_b]
-        base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-        return _Region(base, normalize(piece), raw_a, piece)
-
-    def lookup(self, qh: np.ndarray, qpos: np.ndarray, stats: dict | None = None):
-        """Postings of the query windows: (query pos, doc, doc pos), and per query position the
-        number of documents holding its hash (0 where none)."""
-        keep = self.bloom.contains(qh)
-        if stats is not None:
-            stats["bloom_pass"] = stats.get("bloom_pass", 0) + int(keep.sum())
-        qh, qpos_k = qh[keep], qpos[keep]
-        bkt, fpq = bucket_and_fingerprint(qh, self.n_buckets)
-        lo = self.bucket_start[bkt].astype(np.int64)
-        lens = self.bucket_start[bkt + 1].astype(np.int64) - lo
-        rep = np.repeat(np.arange(len(qh)), lens)
-        ent = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
-        e = self.entries[ent]
-        ok = (e >> np.uint32(24)) == fpq[rep]
-        rep, ent, e = rep[ok], ent[ok], e[ok]
-        g = e & np.uint32(0xFFFFFF)
-        doc = np.searchsorted(self.doc_first, g, side="right").astype(np.int64) - 1
-        dpos = (g.astype(np.int64) - self.doc_first[doc].astype(np.int64)) * self.stride
-        qp = qpos_k[rep]
-        count = np.zeros(len(qpos), dtype=np.int64)
-        np.add.at(count, qp, 1)
-        if len(self.capped_idx) and len(ent):
-            j = np.searchsorted(self.capped_idx, ent.astype(np.uint32), side="right").astype(np.int64) - 1
-            jj = np.maximum(j, 0)
-            big = (j >= 0) & (ent < self.capped_idx[jj].astype(np.int64) + self.cap)
-            if big.any():
-                np.maximum.at(count, qp[big], self.capped_cnt[jj[big]].astype(np.int64))
-        return qp, doc, dpos, count
-
-
-class _Region:
-    """Part of a document's normal form; raw offsets are computed only for reported sources."""
-
-    __slots__ = ("base", "text", "raw_a", "piece", "_offsets")
-
-    def __init__(self, base: int, text: str, raw_a: int, piece: str):
-        self.base, self.text, self.raw_a, self.piece, self._offsets = base, text, raw_a, piece, None
-
-    def raw_offset(self, k: int) -> int:
-        """Raw offset (in the whole document) of the region's normalised character ``k``."""
-        if self._offsets is None:
-            self._offsets = normalize_with_offsets(self.piece)[1]
-        return int(self._offsets[k]) + self.raw_a
-
-
-def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
-    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
-    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
-
-    def same(lo: int, k: int) -> bool:
-        if forward:
-            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
-        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
-
-    length, step = 0, 32
-    while True:
-        k = min(step, n - length)
-        if k <= 0:
-            return length
-        if same(length, k):
-            length += k
-            step *= 2
-            continue
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if same(length, mid):
-                lo = mid
-            else:
-                hi = mid
-        return length + lo
 
 
 class AttributionIndex:
@@ -219,22 +68,24 @@ class AttributionIndex:
                 "windows": sum(s["windows"] for s in segs), "raw_bytes": sum(s["raw_bytes"] for s in segs),
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
-    def _doc(self, si: int, d: int) -> str | None:
-        """The raw text of a document (cached), None when it is unavailable or changed."""
+    def _doc(self, si: int, d: int) -> tuple[str | None, bool]:
+        """The raw text of a document (cached; None when it is unavailable or changed) and whether
+        its normal form changes only whitespace (``segment.is_exact``)."""
         key = (si, d)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit[0]
+                return hit
         raw = self.segments[si].raw_text(d)
+        entry = (raw, raw is not None and is_exact(raw))
         with self._lock:
-            self._cache[key] = [raw]
+            self._cache[key] = entry
             self._cache_chars += len(raw or "")
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_chars -= len(old[0] or "")
-        return raw
+        return entry
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
         if not roots:
@@ -243,30 +94,40 @@ class AttributionIndex:
         return p is not None and any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
 
     def _hits(self, qh: np.ndarray, roots: tuple[str, ...], st: dict):
-        """Postings of the query windows in every segment, less the excluded documents:
-        rows (segment, doc, delta = doc pos - query pos, query pos), the number of documents
+        """Postings of the query windows in every segment, less the excluded documents: rows
+        (segment, document, query pos), the documents each row's document stands for (itself and
+        its identical copies, outside ``roots``; the first is the row's), the number of documents
         holding each window, and which windows had their postings capped."""
-        qpos_all = np.arange(len(qh), dtype=np.int64)
         counts = np.zeros(len(qh), dtype=np.int64)
         capped = np.zeros(len(qh), dtype=bool)
-        rows = []
+        rows, groups = [], {}
         for si, seg in enumerate(self.segments):
-            qp, doc, dpos, seg_cnt = seg.lookup(qh, qpos_all, st)
+            qp, doc, capped_total = seg.lookup(qh)
+            st["bloom_pass"] += len(np.unique(qp))
             st["postings"] += len(qp)
             if len(qp) == 0:
                 continue
-            excl = np.zeros(len(qp), dtype=bool)
-            if roots:
-                bad = {int(d) for d in np.unique(doc) if self._excluded(si, int(d), roots)}
-                if bad:
-                    excl = np.isin(doc, list(bad))
-            np.subtract.at(seg_cnt, qp[excl], 1)
-            counts += np.maximum(seg_cnt, 0)
-            capped |= seg_cnt > seg.cap
-            keep = ~excl
-            rows.append(np.stack([np.full(int(keep.sum()), si), doc[keep], dpos[keep] - qp[keep], qp[keep]], axis=1))
-        allrows = np.concatenate(rows) if rows else np.zeros((0, 4), dtype=np.int64)
-        return allrows, counts, capped
+            full = seg.weights[doc]
+            uniq, inv = np.unique(doc, return_inverse=True)
+            first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
+            for k, d in enumerate(uniq.tolist()):
+                mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
+                first[k], live[k] = (mem[0] if mem else -1), len(mem)
+                if mem:
+                    groups[(si, mem[0])] = mem
+            live_w = live[inv]
+            seg_cnt = np.zeros(len(qh), dtype=np.int64)
+            np.add.at(seg_cnt, qp, live_w)
+            excl = np.zeros(len(qh), dtype=np.int64)
+            np.add.at(excl, qp, full - live_w)
+            big = capped_total > 0
+            seg_cnt[big] = np.maximum(seg_cnt[big], capped_total[big] - excl[big])
+            counts += seg_cnt
+            capped |= big
+            keep = live_w > 0
+            rows.append(np.stack([np.full(int(keep.sum()), si), first[inv][keep], qp[keep]], axis=1))
+        allrows = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
+        return allrows, groups, counts, capped
 
     def check(self, text: str | bytes, **kw) -> list[Span]:
         """Spans of ``text`` found in the index (``_check``); a damaged index is one ``UserError``."""
@@ -279,10 +140,10 @@ class AttributionIndex:
         """Spans of ``text`` found in the index; documents under ``exclude`` paths never match.
 
         ``stats``, when given, receives the counts of each stage: ``windows`` hashed,
-        ``bloom_pass`` (windows the Bloom filter let through, summed over segments), ``postings``
-        (window hits in the postings), ``chains`` (document/offset groups), ``verified`` (groups
-        that matched the stored text) and ``unavailable`` (documents whose text is gone).
-        Verification stops after ``time_limit_s`` (counts are then marked inexact).
+        ``bloom_pass`` (windows with a posting whose fingerprint matches, summed over segments;
+        the name is format 1's), ``postings`` (window hits in the postings), ``chains`` (documents
+        hit), ``verified`` (matches found in the documents' text) and ``unavailable`` (documents
+        whose text is gone). Verification stops after ``time_limit_s`` (counts are then inexact).
         """
         st = stats if stats is not None else {}
         st.update(windows=0, bloom_pass=0, postings=0, chains=0, verified=0, unavailable=0)
@@ -295,62 +156,74 @@ class AttributionIndex:
             return []
         qh = window_hashes(norm, 1)
         st["windows"] = len(qh)
-        allrows, counts, capped = self._hits(qh, roots, st)
+        allrows, groups, counts, capped = self._hits(qh, roots, st)
         if len(allrows) == 0:
             return []
-        allrows = allrows[np.lexsort((allrows[:, 3], allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
-        brk = np.flatnonzero(np.any(allrows[1:, :3] != allrows[:-1, :3], axis=1)) + 1
+        allrows = allrows[np.lexsort((allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
+        brk = np.flatnonzero(np.any(allrows[1:, :2] != allrows[:-1, :2], axis=1)) + 1
         chains = np.split(allrows, brk)
         truncated = len(chains) > MAX_CHAINS
         st["chains"] = len(chains)
         chains.sort(key=len, reverse=True)
-        matches = []  # (qa, qb, si, doc, da, db, verified, _Region that da, db index)
+        matches: list = []  # (qa, qb, si, doc, da, db, verified, Region that da, db index)
         deadline = time.monotonic() + time_limit_s
         # once every hit of a chain lies where enough documents were verified already to list the
         # sources, it is not verified: its documents are counted from the postings instead
         enough = max_sources + 1
         verified_docs = np.zeros(len(qh), dtype=np.int32)
-        by_blob: dict[tuple[str, int], list] = {}  # identical files verify once
+        by_blob: dict[str, list] = {}  # identical files verify once
         for ch in chains[:MAX_CHAINS]:
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            if (verified_docs[ch[:, 3]] >= enough).all():
-                capped[ch[:, 3]] = True
+            if (verified_docs[ch[:, 2]] >= enough).all():
+                capped[ch[:, 2]] = True
                 continue
-            si, d, delta = int(ch[0, 0]), int(ch[0, 1]), int(ch[0, 2])
-            same = by_blob.setdefault((self.segments[si].meta(d)["blob"], delta), [])
-            if same:
-                for m in same[0][1]:
-                    matches.append(m[:2] + (si, d) + m[4:])
-                    verified_docs[m[0] : max(m[0], m[1] - WINDOW + 1)] += 1
-                continue
-            raw = self._doc(si, d)
-            if raw is None:
-                st["unavailable"] += 1
-                if len(ch) >= 2:  # unverifiable (file gone or changed): trust a chain of 2+ hashes
-                    qa, qb = int(ch[0, 3]), int(ch[-1, 3]) + WINDOW
-                    matches.append((qa, qb, si, d, None, None, False, None))
-                continue
-            found_here = self._verify_chain(si, d, raw, norm, ch, delta, verified_docs)
-            same.append((d, found_here))
-            matches += found_here
-            st["verified"] += len(found_here)
+            si, d = int(ch[0, 0]), int(ch[0, 1])
+            members = groups[(si, d)]
+            blob = self.segments[si].meta(d)["blob"]
+            found = by_blob.get(blob)
+            if found is None:
+                raw, exact = self._doc(si, d)
+                if raw is None:
+                    st["unavailable"] += 1
+                    found = self._unverified(ch[:, 2])
+                else:
+                    qps = ch[:, 2]
+                    done = verified_docs[qps] >= enough  # hits where enough documents are verified
+                    capped[qps[done]] = True
+                    found = self._verify_doc(si, d, raw, exact, norm, qps[~done].tolist(), min_chars)
+                    by_blob[blob] = found
+                    st["verified"] += len(found)
+            for m in found:
+                matches += [m[:2] + (si, x) + m[4:] for x in members]
+                a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")  # with the blank trimmed off a span
+                verified_docs[a : max(a, m[1] - WINDOW + 1)] += len(members)
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 
-    def _verify_chain(self, si: int, d: int, raw: str, norm: str, ch: np.ndarray, delta: int,
-                      verified_docs: np.ndarray) -> list:
-        """The verified matches of one chain (document ``d`` of segment ``si`` at offset ``delta``
-        from the query): each hit not inside a match already found is checked against the text and
-        extended; ``verified_docs`` counts, per query window, the documents verified there."""
+    def _unverified(self, qps: np.ndarray) -> list:
+        """Matches for a document whose text is gone or changed: runs of 2+ hits exactly a stride
+        apart (a copy's indexed windows), trusted without verification."""
+        q = np.unique(qps)
+        runs = np.split(q, np.flatnonzero(np.diff(q) != self.stride) + 1)
+        return [(int(r[0]), int(r[-1]) + WINDOW, None, None, None, None, False, None) for r in runs if len(r) >= 2]
+
+    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int],
+                    min_chars: int = 0) -> list:
+        """The verified matches in document ``d`` of segment ``si`` of the query windows at ``qps``:
+        each hit not inside a match already found (or a stretch that cannot give ``min_chars``)
+        is found again in the text (``Segment.locate``), checked and extended."""
         covered = -1
         found_here: list = []
-        region: list = []  # the chain's region, once normalised
-        for qp in ch[:, 3].tolist():
+        for qp in qps:
             if qp < covered:
                 continue
-            found = self._verify(si, d, raw, norm, qp, qp + delta, region)
+            hit = self.segments[si].locate(d, raw, norm, qp, exact, min_chars)
+            if hit is not None and hit[0] is None:
+                covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
+                continue
+            found = None if hit is None else self._verify(si, d, raw, norm, qp, hit[0], [hit[1]])
             if found is None:
                 continue
             left, right, dp, reg = found
@@ -358,8 +231,7 @@ class AttributionIndex:
             lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
             trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
             da, db = dp - left + lead, dp + WINDOW + right - trail
-            found_here.append((qa + lead, qb - trail, si, d, da, db, True, reg))
-            verified_docs[qa : max(qa, qb - WINDOW + 1)] += 1
+            found_here.append((qa + lead, qb - trail, None, None, da, db, True, reg))
             covered = qb
         return found_here
 
@@ -439,7 +311,7 @@ class AttributionIndex:
         mqa, mqb, si, d, da, db, verified, reg = m
         meta = self.segments[si].meta(d)
         start_line = end_line = None
-        raw = self._doc(si, d) if verified else None
+        raw = reg.raw if verified else None
         if raw is not None:
             a, b = reg.raw_offset(da + (qa - mqa)), reg.raw_offset(db - (mqb - qb) - 1) + 1
             start_line = line_of(raw, a)

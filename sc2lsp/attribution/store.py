@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import UserError
 from ..fileio import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"SC2ATTR\x00"
 END_MAGIC = b"SC2AEND\x00"
 MANIFEST = "manifest.json"

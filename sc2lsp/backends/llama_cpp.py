@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,7 +34,8 @@ from typing import Callable, Sequence
 from ..core.healing import Heal, PieceTable, plan_heal
 from ..errors import UserError
 from .base import Generation, Timings
-from .speculative import MAX_MATCH, DraftPolicy, PromptLookup, Run
+from .speculative import MAX_MATCH, DraftPolicy, History, PromptLookup, Run
+from .llama_cpp_decode import DecodeMixin
 from .llama_cpp_states import SavedStatesMixin
 from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
 
@@ -57,6 +59,27 @@ def repack_crashes() -> bool:
     import llama_cpp
 
     return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def repacking(on: bool):
+    """Models loaded inside repack their weights only if ``on``: ``Llama()`` has no argument for it,
+    so the defaults it starts from (``llama_model_default_params``) are adjusted meanwhile."""
+    import llama_cpp.llama_cpp as low
+
+    default_params = low.llama_model_default_params
+
+    def no_repack():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    if not on:
+        low.llama_model_default_params = no_repack
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default_params
 
 
 def _small_model(model_path) -> bool:
@@ -92,18 +115,22 @@ class LlamaSettings:
     #: then reads the weights into RAM instead of memory-mapping them
     lora_path: str | None = None
     lora_scale: float = 1.0  #: the adapter's scale (1.0 = as trained)
-    #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt are
-    #: checked in one batched pass (identical greedy output; drafting stops where it would not pay)
-    #: None = automatic: on for a model file of SMALL_MODEL_BYTES or more (bandwidth-bound: a pass
-    #: over several tokens costs little more than one), off below (sc2-tiny is compute-bound: a
-    #: drafted token cost 0.8-0.9 of a pass here, so the policy would hardly ever draft)
+    #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt (and in
+    #: earlier requests' prompts) are checked in one batched pass (identical greedy output;
+    #: drafting stops where it would not pay). None = automatic: on for a model file of
+    #: SMALL_MODEL_BYTES or more (bandwidth-bound: a pass over several tokens costs little more
+    #: than one), off below
     speculative: bool | None = None
-    #: flash attention: its CPU kernel computes each query row the same way whatever the batch,
-    #: which makes speculative output identical to one-token-at-a-time output (without it the
-    #: attention matmuls of a batched pass round differently from a one-token pass). None =
-    #: automatic: on where speculative decoding is on or the model is large, off for small models
-    #: (it made sc2-tiny's decoding up to 20% slower, bench/speculative.py)
+    #: flash attention. None = automatic: on for large models, off for small ones (its CPU kernel
+    #: costs sc2-tiny ~1.7x per one-token pass at an 800-token cache and 0.64 of a pass per extra
+    #: row, against 0.2 without it; docs/server.md "Speculative decoding")
     flash_attn: bool | None = None
+    #: every generation pass computed as a batch (2+ rows; a lone token gets a second row that is
+    #: thrown away or holds a drafted token): a row then rounds the same whatever the pass's size,
+    #: so drafted tokens are checked exactly as a lone pass would compute them. None = automatic:
+    #: where speculative decoding needs it (without flash attention, whose kernel is row-stable on
+    #: one thread) and with flash attention on several threads (a one-row pass splits the cache)
+    stable_rows: bool | None = None
     draft_max: int = 8  #: at most this many drafted tokens per pass
 
 
@@ -112,7 +139,7 @@ class LlamaSettings:
 _SPECIAL_ATTRS = 1 << 0 | 1 << 3
 
 
-class LlamaCppBackend(SavedStatesMixin):
+class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
     """A ``backends.base.Backend`` for a GGUF run in process by llama.cpp, with every optional
     capability (exact token counts, token healing, KV reuse and saved states)."""
 
@@ -126,43 +153,32 @@ class LlamaCppBackend(SavedStatesMixin):
             check_gguf(s.lora_path, adapter=True, label=f"LoRA adapter {s.lora_path}",
                        hint="export it again (`python -m finetune export RUN --adapter`)")
         import llama_cpp
-        import llama_cpp.llama_cpp as low
 
-        default_params = low.llama_model_default_params
         #: weights repacked for the CPU kernels (``repackWeights``), unless that crashes here
         self.repack = s.repack and not repack_crashes()
-        if not self.repack:  # Llama() has no argument for it: adjust the defaults it starts from
-
-            def no_repack():
-                params = default_params()
-                params.use_extra_bufts = False
-                return params
-
-            low.llama_model_default_params = no_repack
         threads = s.n_threads or auto_threads(self.model_path)
         large = not _small_model(self.model_path)
         self.speculative = large if s.speculative is None else s.speculative
-        self.flash_attn = (large or self.speculative) if s.flash_attn is None else s.flash_attn
+        self.flash_attn = large if s.flash_attn is None else s.flash_attn
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=s.n_ctx,
-                n_threads=threads,
-                # batches (prompt chunks, speculative checks) on as many threads as single tokens:
-                # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
-                n_threads_batch=threads,
-                flash_attn=self.flash_attn,
-                n_gpu_layers=s.n_gpu_layers,
-                n_batch=s.n_batch,
-                seed=s.seed,
-                verbose=False,
-                **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
-            )
+            with repacking(self.repack):
+                self.llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=s.n_ctx,
+                    n_threads=threads,
+                    # batches (prompt chunks, speculative checks) on as many threads as single tokens:
+                    # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
+                    n_threads_batch=threads,
+                    flash_attn=self.flash_attn,
+                    n_gpu_layers=s.n_gpu_layers,
+                    n_batch=s.n_batch,
+                    seed=s.seed,
+                    verbose=False,
+                    **({"lora_path": str(s.lora_path), "lora_scale": s.lora_scale} if s.lora_path else {}),
+                )
         except Exception as e:  # llama.cpp reports load failures as a bare ValueError/RuntimeError
             what = f"{self.model_path} with the LoRA adapter {s.lora_path}" if s.lora_path else self.model_path
             raise UserError(f"llama.cpp could not load {what}: {e}") from None
-        finally:
-            low.llama_model_default_params = default_params
         self.name = self.model_path.name + (f"+{Path(s.lora_path).name}" if s.lora_path else "")
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self.n_ctx = self.llm.n_ctx()
@@ -176,11 +192,17 @@ class LlamaCppBackend(SavedStatesMixin):
             self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
-        self.policy = DraftPolicy(max_draft=s.draft_max)
         self._n_vocab = self.llm.n_vocab()
-        #: with several threads a one-row flash-attention pass splits the cache between threads
-        #: (another rounding than a batch's rows): generation passes then always have 2+ rows
-        self._pad = threads > 1 and self.flash_attn
+        #: generation passes always have 2+ rows: without flash attention a one-row pass rounds its
+        #: attention matmuls differently from a batch's rows (ggml's vec_dot vs tinyBLAS: 51 of
+        #: 1,989 positions differed on sc2-tiny), and with several threads a one-row
+        #: flash-attention pass splits the cache between threads
+        auto_pad = (threads > 1 and self.flash_attn) or (self.speculative and not self.flash_attn)
+        self._pad = auto_pad if s.stable_rows is None else s.stable_rows
+        self._thread_clock = threads == 1  # pass costs on this thread's CPU clock (load-proof)
+        self.policy = DraftPolicy(max_draft=s.draft_max, base_rows=2 if self._pad else 1)
+        self.history = History()
+        self._batch_views()
         # one pass now: the first request after a start must not pay for faulting the weights in
         # and first-time allocations (sc2-tiny's first 8 tokens after a restart: 6.7 ms each, 0.75 later)
         self._decode(self.tokenize("\n"), all_logits=False)
@@ -295,7 +317,7 @@ class LlamaCppBackend(SavedStatesMixin):
                     return "cancelled"
                 if deadline is not None and time.perf_counter() > deadline:
                     return "prompt_time"
-            llm.eval(tokens[i: i + chunk])
+            self._decode(tokens[i: i + chunk], all_logits=False)
             i += chunk
         return None
 
@@ -311,35 +333,14 @@ class LlamaCppBackend(SavedStatesMixin):
             self._persist()
             return Generation(text="", stop_reason="warm", timings=t)
         reason = self._evaluate(tokens, t, keep_last=False, should_stop=should_stop, deadline=None)
+        if self.speculative:
+            self.history.add(tokens)
         t.prompt_ms = (time.perf_counter() - t0) * 1000
         if reason is None:  # an idle moment: keep this prompt for the next server start too
             self._persist()
         return Generation(text="", stop_reason=reason or "warm", timings=t)
 
     # ------------------------------------------------------------------ generation
-
-    def _decode(self, toks: list[int], all_logits: bool):
-        """Evaluate ``toks`` after the cache (one model pass); the logits of the last token, or of
-        every token (a ``len(toks)`` x vocabulary array, valid until the next pass)."""
-        import numpy as np
-
-        llm = self.llm
-        n_past = llm.n_tokens
-        pad = self._pad and len(toks) == 1
-        llm._batch.set_batch(batch=toks + toks if pad else toks, n_past=n_past, logits_all=all_logits or pad)
-        llm._ctx.decode(llm._batch)
-        llm.input_ids[n_past: n_past + len(toks)] = toks
-        llm.n_tokens = n_past + len(toks)
-        if pad:  # a second row only so that the pass has the shape of a batch; not kept
-            llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
-        rows = len(toks) if all_logits or pad else 1
-        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows + pad, self._n_vocab))[:rows]
-
-    def _rollback(self, n: int) -> None:
-        """Drop the cache after its first ``n`` tokens (rejected draft tokens)."""
-        if self.llm.n_tokens > n:
-            self.llm.n_tokens = n
-            self.llm._ctx.kv_cache_seq_rm(0, n, -1)
 
     def generate(
         self,
@@ -381,8 +382,10 @@ class LlamaCppBackend(SavedStatesMixin):
         if early is not None:
             return Generation(text="", stop_reason=early, timings=t)
         run = Run(self, heal.removed, max_tokens, stop, on_text)
-        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1) if self.speculative else None
+        lookup = PromptLookup(tokens, max_tokens + t.healed_tokens + 1, self.history) if self.speculative else None
         reason = self._loop(run, lookup, t, should_stop, None if time_limit_s is None else t1 + time_limit_s)
+        if lookup is not None:
+            self.history.add(tokens + run.out)
         t.generated_tokens = len(run.out)
         t.generate_ms = (time.perf_counter() - t1) * 1000
         return Generation(text=run.text if run.out else "", stop_reason=reason, timings=t)
@@ -398,7 +401,7 @@ class LlamaCppBackend(SavedStatesMixin):
             if run.pending:  # token healing: constrained choices, one token per pass
                 tok = self._constrained_token(run.pending, logits)
                 if run.heal(tok):
-                    if self._is_eog(self.llm._model.vocab, tok):
+                    if self.is_eog(tok):
                         return "stop"
                     run.add(tok)
                     if lookup is not None:
@@ -426,6 +429,8 @@ class LlamaCppBackend(SavedStatesMixin):
             n_ok = 0
             while n_ok < len(draft) and int(np.argmax(rows[n_ok])) == draft[n_ok]:
                 n_ok += 1
+            if lookup is not None:
+                self.policy.passed(len(draft) + 1, n_ok + 1)
             if draft:
                 t.drafted += len(draft)
                 t.accepted += n_ok
@@ -440,10 +445,11 @@ class LlamaCppBackend(SavedStatesMixin):
         return "length"
 
     def _pass(self, t: Timings, toks: list[int]):
-        t0 = time.perf_counter()
+        clock = time.thread_time if self._thread_clock else time.perf_counter
+        t0 = clock()
         rows = self._decode(toks, all_logits=len(toks) > 1)
         if self.speculative:
-            self.policy.timed(len(toks), (time.perf_counter() - t0) * 1000)
+            self.policy.timed(max(len(toks), self.policy.base_rows), (clock() - t0) * 1000)
         t.passes += 1
         return rows
 

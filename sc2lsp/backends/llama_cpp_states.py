@@ -35,15 +35,23 @@ class SavedStatesMixin:
                 self.disk.save(key, buf, n)
 
     def _persist(self) -> None:
-        """Queue the live cache for the disk tier unless a saved state already holds it."""
-        llm = self.llm
-        if self.disk is None or llm.n_tokens < self.settings.save_min_tokens:
+        """Keep the live cache (a warmed prompt, in an idle moment) in the RAM cache and queue it for
+        the disk tier, unless saved states already hold it: a later request that displaces it
+        then has nothing to copy first (``_restore_best`` saves only what no state covers)."""
+        llm, s = self.llm, self.settings
+        if llm.n_tokens < s.save_min_tokens:
             return
-        if self.disk.covers(llm._input_ids[: llm.n_tokens].tolist()):
+        tokens = llm._input_ids[: llm.n_tokens].tolist()
+        ram = s.state_cache_mb > 0 and not self.states.covers(tokens)
+        disk = self.disk is not None and not self.disk.covers(tokens)
+        if not (ram or disk):
             return
         key, buf, n = self._copy_state()
         if n:
-            self.disk.save(key, buf, n)
+            if ram:
+                self.states.put(key, (buf, n), n + 4 * len(key))
+            if disk:
+                self.disk.save(key, buf, n)
 
     def _load_state(self, key: tuple[int, ...], data=None) -> bool:
         import llama_cpp

@@ -3,16 +3,18 @@
 In fill-in-the-middle the text the model is about to write often already stands in the prompt:
 in the suffix (editing in the middle of code that continues below), in the repository context (a
 definition being called) or in the prefix (repetitive code). ``PromptLookup`` finds the latest
-longest earlier occurrence of the last tokens (prompt + generated so far) and proposes the tokens
-that followed it; the backend verifies the draft in one batched model pass and keeps the longest
-prefix that greedy decoding would have produced anyway, so the output never changes.
+longest earlier occurrence of the last tokens (prompt + generated so far, then the sequences of
+recent requests in ``History``: a deleted block is no longer in the prompt) and proposes the
+tokens that followed it; the backend verifies the draft in one batched model pass and keeps the
+longest prefix that greedy decoding would have produced anyway, so the output never changes.
 
-``DraftPolicy`` decides how many tokens to draft so that drafting pays: a drafted token costs a
-fraction ``c`` of a one-token pass (small on a bandwidth-bound 3B, ~0.5 on the compute-bound
-sc2-tiny), and the i-th drafted token only helps if the i first ones are all accepted, which
-happens with probability ``q ** i`` where ``q`` is the measured acceptance rate for matches of
-that length. The draft stops where ``q ** i <= c``. Both figures are measured while running
-(exponential moving averages), starting from cautious priors.
+``DraftPolicy`` decides how many tokens to draft so that drafting pays: a row of a pass costs a
+fraction ``c`` of a one-token pass (small on a bandwidth-bound 3B, ~0.2 on sc2-tiny without
+flash attention), the rows a pass has anyway are free, and the i-th drafted token only helps if
+the i first ones are all accepted, which happens with probability ``q ** i`` where ``q`` is the
+measured acceptance rate for matches of that length. The draft stops where ``q ** i`` no longer
+beats ``c`` times the tokens a unit of pass cost gives now. The figures are measured while
+running (exponential moving averages), starting from cautious priors.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ import numpy as np
 
 from ..core.healing import advance
 
-#: longest match looked for (tokens); matches this long or longer share one statistics bucket
+#: matches this long or longer share one statistics bucket (tokens)
 MAX_MATCH = 4
+#: longest match looked for: a longer match picks, among earlier occurrences, the one that goes on
+#: like the text now (the statistics bucket stays MAX_MATCH)
+LONGEST_MATCH = 12
 #: priors for the acceptance rate of a drafted token, by match length 1, 2, 3, 4+
 _PRIOR_Q = (0.2, 0.4, 0.55, 0.7)
 #: weight of the priors and decay of the statistics (in drafted tokens)
@@ -34,53 +39,125 @@ _PRIOR_N = 8.0
 _DECAY = 0.97
 
 
-class PromptLookup:
-    """The token history (prompt, then generated tokens) and n-gram lookups in it."""
+def _pairs(buf: np.ndarray, n: int) -> np.ndarray:
+    """pairs[i] = (buf[i - 1], buf[i]) as one number (-1 at 0): a 2-token match is one comparison."""
+    out = np.empty(max(len(buf), 1), dtype=np.int64)
+    out[0] = -1
+    out[1: n] = (buf[: n - 1] << 20) | buf[1: n]
+    return out
 
-    def __init__(self, prompt: list[int], capacity: int):
+
+def _match(hay: np.ndarray, pairs: np.ndarray, end: int, tail: np.ndarray, min_match: int) -> tuple[int, int]:
+    """(position after the best match of ``tail``'s end among ``hay[:end]``, match length): the
+    longest match (up to LONGEST_MATCH), the latest of those; (-1, 0) below ``min_match``."""
+    t = len(tail)
+    if end <= 0 or t == 0:
+        return -1, 0
+    if t >= 2:
+        cand = np.flatnonzero(pairs[1: end] == (int(tail[-2]) << 20 | int(tail[-1]))) + 1
+        length = 2
+    else:
+        cand = np.empty(0, dtype=np.int64)
+    if not len(cand):
+        if min_match > 1:
+            return -1, 0
+        cand = np.flatnonzero(hay[:end] == tail[-1])
+        length = 1
+        if not len(cand):
+            return -1, 0
+    else:
+        while length < min(LONGEST_MATCH, t):
+            if len(cand) == 1:  # one candidate left: its match length in one comparison
+                c, most = int(cand[0]), min(LONGEST_MATCH, t, int(cand[0]) + 1)
+                same = hay[c - most + 1: c + 1][::-1] == tail[::-1][:most]
+                length = most if same.all() else int(np.argmin(same))
+                break
+            prev = cand - length
+            ok = prev >= 0
+            ok[ok] = hay[prev[ok]] == tail[-1 - length]
+            if not ok.any():
+                break
+            cand = cand[ok]
+            length += 1
+    if length < min_match:
+        return -1, 0
+    return int(cand[-1]) + 1, length
+
+
+class History:
+    """Token sequences of recent requests (prompt and generated tokens), a draft source beside the
+    current prompt: text the user deleted or a suggestion asked for again is no longer in the
+    prompt but stood in an earlier one. A sequence that only extends the latest one (typing along)
+    replaces it, so the sequences kept differ by more than a keystroke."""
+
+    def __init__(self, entries: int = 3, max_tokens: int = 16384):
+        self.entries, self.max_tokens = entries, max_tokens
+        self.seqs: list[np.ndarray] = []
+        self.hay = np.empty(0, dtype=np.int64)
+        self.pairs = np.empty(1, dtype=np.int64)
+
+    def add(self, tokens: Sequence[int]) -> None:
+        seq = np.asarray(tokens, dtype=np.int64)[-self.max_tokens // self.entries:]
+        if self.seqs:
+            last = self.seqs[-1]
+            m = min(len(last), len(seq))
+            diff = np.flatnonzero(last[:m] != seq[:m])
+            common = int(diff[0]) if len(diff) else m
+            if len(last) - common < 32:  # the latest holds little that this one lacks
+                self.seqs.pop()
+        self.seqs = (self.seqs + [seq])[-self.entries:]
+        sep = np.full(1, -1, dtype=np.int64)  # never matches: no draft runs from one into the next
+        parts = [p for s in self.seqs for p in (s, sep)]
+        self.hay = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        self.pairs = _pairs(self.hay, len(self.hay))
+
+    def clear(self) -> None:
+        self.seqs = []
+        self.hay = np.empty(0, dtype=np.int64)
+        self.pairs = np.empty(1, dtype=np.int64)
+
+
+class PromptLookup:
+    """The token history (prompt, then generated tokens) and n-gram lookups in it (and in the
+    sequences of earlier requests, ``history``)."""
+
+    def __init__(self, prompt: list[int], capacity: int, history: History | None = None):
         self.buf = np.empty(len(prompt) + capacity + 1, dtype=np.int64)
         self.buf[: len(prompt)] = prompt
         self.n = len(prompt)
-        #: pairs[i] = (buf[i - 1], buf[i]) as one number: a 2-token match is one comparison
-        self.pairs = np.empty_like(self.buf)
-        self.pairs[0] = -1
-        self.pairs[1: self.n] = (self.buf[: self.n - 1] << 20) | self.buf[1: self.n]
+        self.pairs = _pairs(self.buf, self.n)
+        self.history = history
 
     def push(self, tok: int) -> None:
         if self.n < len(self.buf):
             self.buf[self.n] = tok
-            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | tok) if self.n else -1
+            self.pairs[self.n] = (int(self.buf[self.n - 1]) << 20 | int(tok)) if self.n else -1
             self.n += 1
 
     def lookup(self, max_len: int, min_match: int = 1) -> tuple[list[int], int]:
         """(up to ``max_len`` tokens that followed the best earlier match of the history's end,
-        match length); the best match is the longest (up to ``MAX_MATCH``), the latest of those;
-        nothing when the longest match is shorter than ``min_match``."""
+        match length); the best match is the longest (up to ``LONGEST_MATCH``), the latest of
+        those, in this request's tokens first and else in earlier requests' (a longer match
+        there wins); nothing when the longest match is shorter than ``min_match``."""
         h, n = self.buf, self.n
-        if n < 3 or max_len <= 0:
+        if n < 1 or max_len <= 0:
             return [], 0
-        cand = np.flatnonzero(self.pairs[: n - 1] == self.pairs[n - 1])  # earlier 2-token matches
-        length = 2
-        if not len(cand):
-            if min_match > 1:
-                return [], 0
-            cand = np.flatnonzero(h[: n - 1] == h[n - 1])
-            if not len(cand):
-                return [], 0
-            length = 1
-        else:
-            while length < MAX_MATCH:
-                prev = cand - length
-                ok = prev >= 0
-                ok[ok] = h[prev[ok]] == h[n - 1 - length]
-                if not ok.any():
-                    break
-                cand = cand[ok]
-                length += 1
-        if length < min_match:
+        tail = h[max(0, n - LONGEST_MATCH): n]
+        start, length = _match(h, self.pairs, n - 1, tail, min_match)
+        src = h
+        hist = self.history
+        if hist is not None and len(hist.hay) and length < LONGEST_MATCH:
+            hstart, hlength = _match(hist.hay, hist.pairs, len(hist.hay) - 1, tail, max(min_match, length + 1))
+            if hlength > length:
+                start, length, src = hstart, hlength, hist.hay
+        if length == 0:
             return [], 0
-        start = int(cand[-1]) + 1
-        return h[start: min(n, start + max_len)].tolist(), length
+        end = n if src is h else len(src)
+        out = src[start: min(end, start + max_len)]
+        if src is not h:
+            stop = np.flatnonzero(out < 0)  # a sequence's end
+            out = out[: stop[0]] if len(stop) else out
+        return out.tolist(), length
 
 
 @dataclass
@@ -88,12 +165,17 @@ class DraftPolicy:
     """How many tokens to draft: measured acceptance by match length against measured pass cost."""
 
     max_draft: int = 8
-    #: cost of one more token in a pass, as a fraction of a one-token pass (measured; this is the prior)
+    #: cost of one more row in a pass, as a fraction of a pass over one token (measured; this is the prior)
     extra_cost: float = 0.3
-    one_ms: float = 0.0  #: EMA of the time of a one-token pass
+    one_ms: float = 0.0  #: EMA of the time of a pass over one token (``base_rows`` rows)
     adaptive: bool = True  #: learn acceptance and cost while running (False: keep the figures given)
+    #: rows of a pass over one token: 2 where every pass is computed as a batch (the second row is
+    #: then a drafted token for free, or a row thrown away)
+    base_rows: int = 1
     accepted: list[float] = field(default_factory=lambda: [q * _PRIOR_N for q in _PRIOR_Q])
     tested: list[float] = field(default_factory=lambda: [_PRIOR_N] * len(_PRIOR_Q))
+    #: EMA of tokens per unit of pass cost (a one-token pass = 1): a drafted token must beat it
+    gain: float = 1.0
 
     def rate(self, match: int) -> float:
         b = min(match, len(_PRIOR_Q)) - 1
@@ -107,15 +189,20 @@ class DraftPolicy:
         return MAX_MATCH + 1
 
     def length(self, match: int, room: int) -> int:
-        """Tokens worth drafting after a match of ``match`` tokens (at most ``room``)."""
+        """Tokens worth drafting after a match of ``match`` tokens (at most ``room``): the rows a
+        pass has anyway (``base_rows - 1``) are free, each further i-th one pays while the chance
+        that all i drafted tokens are accepted (rate ** i) beats its cost in tokens (the cost of
+        a row times the tokens a unit of pass cost gives now)."""
         if match <= 0 or room <= 0:
             return 0
+        free = self.base_rows - 1
         q = self.rate(match)
-        c = max(self.extra_cost, 1e-3)
+        c = max(self.extra_cost * self.gain, 1e-3)
         if q <= c:
-            return 0
-        n = int(math.log(c) / math.log(q)) if q < 1 else self.max_draft
-        return max(0, min(n, self.max_draft, room))
+            n = 0
+        else:
+            n = int(math.log(c) / math.log(q)) if q < 1 else self.max_draft
+        return max(0, min(max(n, free), self.max_draft, room))
 
     def record(self, match: int, drafted: int, accepted: int) -> None:
         """A draft of ``drafted`` tokens after a ``match``-token match had ``accepted`` accepted."""
@@ -126,14 +213,21 @@ class DraftPolicy:
         self.accepted[b] = self.accepted[b] * _DECAY ** tested + accepted
         self.tested[b] = self.tested[b] * _DECAY ** tested + tested
 
+    def passed(self, rows: int, tokens: int) -> None:
+        """A pass over ``rows`` rows gave ``tokens`` tokens."""
+        if self.adaptive:
+            cost = 1.0 + self.extra_cost * max(0, rows - self.base_rows)
+            self.gain = 0.95 * self.gain + 0.05 * tokens / cost
+
     def timed(self, size: int, ms: float) -> None:
-        """A model pass over ``size`` tokens took ``ms``: update the cost estimates."""
+        """A model pass over ``size`` rows took ``ms``: update the cost estimates."""
         if not self.adaptive:
             return
-        if size == 1:
+        base = self.base_rows
+        if size <= base:
             self.one_ms = ms if self.one_ms <= 0 else 0.9 * self.one_ms + 0.1 * ms
         elif self.one_ms > 0:
-            extra = max(0.0, (ms - self.one_ms) / (size - 1) / self.one_ms)
+            extra = max(0.0, (ms - self.one_ms) / (size - base) / self.one_ms)
             self.extra_cost = 0.9 * self.extra_cost + 0.1 * min(extra, 2.0)
 
 
@@ -175,7 +269,7 @@ class Run:
     def emit(self, tok: int) -> str | None:
         """Add a generated token; the stop reason if it ends the generation."""
         b = self.backend
-        if b._is_eog(b.llm._model.vocab, tok):
+        if b.is_eog(tok):
             return "stop"
         self.add(tok)
         text = self._decoded()

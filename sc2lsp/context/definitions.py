@@ -12,7 +12,7 @@ import re
 from . import render
 from .index import FileEntry
 from .languages import spec
-from .names import _line_names, _Resolver, names_near_cursor
+from .names import _line_names, _Resolver, names_near_cursor, subwords, words_near_cursor
 from .request import Candidate, Request
 from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 
@@ -25,6 +25,8 @@ CHARS_PER_TOKEN_MAX = 10
 def tokens_over(req: Request, text: str, limit: int) -> bool:
     """Whether ``text`` has more than ``limit`` tokens; a long text is not tokenized to find out
     (a 180-line class costs milliseconds in a real tokenizer)."""
+    if len(text) <= limit and text.isascii():
+        return False  # a token is at least one byte
     return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
 
 
@@ -35,12 +37,13 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     whole = render.full(entry, d)
     if tokens_over(req, whole.text, req.options.max_definition_tokens):
         whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
-    short = render.elided(entry, d)  # signature (and doc) first; the rest when the budget has room
-    if short.text == whole.text:
-        short = None
+    short = render.elided(entry, d)  # signature and doc, then the rest, when the budget has room
+    if short.text == whole.text or not d.doc:
+        short = None  # (without a doc it says no more than the signature alone)
     head = render.container_header(entry, d)
     extra = (head,) if head is not None else ()
-    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None)
+    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
+                     extra + (render.brief(entry, d),))
 
 
 def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
@@ -68,7 +71,42 @@ def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]
     around = near[on_line:]
     mixed = [k for pair in zip(around, ranked) for k in pair] + around[len(ranked):] + ranked[len(around):]
     by_use = sorted(qualifiers, key=lambda q: (-qualifiers[q], q))
-    return list(dict.fromkeys(near[:on_line] + unused + mixed)), by_use
+    about = _about_here(req, resolver, unused + ranked, _qualifiers(near, resolver, by_use))
+    return list(dict.fromkeys(near[:on_line] + unused + about + mixed)), by_use
+
+
+def _qualifiers(near, resolver: "_Resolver", by_use: list[str]) -> list[str]:
+    """The modules and objects whose members may be named next: those used as qualifiers near the
+    cursor, then elsewhere in the file (the most used first), then the imported objects (``out =
+    Output()``) the file has not used as qualifiers yet."""
+    objects = [b for b, imp in resolver.bindings.items() if imp.name is not None and b[:1].islower()]
+    return list(dict.fromkeys([q for _, q in near if q in resolver.bindings] + by_use + objects))
+
+
+#: Members of one module or object compared with the words around the cursor.
+MEMBERS_SCORED = 200
+
+
+def _about_here(req: Request, resolver: "_Resolver", keys: list, quals: list[str]) -> list:
+    """The imported names and members (of ``quals``) whose words are those of the lines around the
+    cursor (``# create the progress bars`` -> ``_create_progress_bar``; ``offline mode is enabled``
+    -> ``constants.is_offline_mode``): two words in common, or every word of a short name; the
+    most words in common first."""
+    here = words_near_cursor(req)
+    if not here:
+        return []
+    found = list(keys)
+    for qual in quals:
+        req.check()
+        found += [(d.name, qual) for d in _members_of(req, resolver, qual)[1][:MEMBERS_SCORED]]
+    scored = []
+    for i, (name, qual) in enumerate(dict.fromkeys(found)):
+        imp = resolver.bindings.get(name) if qual is None else None
+        words = subwords(name) | (subwords(imp.name) if imp is not None and imp.name else frozenset())
+        hit = len(words & here)
+        if hit >= 2 or (hit and hit == len(words)):
+            scored.append((-hit, i, (name, qual)))
+    return [k for *_, k in sorted(scored)]
 
 
 #: Uses of an imported name counted when ranking the file's other imports (the most used first).
@@ -114,18 +152,19 @@ def definitions_provider(req: Request) -> list[Candidate]:
     resolver = _Resolver(req)
     out: list[Candidate] = []
     guesses: list[Candidate] = []
+    values: list[Candidate] = []  # ``NAME = ...``: nothing the file does not say yet until the value fits
     seen: set[tuple[str, int]] = set()
     spent = 0
     near = names_near_cursor(req, resolver.bindings)
     first, qualifiers = _query_names(req, resolver, near)
     cap = req.budget * req.options.shares.get("definitions", 1.0)
 
-    def take(c: Candidate, guess: bool = False) -> bool:
+    def take(c: Candidate, guess: bool = False, value: bool = False) -> bool:
         nonlocal spent
-        cost = sum(req.count(s.text) for s in (c.compact or c.snippets))
+        cost = sum(req.count(s.text) for s in c.tiers()[0])
         if req.budget and cost > cap:
             return False  # can never fit: it must not use up the ranking's room either
-        (guesses if guess else out).append(c)
+        (guesses if guess else values if value and _value_only(c) else out).append(c)
         spent += cost
         return req.enough(spent)
 
@@ -133,12 +172,14 @@ def definitions_provider(req: Request) -> list[Candidate]:
         for name, qual in keys:
             req.check()
             found, how = resolver.resolve(name, qual)
-            for d in found[: req.options.per_name]:
+            for d in _one_per_file(found)[: req.options.per_name]:
                 if (d.path, d.start_line) in seen or req.in_window(d.path, d.start_line, d.end_line):
                     continue
                 seen.add((d.path, d.start_line))
                 c = _definition_candidate(req, d, how)
-                if c is not None and take(c, how.endswith(" by name")):
+                # a value is only its name (said already) unless the file reaches into it (``provider.f()``)
+                value = d.kind in VALUE_KINDS and qual is None and name not in qualifiers
+                if c is not None and take(c, how.endswith(" by name"), value):
                     return True
         return False
 
@@ -146,23 +187,43 @@ def definitions_provider(req: Request) -> list[Candidate]:
         # ``util.parse(...)`` above: the line being written may call another member of ``util``;
         # then the other modules and objects the file uses as qualifiers, the most used first
         # and last the imported objects the file has not used as qualifiers yet (``out = Output()``)
-        objects = [b for b, imp in resolver.bindings.items() if imp.name is not None and b[:1].islower()]
-        for qual in dict.fromkeys([q for _, q in near if q in resolver.bindings] + qualifiers + objects):
+        for qual in _qualifiers(near, resolver, qualifiers):
             entry, defs = _members_of(req, resolver, qual)
             for d in defs:
                 req.check()
                 if (d.path, d.start_line) in seen:
                     continue
                 seen.add((d.path, d.start_line))
-                head = render.container_header(entry, d)
-                if take(Candidate(d.path, ((head,) if head else ()) + (render.elided(entry, d),), f"member of {qual}")):
+                head = (render.container_header(entry, d),)
+                head = head if head[0] is not None else ()
+                if take(Candidate(d.path, head + (render.elided(entry, d),), f"member of {qual}",
+                                  brief=head + (render.brief(entry, d),))):
                     return True
         return False
 
     names(first)
     spent = 0  # members get their own room: long signatures above must not crowd them out
     members()
-    return out + guesses
+    return out + values + guesses
+
+
+def _one_per_file(found: list[Definition]) -> list[Definition]:
+    """The first definition of a name in each file: overloads (TypeScript's signatures before the
+    implementation, ``@overload``) say the same name twice, and one signature shows how it is
+    called."""
+    paths: set[str] = set()
+    out = []
+    for d in found:
+        if d.path not in paths:
+            paths.add(d.path)
+            out.append(d)
+    return out
+
+
+def _value_only(c: Candidate) -> bool:
+    """A value whose shortest form leaves its value out (``NAME = ...``): it says no more than the
+    import or the use that named it, so it comes after every function and type."""
+    return c.brief is not None and c.brief[-1].text.endswith("= ...")
 
 
 def prepare_definitions(req: Request, limit: int = 400) -> int:
@@ -173,28 +234,52 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     resolver = _Resolver(req)
     done = 0
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
+    quals = []
     for qual in resolver.bindings:
-        keys += list(_member_uses(req, qual, limit).keys())
+        uses = list(_member_uses(req, qual, limit).keys())
+        keys += uses
+        quals += [qual] if uses else []
     for name, qual in keys:
         found, _ = resolver.resolve(name, qual)
         for d in found[: req.options.per_name]:
             c = _definition_candidate(req, d, "")
             if c is not None:
-                for snip in c.compact or c.snippets:
+                for snip in c.tiers()[0]:
                     req.count(snip.text)
             done += 1
             if done >= limit:
                 return done
-    return done
+    # the members the members phase shows (their signatures), up to ``limit`` of them
+    members = 0
+    for qual in _qualifiers([], resolver, quals):
+        entry, defs = _members_of(req, resolver, qual)
+        for d in defs[:MEMBERS_SCORED]:
+            subwords(d.name)  # (memoised: the words ``_about_here`` compares)
+            head = render.container_header(entry, d)
+            for snip in ((head,) if head else ()) + (render.brief(entry, d),):
+                req.count(snip.text)
+            members += 1
+            if members >= limit:
+                return done + members
+    return done + members
 
 
+VALUE_KINDS = frozenset({"variable", "constant"})
 _INSTANCE = re.compile(r"=\s*([A-Z][\w$]*)\s*\(")
 _MEMBER_ORDER = {"function": 0, "method": 0, "class": 1, "struct": 1, "interface": 1, "enum": 1, "type": 2}
 
 
 def _members_of(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry | None, list[Definition]]:
     """What ``qual.<member>`` can name: a module's top-level definitions, a class's members, or
-    the members of the class an imported object is made from (``out = Output()``)."""
+    the members of the class an imported object is made from (``out = Output()``). Memoised per
+    resolver (one request)."""
+    memo = resolver.__dict__.setdefault("_members", {})
+    if qual not in memo:
+        memo[qual] = _find_members(req, resolver, qual)
+    return memo[qual]
+
+
+def _find_members(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry | None, list[Definition]]:
     imp = resolver.bindings[qual]
     files = resolver.module_of(imp)
     if files:
@@ -202,7 +287,7 @@ def _members_of(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry
         if entry is None:
             return None, []
         top = [d for d in entry.definitions if d.container is None and d.kind not in ("variable", "field")]
-        return entry, sorted(top, key=lambda d: (_MEMBER_ORDER.get(d.kind, 3), d.start_line))
+        return entry, sorted(top, key=lambda d: (_private(d.name), _MEMBER_ORDER.get(d.kind, 3), d.start_line))
     found, _ = resolver.resolve(qual, None)
     for d in found[:1]:
         entry = req.index.get(d.path)
@@ -211,9 +296,18 @@ def _members_of(req: Request, resolver: _Resolver, qual: str) -> tuple[FileEntry
         if d.kind in ("variable", "constant"):
             m = _INSTANCE.search(d.signature)
             cls = [c for c in entry.defs_named(m.group(1)) if c.kind in CLASS_LIKE] if m else []
-            if not cls:
-                return entry, []
+            if not cls:  # an object literal's own methods (``export const provider = { f() {...} }``)
+                return entry, [m for m in render.members(entry, d) if m.kind != "field"]
             d = cls[0]
         if d.kind in CLASS_LIKE:
-            return entry, [m for m in render.members(entry, d) if m.kind != "field"]
+            found = [m for m in render.members(entry, d) if m.kind != "field" and _private(m.name) < 2]
+            return entry, sorted(found, key=lambda m: (_private(m.name), m.start_line))
     return None, []
+
+
+def _private(name: str) -> int:
+    """0 for a public name, 1 for ``_private``, 2 for ``__dunder__`` (never written ``obj.__x__()``):
+    what code outside a module or class calls is mostly its public names."""
+    if name.startswith("__") and name.endswith("__"):
+        return 2
+    return 1 if name.startswith(("_", "#")) else 0

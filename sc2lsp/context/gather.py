@@ -63,6 +63,12 @@ __all__ = ["ContextBlock", "ContextOptions", "ContextResult", "assemble", "compl
 _EXECUTOR = ThreadPoolExecutor(max_workers=2 * len(PROVIDERS), thread_name_prefix="sc2lsp-context")
 #: Tokens counted per snippet besides its text: its newline and, at most, an elision line.
 ELISION_TOKENS = 4
+
+
+def _cost(req: Request, s: Snippet) -> int:
+    """A snippet's tokens in a block: its text, its newline and the elision line before it (none
+    before a snippet that shows its own elision, ``render.marked``)."""
+    return req.count(s.text) + (1 if render.marked(s) else ELISION_TOKENS)
 #: How long a late provider may go on in the background before it is stopped.
 BACKGROUND_S = 2.0
 #: ``time_budget_ms`` of a complete gathering (a warm-up, ``sc2lsp context``): no provider is skipped.
@@ -109,6 +115,31 @@ def _fresh(req: Request, path: str, snippets, taken) -> list[Snippet] | None:
     return fresh
 
 
+def _upgrade(req: Request, mine: list[list], cap: int, used: int) -> int:
+    """Longer forms where the share still has room: every pick's next form in rank order (the
+    signatures get their docs before any body is shown in full), then the next. Returns the
+    tokens used."""
+    levels = max((len(p[1].tiers()) for p in mine), default=1)
+    for level in range(1, levels):
+        for pick in mine:
+            c, cur = pick[1], pick[2]
+            tiers = c.tiers()
+            if level >= len(tiers):
+                continue
+            ranges = {(s.start, s.end) for s in cur}
+            nxt = [s for s in tiers[level] if (s.start, s.end) in ranges]
+            if len(nxt) != len(cur) or nxt == cur:
+                continue
+            cur_tokens = sum(_cost(req, s) for s in cur)
+            if sum(len(s.text) for s in nxt) > (cap - used + cur_tokens) * CHARS_PER_TOKEN_MAX:
+                continue  # far too long to fit: not worth tokenizing
+            extra = sum(_cost(req, s) for s in nxt) - cur_tokens
+            if used + extra <= cap:
+                pick[2] = nxt
+                used += extra
+    return used
+
+
 def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) -> list[ContextBlock]:
     o = req.options
     taken: dict[str, list[tuple[int, int]]] = {}  # path -> line ranges already shown
@@ -119,12 +150,12 @@ def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) ->
         cap = min(remaining, int(budget * o.shares.get(name, 0.0)))
         used = 0
         mine: list[list] = []
-        for c in results.get(name, ()):  # first pass: the short form of every candidate that fits
-            fresh = _fresh(req, c.path, c.compact or c.snippets, taken)
+        for c in results.get(name, ()):  # first pass: the shortest form of every candidate that fits
+            fresh = _fresh(req, c.path, c.tiers()[0], taken)
             if fresh is None:
                 continue
             # + the newline and the elision line (``# ...``) a block puts between snippets that do not touch
-            cost = sum(req.count(s.text) + ELISION_TOKENS for s in fresh)
+            cost = sum(_cost(req, s) for s in fresh)
             if (name, c.path) not in headers:
                 cost += req.count(f"{c.path}\n") + 1
             if used + cost > cap:
@@ -133,21 +164,7 @@ def _allocate(req: Request, results: dict[str, list[Candidate]], budget: int) ->
             headers.add((name, c.path))
             taken.setdefault(c.path, []).extend((s.start, s.end) for s in fresh)
             mine.append([name, c, fresh])
-        for pick in mine:  # second pass: full text where the share still has room
-            c, short = pick[1], pick[2]
-            if c.compact is None:
-                continue
-            ranges = {(s.start, s.end) for s in short}
-            full = [s for s in c.snippets if (s.start, s.end) in ranges]
-            if len(full) != len(short):
-                continue
-            short_tokens = sum(req.count(s.text) for s in short)
-            if sum(len(s.text) for s in full) > (cap - used + short_tokens) * CHARS_PER_TOKEN_MAX:
-                continue  # far too long to fit: not worth tokenizing
-            extra = sum(req.count(s.text) for s in full) - sum(req.count(s.text) for s in short)
-            if used + extra <= cap:
-                pick[2] = full
-                used += extra
+        used = _upgrade(req, mine, cap, used)
         remaining -= used
         picks += [tuple(p) for p in mine]
     chosen: dict[tuple[str, str], list[tuple[Snippet, str]]] = {}

@@ -7,6 +7,7 @@ repository when the name is not ambiguous.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -215,3 +216,48 @@ def _closeness(a: str, b: str) -> int:
             break
         n += 1
     return n
+
+
+_SUBWORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+#: Words too common in code to say which definition a line is about.
+_COMMON = frozenset("""get set has the and for with from into this self none null true false str int
+    dict list type types return value values data name names new make args kwargs any optional obj object
+    item items key keys result results func function class def let const var return async await
+    self cls none bool float string number void undefined that then else when what which""".split())
+
+
+@functools.lru_cache(maxsize=65536)
+def subwords(name: str) -> frozenset[str]:
+    """The words of an identifier (``_create_progress_bar``, ``isOfflineMode``), lowercased, a
+    plural ``s`` dropped, short and very common words left out."""
+    out = set()
+    for w in _SUBWORD.findall(name):
+        w = w.lower()
+        if len(w) >= 3 and w not in _COMMON:
+            out.add(w[:-1] if w.endswith("s") and not w.endswith("ss") and len(w) > 3 else w)
+    return frozenset(out)
+
+
+def words_near_cursor(req: Request, above: int = 4, below: int = 4) -> frozenset[str]:
+    """The words (``subwords``) of the lines around the cursor, comments and strings included:
+    what the code there is about (``# create the progress bars``, ``offline mode is enabled``)."""
+    text, off = req.text, req.offset
+    start = off
+    for _ in range(above + 1):
+        start = text.rfind("\n", 0, start - 1) if start > 0 else -1
+        if start < 0:
+            break
+    end = off
+    for _ in range(below + 1):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+    return _words(text[max(0, start):end])
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset().union(*(subwords(w) for w in _IDENT_OR_WORD.findall(text)))
+
+
+_IDENT_OR_WORD = re.compile(r"[A-Za-z_$][\w$]*")

@@ -8,6 +8,7 @@ that do not touch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .index import FileEntry
@@ -67,6 +68,80 @@ def elided(entry: FileEntry, d: Definition) -> Snippet:
     return Snippet(d.start_line, d.end_line, "\n".join(head + [f"{inner}{comment(entry)} ..."] + tail))
 
 
+#: Signatures longer than this (lines) are not joined into one line by ``brief``.
+JOIN_MAX_LINES = 40
+_VALUE_KINDS = frozenset({"variable", "constant", "field"})
+
+
+def _joined(head: list[str], entry: FileEntry) -> list[str]:
+    """A signature spread over several lines as one line (the newlines and indentation cost a
+    token or two per parameter); kept as it is when a line holds a comment."""
+    if len(head) < 2 or len(head) > JOIN_MAX_LINES or any(comment(entry) in h or "/*" in h for h in head):
+        return head
+    one = head[0].rstrip()
+    for h in head[1:]:
+        h = h.strip()
+        if not h:
+            continue
+        sep = "" if one.endswith(("(", "[", "{", "<")) or h.startswith((")", "]", "}", ">", ",")) else " "
+        one += sep + h
+    for a, b in ((",)", ")"), (",]", "]"), (", }", " }"), (",>", ">")):
+        one = one.replace(a, b)
+    return [one]
+
+
+_ASSIGN = re.compile(r"(?<![=!<>])=(?![=>])")
+#: A value that is a function or class: its first line is its signature.
+_FUNCTION_VALUE = re.compile(r"(?:async\s+)?(?:function\b|class\b|lambda\b|\([^()]*\)\s*(?::[^=]*)?=>|[\w$]+\s*=>)")
+
+
+#: A value up to this long is kept in a value's shortest form (``DEFAULT_REVISION = "main"``).
+SHORT_VALUE = 24
+
+
+def _value_head(line: str, more: bool) -> str:
+    """``NAME: type = ...``: a value's name and declared type, its value left out unless it is short
+    (a function or class assigned to the name is kept: that is its signature)."""
+    m = _ASSIGN.search(line)
+    if m is None:
+        return line.rstrip()
+    value = line[m.end():].strip()
+    if (len(value) <= SHORT_VALUE and not more) or _FUNCTION_VALUE.match(value):
+        return line.rstrip()
+    return f"{line[:m.end()].rstrip()} ..."
+
+
+def brief(entry: FileEntry, d: Definition) -> Snippet:
+    """The signature alone, on one line where it can be (``def f(a, b) -> T: ...``,
+    ``function f(a) { ... }``, a value's first line): the densest form that still says what the
+    name is and how it is called. The line range is the whole definition's."""
+    lines = entry.lines
+    if d.start_line >= len(lines):
+        return full(entry, d)
+    first = lines[d.start_line]
+    if d.kind in _VALUE_KINDS:
+        return Snippet(d.start_line, d.end_line, _value_head(first, d.end_line > d.start_line))
+    if d.end_line == d.start_line:
+        return full(entry, d)
+    if d.body_line <= d.start_line or d.body_line > d.end_line:
+        if d.end_line - d.start_line < JOIN_MAX_LINES and not first.rstrip().endswith(("{", ":")):
+            # a declaration without a body over several lines (an overload, a type): joined
+            one = _joined(lines[d.start_line:d.end_line + 1], entry)
+            if len(one) == 1:
+                return Snippet(d.start_line, d.end_line, one[0])
+        if is_python(entry) or not first.rstrip().endswith("{"):
+            return Snippet(d.start_line, d.end_line, f"{first.rstrip()} ...")
+        return Snippet(d.start_line, d.end_line, f"{first.rstrip()} /* ... */ }}")
+    if is_python(entry):
+        head = [h for h in lines[d.start_line:d.body_line] if not h.lstrip().startswith("#")]
+        text = "\n".join(_joined(head, entry)).rstrip()
+        return Snippet(d.start_line, d.end_line, f"{text} ..." if text.endswith(":") else f"{text}\n{_indent(first)}    ...")
+    text = "\n".join(_joined(lines[d.start_line:d.body_line + 1], entry)).rstrip()
+    if text.endswith("{"):
+        return Snippet(d.start_line, d.end_line, f"{text} /* ... */ }}")
+    return Snippet(d.start_line, d.end_line, text)
+
+
 def members(entry: FileEntry, d: Definition) -> list[Definition]:
     return [m for m in entry.definitions
             if m.container == d.name and d.start_line < m.start_line and m.end_line <= d.end_line]
@@ -101,12 +176,19 @@ def container_header(entry: FileEntry, d: Definition) -> Snippet | None:
     return None
 
 
+def marked(s: Snippet) -> bool:
+    """Whether the snippet shows its own elision (``def f(x): ...``, ``f() { /* ... */ }``): no
+    elision line goes before it in a block."""
+    return s.text.rstrip().endswith(("...", "... */ }"))
+
+
 def join(entry: FileEntry, snippets: list[Snippet]) -> str:
-    """Snippets of one file in line order, with an elision line between ranges that do not touch."""
+    """Snippets of one file in line order, with an elision line between ranges that do not touch
+    (unless the snippet after the gap shows its own elision)."""
     out: list[str] = []
     last_end = None
     for s in sorted(snippets, key=lambda s: (s.start, s.end)):
-        if last_end is not None and s.start > last_end + 1:
+        if last_end is not None and s.start > last_end + 1 and not marked(s):
             first = s.text.split("\n", 1)[0]
             out.append(f"{_indent(first)}{comment(entry)} ...")
         out.append(s.text)

@@ -71,6 +71,12 @@ class Candidate:
     snippets: tuple[Snippet, ...]
     reason: str
     compact: tuple[Snippet, ...] | None = None  #: a shorter rendering used when the full one does not fit
+    brief: tuple[Snippet, ...] | None = None  #: the shortest (signatures only), what every candidate gets first
+
+    def tiers(self) -> list[tuple[Snippet, ...]]:
+        """Its renderings, shortest first (each one line range for line range the same)."""
+        out = [t for t in (self.brief, self.compact) if t is not None and t != self.snippets]
+        return list(dict.fromkeys(out)) + [self.snippets]
 
 
 class Late(Exception):

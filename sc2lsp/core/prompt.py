@@ -97,15 +97,18 @@ def repository_sample(
     fim_rate: float = 0.5,
     spm_rate: float = 0.5,
     metadata_rate: float = 0.5,
+    shuffle: bool = True,
 ) -> str:
     """One training document in StarCoder2's repository format.
 
-    Files are shuffled; with probability ``1 - metadata_rate`` the repository name and paths
+    Files are shuffled (``shuffle=False``: kept in the given order, e.g. the files a file uses
+    before it, as the server's prompt has them); with probability ``1 - metadata_rate`` the repository name and paths
     are left out (``<file_sep>code1<file_sep>code2``); each file fragment is FIM-transformed
     with probability ``fim_rate`` (the ``<repo_name>`` part never is).
     """
     files = list(files)
-    rng.shuffle(files)
+    if shuffle:
+        rng.shuffle(files)
     metadata = rng.random() < metadata_rate
     parts = [repo_header(repo)] if (metadata and repo) else []
     for f in files:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from sc2lsp.attribution import AttributionIndex, Document, add_to_index, build_index
-from sc2lsp.attribution.hashing import WINDOW, window_hash_reference, window_hashes
+from sc2lsp.attribution.build import DEFAULT_STRIDE, MAX_STRIDE
+from sc2lsp.attribution.hashing import GUARANTEE, WINDOW, window_hash_reference, window_hashes
 from sc2lsp.attribution.licenses import identify, spdx_header
 from sc2lsp.attribution.normalize import normalize, normalize_with_offsets, raw_span
 from sc2lsp.errors import UserError
@@ -132,7 +133,7 @@ def test_window_hashes_match_the_reference_and_stride():
     assert len(h) == len(t) - WINDOW + 1
     for i in range(0, len(h), 97):
         assert int(h[i]) == window_hash_reference(t[i : i + WINDOW])
-    assert np.array_equal(window_hashes(t, 25), h[::25])
+    assert np.array_equal(window_hashes(t, DEFAULT_STRIDE), h[::DEFAULT_STRIDE])
     assert len(np.unique(h)) > 0.99 * len(h)
     assert len(window_hashes("short")) == 0
 
@@ -190,7 +191,7 @@ def test_any_copy_of_74_chars_is_found(index, corpus):
     junk = "\u2603\u2603\u2603"
     for trial in range(300):
         d = rng.choice(docs)
-        length = rng.randint(74, 200)
+        length = rng.randint(GUARANTEE, 200)
         a = rng.randint(0, len(d) - length)
         copy = d[a : a + length]
         q = junk + copy + junk
@@ -243,7 +244,7 @@ def test_postings_capped_per_hash_keep_the_total_count(tmp_path):
     spans = AttributionIndex.open(tmp_path / "idx").check("\u2603\n" + shared, stats=st)
     assert len(spans) == 1 and spans[0].kind == "common" and not spans[0].documents_exact
     assert 25 <= spans[0].documents <= 35  # from the capped hashes' totals, not the 4 postings kept
-    assert st["verified"] <= 4 * len(shared) // 25 + 4
+    assert st["verified"] <= 4 * len(shared) // DEFAULT_STRIDE + 4
 
 
 def test_identical_files_are_verified_once_and_all_listed(tmp_path):
@@ -362,4 +363,4 @@ def test_damaged_indexes_give_one_clear_error(tmp_path, index):
     with pytest.raises(UserError, match="JSON"):
         AttributionIndex.open(d)
     with pytest.raises(UserError, match="stride"):
-        build_index([Document(path="a", text="x" * 100)], tmp_path / "s", stride=26)
+        build_index([Document(path="a", text="x" * 100)], tmp_path / "s", stride=MAX_STRIDE + 1)

@@ -4,7 +4,7 @@ The exactness test runs sc2-tiny through real llama.cpp at hundreds of positions
 (this repository's sources and standard library modules), with a drafting policy that drafts at
 every step (so rejections, partial acceptances and KV rollbacks all happen), with and without
 token healing, with single-line stops, and checks the text and stop reason against the same
-backend settings without speculation.
+backend settings without speculation (flash attention off, every pass computed as a batch).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
-from sc2lsp.backends.speculative import DraftPolicy, PromptLookup
+from sc2lsp.backends.speculative import DraftPolicy, History, PromptLookup
 from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.core.tokens import STOP_TOKENS
 
@@ -35,6 +35,22 @@ def test_lookup_finds_the_longest_latest_match():
     lk.push(3)  # now "1 2 3" matches the first occurrence, longer
     assert lk.lookup(4) == ([9, 9, 1, 2], 3)
     assert PromptLookup([1, 2, 3], capacity=2).lookup(4) == ([], 0)  # 3 never occurred before
+    lk = PromptLookup(list(range(20)) + [7, 8, 9, 50, 51], capacity=4)
+    assert lk.lookup(3) == ([], 0)  # 51 never occurred before
+    lk.push(7)  # "50 51 7": a 1-token match at 7 (followed by 8 9 10 and 8 9 50)
+    assert lk.lookup(3) == ([8, 9, 50], 1)
+
+
+def test_lookup_drafts_from_earlier_requests():
+    block = list(range(100, 140))
+    hist = History()
+    hist.add([1, 2] + block + [8])  # an earlier prompt held the block
+    hist.add([1, 2, 9])  # then it was deleted: this sequence lacks much of the other, both are kept
+    prompt = [1, 2, 9, 5, 100, 101]
+    assert PromptLookup(prompt, capacity=4).lookup(4) == ([], 0)  # "101" occurs nowhere before
+    assert PromptLookup(prompt, capacity=4, history=hist).lookup(4) == ([102, 103, 104, 105], 2)
+    hist.add([1, 2, 9, 10])  # typing along: replaces its predecessor, keeps the block's sequence
+    assert [len(s) for s in hist.seqs] == [43, 4]
 
 
 def test_policy_drafts_only_where_it_pays():
@@ -50,6 +66,8 @@ def test_policy_drafts_only_where_it_pays():
     for _ in range(200):
         p.record(3, drafted=4, accepted=4)
     assert p.length(3, room=10) == 8
+    free = DraftPolicy(max_draft=8, extra_cost=0.6, adaptive=False, base_rows=2)
+    assert free.length(1, room=100) == 1  # a pass has a second row anyway: a one-token guess is free
 
 
 def _positions(n: int) -> list[tuple[str, str, str]]:
@@ -74,9 +92,10 @@ def _positions(n: int) -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
-    plain = LlamaCppBackend(TINY, LlamaSettings(speculative=False, flash_attn=True))
-    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True, flash_attn=True))
-    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False)  # draft at every step
+    plain = LlamaCppBackend(TINY, LlamaSettings(speculative=False, stable_rows=True))
+    spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
+    assert not spec.flash_attn and spec._pad
+    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False, base_rows=2)  # draft at every step
     drafted = accepted = passes = tokens = 0
     mismatches = []
     for i, (name, prefix, suffix) in enumerate(_positions(240)):
@@ -100,14 +119,15 @@ def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
 
 def test_speculation_is_on_by_default_only_for_large_models(tmp_path):
     tiny = LlamaCppBackend(TINY)
-    assert not tiny.speculative and not tiny.flash_attn  # compute-bound: drafting would not pay
+    assert not tiny.speculative and not tiny.flash_attn and not tiny._pad
     forced = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
-    assert forced.speculative and forced.flash_attn  # exactness needs flash attention
+    # exactness without flash attention: every pass a batch (2+ rows)
+    assert forced.speculative and not forced.flash_attn and forced._pad
 
 
 def test_speculation_keeps_time_caps_cancellation_and_stops():
     spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
-    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False)
+    spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False, base_rows=2)
     src = (ROOT / "sc2lsp" / "config.py").read_text()
     off = src.index("    def model_key(self)")
     prompt = infill_prompt(src[off - 2000:off], src[off:off + 1500], path="config.py")

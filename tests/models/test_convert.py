@@ -140,7 +140,10 @@ def hf_model(hf_dir):
 def llama(path: Path, **kw):
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=512, n_threads=2, verbose=False, **kw)
+    from sc2lsp.backends.llama_cpp import repacking
+
+    with repacking(False):  # as the backend loads it (repacking crashes on AMX CPUs)
+        return Llama(model_path=str(path), n_ctx=512, n_threads=2, verbose=False, **kw)
 
 
 def hf_logits(model, ids: list[int]) -> np.ndarray:

@@ -5,6 +5,8 @@ and ``shutdown`` (model and workspace watchers stopped)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from typing import Any
 
 from lsprotocol import types
@@ -30,6 +32,23 @@ def initialized(ls: Sc2Server, params: types.InitializedParams) -> None:
     ls.pending_messages.clear()
     if ls.engine.model_state == "not loaded":
         ls.engine.start()
+    threading.Thread(target=_prime_converter, args=(ls,), name="sc2lsp-prime", daemon=True).start()
+
+
+def _prime_converter(ls: Sc2Server) -> None:
+    """lsprotocol's converter builds the (un)structuring code of a message type on its first use:
+    ~10 ms for an inline completion request and ~5 ms for its answer here (3x that under load), which
+    the first suggestion after a (re)start would otherwise pay. Built while the model loads."""
+    try:
+        pos = {"line": 0, "character": 0}
+        ls.protocol.structure_message({"jsonrpc": "2.0", "id": 0, "method": types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                       "params": {"textDocument": {"uri": "file:///x"}, "position": pos,
+                                                  "context": {"triggerKind": 1}}})
+        item = types.InlineCompletionItem(insert_text="x", range=types.Range(types.Position(0, 0), types.Position(0, 0)),
+                                          command=types.Command("t", "c", arguments=["u", {"start": pos}, "x"]))
+        ls.protocol._converter.unstructure(types.InlineCompletionResponse(id=0, result=types.InlineCompletionList([item])))
+    except Exception:  # only a head start: the first request builds what is missing
+        logging.getLogger(__name__).debug("priming the LSP converter failed", exc_info=True)
 
 
 def did_change_workspace_folders(ls: Sc2Server, params: types.DidChangeWorkspaceFoldersParams) -> None:
