@@ -99,7 +99,7 @@ def bench_index(repo: Path, workers: int, cache_dir: Path) -> tuple[dict, RepoIn
     cache = SymbolCache(cache_dir)
     r3 = index_workspace(cold, repo, lazy=True, cache=cache)
     t = time.perf_counter()
-    parsed = parse_pending(cold, workers=workers, cache=cache)
+    parsed = parse_pending(cold, workers=workers, cache=cache, root=repo)
     background_s = time.perf_counter() - t
     cache.flush()
     del cold
@@ -240,7 +240,7 @@ def bench_memory(repo: Path, workers: int) -> dict:
     base = tracemalloc.get_traced_memory()[0]
     index_workspace(index, repo, lazy=True)
     lazy = tracemalloc.get_traced_memory()[0] - base
-    parse_pending(index, workers=workers)
+    parse_pending(index, workers=workers, root=repo)
     used = tracemalloc.get_traced_memory()[0] - base
     for p in index.paths():
         index.get(p).symbols  # noqa: B018

@@ -394,6 +394,12 @@ class RepoIndex:
             out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]
         return tuple(out)
 
+    def compact(self) -> None:
+        """Rebuild the name table at its size (a dict keeps the room of keys deleted from it: the
+        candidate names of files parsed since)."""
+        with self._lock:
+            self._by_name = dict(self._by_name)
+
     def unparsed(self) -> list[FileEntry]:
         """Entries still waiting for their parse (in path order)."""
         with self._lock:

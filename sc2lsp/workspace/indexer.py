@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -69,12 +70,21 @@ def _parse_batch(items: list[tuple[str, str]]) -> list[tuple[str, str | None, Fi
     return out
 
 
-def _encode_batch(items: list[tuple[str, str]]) -> list[tuple[str, str, bytes]]:
+def _encode_batch(items: list[tuple[str, str | bytes]], root: str | None = None) -> list[tuple[str, str, bytes]]:
     """(path, cache key, encoded symbols) of files with a grammar (what ``parse_pending``'s worker
-    processes send back: bytes, not objects)."""
+    processes send back: bytes, not objects). With a ``root`` the items are (path, digest of the
+    indexed text) and the file is read here: one whose text is no longer the indexed one is left out."""
     out = []
     for path, text in items:
         language = language_for(path)
+        if root is not None:
+            digest = text
+            try:
+                text = (Path(root) / path).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if text_digest(text) != digest:
+                continue
         key = cache_key(path, language, text_digest(text))
         out.append((path, key, encode(key, extract(path, text, language))))
     return out
@@ -186,18 +196,19 @@ def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCac
 
 
 def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: SymbolCache | None = None,
-                  stop: Callable[[], bool] | None = None) -> int:
+                  stop: Callable[[], bool] | None = None, root: str | Path | None = None) -> int:
     """Parse the index's entries that have no symbols yet (in worker processes when there are
     ``PROCESS_THRESHOLD`` or more) into the symbol cache's compact form: each entry (unless it
     was replaced meanwhile) is filed under its definitions' names and decodes its symbols when
     first used, so the index holds bytes, not objects, for files no request needed; ``cache``
-    also gets the entries. Returns how many were parsed here; ``stop()`` true ends it early."""
+    also gets the entries. Returns how many were parsed here; ``stop()`` true ends it early.
+    ``root``: worker processes read the files from there (and skip those that changed) instead of
+    being sent every text."""
     entries = [e for e in index.unparsed() if e.language is not None]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(entries) >= PROCESS_THRESHOLD else 1
     workers = max(1, min(workers, len(entries) // BATCH + 1))
     by_path = {e.path: e for e in entries}
-    items = [(e.path, e.text) for e in entries]
     done = 0
 
     def put(results: list[tuple[str, str, bytes]]) -> None:
@@ -210,18 +221,23 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: Symbol
                     cache.put_encoded(key, data)
 
     if workers > 1:
+        send = root is not None
+        items = [(e.path, e.digest if send else e.text) for e in entries]
+        job = partial(_encode_batch, root=str(root) if send else None)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for results in pool.map(_encode_batch, _batches(items, BATCH)):
+            for results in pool.map(job, _batches(items, BATCH)):
                 put(results)
                 if stop is not None and stop():
                     pool.shutdown(wait=False, cancel_futures=True)
                     break
     else:
-        for batch in _batches(items, BATCH):
+        for batch in _batches([(e.path, e.text) for e in entries], BATCH):
             if stop is not None and stop():
                 break
             put(_encode_batch(batch))
+    if done:
+        index.compact()
     if done >= PROCESS_THRESHOLD:
         gc.freeze()  # as after the initial index: the new entries out of the collector's scans
     return done

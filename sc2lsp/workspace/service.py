@@ -141,7 +141,8 @@ class WorkspaceContext:
         worker processes for large workspaces), so that name lookups find parsed files and the
         next start finds everything in the cache."""
         try:
-            parse_pending(self.index, workers=self.workers, cache=self.symbol_cache, stop=lambda: self._stopped)
+            parse_pending(self.index, workers=self.workers, cache=self.symbol_cache, stop=lambda: self._stopped,
+                          root=self.root)
         except Exception:
             log.warning("parsing %s failed", self.root, exc_info=True)
         finally:

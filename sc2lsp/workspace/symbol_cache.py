@@ -23,6 +23,7 @@ import os
 import queue
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 from ..context.index import lookup_names
@@ -31,7 +32,7 @@ from ..fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"sc2sym03"  #: bump with any change of extract()'s output or of this format
+MAGIC = b"sc2sym04"  #: bump with any change of extract()'s output or of this format
 _SUM = 16
 
 
@@ -53,7 +54,8 @@ def encode(key: str, symbols: FileSymbols) -> bytes:
     defs = tuple((d.name, d.kind, d.start_line, d.end_line, d.body_line, d.signature, d.doc, d.container)
                  for d in symbols.definitions)
     imports = tuple((i.module, i.name, i.alias, i.wildcard) for i in symbols.imports)
-    body = marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4)
+    # compressed: an index keeps the compact form of files no request used (a quarter of the size)
+    body = zlib.compress(marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4), 1)
     head = marshal.dumps((key, lookup_names(symbols)), 4)
     payload = len(head).to_bytes(4, "little") + head + body
     return MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
@@ -98,7 +100,7 @@ def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
 
 def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
     try:
-        got, defs, imports, idents, errors = marshal.loads(body)
+        got, defs, imports, idents, errors = marshal.loads(zlib.decompress(body))
         if got != key or type(errors) is not int:
             return None
         out = []
@@ -116,7 +118,7 @@ def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
         if not all(type(w) is str for w in idents):
             return None
         return FileSymbols(tuple(out), tuple(imps), tuple(sys.intern(w) for w in idents), errors)
-    except (ValueError, TypeError, EOFError):  # truncated, wrong shape
+    except (ValueError, TypeError, EOFError, zlib.error):  # truncated, wrong shape
         return None
 
 

@@ -142,3 +142,12 @@ def test_a_restarted_server_workspace_parses_nothing(tree, tmp_path, parses):
     assert ws.report.cached == 3 and parses == []
     assert [d.path for d in ws.index.definitions_named("helper")] == ["pkg/util.py"]
     ws.stop()
+
+
+def test_background_parse_reads_files_itself_and_skips_changed_ones(tree, tmp_path):
+    from sc2lsp.workspace.indexer import _encode_batch
+    from sc2lsp.context.index import text_digest
+
+    items = [("pkg/util.py", text_digest(FILES["pkg/util.py"])), ("pkg/main.py", text_digest("something else"))]
+    out = _encode_batch(items, root=str(tree))
+    assert [p for p, _, _ in out] == ["pkg/util.py"]  # main.py on disk is not the indexed text
