@@ -133,7 +133,9 @@ class SymbolCache:
     def _file(self, key: str) -> Path:
         return self.folder / key[:2] / key[2:]
 
-    def get(self, path: str, language: str | None, digest: bytes) -> FileSymbols | None:
+    def _read(self, path: str, language: str | None, digest: bytes, parse):
+        """``parse(data, key, path)`` of the file's entry, counted as a hit; None (a miss) when there
+        is none or it is damaged."""
         key = cache_key(path, language, digest)
         try:
             with open(self._file(key), "rb") as f:
@@ -141,31 +143,21 @@ class SymbolCache:
         except OSError:
             self.misses += 1
             return None
-        symbols = decode(data, key, path)
-        if symbols is None:
+        found = parse(data, key, path)
+        if found is None:
             log.debug("ignoring a damaged symbol cache entry for %s", path)
             self.misses += 1
         else:
             self.hits += 1
-        return symbols
+        return found
+
+    def get(self, path: str, language: str | None, digest: bytes) -> FileSymbols | None:
+        return self._read(path, language, digest, decode)
 
     def lookup(self, path: str, language: str | None, digest: bytes):
         """``(names, loader)``: the names the index files the file under and a function that
         decodes its symbols (None if that fails after all); None when the cache has no sound entry."""
-        key = cache_key(path, language, digest)
-        try:
-            with open(self._file(key), "rb") as f:
-                data = f.read()
-        except OSError:
-            self.misses += 1
-            return None
-        found = unpack(data, key, path)
-        if found is None:
-            log.debug("ignoring a damaged symbol cache entry for %s", path)
-            self.misses += 1
-            return None
-        self.hits += 1
-        return found
+        return self._read(path, language, digest, unpack)
 
     def put(self, path: str, language: str | None, digest: bytes, symbols: FileSymbols) -> None:
         """Queue a write (made by a background thread; ``flush`` waits for it)."""
