@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sc2lsp.context.gather import assemble  # noqa: E402
+from sc2lsp.context.gather import assemble, prepare  # noqa: E402
 from sc2lsp.context.index import RepoIndex  # noqa: E402
 from sc2lsp.context.languages import parser_for  # noqa: E402
 from sc2lsp.commands.context import context_budget  # noqa: E402
@@ -130,7 +130,9 @@ def bench_index(repo: Path, workers: int, cache_dir: Path) -> tuple[dict, RepoIn
     }, warm
 
 
-def bench_requests(index: RepoIndex, n: int, seed: int = 0) -> dict:
+def bench_requests(index: RepoIndex, n: int, seed: int = 0, *, prepared: bool = False) -> dict:
+    """``prepared``: each file gets the server's didOpen preparation (``gather.prepare``, in the
+    background there, untimed here) before its first request, as a document does in the server."""
     rng = random.Random(seed)
     paths = [p for p in index.paths() if index.get(p).language]
     times, parse_times, tokens, blocks, skipped = [], [], [], [], 0
@@ -142,6 +144,8 @@ def bench_requests(index: RepoIndex, n: int, seed: int = 0) -> dict:
         offset = sum(len(x) + 1 for x in entry.lines[:line]) + rng.randint(0, len(entry.lines[line]))
         prefix, suffix = text[:offset], text[offset:]
         plan, window = context_budget(prefix, suffix)
+        if prepared:
+            prepare(index, path)
         t = time.perf_counter()
         res = assemble(index, path, text, offset, plan.context_tokens, window=window)
         times.append((time.perf_counter() - t) * 1000)
@@ -363,6 +367,9 @@ def main(argv=None) -> int:
         print(json.dumps(out["index"]), file=sys.stderr)
         out["context"] = bench_requests(index, args.requests)
         print(json.dumps(out["context"]), file=sys.stderr)
+        # the server's path: a document is prepared on didOpen before its first request
+        out["context_prepared"] = bench_requests(index, args.requests, seed=1, prepared=True)
+        print(json.dumps(out["context_prepared"]), file=sys.stderr)
         out["save_to_index"] = bench_saves(repo, index, args.saves)
         print(json.dumps(out["save_to_index"]), file=sys.stderr)
         out["memory"] = bench_memory(repo, args.workers)
@@ -373,13 +380,15 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     if not args.json:
         i, c, s, m = out["index"], out["context"], out["save_to_index"], out["memory"]
+        cp = out["context_prepared"]
         rows = [
             ("initial index, 1 process", f"{i['one_process_files_per_s']} files/s ({i['files']} files, {i['one_process_s']} s)", "1.0 (reference)"),
             (f"initial index, {i['workers']} processes", f"{i['workers_files_per_s']} files/s ({i['workers_s']} s)", f"{i['speedup_vs_one_process']} x faster"),
             ("lazy index, empty symbol cache (cold)", f"{i['lazy_cold_files_per_s']} files/s ({i['lazy_cold_s']} s, scan {i['lazy_cold_scan_s']} s)", f"{i['lazy_cold_vs_one_process']} x faster"),
             (f"  then background parse ({i['workers']} processes)", f"{i['background_parsed']} files in {i['background_parse_s']} s", ""),
             ("lazy index, warm symbol cache (restart)", f"{i['warm_files_per_s']} files/s ({i['warm_s']} s, scan {i['warm_scan_s']} s)", f"{i['warm_vs_one_process']} x faster; {i['warm_from_cache']} from the cache"),
-            ("context assembly p50 / p95 / max", f"{c['p50_ms']} / {c['p95_ms']} / {c['max_ms']} ms", f"p95 = {c['p95_vs_parse_p95']} x one parse (p95 {c['reference_parse_p95_ms']} ms); {c['p95_vs_target']} x the 10 ms target"),
+            ("context assembly p50 / p95 / max (cold file)", f"{c['p50_ms']} / {c['p95_ms']} / {c['max_ms']} ms", f"p95 = {c['p95_vs_parse_p95']} x one parse (p95 {c['reference_parse_p95_ms']} ms); {c['p95_vs_target']} x the 10 ms target"),
+            ("  after the file's didOpen preparation (server path)", f"{cp['p50_ms']} / {cp['p95_ms']} / {cp['max_ms']} ms", f"p95 = {cp['p95_vs_parse_p95']} x one parse (p95 {cp['reference_parse_p95_ms']} ms); {cp['p95_vs_target']} x the 10 ms target"),
             ("saved file -> index p50 / p95 / max", f"{s['p50_ms']} / {s['p95_ms']} / {s['max_ms']} ms", f"p50 = {s['p50_vs_apply_change']} x apply_change alone ({s['reference_apply_change_p50_ms']} ms); p95 {s['p95_vs_target']} x the 20 ms target"),
             ("editor change (LSP didChange/didSave) -> index p50 / p95", f"{s['lsp_did_change_p50_ms']} / {s['lsp_did_change_p95_ms']} ms", f"p95 {s['lsp_p95_vs_target']} x the 20 ms target; largest file ({s['largest_file_kb']} KB) {s['largest_file_apply_change_ms']} ms"),
             ("index memory: lazy / all parsed (compact) / all decoded", f"{m['lazy_index_mb']} / {m['index_mb']} / {m['all_decoded_mb']} MB, {m['files']} files", f"{m['lazy_index_vs_source']} / {m['index_vs_source']} / {m['all_decoded_vs_source']} x the source text ({m['reference_source_mb']} MB)"),
