@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sc2lsp.fileio import user_cache_dir
+
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT / "finetune" / "configs"
 
@@ -28,12 +30,7 @@ def project_path(rel: str | os.PathLike) -> Path:
 
 def runs_dir() -> Path:
     """The user's directory for training runs: ``$SC2LSP_RUNS`` or ``$XDG_CACHE_HOME/sc2lsp/runs``."""
-    env = os.environ.get("SC2LSP_RUNS")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "sc2lsp" / "runs"
-
+    return user_cache_dir("runs", "SC2LSP_RUNS")
 
 def user_run(name: str) -> str:
     """The default location of a user's run ``name`` (a string, as config fields are)."""

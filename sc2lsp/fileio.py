@@ -5,7 +5,7 @@
 optionally validates it (``validate(tmp_path)``), renames it over ``path`` and fsyncs the folder. Any failure, including ``KeyboardInterrupt`` and the
 ``RuntimeError`` torch raises on a full disk, removes the temporary file and leaves the old
 ``path`` as it was. Used by attribution index segments and manifests, training checkpoints and
-the models.toml editor.
+the models.toml editor. ``user_cache_dir(name, env)``: where sc2lsp keeps a cache of the user's.
 """
 
 from __future__ import annotations
@@ -61,3 +61,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], **option
             write(f)
 
     atomic_replace(path, fill, **options)
+
+
+def user_cache_dir(name: str, env: str) -> Path:
+    """``$env`` if set, else ``$XDG_CACHE_HOME/sc2lsp/name`` (``~/.cache/sc2lsp/name``)."""
+    override = os.environ.get(env)
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "sc2lsp" / name

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
+from ..fileio import user_cache_dir
+
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -92,12 +94,7 @@ _HEAD = struct.Struct("<8sI")  # magic, header length
 
 def default_state_dir() -> Path:
     """``$SC2LSP_STATE_DIR``, else ``$XDG_CACHE_HOME/sc2lsp/kv-states`` (``~/.cache/...``)."""
-    env = os.environ.get("SC2LSP_STATE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sc2lsp" / "kv-states"
-
+    return user_cache_dir("kv-states", "SC2LSP_STATE_DIR")
 
 def file_identity(path: str | Path | None) -> dict | None:
     """What identifies a file's content cheaply: real path, size, modification time."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import marshal
-import os
 import queue
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from ..context.index import lookup_names
 from ..context.symbols import Definition, FileSymbols, Import
-from ..fileio import atomic_write
+from ..fileio import atomic_write, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +36,7 @@ _SUM = 16
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("SC2LSP_SYMBOL_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sc2lsp" / "symbols"
-
+    return user_cache_dir("symbols", "SC2LSP_SYMBOL_CACHE")
 
 def cache_key(path: str, language: str | None, digest: bytes) -> str:
     h = hashlib.blake2b(digest_size=20)
