@@ -84,3 +84,21 @@ def tiny_hf_checkpoint(tiny_tokenizer_dir, tmp_path_factory) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """The paths of the tree-sitter parses the index and the indexer make (a list, in order)."""
+    import sc2lsp.context.index as index_module
+    import sc2lsp.workspace.indexer as indexer_module
+    from sc2lsp.context.symbols import extract
+
+    seen: list[str] = []
+
+    def counting(path, text, language):
+        seen.append(path)
+        return extract(path, text, language)
+
+    monkeypatch.setattr(index_module, "extract", counting)
+    monkeypatch.setattr(indexer_module, "extract", counting)
+    return seen

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 import sc2lsp.context.index as index_module
 from sc2lsp.context.index import LOOKUP_KINDS, RepoIndex
 from sc2lsp.context.languages import language_for
@@ -40,19 +38,6 @@ def build(files: dict[str, str], lazy: bool) -> RepoIndex:
 
 def key(defs):
     return sorted((d.path, d.start_line, d.name, d.kind, d.signature, d.container) for d in defs)
-
-
-@pytest.fixture
-def parses(monkeypatch):
-    """Count the parses the index makes."""
-    seen: list[str] = []
-
-    def counting(path, text, language):
-        seen.append(path)
-        return extract(path, text, language)
-
-    monkeypatch.setattr(index_module, "extract", counting)
-    return seen
 
 
 def test_candidate_names_are_a_superset_of_the_definitions():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import sc2lsp.context.index as index_module
-import sc2lsp.workspace.indexer as indexer_module
 from sc2lsp.context.index import RepoIndex
 from sc2lsp.context.symbols import extract
 from sc2lsp.workspace.indexer import cache_parsed, index_workspace, parse_pending
@@ -27,19 +25,6 @@ def tree(tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     return root
-
-
-@pytest.fixture
-def parses(monkeypatch):
-    seen: list[str] = []
-
-    def counting(path, text, language):
-        seen.append(path)
-        return extract(path, text, language)
-
-    monkeypatch.setattr(index_module, "extract", counting)
-    monkeypatch.setattr(indexer_module, "extract", counting)
-    return seen
 
 
 def snapshot(idx: RepoIndex) -> dict:
