@@ -25,7 +25,8 @@ definition enters as its signature (elided body or class outline) first, and is 
 when the provider's share still has room after every candidate got its signature.
 
 Time: each provider runs in a worker thread against its own time budget; one that is late is
-skipped (``ContextResult.skipped``), never waited for, and goes on in the background for up to
+skipped (``ContextResult.skipped``), never waited for (the definitions provider's candidates
+ranked by then are used: its most wanted come first), and goes on in the background for up to
 ``BACKGROUND_S`` so that what it computes is cached for the next gathering. A complete gathering
 (``time_budget_ms`` of ``NO_TIME_LIMIT``: the server's warm-ups, ``sc2lsp context``) skips nothing.
 
@@ -210,29 +211,38 @@ def assemble(index: RepoIndex, path: str, text: str, offset: int, budget: int, *
         finally:
             timings[name] = round((time.perf_counter() - t0) * 1000, 3)
 
-    futures, waits = {}, {}
+    futures, waits, reqs = {}, {}, {}
     for name in o.priority:
         if name not in funcs:
             continue
         waits[name] = start + o.time_budget_ms.get(name, REQUEST_BUDGET_MS) / 1000
         # a provider not done in its time is skipped here but goes on in the background for a while:
         # the caches it fills (token counts, name tables, chunk sets) make the next gathering fast
-        r = Request(**{**req.__dict__, "budget": budget, "deadline": waits[name] + BACKGROUND_S,
-                       "cancelled": threading.Event()})
+        r = reqs[name] = Request(**{**req.__dict__, "budget": budget, "deadline": waits[name] + BACKGROUND_S,
+                                    "cancelled": threading.Event()})
         futures[name] = _EXECUTOR.submit(run, name, r)
     for name, fut in futures.items():
         try:
             results[name] = fut.result(timeout=None if waits[name] == NO_TIME_LIMIT
                                        else max(0.0, waits[name] - time.perf_counter()))
         except (FutureTimeout, Late):
-            skipped[name] = "late"
-            log.debug("context provider %s skipped: over its %s ms", name, o.time_budget_ms.get(name))
+            skipped[name] = _late(reqs[name], results, name)
+            log.debug("context provider %s %s: over its %s ms", name, skipped[name], o.time_budget_ms.get(name))
         except Exception as e:  # a provider bug costs its blocks, never the completion
             skipped[name] = f"error: {e!r}"
             log.debug("context provider %s failed", name, exc_info=True)
     blocks = _allocate(req, results, budget)
     index.touch(path)
     return ContextResult(blocks, dict(timings), skipped)
+
+
+def _late(r: Request, results: dict[str, list[Candidate]], name: str) -> str:
+    """A late provider's candidates ranked so far (the most wanted first) go into ``results``
+    when it gives them (``Request.snapshot``): "late, partial"; else "late"."""
+    if r.snapshot is None:
+        return "late"
+    results[name] = list(r.snapshot())
+    return "late, partial"
 
 
 def gather_context(index: RepoIndex, path: str, text: str, offset: int, budget: int, *, count=approx_tokens,

@@ -98,6 +98,10 @@ class Request:
     budget: int = 0  #: tokens of the whole context; providers stop ranking well past it (0: no limit)
     deadline: float = 0.0
     cancelled: threading.Event = field(default_factory=threading.Event)
+    memo: dict = field(default_factory=dict)  #: what the providers of one request share (``definitions._prepared``)
+    snapshot: Callable[[], list["Candidate"]] | None = None
+    """Set by a provider that ranks most wanted first: the candidates ranked so far. A provider
+    that is late then still gives those (``gather.assemble``) instead of nothing."""
 
     def enough(self, spent: int) -> bool:
         """True once candidates worth ``spent`` tokens (short forms) exceed what could be used."""
