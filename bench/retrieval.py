@@ -17,13 +17,16 @@ sets), the case's text opened in it (``apply_change``, as didOpen) and prepared
 (``gather.prepare``, as the server does in the background on didOpen). Figures:
 
 * ``first_request_recall``: the case's first request in that fresh server, with the server's
-  per-provider time budgets (40 ms, or ``--provider-ms``): one of the needed definitions (its
-  first line) is inside a context block, i.e. in the prompt, within the budget;
+  per-provider time budgets (``REQUEST_BUDGET_MS``, or ``--provider-ms``; a smaller one stands
+  for a slower or busier machine): one of the needed definitions (its first line) is inside a
+  context block, i.e. in the prompt, within the budget;
 * ``recall`` (warm): the complete gathering a warm-up commits (no provider time budgets), what
   the keystrokes after a pause use. Target: both >= 0.9 and equal. Reference in the same run: a
   RepoCoder-style sparse retriever (Jaccard over identifier sets of 12-line windows of every
   other file, best windows first, same token budget) -> ``recall_ratio``.
-* ``providers_skipped``: first requests where a provider missed its time budget.
+* ``providers_skipped``: first requests where a provider missed its time budget;
+  ``providers_partial``: of those, where the definitions provider was late but gave the
+  candidates it had ranked by then (``gather``: "late, partial").
 * next-line exact match and edit similarity with context vs without (the same prefix/suffix,
   no context), greedy, through ``LlamaCppBackend`` and ``infill_prompt`` -> ``*_ratio``.
 """
@@ -246,6 +249,7 @@ def evaluate(repo: Path, args, backend) -> dict:
         "mean_budget": round(statistics.mean(r["budget"] for r in rows), 1) if rows else 0,
         "assemble_ms_p95": round(sorted(r["assemble_ms"] for r in rows)[int(0.95 * (len(rows) - 1))], 3) if rows else 0,
         "providers_skipped": sum(bool(r["skipped"]) for r in rows),
+        "providers_partial": sum("late, partial" in r["skipped"].values() for r in rows),
         "over_budget": sum(r["over_budget"] for r in rows),
     }
     out["recall_ratio"] = round(out["recall"] / out["baseline_recall"], 2) if out["baseline_recall"] else None
@@ -273,7 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--provider-ms", type=float, default=None,
-                    help="each provider's time budget (default: the server's, 40 ms); on a CPU shared with "
+                    help="each provider's time budget (default: the server's, REQUEST_BUDGET_MS); on a CPU shared with "
                          "other jobs a larger one measures the ranking instead of the scheduler")
     ap.add_argument("--no-em", action="store_true", help="recall only (the model only counts tokens)")
     ap.add_argument("--cases-out", default=None, help="append every case (JSON lines) to this file")
@@ -293,7 +297,7 @@ def main(argv=None) -> int:
            "results": results}
     if not args.json:
         cols = ["repo", "files", "cases", "first_request_recall", "recall", "baseline_recall", "recall_ratio", "em_with", "em_without",
-                "em_ratio", "es_with", "es_without", "es_ratio", "mean_context_tokens", "assemble_ms_p95", "providers_skipped", "over_budget"]
+                "em_ratio", "es_with", "es_without", "es_ratio", "mean_context_tokens", "assemble_ms_p95", "providers_skipped", "providers_partial", "over_budget"]
         print(" | ".join(cols))
         for r in results:
             print(" | ".join(str(r.get(c, "-")) if c != "repo" else Path(r[c]).name for c in cols))

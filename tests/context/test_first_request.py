@@ -119,6 +119,7 @@ def test_a_prepared_document_is_ranked_without_tokenizing_or_scanning(monkeypatc
         req = make_request(idx, "pkg/main.py", MAIN, MAIN.index(needle), count=count, window=(0, 0))
         req.budget, req.deadline = 400, NO_TIME_LIMIT
         found = {(c.path, c.snippets[-1].start) for c in definitions_provider(req)}
+        assert definitions._prepared(req) is not None  # the uses were indexed by ``prepare``
         assert ("pkg/config.py", CONFIG.count("\n", 0, CONFIG.index("def save_config"))) in found
         assert ("pkg/main.py", MAIN.count("\n", 0, MAIN.index("def local_helper"))) in found
     assert counted == [] and built == []
