@@ -123,30 +123,36 @@ def _span(req: Request) -> tuple[int, int]:
     return max(0, req.offset - USE_WINDOW), min(len(req.text), req.offset + USE_WINDOW)
 
 
-#: Every identifier (not after a letter, digit, ``_`` or ``$``) and every ``qual.member`` (not after ``.``).
-_TOKEN = re.compile(r"(?<![\w$])[A-Za-z_$][\w$]*")
-_MEMBER = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\.([A-Za-z_$][A-Za-z0-9_$]*)")
+#: Runs of name characters (a name is used where a run is exactly that name), and ``qual.member``.
+_RUN = re.compile(r"[\w$]+")
+_QUALIFIED = re.compile(r"([\w$]+)\.([A-Za-z_$][A-Za-z0-9_$]*)")
 
 
 class Uses:
     """Where each identifier and each ``qual.member`` of a text is (sorted offsets): counting the
     uses of a name near the cursor is then two bisections instead of a scan of the text per name
-    (on a 700 KB file, a hundred scans cost more than the rest of the ranking). Built when a
-    document is prepared (``uses_of``); a text that was not (changed since) is scanned instead,
-    with the same results."""
+    and request (on a 700 KB file, a hundred scans cost more than the rest of the ranking). Built
+    when the document is prepared (``uses_of``: one pass over the text); a text that was not
+    (changed since) is scanned instead, with the same results."""
 
     __slots__ = ("names", "members")
 
     def __init__(self, text: str):
         names: dict[str, list[int]] = {}
-        for m in _TOKEN.finditer(text):
+        for m in _RUN.finditer(text):
             names.setdefault(m.group(), []).append(m.start())
         members: dict[str, tuple[list[int], list[str]]] = {}
-        for m in _MEMBER.finditer(text):
-            at, mem = members.setdefault(m.group(1), ([], []))
-            at.append(m.start())
+        for m in _QUALIFIED.finditer(text):
+            at = m.start()
+            if at and text[at - 1] == ".":
+                continue  # ``a.b.c``: ``b`` is not a qualifier of the file's (nor ``...spread``)
+            pos, mem = members.setdefault(m.group(1), ([], []))
+            pos.append(at)
             mem.append(m.group(2))
         self.names, self.members = names, members
+
+    def of(self, name: str) -> list[int]:
+        return self.names.get(name, [])
 
 
 #: The ``Uses`` of the documents prepared last, by text.
@@ -184,7 +190,7 @@ def _uses(req: Request, name: str, at_most: int) -> int:
     text, (lo, hi) = req.text, _span(req)
     uses = _prepared(req)
     if uses is not None:
-        at = uses.names.get(name, ())
+        at = uses.of(name)
         return min(at_most, bisect_right(at, hi - len(name)) - bisect_left(at, lo))
     n, i, size = 0, lo, len(name)
     while n < at_most:
@@ -344,12 +350,10 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
     quals = []
     for qual in resolver.bindings:  # ``qual.member`` anywhere in the file, the most used first
-        found = uses.members.get(qual)
+        found = uses.members.get(qual, ((), ()))[1]
         if found:
-            keys += [(m, qual) for m, _ in Counter(found[1]).most_common(limit)]
+            keys += [(m, qual) for m, _ in Counter(found).most_common(limit)]
             quals.append(qual)
-    # the file's own definitions outside the window (a name near the cursor may be one), last
-    keys += [(d.name, None) for d in req.entry.definitions if d.container is None or d.kind in CLASS_LIKE]
     for name, qual in keys:
         found, _ = resolver.resolve(name, qual)
         for d in found[: req.options.per_name]:
@@ -371,8 +375,23 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
                 req.count(snip.text)
             members += 1
             if members >= limit:
-                return done + members
-    return done + members
+                return done + members + _prepare_own(req)
+    return done + members + _prepare_own(req)
+
+
+#: The file's own top-level definitions that ``prepare_definitions`` renders and counts.
+OWN_PREPARED = 100
+
+
+def _prepare_own(req: Request) -> int:
+    """Render and count the file's own top-level functions and classes (a name near the cursor may
+    name one), at most ``OWN_PREPARED``; returns how many."""
+    own = [d for d in req.entry.definitions if d.container is None][:OWN_PREPARED]
+    for d in own:
+        c = _definition_candidate(req, d, "")
+        for snip in c.tiers()[0] if c is not None else ():
+            req.count(snip.text)
+    return len(own)
 
 
 VALUE_KINDS = frozenset({"variable", "constant"})
