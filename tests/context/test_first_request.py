@@ -172,3 +172,36 @@ def test_a_provider_without_a_snapshot_is_skipped_whole():
     res = assemble(idx, "pkg/main.py", MAIN, MAIN.index("n = local_helper"), 600, options=opts,
                    providers={**PROVIDER_FUNCTIONS, "similar": slow})
     assert res.skipped == {"similar": "late"}
+
+
+def test_the_first_request_after_did_open_uses_the_preparation(tmp_path, monkeypatch):
+    """The server's path: a workspace scanned, a document opened (``did_open``: prepared in the
+    background), then its first request with the request-path time budgets: the definition the
+    lines around the cursor use, from another file, is in the blocks, nothing was skipped, and
+    the ranking worked from the uses indexed at didOpen."""
+    from sc2lsp.commands.context import context_budget
+    from sc2lsp.workspace.service import WorkspaceContext
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "config.py").write_text(CONFIG)
+    filler = "".join(f"\n\ndef step_{i}(x):\n    return config.load_config(x) or {i}\n" for i in range(300))
+    main = MAIN + filler
+    (pkg / "main.py").write_text(main)
+    ws = WorkspaceContext(tmp_path, watch=False, workers=1).start()
+    try:
+        assert ws.ready.wait(30)
+        ws.did_open(str(pkg / "main.py"), main, "python")
+        assert ws.wait_prepared(30)
+        offset = main.index("    config.save_config")
+        plan, _ = context_budget(main[:offset], main[offset:])
+        seen = []
+        real = definitions._prepared
+        monkeypatch.setattr(definitions, "_prepared", lambda req: seen.append(real(req)) or seen[-1])
+        blocks = ws.blocks(str(pkg / "main.py"), main, offset, plan)
+        assert any(b.path == "pkg/config.py" and "def save_config(cfg: Config, path: str)" in b.code
+                   for b in blocks), blocks
+        assert seen and all(u is not None for u in seen)
+    finally:
+        ws.stop()
