@@ -319,15 +319,21 @@ def definitions_provider(req: Request) -> list[Candidate]:
     return out + values + guesses
 
 
+#: Kinds that name a type only (TypeScript keeps types and values apart: ``const X = {...} as const``
+#: with ``type X = (typeof X)[keyof typeof X]`` is one name defined twice, both worth showing).
+TYPE_ONLY = frozenset({"type", "interface"})
+
+
 def _one_per_file(found: list[Definition]) -> list[Definition]:
-    """The first definition of a name in each file: overloads (TypeScript's signatures before the
-    implementation, ``@overload``) say the same name twice, and one signature shows how it is
-    called."""
-    paths: set[str] = set()
+    """The first definition of a name in each file, as a value and as a type: overloads
+    (TypeScript's signatures before the implementation, ``@overload``) say the same name twice,
+    and one signature shows how it is called."""
+    keys: set[tuple[str, bool]] = set()
     out = []
     for d in found:
-        if d.path not in paths:
-            paths.add(d.path)
+        key = (d.path, d.kind in TYPE_ONLY)
+        if key not in keys:
+            keys.add(key)
             out.append(d)
     return out
 
