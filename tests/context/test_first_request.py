@@ -205,3 +205,21 @@ def test_the_first_request_after_did_open_uses_the_preparation(tmp_path, monkeyp
         assert seen and all(u is not None for u in seen)
     finally:
         ws.stop()
+
+
+def test_a_typescript_name_defined_as_a_value_and_a_type_shows_both():
+    """``export const Status = {...} as const`` with ``export type Status = ...`` (the enum idiom):
+    one name, a value and a type in one file; the type is not lost as an "overload" of the value."""
+    status = ('export const Status = {\n    Ok: "OK",\n    Failed: "FAILED",\n} as const;\n'
+              "export type Status = (typeof Status)[keyof typeof Status];\n"
+              "export function overloaded(a: string): string;\nexport function overloaded(a: number): number;\n"
+              "export function overloaded(a: any): any {\n    return a;\n}\n")
+    user = ('import { Status, overloaded } from "./status";\n\n'
+            "export type Reply = {\n    status: Status;\n    body: string;\n};\n\n"
+            "export function f(): Reply {\n    overloaded(1);\n    return { status: Status.Ok, body: '' };\n}\n")
+    idx = make_index({"src/status.ts": status, "src/user.ts": user})
+    req = make_request(idx, "src/user.ts", user, user.index("    body: string"), window=(0, 0))
+    req.budget, req.deadline = 600, NO_TIME_LIMIT
+    starts = [(c.path, c.snippets[-1].start) for c in definitions_provider(req)]
+    assert ("src/status.ts", 0) in starts and ("src/status.ts", 4) in starts  # the const and the type
+    assert sum(p == "src/status.ts" and 5 <= s <= 9 for p, s in starts) == 1  # one signature of the overloads
