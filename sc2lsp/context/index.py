@@ -21,7 +21,9 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
-from ..core.content import MAX_BYTES, content_reason
+from ..core.content import MAX_BYTES, text_reason
+from .incremental import LANGUAGES as REDERIVED
+from .incremental import Rederive
 from .languages import language_for
 from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
@@ -180,8 +182,24 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
     """Why a text is not indexed (too large, minified, generated), by the workspace scan's rules."""
     if len(text) > max_bytes:  # cheap test first: never encode a huge text
         return f"larger than {max_bytes} bytes"
-    reason, _ = content_reason(text.encode("utf-8", errors="replace"), max_bytes=max_bytes)
-    return reason
+    return text_reason(text, max_bytes=max_bytes)
+
+
+def rederive(old: FileEntry, new: FileEntry) -> FileSymbols | None:
+    """``new``'s symbols from ``old``'s (the file's previous entry, parsed or in the compact form)
+    and a parse of the changed statements only (``incremental``); None when that cannot be done."""
+    if new.language not in REDERIVED or old.language != new.language:
+        return None
+    source = old._symbols
+    if source is None:
+        source = old._loader if old._names is not None else None  # a compact form (never a chain of loaders)
+        if source is None:
+            return None
+    try:
+        return Rederive(new.path, new.language, new.text, new.lines, source, old.lines)()
+    except Exception:  # an optimisation: a bug here costs a full parse, never the change
+        log.debug("re-deriving the symbols of %s failed", new.path, exc_info=True)
+        return None
 
 
 def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
@@ -209,22 +227,35 @@ class RepoIndex:
 
     # -- changes ------------------------------------------------------------------------------
 
-    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> bool:
+    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False,
+                     checked: bool = False) -> bool:
         """Index ``text`` as the contents of ``path``; False when unchanged or rejected (then the
         file is dropped from the index: a file that became too large or minified disappears).
-        ``lazy``: the text is parsed when something needs its symbols (a request, a name lookup
-        that may find a definition in it), not here."""
+        The symbols of a changed file are re-derived from its previous ones when only some of its
+        statements changed (``incremental``: a save or a keystroke parses one function, not the
+        file); otherwise ``lazy``: the text is parsed when something needs its symbols (a request,
+        a name lookup that may find a definition in it), not here. ``checked``: the caller applied
+        the content rules already (the watcher and the scan read files through them)."""
         with self._lock:
             old = self._files.get(path)
         if old is not None and len(old.text) == len(text) and old.text == text:
             return False
-        reason = reject_reason(text, self.max_bytes)
+        reason = None if checked else reject_reason(text, self.max_bytes)
         if reason:
             log.debug("not indexing %s: %s", path, reason)
             self.remove(path)
             return False
-        entry = build_entry(path, text, language_id, lazy=lazy)
-        return self.apply_entry(entry)
+        entry = build_entry(path, text, language_id, lazy=True)
+        derived = rederive(old, entry) if old is not None else None
+        if derived is not None:
+            entry._symbols = derived
+        elif not lazy:
+            entry._symbols = extract(path, text, entry.language)
+        changed = self.apply_entry(entry)
+        hook = self.on_parsed
+        if changed and derived is not None and hook is not None:
+            hook(entry)  # (a full parse on first use calls it too)
+        return changed
 
     def apply_entry(self, entry: FileEntry) -> bool:
         """Put a built entry in place of the file's previous one."""

@@ -317,7 +317,9 @@ class WorkspaceWatcher:
                 return DELETE
             log.debug("skipped %s: %s", rel, reason)
             return "skipped"
-        self.index.apply_change(rel, reason[0], lazy=True)  # parsed when something needs its symbols
+        # parsed when something needs its symbols (or only its changed statements, now); the
+        # content rules were applied by ``_read``
+        self.index.apply_change(rel, reason[0], lazy=True, checked=self.max_bytes <= self.index.max_bytes)
         return UPDATE
 
     def _read(self, rel: str) -> str | tuple[str]:
