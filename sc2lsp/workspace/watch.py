@@ -50,6 +50,7 @@ class WorkspaceWatcher:
         self.on_batch = on_batch  #: called with {path: "update"|"delete"} after each applied batch
         self._pending: dict[str, tuple[str, bool]] = {}  # rel path -> (action, is_dir)
         self._first = self._last = 0.0
+        self._written = False  #: a pending file was closed after writing: apply now
         self._cond = threading.Condition()
         self._stopping = False
         self._observer = None
@@ -179,8 +180,10 @@ class WorkspaceWatcher:
             return None
         return rel.replace(os.sep, "/")
 
-    def notify(self, rel: str, action: str, is_dir: bool = False) -> None:
-        """Record a change (also usable for LSP ``workspace/didChangeWatchedFiles``)."""
+    def notify(self, rel: str, action: str, is_dir: bool = False, *, written: bool = False) -> None:
+        """Record a change (also usable for LSP ``workspace/didChangeWatchedFiles``). ``written``:
+        a writer closed the file (inotify's IN_CLOSE_WRITE): the batch is applied without waiting
+        for quiet, as the write is complete."""
         if any(part in (".git", ".hg", ".svn") for part in rel.split("/")):
             return  # version-control internals change on every git command
         now = time.monotonic()
@@ -189,6 +192,7 @@ class WorkspaceWatcher:
                 self._first = now
             self._pending[rel] = (action, is_dir)
             self._last = now
+            self._written = self._written or written
             self._cond.notify_all()
 
     def flush(self) -> dict[str, str]:
@@ -207,10 +211,10 @@ class WorkspaceWatcher:
                 while True:  # wait for quiet, but not longer than max_delay_s
                     now = time.monotonic()
                     wait = min(self._last + self.debounce_s, self._first + self.max_delay_s) - now
-                    if wait <= 0 or self._stopping:
+                    if wait <= 0 or self._stopping or self._written:
                         break
                     self._cond.wait(wait)
-                batch, self._pending = self._pending, {}
+                batch, self._pending, self._written = self._pending, {}, False
             try:
                 self._apply(batch)
             except Exception:  # the watcher must survive anything a file system does
@@ -361,9 +365,13 @@ class _Handler(FileSystemEventHandler):
     def dispatch(self, event) -> None:
         try:
             kind = event.event_type
-            if kind in ("opened", "closed_no_write", "closed"):
+            if kind in ("opened", "closed_no_write"):
                 return
             src = self.w.relative(event.src_path)
+            if kind == "closed":  # written and closed: no need to wait for more events of it
+                if src is not None and not event.is_directory:
+                    self.w.notify(src, UPDATE, written=True)
+                return
             if kind == "moved":
                 if src is not None:
                     self.w.notify(src, DELETE, event.is_directory)
