@@ -149,14 +149,20 @@ class FileEntry:
     def defs_named(self, name: str) -> list[Definition]:
         table = self._by_name
         if table is None:
-            if self._symbols is None and not self._looked_up:
-                # in the compact form, a first lookup decodes only the definitions it names (a
-                # name found in many files); a second one decodes everything (an imported file)
-                self._looked_up = True
-                named = getattr(self._loader, "named", None)
-                found = named(name) if named is not None else None
-                if found is not None:
-                    return found
+            loader = self._loader
+            if self._symbols is None and loader is not None and self._names is not None:
+                # in the compact form: a name it has no definition of costs nothing; a first lookup
+                # decodes only the definitions it names (a name found in many files), a second one
+                # decodes everything (an imported file)
+                others = getattr(loader, "others", None)
+                if others is not None and name not in self._names and name not in others:
+                    return []
+                named = getattr(loader, "named", None)
+                if named is not None and not self._looked_up:
+                    self._looked_up = True
+                    found = named(name)
+                    if found is not None:
+                        return found
             table = {}
             for d in self.symbols.definitions:
                 table.setdefault(d.name, []).append(d)
@@ -438,11 +444,21 @@ class RepoIndex:
         with self._lock:
             return tuple(sorted(self._files))
 
-    def definitions_named(self, name: str) -> tuple[Definition, ...]:
-        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index; files filed under the
-        name that are not parsed yet are parsed here (outside the lock)."""
+    def files_defining(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(certain, possible)``: the files with a definition (of ``LOOKUP_KINDS``) named
+        ``name``, and those not parsed yet that may have one; nothing is parsed or decoded (a
+        caller that drops a name found in too many files learns it here)."""
         with self._lock:
-            entries = [self._files[p] for p in self._by_name.get(name, ())]
+            paths = self._by_name.get(name, ())
+            certain = tuple(p for p in paths if self._files[p]._filed is not None)
+            return certain, tuple(p for p in paths if self._files[p]._filed is None)
+
+    def definitions_named(self, name: str, within=None) -> tuple[Definition, ...]:
+        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index (``within``: only in
+        these files); files filed under the name that are not parsed yet are parsed here (outside
+        the lock)."""
+        with self._lock:
+            entries = [self._files[p] for p in self._by_name.get(name, ()) if within is None or p in within]
         out: list[Definition] = []
         for e in entries:
             out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]

@@ -51,6 +51,8 @@ class WorkspaceWatcher:
         self._pending: dict[str, tuple[str, bool]] = {}  # rel path -> (action, is_dir)
         self._first = self._last = 0.0
         self._written = False  #: a pending file was closed after writing: apply now
+        self._closes_seen = False  #: the system reports closed writes (Linux inotify)
+        self._open_writes: set[str] = set()  #: pending files written and not closed yet
         self._cond = threading.Condition()
         self._stopping = False
         self._observer = None
@@ -192,7 +194,13 @@ class WorkspaceWatcher:
                 self._first = now
             self._pending[rel] = (action, is_dir)
             self._last = now
-            self._written = self._written or written
+            if written:
+                self._written = self._closes_seen = True
+                self._open_writes.discard(rel)
+            elif action == UPDATE and not is_dir:
+                self._open_writes.add(rel)
+            else:
+                self._open_writes.discard(rel)
             self._cond.notify_all()
 
     def flush(self) -> dict[str, str]:
@@ -210,15 +218,26 @@ class WorkspaceWatcher:
                     return
                 while True:  # wait for quiet, but not longer than max_delay_s
                     now = time.monotonic()
-                    wait = min(self._last + self.debounce_s, self._first + self.max_delay_s) - now
-                    if wait <= 0 or self._stopping or self._written:
+                    wait = self._wait(now)
+                    if wait <= 0 or self._stopping:
                         break
                     self._cond.wait(wait)
                 batch, self._pending, self._written = self._pending, {}, False
+                self._open_writes.clear()
             try:
                 self._apply(batch)
             except Exception:  # the watcher must survive anything a file system does
                 log.debug("watch batch failed", exc_info=True)
+
+    def _wait(self, now: float) -> float:
+        """How long the pending batch waits: until ``debounce_s`` of quiet, at most ``max_delay_s``
+        after its first event; where the system reports closed writes (inotify), not at all once
+        every file written is closed again, and until then (no half-written file is read)."""
+        if self._closes_seen and self._open_writes:
+            return self._first + self.max_delay_s - now
+        if self._written:
+            return 0.0
+        return min(self._last + self.debounce_s, self._first + self.max_delay_s) - now
 
     # -- applying -------------------------------------------------------------------------------
 

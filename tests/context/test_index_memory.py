@@ -47,3 +47,21 @@ def test_text_rules_equal_the_byte_rules():
         want = content_reason(t.encode("utf-8", errors="replace"))[0]
         assert text_reason(t) == want, t[:20]
         assert reject_reason(t) == want
+
+
+def test_a_name_a_compact_file_does_not_define_costs_no_decoding():
+    symbols = extract("a.py", SRC, "python")
+    key = cache_key("a.py", "python", text_digest(SRC))
+    calls = []
+
+    class Counting(Compact):
+        def named(self, name):
+            calls.append(name)
+            return super().named(name)
+
+    names, loader = unpack(encode(key, symbols), key, "a.py")
+    e = FileEntry("a.py", "python", SRC, None, names=names,
+                  loader=Counting(loader.body, loader.key, "a.py", loader.others))
+    assert "wert" in names  # filed under it; "self"-style locals are not filed, only known
+    assert e.defs_named("nowhere") == [] and e.defs_named("other") == [] and calls == [] and not e.parsed
+    assert e.defs_named("wert") and calls == ["wert"]

@@ -179,3 +179,20 @@ def test_a_closed_write_is_applied_without_waiting_for_quiet(tmp_path):
         w.notify("other.py", UPDATE)  # an event without a close (didChangeWatchedFiles) still waits
         time.sleep(0.3)
         assert w.batches == 1
+
+
+def test_a_file_open_for_writing_is_read_once_it_is_closed(tmp_path):
+    """Where closes are reported, a file being written is not read half-written after the debounce."""
+    idx = RepoIndex()
+    with WorkspaceWatcher(tmp_path, idx, debounce_s=0.005, max_delay_s=5.0) as w:
+        time.sleep(0.1)
+        (tmp_path / "first.py").write_text("def first():\n    pass\n")
+        assert wait_for(lambda: names(idx, "first") == ["first.py"])
+        with open(tmp_path / "slow.py", "w") as f:
+            f.write("def half():\n")
+            f.flush()
+            time.sleep(0.3)  # 60x the debounce
+            assert "slow.py" not in idx
+            f.write("    pass\n")
+        assert wait_for(lambda: names(idx, "half") == ["slow.py"])
+        assert idx.get("slow.py").text == "def half():\n    pass\n" and w.batches == 2
