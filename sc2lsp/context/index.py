@@ -53,7 +53,6 @@ class FileEntry:
     (``symbols.candidate_names``)."""
 
     # no __slots__: the providers keep per-entry caches in its __dict__ (``_chunk_map``)
-    _looked_up = False  #: a name lookup decoded part of its compact form (set on the instance)
 
     def __init__(self, path: str, language: str | None, text: str, symbols: FileSymbols | None = None,
                  digest: bytes | None = None, *, names: tuple[str, ...] | None = None,
@@ -149,20 +148,6 @@ class FileEntry:
     def defs_named(self, name: str) -> list[Definition]:
         table = self._by_name
         if table is None:
-            loader = self._loader
-            if self._symbols is None and loader is not None and self._names is not None:
-                # in the compact form: a name it has no definition of costs nothing; a first lookup
-                # decodes only the definitions it names (a name found in many files), a second one
-                # decodes everything (an imported file)
-                others = getattr(loader, "others", None)
-                if others is not None and name not in self._names and name not in others:
-                    return []
-                named = getattr(loader, "named", None)
-                if named is not None and not self._looked_up:
-                    self._looked_up = True
-                    found = named(name)
-                    if found is not None:
-                        return found
             table = {}
             for d in self.symbols.definitions:
                 table.setdefault(d.name, []).append(d)
@@ -461,7 +446,13 @@ class RepoIndex:
             entries = [self._files[p] for p in self._by_name.get(name, ()) if within is None or p in within]
         out: list[Definition] = []
         for e in entries:
-            out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]
+            found = None
+            if e._symbols is None:  # in the compact form: decode only the definitions named so (a
+                named = getattr(e._loader, "named", None)  # name found in many files; nothing kept)
+                found = named(name) if named is not None else None
+            if found is None:
+                found = e.defs_named(name)  # (a file asked for itself, e.g. an import, decodes it all)
+            out += [d for d in found if d.kind in LOOKUP_KINDS]
         return tuple(out)
 
     def compact(self) -> None:

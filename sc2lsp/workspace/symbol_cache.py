@@ -31,7 +31,7 @@ from ..fileio import atomic_write, user_cache_dir
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"sc2sym05"  #: bump with any change of extract()'s output or of this format
+MAGIC = b"sc2sym04"  #: bump with any change of extract()'s output or of this format
 _SUM = 16
 _intern = sys.intern
 
@@ -51,16 +51,13 @@ def encode(key: str, symbols: FileSymbols) -> bytes:
     imports = tuple((i.module, i.name, i.alias, i.wildcard) for i in symbols.imports)
     # compressed: an index keeps the compact form of files no request used (a quarter of the size)
     body = zlib.compress(marshal.dumps((key, defs, imports, tuple(symbols.identifiers), int(symbols.errors)), 4), 1)
-    names = lookup_names(symbols)
-    known = set(names)
-    others = tuple(dict.fromkeys(d.name for d in symbols.definitions if d.name not in known))
-    head = marshal.dumps((key, names, others), 4)
+    head = marshal.dumps((key, lookup_names(symbols)), 4)
     payload = len(head).to_bytes(4, "little") + head + body
     return MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
 
 
-def _split(data: bytes, key: str) -> tuple[tuple[str, ...], tuple[str, ...], bytes] | None:
-    """(names, other names, body) of an entry whose checksum and key hold, else None."""
+def _split(data: bytes, key: str) -> tuple[tuple[str, ...], bytes] | None:
+    """(names, body) of an entry whose checksum and key hold, else None."""
     start = len(MAGIC) + _SUM
     if len(data) < start + 4 or data[:len(MAGIC)] != MAGIC:
         return None
@@ -69,12 +66,12 @@ def _split(data: bytes, key: str) -> tuple[tuple[str, ...], tuple[str, ...], byt
         return None
     n = int.from_bytes(payload[:4], "little")
     try:
-        got, names, others = marshal.loads(payload[4:4 + n])
+        got, names = marshal.loads(payload[4:4 + n])
     except (ValueError, TypeError, EOFError):
         return None
-    if got != key or not all(type(t) is tuple and all(type(x) is str for x in t) for t in (names, others)):
+    if got != key or type(names) is not tuple or not all(type(x) is str for x in names):
         return None
-    return tuple(sys.intern(x) for x in names), tuple(sys.intern(x) for x in others), bytes(payload[4 + n:])
+    return tuple(sys.intern(x) for x in names), bytes(payload[4 + n:])
 
 
 def _opt_str(x) -> bool:
@@ -86,21 +83,19 @@ def unpack(data: bytes, key: str, path: str):
     split = _split(data, key)
     if split is None:
         return None
-    names, others, body = split
-    return names, Compact(body, key, path, others)
+    names, body = split
+    return names, Compact(body, key, path)
 
 
 class Compact:
     """The loader of a file's symbols in the compact form: called, it decodes them all (None if
     the entry is unsound); ``named(name)`` decodes only the definitions named ``name`` (what a
-    name lookup needs: no objects for the rest of the file, nothing kept). ``others``: the names
-    of its definitions besides the ones the index files it under (fields, locals...): a name in
-    neither is answered without decoding anything."""
+    name lookup across the index needs: no objects for the rest of the file, nothing kept)."""
 
-    __slots__ = ("body", "key", "path", "others")
+    __slots__ = ("body", "key", "path")
 
-    def __init__(self, body: bytes, key: str, path: str, others: tuple[str, ...] = ()):
-        self.body, self.key, self.path, self.others = body, key, path, others
+    def __init__(self, body: bytes, key: str, path: str):
+        self.body, self.key, self.path = body, key, path
 
     def __call__(self) -> FileSymbols | None:
         return _decode_body(self.body, self.key, self.path)
@@ -118,7 +113,7 @@ class Compact:
 def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
     """The symbols stored in ``data`` for ``key``; None for anything not written by ``encode``."""
     split = _split(data, key)
-    return None if split is None else _decode_body(split[2], key, path)
+    return None if split is None else _decode_body(split[1], key, path)
 
 
 def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:

@@ -25,16 +25,18 @@ def test_a_non_ascii_text_is_kept_as_utf8_and_read_back_exactly():
     assert len(found) == 80 and {d.container for d in found} == {"Größe", None}
 
 
-def test_a_first_lookup_decodes_only_the_names_it_asks_for():
+def test_a_lookup_by_name_decodes_only_the_names_it_asks_for():
     symbols = extract("a.py", SRC, "python")
     key = cache_key("a.py", "python", text_digest(SRC))
     names, loader = unpack(encode(key, symbols), key, "a.py")
     assert isinstance(loader, Compact)
     assert loader.named("wert") == [d for d in symbols.definitions if d.name == "wert"]
     assert loader.named("missing") == [] and loader() == symbols
-    e = FileEntry("a.py", "python", SRC, None, names=names, loader=loader)
-    first = e.defs_named("wert")
-    assert first == [d for d in symbols.definitions if d.name == "wert"] and not e.parsed  # nothing else decoded
+    idx = RepoIndex()
+    idx.apply_entry(FileEntry("a.py", "python", SRC, None, names=names, loader=loader))
+    e = idx.get("a.py")
+    assert idx.definitions_named("wert") == tuple(d for d in symbols.definitions if d.name == "wert")
+    assert not e.parsed  # nothing else decoded, nothing kept
     assert e.defs_named("Größe") == [d for d in symbols.definitions if d.name == "Größe"] and e.parsed
     damaged = Compact(b"not zlib", key, "a.py")
     assert damaged.named("wert") is None and damaged() is None
@@ -47,21 +49,3 @@ def test_text_rules_equal_the_byte_rules():
         want = content_reason(t.encode("utf-8", errors="replace"))[0]
         assert text_reason(t) == want, t[:20]
         assert reject_reason(t) == want
-
-
-def test_a_name_a_compact_file_does_not_define_costs_no_decoding():
-    symbols = extract("a.py", SRC, "python")
-    key = cache_key("a.py", "python", text_digest(SRC))
-    calls = []
-
-    class Counting(Compact):
-        def named(self, name):
-            calls.append(name)
-            return super().named(name)
-
-    names, loader = unpack(encode(key, symbols), key, "a.py")
-    e = FileEntry("a.py", "python", SRC, None, names=names,
-                  loader=Counting(loader.body, loader.key, "a.py", loader.others))
-    assert "wert" in names  # filed under it; "self"-style locals are not filed, only known
-    assert e.defs_named("nowhere") == [] and e.defs_named("other") == [] and calls == [] and not e.parsed
-    assert e.defs_named("wert") and calls == ["wert"]
