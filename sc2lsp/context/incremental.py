@@ -24,9 +24,12 @@ inside the fragment, another language) returns None: the caller parses the whole
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from .symbols import Definition, FileSymbols, extract
+
+log = logging.getLogger(__name__)
 
 #: Languages re-derived here (others are parsed whole).
 LANGUAGES = frozenset({"python"})
@@ -42,6 +45,24 @@ def changed_lines(a: list[str], b: list[str]) -> tuple[int, int, int]:
     while s < n - p and a[-1 - s] == b[-1 - s]:
         s += 1
     return p, len(a) - s, len(b) - s
+
+
+def rederive(old, new) -> FileSymbols | None:
+    """``new``'s symbols (a ``FileEntry`` of the changed text) from ``old``'s (the file's previous
+    entry, parsed or in the compact form) and a parse of the changed statements only; None when
+    that cannot be done (the caller parses the whole text, now or on first use)."""
+    if new.language not in LANGUAGES or old.language != new.language:
+        return None
+    source = old._symbols
+    if source is None:
+        source = old._loader if old._names is not None else None  # a compact form (never a chain of loaders)
+        if source is None:
+            return None
+    try:
+        return Rederive(new.path, new.language, new.text, new.lines, source, old.lines)()
+    except Exception:  # an optimisation: a bug here costs a full parse, never the change
+        log.debug("re-deriving the symbols of %s failed", new.path, exc_info=True)
+        return None
 
 
 class Rederive:

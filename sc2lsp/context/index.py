@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.content import MAX_BYTES, text_reason
-from .incremental import LANGUAGES as REDERIVED
-from .incremental import Rederive
+from .incremental import rederive
 from .languages import language_for
 from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
@@ -197,23 +196,6 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
     if len(text) > max_bytes:  # cheap test first: never encode a huge text
         return f"larger than {max_bytes} bytes"
     return text_reason(text, max_bytes=max_bytes)
-
-
-def rederive(old: FileEntry, new: FileEntry) -> FileSymbols | None:
-    """``new``'s symbols from ``old``'s (the file's previous entry, parsed or in the compact form)
-    and a parse of the changed statements only (``incremental``); None when that cannot be done."""
-    if new.language not in REDERIVED or old.language != new.language:
-        return None
-    source = old._symbols
-    if source is None:
-        source = old._loader if old._names is not None else None  # a compact form (never a chain of loaders)
-        if source is None:
-            return None
-    try:
-        return Rederive(new.path, new.language, new.text, new.lines, source, old.lines)()
-    except Exception:  # an optimisation: a bug here costs a full parse, never the change
-        log.debug("re-deriving the symbols of %s failed", new.path, exc_info=True)
-        return None
 
 
 def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
