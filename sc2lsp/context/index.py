@@ -172,9 +172,11 @@ class FileEntry:
         return n
 
 
-@functools.lru_cache(maxsize=48)
+@functools.lru_cache(maxsize=256)
 def _decoded(data: bytes) -> str:
-    """The text of an entry kept as UTF-8 (the files a request works on are decoded once)."""
+    """The text of an entry kept as UTF-8 (the files a request works on are decoded once; a
+    request reads the texts of many files: 48 was too few on networkx, whose 88 non-ASCII files
+    may all be candidates of one gathering). Holds at most 256 texts, only of files used."""
     return data.decode("utf-8", errors="surrogatepass")
 
 
