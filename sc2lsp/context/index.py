@@ -13,6 +13,7 @@ a file).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import posixpath
@@ -21,7 +22,8 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
-from ..core.content import MAX_BYTES, content_reason
+from ..core.content import MAX_BYTES, text_reason
+from .incremental import rederive
 from .languages import language_for
 from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
@@ -56,7 +58,9 @@ class FileEntry:
                  loader: Callable[[], FileSymbols | None] | None = None):
         self.path = path
         self.language = language
-        self.text = text
+        # a text with a non-ASCII character is a str of 2 or 4 bytes per character: kept as UTF-8
+        # (``text`` decodes it, the last few decoded kept), the index's memory ~1.2x -> ~1.0x the source
+        self._text: str | bytes = text if text.isascii() else text.encode("utf-8", errors="surrogatepass")
         self._symbols = symbols
         self.digest = digest if digest is not None else text_digest(text)
         self._lines: list[str] | None = None
@@ -71,6 +75,11 @@ class FileEntry:
 
     def __repr__(self) -> str:
         return f"FileEntry({self.path!r}, {self.language!r}, parsed={self.parsed})"
+
+    @property
+    def text(self) -> str:
+        t = self._text
+        return t if type(t) is str else _decoded(t)
 
     @property
     def parsed(self) -> bool:
@@ -163,6 +172,14 @@ class FileEntry:
         return n
 
 
+@functools.lru_cache(maxsize=256)
+def _decoded(data: bytes) -> str:
+    """The text of an entry kept as UTF-8 (the files a request works on are decoded once; a
+    request reads the texts of many files: 48 was too few on networkx, whose 88 non-ASCII files
+    may all be candidates of one gathering). Holds at most 256 texts, only of files used."""
+    return data.decode("utf-8", errors="surrogatepass")
+
+
 def lookup_names(symbols: FileSymbols) -> tuple[str, ...]:
     """The names a parsed file is filed under: its definitions' of ``LOOKUP_KINDS``, in order."""
     return tuple(dict.fromkeys(d.name for d in symbols.definitions if d.kind in LOOKUP_KINDS))
@@ -180,8 +197,7 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
     """Why a text is not indexed (too large, minified, generated), by the workspace scan's rules."""
     if len(text) > max_bytes:  # cheap test first: never encode a huge text
         return f"larger than {max_bytes} bytes"
-    reason, _ = content_reason(text.encode("utf-8", errors="replace"), max_bytes=max_bytes)
-    return reason
+    return text_reason(text, max_bytes=max_bytes)
 
 
 def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
@@ -209,22 +225,35 @@ class RepoIndex:
 
     # -- changes ------------------------------------------------------------------------------
 
-    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> bool:
+    def apply_change(self, path: str, text: str, language_id: str | None = None, *, lazy: bool = False,
+                     checked: bool = False) -> bool:
         """Index ``text`` as the contents of ``path``; False when unchanged or rejected (then the
         file is dropped from the index: a file that became too large or minified disappears).
-        ``lazy``: the text is parsed when something needs its symbols (a request, a name lookup
-        that may find a definition in it), not here."""
+        The symbols of a changed file are re-derived from its previous ones when only some of its
+        statements changed (``incremental``: a save or a keystroke parses one function, not the
+        file); otherwise ``lazy``: the text is parsed when something needs its symbols (a request,
+        a name lookup that may find a definition in it), not here. ``checked``: the caller applied
+        the content rules already (the watcher and the scan read files through them)."""
         with self._lock:
             old = self._files.get(path)
         if old is not None and len(old.text) == len(text) and old.text == text:
             return False
-        reason = reject_reason(text, self.max_bytes)
+        reason = None if checked else reject_reason(text, self.max_bytes)
         if reason:
             log.debug("not indexing %s: %s", path, reason)
             self.remove(path)
             return False
-        entry = build_entry(path, text, language_id, lazy=lazy)
-        return self.apply_entry(entry)
+        entry = build_entry(path, text, language_id, lazy=True)
+        derived = rederive(old, entry) if old is not None else None
+        if derived is not None:
+            entry._symbols = derived
+        elif not lazy:
+            entry._symbols = extract(path, text, entry.language)
+        changed = self.apply_entry(entry)
+        hook = self.on_parsed
+        if changed and derived is not None and hook is not None:
+            hook(entry)  # (a full parse on first use calls it too)
+        return changed
 
     def apply_entry(self, entry: FileEntry) -> bool:
         """Put a built entry in place of the file's previous one."""
@@ -384,14 +413,30 @@ class RepoIndex:
         with self._lock:
             return tuple(sorted(self._files))
 
-    def definitions_named(self, name: str) -> tuple[Definition, ...]:
-        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index; files filed under the
-        name that are not parsed yet are parsed here (outside the lock)."""
+    def files_defining(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(certain, possible)``: the files with a definition (of ``LOOKUP_KINDS``) named
+        ``name``, and those not parsed yet that may have one; nothing is parsed or decoded (a
+        caller that drops a name found in too many files learns it here)."""
         with self._lock:
-            entries = [self._files[p] for p in self._by_name.get(name, ())]
+            paths = self._by_name.get(name, ())
+            certain = tuple(p for p in paths if self._files[p]._filed is not None)
+            return certain, tuple(p for p in paths if self._files[p]._filed is None)
+
+    def definitions_named(self, name: str, within=None) -> tuple[Definition, ...]:
+        """Definitions (of ``LOOKUP_KINDS``) named ``name`` across the index (``within``: only in
+        these files); files filed under the name that are not parsed yet are parsed here (outside
+        the lock)."""
+        with self._lock:
+            entries = [self._files[p] for p in self._by_name.get(name, ()) if within is None or p in within]
         out: list[Definition] = []
         for e in entries:
-            out += [d for d in e.defs_named(name) if d.kind in LOOKUP_KINDS]
+            found = None
+            if e._symbols is None:  # in the compact form: decode only the definitions named so (a
+                named = getattr(e._loader, "named", None)  # name found in many files; nothing kept)
+                found = named(name) if named is not None else None
+            if found is None:
+                found = e.defs_named(name)  # (a file asked for itself, e.g. an import, decodes it all)
+            out += [d for d in found if d.kind in LOOKUP_KINDS]
         return tuple(out)
 
     def compact(self) -> None:

@@ -130,14 +130,16 @@ class _Resolver:
     def by_name(self, name: str, prefer: tuple[str, ...] = ()) -> list[Definition]:
         if len(name) < 3:
             return []  # too short to guess from
-        found = [d for d in self.req.index.definitions_named(name) if d.path != self.req.path]
+        index, here = self.req.index, self.req.path
         if prefer:
-            preferred = [d for d in found if d.path in prefer]
+            preferred = [d for d in index.definitions_named(name, prefer) if d.path != here]
             if preferred:
                 return preferred
+        if sum(p != here for p in index.files_defining(name)[0]) > self.req.options.max_ambiguity:
+            return []  # ambiguous, known without decoding the files
+        found = [d for d in index.definitions_named(name) if d.path != here]
         if len(found) > self.req.options.max_ambiguity:
             return []
-        here = self.req.path
         found.sort(key=lambda d: (-_closeness(d.path, here), d.path, d.start_line))
         return found
 

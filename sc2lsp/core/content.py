@@ -21,11 +21,28 @@ def content_reason(data: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[str | No
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "binary or not UTF-8", None
+    reason = _shape_by_lines(text)
+    return (reason, None) if reason else (None, text)
+
+
+def text_reason(text: str, *, max_bytes: int = MAX_BYTES) -> str | None:
+    """``content_reason`` of ``text``'s UTF-8 bytes, without encoding a text that is ASCII (the
+    editor's texts; lone surrogates count as replaced)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
+    if size > max_bytes:
+        return f"larger than {max_bytes} bytes"
+    if "\x00" in text[:8192] and b"\x00" in text.encode("utf-8", errors="replace")[:8192]:
+        return "binary"
+    return _shape_by_lines(text)
+
+
+def _shape_by_lines(text: str) -> str | None:
+    """Minified (long lines) or generated (a marker in the first lines)."""
     lines = text.splitlines() or [""]
-    longest = max(len(ln) for ln in lines)
+    longest = max(map(len, lines))
     if len(text) > 1000 and (len(text) / len(lines) > MINIFIED_MEAN_LINE or longest > MINIFIED_MAX_LINE):
-        return "minified", None
+        return "minified"
     head = "\n".join(lines[:10]).lower()
     if any(m in head for m in _GENERATED_MARKERS):
-        return "generated", None
-    return None, text
+        return "generated"
+    return None

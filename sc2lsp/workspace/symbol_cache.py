@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"sc2sym04"  #: bump with any change of extract()'s output or of this format
 _SUM = 16
+_intern = sys.intern
 
 
 def default_cache_dir() -> Path:
@@ -83,7 +84,30 @@ def unpack(data: bytes, key: str, path: str):
     if split is None:
         return None
     names, body = split
-    return names, lambda: _decode_body(body, key, path)
+    return names, Compact(body, key, path)
+
+
+class Compact:
+    """The loader of a file's symbols in the compact form: called, it decodes them all (None if
+    the entry is unsound); ``named(name)`` decodes only the definitions named ``name`` (what a
+    name lookup across the index needs: no objects for the rest of the file, nothing kept)."""
+
+    __slots__ = ("body", "key", "path")
+
+    def __init__(self, body: bytes, key: str, path: str):
+        self.body, self.key, self.path = body, key, path
+
+    def __call__(self) -> FileSymbols | None:
+        return _decode_body(self.body, self.key, self.path)
+
+    def named(self, name: str) -> list[Definition] | None:
+        try:
+            got, defs, *_ = marshal.loads(zlib.decompress(self.body))
+            if got != self.key:
+                return None
+            return [_definition(t, self.path) for t in defs if t[0] == name]
+        except (ValueError, TypeError, EOFError, IndexError, zlib.error):
+            return None
 
 
 def decode(data: bytes, key: str, path: str) -> FileSymbols | None:
@@ -97,13 +121,7 @@ def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
         got, defs, imports, idents, errors = marshal.loads(zlib.decompress(body))
         if got != key or type(errors) is not int:
             return None
-        out = []
-        for name, kind, start, end, body, sig, doc, container in defs:
-            if (type(name) is not str or type(kind) is not str or type(start) is not int or type(end) is not int
-                    or type(body) is not int or type(sig) is not str or type(doc) is not str
-                    or (container is not None and type(container) is not str)):
-                return None
-            out.append(Definition(name, kind, path, start, end, body, sig, doc, container))
+        out = [_definition(t, path) for t in defs]
         imps = []
         for module, name, alias, wildcard in imports:
             if not (type(module) is str and _opt_str(name) and _opt_str(alias) and type(wildcard) is bool):
@@ -114,6 +132,18 @@ def _decode_body(body: bytes, key: str, path: str) -> FileSymbols | None:
         return FileSymbols(tuple(out), tuple(imps), tuple(sys.intern(w) for w in idents), errors)
     except (ValueError, TypeError, EOFError, zlib.error):  # truncated, wrong shape
         return None
+
+
+def _definition(t: tuple, path: str) -> Definition:
+    """A ``Definition`` from its encoded tuple; TypeError when a field has the wrong type."""
+    name, kind, start, end, body, sig, doc, container = t
+    if (type(name) is not str or type(kind) is not str or type(start) is not int or type(end) is not int
+            or type(body) is not int or type(sig) is not str or type(doc) is not str
+            or (container is not None and type(container) is not str)):
+        raise TypeError("a damaged definition")
+    # names, kinds and containers repeat across files: one string each (a fifth of the decoded size)
+    return Definition(_intern(name), _intern(kind), path, start, end, body, sig, doc or "",
+                      None if container is None else _intern(container))
 
 
 class SymbolCache:

@@ -50,6 +50,9 @@ class WorkspaceWatcher:
         self.on_batch = on_batch  #: called with {path: "update"|"delete"} after each applied batch
         self._pending: dict[str, tuple[str, bool]] = {}  # rel path -> (action, is_dir)
         self._first = self._last = 0.0
+        self._written = False  #: a pending file was closed after writing: apply now
+        self._closes_seen = False  #: the system reports closed writes (Linux inotify)
+        self._open_writes: set[str] = set()  #: pending files written and not closed yet
         self._cond = threading.Condition()
         self._stopping = False
         self._observer = None
@@ -179,8 +182,10 @@ class WorkspaceWatcher:
             return None
         return rel.replace(os.sep, "/")
 
-    def notify(self, rel: str, action: str, is_dir: bool = False) -> None:
-        """Record a change (also usable for LSP ``workspace/didChangeWatchedFiles``)."""
+    def notify(self, rel: str, action: str, is_dir: bool = False, *, written: bool = False) -> None:
+        """Record a change (also usable for LSP ``workspace/didChangeWatchedFiles``). ``written``:
+        a writer closed the file (inotify's IN_CLOSE_WRITE): the batch is applied without waiting
+        for quiet, as the write is complete."""
         if any(part in (".git", ".hg", ".svn") for part in rel.split("/")):
             return  # version-control internals change on every git command
         now = time.monotonic()
@@ -189,6 +194,13 @@ class WorkspaceWatcher:
                 self._first = now
             self._pending[rel] = (action, is_dir)
             self._last = now
+            if written:
+                self._written = self._closes_seen = True
+                self._open_writes.discard(rel)
+            elif action == UPDATE and not is_dir:
+                self._open_writes.add(rel)
+            else:
+                self._open_writes.discard(rel)
             self._cond.notify_all()
 
     def flush(self) -> dict[str, str]:
@@ -206,15 +218,26 @@ class WorkspaceWatcher:
                     return
                 while True:  # wait for quiet, but not longer than max_delay_s
                     now = time.monotonic()
-                    wait = min(self._last + self.debounce_s, self._first + self.max_delay_s) - now
+                    wait = self._wait(now)
                     if wait <= 0 or self._stopping:
                         break
                     self._cond.wait(wait)
-                batch, self._pending = self._pending, {}
+                batch, self._pending, self._written = self._pending, {}, False
+                self._open_writes.clear()
             try:
                 self._apply(batch)
             except Exception:  # the watcher must survive anything a file system does
                 log.debug("watch batch failed", exc_info=True)
+
+    def _wait(self, now: float) -> float:
+        """How long the pending batch waits: until ``debounce_s`` of quiet, at most ``max_delay_s``
+        after its first event; where the system reports closed writes (inotify), not at all once
+        every file written is closed again, and until then (no half-written file is read)."""
+        if self._closes_seen and self._open_writes:
+            return self._first + self.max_delay_s - now
+        if self._written:
+            return 0.0
+        return min(self._last + self.debounce_s, self._first + self.max_delay_s) - now
 
     # -- applying -------------------------------------------------------------------------------
 
@@ -317,7 +340,9 @@ class WorkspaceWatcher:
                 return DELETE
             log.debug("skipped %s: %s", rel, reason)
             return "skipped"
-        self.index.apply_change(rel, reason[0], lazy=True)  # parsed when something needs its symbols
+        # parsed when something needs its symbols (or only its changed statements, now); the
+        # content rules were applied by ``_read``
+        self.index.apply_change(rel, reason[0], lazy=True, checked=self.max_bytes <= self.index.max_bytes)
         return UPDATE
 
     def _read(self, rel: str) -> str | tuple[str]:
@@ -359,9 +384,13 @@ class _Handler(FileSystemEventHandler):
     def dispatch(self, event) -> None:
         try:
             kind = event.event_type
-            if kind in ("opened", "closed_no_write", "closed"):
+            if kind in ("opened", "closed_no_write"):
                 return
             src = self.w.relative(event.src_path)
+            if kind == "closed":  # written and closed: no need to wait for more events of it
+                if src is not None and not event.is_directory:
+                    self.w.notify(src, UPDATE, written=True)
+                return
             if kind == "moved":
                 if src is not None:
                     self.w.notify(src, DELETE, event.is_directory)

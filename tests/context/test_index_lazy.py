@@ -70,9 +70,13 @@ def test_a_lazy_file_is_parsed_once_and_only_when_needed(parses):
     idx.definitions_named("helper")
     idx.get("pkg/util.py").symbols
     assert parses == ["pkg/util.py"]
-    idx.apply_change("pkg/util.py", "def helper2(x):\n    return x\n", lazy=True)  # a change: parsed again when needed
+    idx.apply_change("pkg/util.py", "def helper2(x):\n    return x\n", lazy=True)  # a change of a parsed file:
+    # its changed statements re-derived (context/incremental.py), no whole parse
     assert idx.definitions_named("helper") == () and [d.name for d in idx.definitions_named("helper2")] == ["helper2"]
-    assert parses == ["pkg/util.py", "pkg/util.py"]
+    assert parses == ["pkg/util.py"]
+    idx.apply_change("pkg/other.py", "def unrelated2():\n    pass\n", lazy=True)  # of an unparsed one: parsed on use
+    assert parses == ["pkg/util.py"] and [d.name for d in idx.definitions_named("unrelated2")] == ["unrelated2"]
+    assert parses == ["pkg/util.py", "pkg/other.py"]
 
 
 def test_a_parsed_file_is_filed_under_its_definitions_only(monkeypatch):

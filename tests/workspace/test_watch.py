@@ -164,3 +164,35 @@ def test_workspace_context_blocks_stay_put_while_typing_on_one_line(tmp_path):
     assert ask(head + "alpha(be") == first  # gathered again: same result for the same names
     moved = ask(head + "alpha(beta(1))\nx = ")
     assert moved is not first
+
+
+def test_a_closed_write_is_applied_without_waiting_for_quiet(tmp_path):
+    """IN_CLOSE_WRITE says the write is complete: the save reaches the index at once, not after
+    the debounce (here 5 s, so only the close event can bring it in time)."""
+    idx = RepoIndex()
+    with WorkspaceWatcher(tmp_path, idx, debounce_s=5.0, max_delay_s=10.0) as w:
+        time.sleep(0.1)
+        t = time.monotonic()
+        (tmp_path / "saved.py").write_text("def saved():\n    pass\n")
+        assert wait_for(lambda: names(idx, "saved") == ["saved.py"], timeout=2.0)
+        assert time.monotonic() - t < 2.0 and w.batches >= 1
+        w.notify("other.py", UPDATE)  # an event without a close (didChangeWatchedFiles) still waits
+        time.sleep(0.3)
+        assert w.batches == 1
+
+
+def test_a_file_open_for_writing_is_read_once_it_is_closed(tmp_path):
+    """Where closes are reported, a file being written is not read half-written after the debounce."""
+    idx = RepoIndex()
+    with WorkspaceWatcher(tmp_path, idx, debounce_s=0.005, max_delay_s=5.0) as w:
+        time.sleep(0.1)
+        (tmp_path / "first.py").write_text("def first():\n    pass\n")
+        assert wait_for(lambda: names(idx, "first") == ["first.py"])
+        with open(tmp_path / "slow.py", "w") as f:
+            f.write("def half():\n")
+            f.flush()
+            time.sleep(0.3)  # 60x the debounce
+            assert "slow.py" not in idx
+            f.write("    pass\n")
+        assert wait_for(lambda: names(idx, "half") == ["slow.py"])
+        assert idx.get("slow.py").text == "def half():\n    pass\n" and w.batches == 2
