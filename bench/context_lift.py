@@ -1,31 +1,36 @@
-"""Does repository context help completions? Base sc2-tiny vs sc2-tiny + LoRA, with vs without context.
+"""Does repository context help completions? Base sc2-tiny vs sc2-tiny tuned on a repository, with vs without context.
 
 One command (each stage is skipped when its output exists, so it resumes after a kill; on 2
-shared cores: prepare ~1.5 min, training capped at 25 min, export seconds, eval ~3.5 s per
-generation, 2 per case and model; generations are cached in ``WORK/results/``)::
+shared cores: prepare a few minutes, training capped by its preset, eval ~1-3 s per generation,
+2 per case and model; generations are cached in ``WORK/results/``)::
 
-    nice -n 5 python bench/context_lift.py --work /tmp/lift [--json]
+    nice -n 5 python bench/context_lift.py --work /tmp/lift [--recipe full|lora] [--json]
 
 Stages, all through the project's own code:
 
 1. ``WORK/repos/networkx/networkx``: networkx copied from this interpreter's site-packages (a
    real repository the models never saw; ``--repo DIR`` takes another one);
-2. ``python -m finetune prepare`` -> ``WORK/data`` (the repository-format samples of
-   ``finetune/data/pack.py``, built by ``sc2lsp/core/prompt.py``; ``--prepare key=value``, by
-   default ``related_rate=0.5``: half the fragments that use other files' definitions come after
-   the fragments defining them, as the server puts context before the file); held-out files are
-   whole files (``heldout_files.json``), never in ``train.npy``;
-3. ``python -m finetune train --config lora-sc2-tiny`` -> ``WORK/lora`` (``--train key=value``);
-4. ``python -m finetune export WORK/lora --adapter --no-register`` -> the LoRA adapter GGUF,
-   served on sc2-tiny's GGUF through llama.cpp's ``lora_path`` as the server serves it;
+2. ``python -m finetune prepare`` -> ``WORK/data``, 20% of the files held out whole
+   (``heldout_files.json``, never in ``train.npy``; ``--prepare key=value``).
+   ``--recipe full`` (default): ``samples=server`` (``finetune/data/server_samples.py``): per line
+   of a training file that uses another file's name through its imports, the server's own prompt
+   at its first non-blank character (``plan_budget`` with ``server_budget`` tokens of text, the
+   context ``gather.assemble`` commits, over an index of the training files only; 20% of them
+   without context), then the line; the loss is on the line only (``train_mask.npy``).
+   ``--recipe lora`` (the 2026-12-02 rows): repository-format samples, ``related_rate=0.5``;
+3. ``python -m finetune pretrain --config sc2-tiny-server`` (full: all weights, from sc2-tiny) or
+   ``python -m finetune train --config lora-sc2-tiny`` (lora) -> ``WORK/RECIPE`` (``--train key=value``);
+4. the GGUF: full -> ``sc2lsp.models.convert`` of ``WORK/full/hf`` (Q8_0, as sc2-tiny ships);
+   lora -> ``finetune export --adapter``, served on sc2-tiny's GGUF through llama.cpp's ``lora_path``;
+   ``--checkpoint`` evaluates a running full training's latest ``ckpt.pt`` instead (an early look);
 5. eval: cases from the held-out files only, built by ``bench/retrieval.py``'s case builder (a
    line that uses a definition of another file through its imports, cut at its first non-blank
    character; the rest of the line is the target). The workspace index holds every file of the
    repository, as the server of that checkout would; the context is the server's own gathering
    (``gather.assemble``, complete, as a warm-up commits it) in the budget the engine plans
-   (``plan_budget``, tokens counted by the model's tokenizer), and the prompt is the engine's
-   (``infill_prompt``, SPM, ``<repo_name>`` = the folder's name). Without context: the same
-   prompt with no context blocks. Greedy, ``--max-tokens`` tokens, first line compared.
+   (``plan_budget`` with ``--context-budget`` tokens, counted by the model's tokenizer), and the
+   prompt is the engine's (``infill_prompt``, SPM, ``<repo_name>`` = the folder's name). Without
+   context: the same prompt with no context blocks. Greedy, ``--max-tokens`` tokens, first line compared.
 
 Figures per model and prompt: next-line exact match, edit similarity (Levenshtein), and the
 identifier rate: the suggestion contains the cross-file name the line uses (``Case.name``).
@@ -101,6 +106,8 @@ def stages(work: Path, repo: Path, args) -> tuple[Path, Path, Path, Path | None]
         _trim_heldout(data)
     run = work / args.recipe
     done = run / ("adapter" if command == "train" else "hf")
+    if args.only == "sc2-tiny":  # the base row only: no training needed (e.g. while it runs)
+        return root, data, None, None
     if args.checkpoint:
         return root, data, *checkpoint_gguf(work, args.recipe)[1:], None
     if not done.is_dir():
@@ -305,8 +312,8 @@ def main(argv=None) -> int:
     count = memo_counter(lambda t: len(counter.tokenize(t)))
     prompts, n_files = build_prompts(root, held, count, args)
     counter.close()
-    label = args.recipe if not args.checkpoint else checkpoint_gguf(args.work, args.recipe)[0]
-    models = [("sc2-tiny", BASE_GGUF, None), (label, tuned, adapter)]
+    label = (checkpoint_gguf(args.work, args.recipe)[0] if args.checkpoint else args.recipe) if tuned else None
+    models = [("sc2-tiny", BASE_GGUF, None)] + ([(label, tuned, adapter)] if tuned else [])
     models += [_model_spec(s) for s in args.model]
     n = max(1, len(prompts))
     doc = {"repo": str(root), "cases": len(prompts), "case_files": n_files, "heldout_files": len(held),
