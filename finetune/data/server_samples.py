@@ -105,9 +105,10 @@ def cut(text: str, case: Case) -> tuple[str, str]:
 
 
 def server_prompt(index, case: Case, *, repo: str, total: int, count: Callable[[str], int],
-                  with_context: bool = True) -> str:
+                  with_context: bool = True, require_name: bool = False) -> str | None:
     """The prompt the server sends at ``case``'s cursor (the file as indexed), through the
-    server's budget, context gathering and prompt code."""
+    server's budget, context gathering and prompt code. ``require_name``: None when the context
+    the server gathers there does not hold the case's name (whether or not it is then sent)."""
     from sc2lsp.commands.context import context_budget
     from sc2lsp.context.gather import assemble, complete_options
     from sc2lsp.core.prompt import FimMode, infill_prompt
@@ -115,19 +116,25 @@ def server_prompt(index, case: Case, *, repo: str, total: int, count: Callable[[
     prefix, suffix = cut(index.get(case.path).text, case)
     plan, window = context_budget(prefix, suffix, total=total, count=count)
     ctx = []
-    if with_context:
+    if with_context or require_name:
         res = assemble(index, case.path, prefix + suffix, len(prefix), plan.context_tokens, count=count,
                        window=window, options=complete_options())
         ctx = [b.source_file() for b in res.blocks]
+        if require_name and not any(re.search(rf"\b{re.escape(case.name)}\b", f.code) for f in ctx):
+            return None
+        ctx = ctx if with_context else []
     p, s = plan.cut(prefix, suffix)
     return infill_prompt(p, s, path=case.path, repo=repo, context=ctx, mode=FimMode.SPM)
 
 
 def server_samples(files: Sequence[tuple[str, str]], *, repo: str, count: Callable[[str], int], seed: int,
                    total: int = 512, per_file: int = 0, context_rate: float = 0.8, cases_in: set[str] | None = None,
+                   require_name: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> list[tuple[str, str]]:
     """``(prompt, middle)`` for the cross-file lines of ``files`` (of the files in ``cases_in`` only,
-    when given; at most ``per_file`` per file, 0 = all), over an index holding ``files`` only."""
+    when given; at most ``per_file`` per file, 0 = all), over an index holding ``files`` only.
+    ``require_name``: only the lines where the context the server gathers holds the name they use
+    (where context can help; most of the others are ``mod.name`` lines the server cannot resolve)."""
     from sc2lsp.context.gather import prepare
     from sc2lsp.context.index import RepoIndex
 
@@ -146,8 +153,9 @@ def server_samples(files: Sequence[tuple[str, str]], *, repo: str, count: Callab
             prepare(index, path, count=count)
             for case in cases:
                 prompt = server_prompt(index, case, repo=repo, total=total, count=count,
-                                       with_context=rng.random() < context_rate)
-                out.append((prompt, case.target))
+                                       with_context=rng.random() < context_rate, require_name=require_name)
+                if prompt is not None:
+                    out.append((prompt, case.target))
             index.close(path)
         if progress:
             progress(k + 1, len(paths))
@@ -155,11 +163,13 @@ def server_samples(files: Sequence[tuple[str, str]], *, repo: str, count: Callab
     return out
 
 
-def pack_masked(tokenizer, samples: Sequence[tuple[str, str]], seq_len: int) -> tuple[np.ndarray, np.ndarray, int]:
+def pack_masked(tokenizer, samples: Sequence[tuple[str, str]], seq_len: int,
+                heal: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """``(rows [n, seq_len], mask [n, seq_len] uint8, samples dropped)``: each sample's tokens
     (prompt, then middle + ``<|endoftext|>``) whole in one row, rows filled in order and padded with
-    ``<|endoftext|>``; the mask is 1 on the middle and its ``<|endoftext|>`` only. A sample longer
-    than a row is dropped (counted)."""
+    ``<|endoftext|>``; the mask is 1 on the middle, its ``<|endoftext|>`` and the prompt's last
+    ``heal`` tokens (the server heals the prompt's last token, the indentation here: the model
+    generates it again), 0 elsewhere. A sample longer than a row is dropped (counted)."""
     pad = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
     dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
     if not samples:
@@ -180,7 +190,8 @@ def pack_masked(tokenizer, samples: Sequence[tuple[str, str]], seq_len: int) -> 
         if len(row) + n > seq_len:
             flush()
             row, mask = [], []
-        row, mask = row + p + m, mask + [0] * len(p) + [1] * len(m)
+        k = min(heal, len(p))
+        row, mask = row + p + m, mask + [0] * (len(p) - k) + [1] * (k + len(m))
     if row:
         flush()
     if not rows:

@@ -85,6 +85,18 @@ def test_server_samples_take_context_from_the_given_files_only():
     assert "def held_out_only(n)" in with_held[0][0]
     none = server_samples(train, repo="r", count=approx_tokens, seed=0, context_rate=0.0)
     assert all(p.count(FILE_SEP) == 1 for p, _ in none)  # no context block at all
+    assert sorted(m for _, m in none) == middles  # the same cases: chosen by what the context would hold
+
+
+def test_require_name_drops_the_lines_the_context_cannot_help():
+    index = _index(FILES)
+    case = next(c for c in cross_file_lines(index, "pkg/user.py") if c.name == "path_graph")
+    assert server_prompt(index, case, repo="r", total=512, count=approx_tokens, require_name=True) is not None
+    assert server_prompt(index, case, repo="r", total=512, count=approx_tokens, require_name=True,
+                         with_context=False).count(FILE_SEP) == 1
+    # a budget with no room for context: the server would not have helped there
+    assert server_prompt(index, case, repo="r", total=64, count=approx_tokens, require_name=True) is None
+    assert server_prompt(index, case, repo="r", total=64, count=approx_tokens) is not None
 
 
 class CharTokenizer:
@@ -110,13 +122,17 @@ class CharTokenizer:
 
 def test_pack_masked_keeps_samples_whole_and_masks_the_middle_only():
     samples = [("a" * 5, "xy"), ("b" * 6, "z"), ("c" * 20, "toolong"), ("d" * 2, "w")]
-    rows, mask, dropped = pack_masked(CharTokenizer(), samples, 12)
+    rows, mask, dropped = pack_masked(CharTokenizer(), samples, 12, heal=0)
     assert dropped == 1 and rows.shape == mask.shape == (2, 12)
     # row 0: aaaaa xy <eot> | pad; the next sample (6 + 2 tokens) does not fit whole
     assert rows[0, :8].tolist() == [ord("a") % 250 + 1] * 5 + [ord("x") % 250 + 1, ord("y") % 250 + 1, 0]
     assert mask[0].tolist() == [0] * 5 + [1, 1, 1] + [0] * 4
     assert mask[1].tolist() == [0] * 6 + [1, 1] + [0] * 2 + [1, 1]
     assert rows[1, -2:].tolist() == [ord("w") % 250 + 1, 0]
+    # heal=1 (the default): the prompt's last token, which the server heals, is in the loss too
+    healed = pack_masked(CharTokenizer(), samples, 12)[1]
+    assert healed[0].tolist() == [0] * 4 + [1, 1, 1, 1] + [0] * 4
+    assert healed[1].tolist() == [0] * 5 + [1, 1, 1] + [0] + [1, 1, 1]
 
 
 def test_masked_labels_and_heldout_loss():
