@@ -13,11 +13,15 @@ from the former (docs/context.md, "Does context help completions"). These sample
   ``plan_budget`` with ``total`` tokens of text), ``gather.prepare`` + ``gather.assemble`` with
   every provider run to the end (what a warm-up commits) over an index of the given files only
   (the training files: no held-out file can reach a training prompt), and ``infill_prompt`` (SPM);
+* only the lines where that context holds the name they use (``require_name``: where context can
+  help; on networkx 10% of the lines, most others are ``nx.name`` through star imports the server
+  does not resolve);
 * with probability ``1 - context_rate`` the same prompt without context blocks (the server sends
   that too: a file with nothing indexed yet, a budget spent on the file).
 
 A sample is ``(prompt, middle)``; ``pack_masked`` packs their tokens into rows with a loss mask
-that is 1 on the middle and the ``<|endoftext|>`` after it only (the loop's ``loss_mask``).
+that is 1 on the middle, the ``<|endoftext|>`` after it and the prompt's last token (the server's
+token healing makes the model generate it again) only (the loop's ``loss_mask``).
 """
 
 from __future__ import annotations
