@@ -1,31 +1,36 @@
-"""Does repository context help completions? Base sc2-tiny vs sc2-tiny + LoRA, with vs without context.
+"""Does repository context help completions? Base sc2-tiny vs sc2-tiny tuned on a repository, with vs without context.
 
 One command (each stage is skipped when its output exists, so it resumes after a kill; on 2
-shared cores: prepare ~1.5 min, training capped at 25 min, export seconds, eval ~3.5 s per
-generation, 2 per case and model; generations are cached in ``WORK/results/``)::
+shared cores: prepare a few minutes, training capped by its preset, eval ~1-3 s per generation,
+2 per case and model; generations are cached in ``WORK/results/``)::
 
-    nice -n 5 python bench/context_lift.py --work /tmp/lift [--json]
+    nice -n 5 python bench/context_lift.py --work /tmp/lift [--recipe full|lora] [--json]
 
 Stages, all through the project's own code:
 
 1. ``WORK/repos/networkx/networkx``: networkx copied from this interpreter's site-packages (a
    real repository the models never saw; ``--repo DIR`` takes another one);
-2. ``python -m finetune prepare`` -> ``WORK/data`` (the repository-format samples of
-   ``finetune/data/pack.py``, built by ``sc2lsp/core/prompt.py``; ``--prepare key=value``, by
-   default ``related_rate=0.5``: half the fragments that use other files' definitions come after
-   the fragments defining them, as the server puts context before the file); held-out files are
-   whole files (``heldout_files.json``), never in ``train.npy``;
-3. ``python -m finetune train --config lora-sc2-tiny`` -> ``WORK/lora`` (``--train key=value``);
-4. ``python -m finetune export WORK/lora --adapter --no-register`` -> the LoRA adapter GGUF,
-   served on sc2-tiny's GGUF through llama.cpp's ``lora_path`` as the server serves it;
+2. ``python -m finetune prepare`` -> ``WORK/data``, 20% of the files held out whole
+   (``heldout_files.json``, never in ``train.npy``; ``--prepare key=value``).
+   ``--recipe full`` (default): ``samples=server`` (``finetune/data/server_samples.py``): per line
+   of a training file that uses another file's name through its imports, the server's own prompt
+   at its first non-blank character (``plan_budget`` with ``server_budget`` tokens of text, the
+   context ``gather.assemble`` commits, over an index of the training files only; 20% of them
+   without context), then the line; the loss is on the line only (``train_mask.npy``).
+   ``--recipe lora`` (the 2026-12-02 rows): repository-format samples, ``related_rate=0.5``;
+3. ``python -m finetune pretrain --config sc2-tiny-server`` (full: all weights, from sc2-tiny) or
+   ``python -m finetune train --config lora-sc2-tiny`` (lora) -> ``WORK/RECIPE`` (``--train key=value``);
+4. the GGUF: full -> ``sc2lsp.models.convert`` of ``WORK/full/hf`` (Q8_0, as sc2-tiny ships);
+   lora -> ``finetune export --adapter``, served on sc2-tiny's GGUF through llama.cpp's ``lora_path``;
+   ``--checkpoint`` evaluates a running full training's latest ``ckpt.pt`` instead (an early look);
 5. eval: cases from the held-out files only, built by ``bench/retrieval.py``'s case builder (a
    line that uses a definition of another file through its imports, cut at its first non-blank
    character; the rest of the line is the target). The workspace index holds every file of the
    repository, as the server of that checkout would; the context is the server's own gathering
    (``gather.assemble``, complete, as a warm-up commits it) in the budget the engine plans
-   (``plan_budget``, tokens counted by the model's tokenizer), and the prompt is the engine's
-   (``infill_prompt``, SPM, ``<repo_name>`` = the folder's name). Without context: the same
-   prompt with no context blocks. Greedy, ``--max-tokens`` tokens, first line compared.
+   (``plan_budget`` with ``--context-budget`` tokens, counted by the model's tokenizer), and the
+   prompt is the engine's (``infill_prompt``, SPM, ``<repo_name>`` = the folder's name). Without
+   context: the same prompt with no context blocks. Greedy, ``--max-tokens`` tokens, first line compared.
 
 Figures per model and prompt: next-line exact match, edit similarity (Levenshtein), and the
 identifier rate: the suggestion contains the cross-file name the line uses (``Case.name``).
@@ -59,9 +64,15 @@ from sc2lsp.core.tokens import STOP_TOKENS  # noqa: E402
 from sc2lsp.workspace.indexer import index_workspace  # noqa: E402
 
 BASE_GGUF = ROOT / "models" / "sc2-tiny" / "sc2-tiny-q8_0.gguf"
+#: ``--recipe lora`` (2026-12-02): repository-format samples, related files first, LoRA r=16
 PREPARE = ["seq_len=1024", "epochs=1", "heldout_fraction=0.2", "related_rate=0.5", "attribution=false"]
 TRAIN = ["r=16", "alpha=32", "lr=2e-3", "max_steps=120", "max_minutes=25", "eval_every=40", "save_every=20",
          "warmup_steps=10", "batch_size=4", "eval_batches=4"]
+#: ``--recipe full`` (2026-12-03): the server's own prompts (``data/server_samples.py``) with the loss on the
+#: completed line, all weights trained (``finetune/configs/sc2-tiny-server.toml``)
+PREPARE_SERVER = ["seq_len=1024", "epochs=2", "heldout_fraction=0.2", "samples=server", "server_budget=512",
+                  "attribution=false"]
+RECIPES = {"lora": (PREPARE, "train", "lora-sc2-tiny", TRAIN), "full": (PREPARE_SERVER, "pretrain", "sc2-tiny-server", [])}
 
 
 def _python(*args: str) -> None:
@@ -70,30 +81,71 @@ def _python(*args: str) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, env=None)
 
 
-def stages(work: Path, repo: Path, args) -> tuple[Path, Path, Path]:
-    """(repository root, data directory, adapter GGUF): each made unless it exists."""
+def _trim_heldout(data: Path, keep: int = 32) -> None:
+    """Training's held-out loss (not a figure of this bench) runs over every held-out row twice: the
+    first ``keep`` rows keep it to seconds; all rows stay in ``heldout-all.npy`` (and their mask)."""
+    import numpy as np
+
+    for name in ("heldout", "heldout_mask"):
+        if (data / f"{name}.npy").exists():
+            rows = np.load(data / f"{name}.npy")
+            np.save(data / f"{name}-all.npy", rows)
+            np.save(data / f"{name}.npy", rows[:keep])
+
+
+def stages(work: Path, repo: Path, args) -> tuple[Path, Path, Path, Path | None]:
+    """(repository root, data directory, tuned GGUF, its adapter GGUF or None): each made unless it exists."""
     root = work / "repos" / repo.name
     if not (root / repo.name).is_dir():
         root.mkdir(parents=True, exist_ok=True)
         shutil.copytree(repo, root / repo.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    prepare, command, preset, train = RECIPES[args.recipe]
     data = work / "data"
     if not (data / "manifest.json").exists():
-        _python("prepare", str(root), "--out", str(data), "--no-progress", *PREPARE, *args.prepare)
-        # training's held-out loss (not a figure of this bench) runs over every held-out row twice:
-        # 32 rows keep it to seconds; the rows are kept in heldout-all.npy
-        import numpy as np
+        _python("prepare", str(root), "--out", str(data), "--no-progress", *prepare, *args.prepare)
+        _trim_heldout(data)
+    run = work / args.recipe
+    done = run / ("adapter" if command == "train" else "hf")
+    if args.only == "sc2-tiny":  # the base row only: no training needed (e.g. while it runs)
+        return root, data, None, None
+    if args.checkpoint:
+        return root, data, *checkpoint_gguf(work, args.recipe)[1:], None
+    if not done.is_dir():
+        _python(command, "--config", preset, f"data={data}", f"out={run}", *(["progress=false", "plot=false"]
+                if command == "train" else []), *train, *args.train)
+    if command == "pretrain":
+        gguf = run / "export" / "lift-full-q8_0.gguf"
+        if not gguf.exists():
+            from sc2lsp.models.convert import convert_checkpoint
 
-        rows = np.load(data / "heldout.npy")
-        np.save(data / "heldout-all.npy", rows)
-        np.save(data / "heldout.npy", rows[:32])
-    run = work / "lora"
-    if not (run / "adapter").is_dir():
-        _python("train", "--config", "lora-sc2-tiny", f"data={data}", f"out={run}", "progress=false",
-                "plot=false", *TRAIN, *args.train)
+            gguf.parent.mkdir(parents=True, exist_ok=True)
+            convert_checkpoint(done, gguf, "q8_0")
+        return root, data, gguf, None
     adapter = run / "export" / "lift-lora.gguf"
     if not adapter.exists():
         _python("export", str(run), "--name", "lift", "--adapter", "--no-register")
-    return root, data, adapter
+    return root, data, BASE_GGUF, adapter
+
+
+def checkpoint_gguf(work: Path, recipe: str) -> tuple[str, Path]:
+    """The latest checkpoint of a running ``--recipe full`` run as a GGUF (an early look while it
+    trains): ``("full@stepN", path)``."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, Starcoder2ForCausalLM
+
+    from sc2lsp.models.convert import convert_checkpoint
+
+    run = work / recipe
+    state = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)
+    out = run / f"step{state['step']}"
+    gguf = out / f"lift-full-step{state['step']}-q8_0.gguf"
+    if not gguf.exists():
+        model = Starcoder2ForCausalLM.from_pretrained(str(ROOT / "models" / "sc2-tiny" / "hf"))
+        model.load_state_dict(state["model"])
+        model.save_pretrained(out / "hf", safe_serialization=True)
+        PreTrainedTokenizerFast.from_pretrained(str(work / "data" / "tokenizer")).save_pretrained(out / "hf")
+        convert_checkpoint(out / "hf", gguf, "q8_0")
+    return f"{recipe}@step{state['step']}", gguf
 
 
 def heldout(data: Path) -> tuple[list[str], int]:
@@ -193,6 +245,19 @@ def figures(rows: list[dict]) -> dict:
     return fig
 
 
+def training(run: Path) -> dict:
+    """What the tuned row was trained on: steps, tokens, held-out loss before and after (``metrics.jsonl``)."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    held = [r for r in rows if "heldout_loss" in r]
+    last = rows[-1]
+    return {"steps": last["step"], "tokens": last.get("tokens", 0),
+            "heldout_loss": [held[0]["heldout_loss"], held[-1]["heldout_loss"]] if held else None,
+            "heldout_loss_step": held[-1]["step"] if held else None}
+
+
 def _model_spec(spec: str) -> tuple[str, Path, Path | None]:
     label, _, files = spec.partition("=")
     gguf, _, lora = files.partition("+")
@@ -205,8 +270,8 @@ def table(doc: dict) -> str:
     for label, fig in doc["models"].items():
         lines.append(" | ".join([label] + [str(fig[c]) for c in cols[1:]]))
     lines.append(f"cases {doc['cases']} from {doc['case_files']} held-out files ({doc['heldout_files']} held out, "
-                 f"{doc['train_files']} trained on); needed definition in context {doc['recall']}; "
-                 f"name in context {doc['name_in_context']}")
+                 f"{doc['train_files']} trained on); contextBudget {doc['context_budget']}; needed definition in "
+                 f"context {doc['recall']}; name in context {doc['name_in_context']}; training {doc['training']}")
     return "\n".join(lines)
 
 
@@ -216,21 +281,30 @@ def main(argv=None) -> int:
     ap.add_argument("--repo", type=Path, default=Path(__import__("networkx").__file__).parent
                     if __import__("importlib").util.find_spec("networkx") else None)
     ap.add_argument("--prepare", action="append", default=[], help="key=value for finetune prepare")
-    ap.add_argument("--train", action="append", default=[], help="key=value for finetune train")
+    ap.add_argument("--train", action="append", default=[], help="key=value for finetune train / pretrain")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="full",
+                    help="full: server-format samples, all weights (finetune/configs/sc2-tiny-server.toml); lora: "
+                         "repository-format samples, LoRA r=16 (the 2026-12-02 rows)")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="--recipe full: evaluate the running training's latest checkpoint (an early look)")
     ap.add_argument("--model", action="append", default=[], help="extra row: LABEL=BASE.gguf[+ADAPTER.gguf]")
     ap.add_argument("--max-cases", type=int, default=0, help="0 = every case of the held-out files")
     ap.add_argument("--per-file", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--context-budget", type=int, default=896,
-                    help="the server's contextBudget setting (tokens of prefix + suffix + context); sc2-tiny and "
-                         "the LoRA rows were trained on 1,024-token sequences")
+    ap.add_argument("--context-budget", type=int, default=None,
+                    help="the server's contextBudget setting (tokens of prefix + suffix + context); default: what "
+                         "the recipe trained on, 512 (full: server_budget) or 896 (lora: 1,024-token rows)")
     ap.add_argument("--only", default=None, help="run this model label only (fills the cache; parallel runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print only the JSON")
     ap.add_argument("--rows", action="store_true", help="keep every case's predictions in the JSON")
     args = ap.parse_args(argv)
-    root, data, adapter = stages(args.work, args.repo, args)
+    if args.context_budget is None:
+        args.context_budget = 512 if args.recipe == "full" else 896
+    if args.checkpoint and args.recipe != "full":
+        ap.error("--checkpoint needs --recipe full")
+    root, data, tuned, adapter = stages(args.work, args.repo, args)
     held, n_train = heldout(data)
     from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
 
@@ -238,13 +312,15 @@ def main(argv=None) -> int:
     count = memo_counter(lambda t: len(counter.tokenize(t)))
     prompts, n_files = build_prompts(root, held, count, args)
     counter.close()
-    models = [("sc2-tiny", BASE_GGUF, None), ("lora", BASE_GGUF, adapter)]
+    label = (checkpoint_gguf(args.work, args.recipe)[0] if args.checkpoint else args.recipe) if tuned else None
+    models = [("sc2-tiny", BASE_GGUF, None)] + ([(label, tuned, adapter)] if tuned else [])
     models += [_model_spec(s) for s in args.model]
     n = max(1, len(prompts))
     doc = {"repo": str(root), "cases": len(prompts), "case_files": n_files, "heldout_files": len(held),
            "train_files": n_train, "recall": round(sum(p["recall"] for p in prompts) / n, 3),
            "name_in_context": round(sum(p["name_in_context"] for p in prompts) / n, 3),
-           "mean_context_tokens": round(sum(p["context_tokens"] for p in prompts) / n, 1), "models": {}}
+           "mean_context_tokens": round(sum(p["context_tokens"] for p in prompts) / n, 1),
+           "context_budget": args.context_budget, "training": training(args.work / args.recipe), "models": {}}
     for label, gguf, lora in models:
         if args.only and label != args.only:
             continue

@@ -46,6 +46,7 @@ class LoopConfig:
     seed: int = 0
     threads: int = 0  #: torch threads; 0 = all cores
     dtype: str = "float32"  #: float32 or bfloat16 (autocast); ``dtypes`` lists what a recipe allows
+    loss_mask: bool = True  #: when DATA has ``train_mask.npy`` (``prepare samples=server``), only its tokens are in the loss
 
     #: the error class of this recipe's config problems, and its allowed dtypes
     error = ConfigError

@@ -102,6 +102,9 @@ def train(cfg: PretrainConfig) -> dict:
             torch.set_num_threads(cfg.threads)
         data = Path(cfg.data)
         train_rows, held_rows, vocab = load_rows(data, cfg.batch_size)
+        if cfg.loss_mask and (data / "train_mask.npy").is_file():
+            raise ConfigError(f"{data} has a loss mask (prepare samples=server), which the multi-process loop does "
+                              "not apply yet: use `finetune pretrain`, or loss_mask=false to train on every token")
         out = Path(cfg.out)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,28 @@ def load_rows(data: str | Path, batch_size: int) -> tuple[np.ndarray, np.ndarray
     return train_rows, held_rows, vocab
 
 
+def load_masks(data: str | Path, train_rows: np.ndarray, held_rows: np.ndarray) -> tuple[Any, Any]:
+    """``(train mask, held-out mask)``: ``DATA/train_mask.npy`` / ``heldout_mask.npy`` (1 = the token is
+    in the loss; ``prepare samples=server`` writes them), each None when absent."""
+    out = []
+    for name, rows in (("train_mask.npy", train_rows), ("heldout_mask.npy", held_rows)):
+        path = Path(data) / name
+        mask = np.load(path, mmap_mode="r") if path.is_file() else None
+        if mask is not None and mask.shape != rows.shape:
+            raise ConfigError(f"{path}: shape {mask.shape} differs from its rows' {rows.shape}; prepare the data again")
+        out.append(mask)
+    return out[0], out[1]
+
+
+def _labels(x, mask):
+    """The labels of rows ``x``: the rows, with -100 (no loss) where ``mask`` is 0."""
+    import torch
+
+    if mask is None:
+        return x
+    return x.masked_fill(torch.from_numpy(np.asarray(mask, dtype=bool)).to(x.device).logical_not(), -100)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
     """The state saved at ``path``, None if there is none, or a CheckpointError (the file is left alone)."""
     try:
@@ -126,11 +148,13 @@ def run_steps(
     reduce: Callable[[Any], Any] | None = None,
     agree: Callable[[bool], bool] | None = None,
     progress: bool = False,
+    mask: np.ndarray | None = None,
 ) -> tuple[int, int]:
     """Train from ``step`` to ``cfg.max_steps`` (or ``cfg.max_minutes``); returns ``(step, tokens_seen)``.
 
     ``heldout(max_batches)`` is the held-out loss; ``save(step, tokens_seen)`` writes a checkpoint
     (called on every rank: FSDP gathers collectively). Only rank 0 writes ``metrics`` and prints.
+    ``mask`` (rows like ``train_rows``, ``load_masks``): only the tokens where it is 1 are in the loss.
     """
     import torch
 
@@ -147,7 +171,7 @@ def run_steps(
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
         loss_val, gnorm, tokens = _optimizer_step(cfg, model, opt, params, train_rows, sampler.batch, step, lr,
-                                                  autocast, device, rank, world, reduce)
+                                                  autocast, device, rank, world, reduce, mask)
         tokens_seen += tokens
         tok_log += tokens
         step += 1
@@ -186,7 +210,7 @@ def run_steps(
 
 def _optimizer_step(cfg: LoopConfig, model, opt, params: list, train_rows: np.ndarray, batch: Callable[[int], Any],
                     step: int, lr: float, autocast, device: Any, rank: int, world: int,
-                    reduce: Callable[[Any], Any] | None) -> tuple[float, float, int]:
+                    reduce: Callable[[Any], Any] | None, mask: np.ndarray | None = None) -> tuple[float, float, int]:
     """One optimizer step: ``grad_accum`` micro-batches of this rank's share of the global batch,
     clipping, the update. Returns (mean loss over all ranks, gradient norm, tokens of all ranks)."""
     import torch
@@ -199,7 +223,8 @@ def _optimizer_step(cfg: LoopConfig, model, opt, params: list, train_rows: np.nd
         idx = np.sort(batch(step * cfg.grad_accum + micro))[rank::world]  # this rank's share
         x = torch.from_numpy(np.asarray(train_rows[idx], dtype=np.int64)).to(device)
         with autocast:
-            loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
+            labels = _labels(x, None if mask is None else mask[idx])
+            loss = model(input_ids=x, labels=labels).loss / cfg.grad_accum
         loss.backward()
         loss_sum += loss.detach().float()
         tokens += x.numel() * world
@@ -212,9 +237,11 @@ def _optimizer_step(cfg: LoopConfig, model, opt, params: list, train_rows: np.nd
     return loss_sum.item() / world, gnorm.item(), tokens
 
 
-def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device="cpu", autocast=None) -> float:
+def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, device="cpu", autocast=None,
+                 mask: np.ndarray | None = None) -> float:
     """Mean next-token loss over the first ``max_batches`` batches (weighted by rows, so the batch size
-    does not change the figure). Under FSDP every rank must call it (forward passes are collective)."""
+    does not change the figure; with ``mask``, by the tokens in the loss). Under FSDP every rank must call
+    it (forward passes are collective)."""
     import contextlib
 
     import torch
@@ -223,8 +250,16 @@ def heldout_loss(model, rows: np.ndarray, batch_size: int, max_batches: int, dev
     total, n = 0.0, 0
     with torch.no_grad(), (autocast or contextlib.nullcontext()):
         for b in range(min(max_batches, math.ceil(len(rows) / batch_size))):
-            x = torch.from_numpy(np.asarray(rows[b * batch_size : (b + 1) * batch_size], dtype=np.int64)).to(device)
-            total += model(input_ids=x, labels=x).loss.float().item() * len(x)
-            n += len(x)
+            sl = slice(b * batch_size, (b + 1) * batch_size)
+            x = torch.from_numpy(np.asarray(rows[sl], dtype=np.int64)).to(device)
+            if mask is None:
+                total += model(input_ids=x, labels=x).loss.float().item() * len(x)
+                n += len(x)
+                continue
+            m = np.asarray(mask[sl], dtype=bool)
+            weight = int(m[:, 1:].sum())  # the tokens HF's shifted loss counts
+            if weight:
+                total += model(input_ids=x, labels=_labels(x, m)).loss.float().item() * weight
+                n += weight
     model.train()
     return total / n if n else float("nan")

@@ -65,6 +65,13 @@ class RepoDataConfig:
     spm_rate: float = 0.5
     metadata_rate: float = 0.5
     related_rate: float = 0.0  #: share of fragments sampled after the fragments defining what they use (``data.related``)
+    #: "repository" (fragments in StarCoder2's repository format) or "server" (``data.server_samples``: the
+    #: server's prompt at a line using another file's name, its context from the training files only,
+    #: then that line; rows get a loss mask on the line, ``train_mask.npy``/``heldout_mask.npy``)
+    samples: str = "repository"
+    server_budget: int = 512  #: "server" samples: tokens of text in the prompt (the server's ``contextBudget``)
+    server_context_rate: float = 0.8  #: "server" samples: share of prompts with the context blocks (else none)
+    server_per_file: int = 0  #: "server" samples: at most this many lines per file and epoch (0 = all)
     seed: int = 1234
     progress: bool = True
     attribution: bool = True  #: write the attribution index of the kept files into OUT/attribution
@@ -74,6 +81,10 @@ class RepoDataConfig:
             raise PrepareError("heldout_fraction must be within [0, 1)")
         if self.seq_len < 8 or self.epochs < 1:
             raise PrepareError("seq_len must be >= 8 and epochs >= 1")
+        if self.samples not in ("repository", "server"):
+            raise PrepareError(f"samples must be 'repository' or 'server', not {self.samples!r}")
+        if not 0 <= self.server_context_rate <= 1 or self.server_budget < 64:
+            raise PrepareError("server_context_rate must be within [0, 1] and server_budget >= 64")
 
 
 def _extension_ok(path: str, extensions: str) -> bool:
@@ -138,7 +149,14 @@ def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(out / "tokenizer")
-    train_rows, held_rows, held_padded = pack_rows(corpus, cfg, tok)
+    if cfg.samples == "server":
+        (train_rows, train_mask), (held_rows, held_mask), held_padded = pack_server_rows(corpus, cfg, tok)
+        np.save(out / "train_mask.npy", train_mask)
+        np.save(out / "heldout_mask.npy", held_mask)
+    else:
+        train_rows, held_rows, held_padded = pack_rows(corpus, cfg, tok)
+        for stale in ("train_mask.npy", "heldout_mask.npy"):
+            (out / stale).unlink(missing_ok=True)
     np.save(out / "train.npy", train_rows)
     np.save(out / "heldout.npy", held_rows)
     write_heldout_files(corpus, out)
@@ -251,6 +269,36 @@ def pack_rows(corpus: Corpus, cfg: RepoDataConfig, tok) -> tuple[np.ndarray, np.
         pad_id = tok.convert_tokens_to_ids(ENDOFTEXT)
         held_stream = np.concatenate([held_stream, np.full(held_padded, pad_id, dtype=held_stream.dtype)])
     return train_rows, pack(held_stream, cfg.seq_len), held_padded
+
+
+def pack_server_rows(corpus: Corpus, cfg: RepoDataConfig, tok):
+    """Stage 5 for ``samples="server"``: ``((train rows, mask), (held-out rows, mask), 0)``. The training
+    prompts' context comes from an index of the training files only; the held-out prompts (a loss to
+    watch, not the bench's cases) from the training files plus the held-out files."""
+    from sc2lsp.core.budget import memo_counter
+
+    from .data.server_samples import pack_masked, server_samples
+
+    count = memo_counter(lambda t: len(tok(t, add_special_tokens=False)["input_ids"]), maxsize=1 << 16)
+    kw = dict(count=count, total=cfg.server_budget, per_file=cfg.server_per_file,
+              context_rate=cfg.server_context_rate)
+    train, held = [], []
+    for name in corpus.names:
+        files = corpus.files(name, held=False)
+        for epoch in _bar(range(cfg.epochs), cfg, desc=f"server samples {name}", unit="epoch"):
+            train += server_samples(files, repo=name, seed=cfg.seed + epoch, **kw)
+        held_files = corpus.files(name, held=True)
+        if held_files:
+            held += server_samples(sorted(files + held_files), repo=name, seed=cfg.seed - 1,
+                                   cases_in={p for p, _ in held_files}, **kw)
+    train_rows, train_mask, dropped = pack_masked(tok, train, cfg.seq_len)
+    held_rows, held_mask, held_dropped = pack_masked(tok, held, cfg.seq_len)
+    if len(train_rows) == 0:
+        raise PrepareError(f"no server samples: no training file uses another file's definitions through its "
+                           f"imports ({len(train)} samples, {dropped} longer than seq_len={cfg.seq_len})")
+    print(f"server samples: {len(train)} train ({dropped} longer than a row, dropped), {len(held)} held out "
+          f"({held_dropped} dropped); {int(train_mask.sum())} train tokens in the loss")
+    return (train_rows, train_mask), (held_rows, held_mask), 0
 
 
 def write_heldout_files(corpus: Corpus, out: Path) -> None:

@@ -18,8 +18,10 @@ import numpy as np
 from .config import ConfigError, PretrainConfig
 from .loop import (  # noqa: F401  (lr_at, RowSampler, heldout_loss: public names here before loop.py)
     RowSampler,
+    append_metrics,
     heldout_loss,
     load_checkpoint,
+    load_masks,
     load_rows,
     lr_at,
     run_steps,
@@ -64,6 +66,7 @@ def train(cfg: PretrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     data = Path(cfg.data)
     train_rows, held_rows, vocab = load_rows(data, cfg.batch_size)
+    train_mask, held_mask = load_masks(data, train_rows, held_rows) if cfg.loss_mask else (None, None)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -79,6 +82,11 @@ def train(cfg: PretrainConfig) -> dict:
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed from {out / 'ckpt.pt'} at step {step}")
     truncate_metrics(out / "metrics.jsonl", step)
+    if step == 0 and cfg.init_from:  # the starting checkpoint's held-out loss, as LoRA runs log it
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        base_loss = heldout_loss(model, held_rows, cfg.batch_size, 10**9, mask=held_mask)
+        append_metrics(out / "metrics.jsonl", {"step": 0, "heldout_loss": round(base_loss, 4), "tokens": 0})
+        print(f"{cfg.init_from}: held-out loss {base_loss:.4f}")
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model {cfg.shape}: {n_params / 1e6:.2f}M parameters; {len(train_rows)} train rows of {train_rows.shape[1]}")
@@ -89,8 +97,8 @@ def train(cfg: PretrainConfig) -> dict:
 
     step, tokens_seen = run_steps(
         cfg, model=model, opt=opt, params=list(model.parameters()), train_rows=train_rows, step=step,
-        tokens_seen=tokens_seen, heldout=lambda n: heldout_loss(model, held_rows, cfg.batch_size, n),
-        save=save, metrics=out / "metrics.jsonl",
+        tokens_seen=tokens_seen, heldout=lambda n: heldout_loss(model, held_rows, cfg.batch_size, n, mask=held_mask),
+        save=save, metrics=out / "metrics.jsonl", mask=train_mask,
         autocast=torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"),
     )
 
@@ -99,7 +107,7 @@ def train(cfg: PretrainConfig) -> dict:
     from transformers import PreTrainedTokenizerFast
 
     PreTrainedTokenizerFast.from_pretrained(str(data / "tokenizer")).save_pretrained(final)
-    held = heldout_loss(model, held_rows, cfg.batch_size, 10**9)
+    held = heldout_loss(model, held_rows, cfg.batch_size, 10**9, mask=held_mask)
     summary = {"step": step, "tokens_seen": tokens_seen, "parameters": n_params, "heldout_loss": round(held, 4)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"saved {final}; {summary}")

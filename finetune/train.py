@@ -23,6 +23,7 @@ import numpy as np
 from .loop import (  # noqa: I001
     append_metrics,
     load_checkpoint,
+    load_masks,
     load_rows,
     run_steps,
     save_checkpoint,
@@ -126,6 +127,7 @@ def train(cfg: LoraTrainConfig) -> dict:
     cfg.base = str(resolve_base(cfg.base))
     base_cfg = check_base(cfg.base)
     train_rows, held_rows, vocab = load_rows(data, cfg.batch_size)
+    train_mask, held_mask = load_masks(data, train_rows, held_rows) if cfg.loss_mask else (None, None)
     if vocab != base_cfg.get("vocab_size"):
         raise TrainError(f"data tokenizer has {vocab} tokens but the base model {cfg.base} has "
                          f"{base_cfg.get('vocab_size')}: prepare the data with --tokenizer {cfg.base}")
@@ -156,7 +158,7 @@ def train(cfg: LoraTrainConfig) -> dict:
         (out / "metrics.jsonl").unlink(missing_ok=True)
     truncate_metrics(out / "metrics.jsonl", step)
     if step == 0:
-        base_loss = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast)
+        base_loss = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast, held_mask)
         append_metrics(out / "metrics.jsonl", {"step": 0, "heldout_loss": round(base_loss, 4), "tokens": 0})
         print(f"base model held-out loss {base_loss:.4f}")
     print(f"LoRA r={cfg.r} on {', '.join(cfg.target_modules)}: {n_train / 1e3:.1f}k trainable of "
@@ -169,8 +171,8 @@ def train(cfg: LoraTrainConfig) -> dict:
 
     step, tokens_seen = run_steps(
         cfg, model=model, opt=opt, params=params, train_rows=train_rows, step=step, tokens_seen=tokens_seen,
-        heldout=lambda n: heldout_loss(model, held_rows, cfg.batch_size, n, device, autocast), save=save,
-        metrics=out / "metrics.jsonl", autocast=autocast, device=device, progress=cfg.progress,
+        heldout=lambda n: heldout_loss(model, held_rows, cfg.batch_size, n, device, autocast, held_mask), save=save,
+        metrics=out / "metrics.jsonl", autocast=autocast, device=device, progress=cfg.progress, mask=train_mask,
     )
 
     adapter = out / "adapter"
@@ -179,7 +181,7 @@ def train(cfg: LoraTrainConfig) -> dict:
 
     PreTrainedTokenizerFast.from_pretrained(str(data / "tokenizer")).save_pretrained(str(adapter))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
-    final = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast)
+    final = heldout_loss(model, held_rows, cfg.batch_size, 10**9, device, autocast, held_mask)
     summary = {
         "base": str(cfg.base), "data": str(cfg.data), "step": step, "tokens_seen": tokens_seen,
         "trainable_parameters": n_train, "parameters": n_total, "dtype": dtype_name,
