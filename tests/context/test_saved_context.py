@@ -152,3 +152,26 @@ def test_the_first_warm_up_after_a_restart_goes_where_the_document_was_left(tmp_
             other.close()
     finally:
         e.close()
+
+
+def test_after_a_restart_the_last_used_document_is_live_again_after_other_documents_open(tmp_path):
+    """An editor reopens several documents at once: the one used last before the restart is warmed
+    again after the others' didOpen warm-ups (its saved state restored into the live cache), so its
+    first request restores nothing; once a request was made the live cache follows the requests."""
+    ws, uri = workspace(tmp_path)
+    session_one(ws, uri, ["util.py"])
+    e = engine(Context(ws, ["more.py"]))
+    other, third = (ws / "util.py").as_uri(), (ws / "more.py").as_uri()
+    try:
+        assert e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))  # didOpen, used before
+        assert e.warm(Cursor(other, UTIL, 0, "python", "util.py", "demo"))  # didOpen, never seen
+        assert e.wait_idle(timeout=120)
+        t = ask(e, uri)
+        assert t["state_loads"] == 0 and t["prompt_tokens_evaluated"] <= 3, t
+        assert "<file_sep>util.py\n" in t["prompt"]
+        assert e.warm(Cursor(third, MORE, 0, "python", "more.py", "demo"))  # opened after a request
+        assert e.wait_idle(timeout=120)
+        assert e.worker.backend.cached_tokens != t["prompt_tokens"]  # its prompt stays live
+        assert t["text"] == cold(ws, uri, ["util.py"])["text"]
+    finally:
+        e.close()
