@@ -215,6 +215,8 @@ class DocumentContexts:
             self._warm_preparing += 1
             if last_used is not None and (self._resume is None or last_used >= self._resume[1]):
                 self._resume = (cur, last_used)
+            elif self._resume is not None and self._resume[0].uri == cur.uri:  # the cursor moved there
+                self._resume = (cur, self._resume[1])
         self._warm_pool.submit(self._warm_job, cur, seq, submits)
         return True
 
@@ -232,6 +234,8 @@ class DocumentContexts:
                 if seq != self._warm_seq or submits != self._submits:
                     return  # a newer warm-up, or the user typed meanwhile
                 plan = self._preview(cur, prefix, suffix)
+            if same is not None and same.suffix != plan.cut(prefix, suffix)[1]:
+                same = None  # committed elsewhere in the document
             files, ms = (same.files, same.ms) if same is not None else self._complete_context(cur, plan)
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:

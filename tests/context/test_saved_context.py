@@ -7,6 +7,7 @@ directory (the tests' own, tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from sc2lsp.config import Settings
@@ -162,6 +163,9 @@ def test_after_a_restart_the_last_used_document_is_live_again_after_other_docume
     session_one(ws, uri, ["util.py"])
     e = engine(Context(ws, ["more.py"]))
     other, third = (ws / "util.py").as_uri(), (ws / "more.py").as_uri()
+    end = time.monotonic() + 30
+    while e.model_state != "ready" and time.monotonic() < end:  # set by the load's done callback
+        time.sleep(0.01)
     try:
         assert e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))  # didOpen, used before
         assert e.warm(Cursor(other, UTIL, 0, "python", "util.py", "demo"))  # didOpen, never seen
