@@ -203,6 +203,11 @@ class DocumentContexts:
             placed = self.saved.placed(cur.uri, cur.text) if cur.offset == 0 else None
             if placed is not None:
                 cur, last_used = replace(cur, offset=placed[0]), placed[1]
+        with self._lock:  # also while the model loads: only the newest warm-up waits for it
+            if last_used is not None and (self._resume is None or last_used >= self._resume[1]):
+                self._resume = (cur, last_used)
+            elif self._resume is not None and self._resume[0].uri == cur.uri:  # the cursor moved there
+                self._resume = (cur, self._resume[1])
         if model_state != "ready":
             if model_state == "loading":
                 self._warm_on_load = cur
@@ -213,10 +218,6 @@ class DocumentContexts:
             self._warm_seq += 1
             seq, submits = self._warm_seq, self._submits
             self._warm_preparing += 1
-            if last_used is not None and (self._resume is None or last_used >= self._resume[1]):
-                self._resume = (cur, last_used)
-            elif self._resume is not None and self._resume[0].uri == cur.uri:  # the cursor moved there
-                self._resume = (cur, self._resume[1])
         self._warm_pool.submit(self._warm_job, cur, seq, submits)
         return True
 

@@ -179,3 +179,26 @@ def test_after_a_restart_the_last_used_document_is_live_again_after_other_docume
         assert t["text"] == cold(ws, uri, ["util.py"])["text"]
     finally:
         e.close()
+
+
+def test_documents_reopened_while_the_model_loads_end_with_the_last_used_one_live(tmp_path):
+    """An editor's didOpens usually come while the model loads (only the newest warm-up waits for
+    it): the document used last before the restart still ends up live."""
+    ws, uri = workspace(tmp_path)
+    session_one(ws, uri, ["util.py"])
+    s = Settings(model=TINY, threads=1, max_prompt_ms=600_000, max_predict_ms=600_000, max_tokens=8)
+    e = Engine(s, context_fn=Context(ws, ["more.py"]))
+    try:
+        loading = e.start()
+        e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))
+        e.warm(Cursor((ws / "util.py").as_uri(), UTIL, 0, "python", "util.py", "demo"))
+        loading.result(timeout=60)
+        end = time.monotonic() + 30
+        while e.totals["warmups"] < 1 and time.monotonic() < end:  # the pending warm-up, after the load
+            time.sleep(0.01)
+        assert e.wait_idle(timeout=120)
+        t = ask(e, uri)
+        assert t["state_loads"] == 0 and t["prompt_tokens_evaluated"] <= 3, t
+        assert "<file_sep>util.py\n" in t["prompt"]
+    finally:
+        e.close()
