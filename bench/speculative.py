@@ -224,6 +224,39 @@ def tiny_costs(reps: int, cache: int = 800) -> dict[str, float]:
     return {"one_row_ms": round(one / reps * 1000, 3), **{k: round(v / one, 3) for k, v in out.items()}}
 
 
+def graph_reuse(reps: int, cache: int = 800) -> dict[str, float]:
+    """llama.cpp reuses a pass's graph when the pass before had the same shape (rows, rows with
+    logits) and builds it again otherwise: sc2-tiny's pass cost (thread CPU time, after a
+    ``cache``-token prompt) for each shape repeated and for two shapes alternating, as a ratio to
+    a repeated one-row pass (the plain backend's every pass)."""
+    import statistics
+
+    b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, state_cache_mb=0, speculative=True))
+    toks = b.tokenize(_sources()[0][1] + _sources()[1][1])[: cache + 8]
+    for i in range(0, cache, 64):
+        b._decode(toks[i: min(cache, i + 64)], all_logits=False)
+    # (tokens, pad to 2 rows, logits for every row, logits for the pad row)
+    shape = {"1 row": (1, False, False, False), "2 rows, 1 with logits": (1, True, False, False),
+             "2 rows with logits": (2, True, True, False), "3 rows with logits": (3, True, True, False)}
+    patterns = {"1 row": ["1 row"], "2 rows, 1 with logits": ["2 rows, 1 with logits"],
+                "2 rows with logits": ["2 rows with logits"], "3 rows with logits": ["3 rows with logits"],
+                "alternating 2 rows 1 / 2 logits": ["2 rows, 1 with logits", "2 rows with logits"],
+                "alternating 2 / 3 rows": ["2 rows with logits", "3 rows with logits"]}
+    out: dict[str, list[float]] = {k: [] for k in patterns}
+    for _ in range(3):  # rounds: the machine's load drifts alike for every pattern
+        for name, pat in patterns.items():
+            for i in range(reps):
+                k, pad, every, _ = shape[pat[i % len(pat)]]
+                b._pad = pad
+                b._rollback(cache)
+                t0 = time.thread_time()
+                b._decode(toks[cache: cache + k], all_logits=every)
+                out[name].append(time.thread_time() - t0)
+    b.close()
+    med = {k: statistics.median(v) for k, v in out.items()}
+    return {"one_row_ms": round(med["1 row"] * 1000, 3), **{k: round(v / med["1 row"], 3) for k, v in med.items()}}
+
+
 def bound(items: list[dict], cost: dict[str, float]) -> dict:
     """What drafting could give at best on sc2-tiny's cost curve: at each step of the greedy
     output, how many of the lookup's next 8 drafted tokens greedy decoding agrees with (L); an
@@ -367,6 +400,7 @@ def main() -> int:
     sits = situations(args.positions)
     out["reps"] = args.reps
     out["tiny_pass_cost"] = tiny_costs(args.cost_reps)
+    out["tiny_graph_reuse"] = graph_reuse(args.cost_reps)
     out["tiny"] = {name: run_situation(items, args.threads, args.reps) for name, items in sits.items()}
     out["bound"] = {name: bound(items, out["tiny_pass_cost"]) for name, items in sits.items()}
     if args.with_3b:
@@ -407,6 +441,11 @@ def table(r: dict) -> str:
     c = r["tiny_pass_cost"]
     lines.append(f"sc2-tiny pass cost after 800 tokens (thread CPU time, one row = {c['one_row_ms']} ms): "
                  + ", ".join(f"{k} {v}" for k, v in c.items() if k != "one_row_ms"))
+    if "tiny_graph_reuse" in r:
+        g = r["tiny_graph_reuse"]
+        lines.append(f"sc2-tiny pass cost by shape, each repeated (graph reused) or alternating (built again each pass), "
+                     f"thread CPU time vs a repeated one-row pass ({g['one_row_ms']} ms): "
+                     + ", ".join(f"{k} {v}" for k, v in g.items() if k != "one_row_ms"))
     if "3b" in r:
         b = r["3b"]
         lines.append(f"\n3B-shaped Q4_K_M, {b['threads']} thread(s): pass ms over k tokens "

@@ -88,6 +88,10 @@ class DocumentContexts:
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
         self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
         self._warm_preparing = 0  #: warm-ups whose context is still being gathered
+        #: (placed cursor, when last used) of the document an earlier session used last among
+        #: those opened since the start, while no completion was asked for: after another
+        #: document's warm-up its prompt is brought back into the live cache (``_resume_job``)
+        self._resume: tuple[Cursor, float] | None = None
 
     def configure(self, settings: Settings) -> None:
         old, self.settings = self.settings, settings
@@ -104,8 +108,10 @@ class DocumentContexts:
         return self._contexts.get(uri)
 
     def submitted(self) -> None:
-        """A completion job was submitted (under the engine's lock): warm-ups before it are void."""
+        """A completion job was submitted (under the engine's lock): warm-ups before it are void,
+        and the live cache follows the requests from now on (no more ``_resume``)."""
         self._submits += 1
+        self._resume = None
 
     @property
     def preparing(self) -> bool:
@@ -189,13 +195,19 @@ class DocumentContexts:
             return False
         if not 0 <= cur.offset <= len(cur.text):
             return False
+        last_used = None
         if cur.uri not in self._placed:
             # didOpen after a start (offset 0: no cursor known yet): where the user was when the
             # document was last used, if its text is the same (that prompt's state and context are saved)
             self._placed.add(cur.uri)
-            offset = self.saved.place(cur.uri, cur.text) if cur.offset == 0 else None
-            if offset is not None:
-                cur = replace(cur, offset=offset)
+            placed = self.saved.placed(cur.uri, cur.text) if cur.offset == 0 else None
+            if placed is not None:
+                cur, last_used = replace(cur, offset=placed[0]), placed[1]
+        with self._lock:  # also while the model loads: only the newest warm-up waits for it
+            if last_used is not None and (self._resume is None or last_used >= self._resume[1]):
+                self._resume = (cur, last_used)
+            elif self._resume is not None and self._resume[0].uri == cur.uri:  # the cursor moved there
+                self._resume = (cur, self._resume[1])
         if model_state != "ready":
             if model_state == "loading":
                 self._warm_on_load = cur
@@ -214,15 +226,18 @@ class DocumentContexts:
         pending, self._warm_on_load = self._warm_on_load, None
         return pending
 
-    def _warm_job(self, cur: Cursor, seq: int, submits: int) -> None:
-        """On the warm-up thread: gather the context completely, then hand the prompt to the worker."""
+    def _warm_job(self, cur: Cursor, seq: int, submits: int, same: Committed | None = None) -> None:
+        """On the warm-up thread: gather the context completely, then hand the prompt to the worker
+        (``same``: with this committed context instead, the prompt evaluated before)."""
         try:
             prefix, suffix = cur.text[: cur.offset], cur.text[cur.offset:]
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:
                     return  # a newer warm-up, or the user typed meanwhile
                 plan = self._preview(cur, prefix, suffix)
-            files, ms = self._complete_context(cur, plan)
+            if same is not None and same.suffix != plan.cut(prefix, suffix)[1]:
+                same = None  # committed elsewhere in the document
+            files, ms = (same.files, same.ms) if same is not None else self._complete_context(cur, plan)
             with self._lock:
                 if seq != self._warm_seq or submits != self._submits:
                     return
@@ -237,11 +252,40 @@ class DocumentContexts:
                     if submits == self._submits:  # the KV cache holds this prompt: it is the document's now
                         self._contexts[cur.uri] = entry
                         self.saved.record(cur.uri, cur.text, cur.offset, cur.path, cut_suffix, files, entry.budget, True)
+                        if self._resume is not None and self._resume[0].uri != cur.uri:
+                            self._schedule_resume(submits)
 
             job.future.add_done_callback(commit)
             self._parse(cur.uri, cur.language, cut_prefix + cut_suffix)  # grammar and first parse here, not on a request
         except Exception:  # a warm-up is a bonus: never let it take the thread down
             log.exception("warm-up failed")
+        finally:
+            with self._lock:
+                self._warm_preparing -= 1
+
+    def _schedule_resume(self, submits: int) -> None:
+        """(Under the lock) queue ``_resume_job`` behind the warm-ups asked for so far."""
+        self._warm_preparing += 1
+        try:
+            self._warm_pool.submit(self._resume_job, self._warm_seq, submits)
+        except RuntimeError:  # shut down
+            self._warm_preparing -= 1
+
+    def _resume_job(self, seq: int, submits: int) -> None:
+        """On the warm-up thread, after another document's warm-up (no request since the start):
+        warm the document an earlier session used last up again at its place, which restores its
+        saved state (~2-5 ms for sc2-tiny) into the live cache, so the first request there does not
+        pay for it; skipped when a newer warm-up or a request came meanwhile (the user chose)."""
+        try:
+            with self._lock:
+                resume, go = self._resume, seq == self._warm_seq and submits == self._submits
+                if resume is not None and go:
+                    self._warm_seq += 1
+                    seq = self._warm_seq
+                    self._warm_preparing += 1  # taken back by _warm_job
+            if resume is not None and go:
+                # the context its own warm-up committed this session (its prompt's state is saved)
+                self._warm_job(resume[0], seq, submits, self._contexts.get(resume[0].uri))
         finally:
             with self._lock:
                 self._warm_preparing -= 1
@@ -273,5 +317,11 @@ class DocumentContexts:
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no warm-up is being prepared and the model worker has nothing to do."""
         end = time.monotonic() + timeout
-        self._warm_pool.submit(lambda: None).result(timeout=timeout)  # the warm-ups queued before
-        return self._worker.wait_idle(max(0.0, end - time.monotonic()))
+        while True:
+            self._warm_pool.submit(lambda: None).result(timeout=timeout)  # the warm-ups queued before
+            if not self._worker.wait_idle(max(0.0, end - time.monotonic())):
+                return False
+            if not self._warm_preparing:  # a warm-up that finished may have queued a resume
+                return True
+            if time.monotonic() > end:
+                return False

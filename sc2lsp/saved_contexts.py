@@ -157,6 +157,11 @@ class SavedContexts:
     def place(self, uri: str, text: str) -> int | None:
         """The cursor offset of an earlier session's newest record for ``uri`` when the document's
         text is the same as then (where the user was: the next start warms that prompt up)."""
+        placed = self.placed(uri, text)
+        return placed[0] if placed is not None else None
+
+    def placed(self, uri: str, text: str) -> tuple[int, float] | None:
+        """``place`` and the time that record was written (which document was used last)."""
         if self.dir is None:
             return None
         with self._lock:
@@ -164,7 +169,7 @@ class SavedContexts:
         sha = _sha(text)
         for r in sorted(records, key=lambda r: -float(r.get("t", 0))):
             if r.get("text") == sha and isinstance(r.get("offset"), int) and 0 <= r["offset"] <= len(text):
-                return r["offset"]
+                return r["offset"], float(r.get("t", 0))
         return None
 
     def record(self, uri: str, text: str, offset: int, rel: str | None, cut_suffix: str,

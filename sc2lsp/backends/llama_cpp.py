@@ -202,6 +202,10 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
             self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
             self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
         self._thread_clock = threads == 1  # pass costs on this thread's CPU clock (load-proof)
+        #: a lone token's pass computes logits for its second row too (the shape of a pass with one
+        #: drafted token): llama.cpp builds its graph again whenever a pass's shape differs from the
+        #: one before (~0.08 of a sc2-tiny pass; the second row's logits cost ~0.03), else reuses it
+        self._same_shape = bool(self.speculative and self._pad)
         self.policy = DraftPolicy(max_draft=s.draft_max, base_rows=2 if self._pad else 1)
         self.history = History()
         self._batch_views()
@@ -449,7 +453,7 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
     def _pass(self, t: Timings, toks: list[int]):
         clock = time.thread_time if self._thread_clock else time.perf_counter
         t0 = clock()
-        rows = self._decode(toks, all_logits=len(toks) > 1)
+        rows = self._decode(toks, all_logits=len(toks) > 1, pad_logits=self._same_shape)
         if self.speculative:
             self.policy.timed(max(len(toks), self.policy.base_rows), (clock() - t0) * 1000)
         t.passes += 1

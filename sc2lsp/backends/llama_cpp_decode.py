@@ -35,11 +35,13 @@ class DecodeMixin:
         self._views: dict[tuple[int, int], object] = {}
         self._eog: dict[int, bool] = {}
 
-    def _decode(self, toks: list[int], all_logits: bool):
+    def _decode(self, toks: list[int], all_logits: bool, pad_logits: bool = False):
         """Evaluate ``toks`` after the cache (one model pass); the logits of the last token, or of
         every token (a ``len(toks)`` x vocabulary array, valid until the next pass). A lone token
-        gets a second row where passes must be batches (``_pad``): logits only for the real row,
-        and the second row's cache cell removed."""
+        gets a second row where passes must be batches (``_pad``): logits only for the real row
+        (with ``pad_logits`` for the second row too: the pass then has the shape of a pass over
+        two tokens, so llama.cpp reuses the graph of the one before), and the second row's cache
+        cell removed."""
         import ctypes
 
         import numpy as np
@@ -56,6 +58,8 @@ class DecodeMixin:
             self._flags[:k] = 1
         else:
             self._flags[k - 1] = 1
+        if pad and pad_logits:
+            self._flags[k] = 1
         batch = llm._batch.batch
         batch.n_tokens = rows
         rc = self._llama_decode(llm._ctx.ctx, batch)
@@ -65,7 +69,7 @@ class DecodeMixin:
         llm.n_tokens = n_past + k
         if pad:  # the second row only gave the pass a batch's shape: not kept
             self._seq_rm(self._mem, 0, n_past + k, -1)
-        out = k if all_logits else 1
+        out = (k if all_logits else 1) + (pad and pad_logits)
         key = (self._logits_addr(llm._ctx.ctx), out)
         view = self._views.get(key)
         if view is None:

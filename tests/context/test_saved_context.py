@@ -7,6 +7,7 @@ directory (the tests' own, tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from sc2lsp.config import Settings
@@ -150,5 +151,54 @@ def test_the_first_warm_up_after_a_restart_goes_where_the_document_was_left(tmp_
             assert other.worker.backend.cached_tokens not in (0, t["prompt_tokens"])  # the prompt at 0
         finally:
             other.close()
+    finally:
+        e.close()
+
+
+def test_after_a_restart_the_last_used_document_is_live_again_after_other_documents_open(tmp_path):
+    """An editor reopens several documents at once: the one used last before the restart is warmed
+    again after the others' didOpen warm-ups (its saved state restored into the live cache), so its
+    first request restores nothing; once a request was made the live cache follows the requests."""
+    ws, uri = workspace(tmp_path)
+    session_one(ws, uri, ["util.py"])
+    e = engine(Context(ws, ["more.py"]))
+    other, third = (ws / "util.py").as_uri(), (ws / "more.py").as_uri()
+    end = time.monotonic() + 30
+    while e.model_state != "ready" and time.monotonic() < end:  # set by the load's done callback
+        time.sleep(0.01)
+    try:
+        assert e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))  # didOpen, used before
+        assert e.warm(Cursor(other, UTIL, 0, "python", "util.py", "demo"))  # didOpen, never seen
+        assert e.wait_idle(timeout=120)
+        t = ask(e, uri)
+        assert t["state_loads"] == 0 and t["prompt_tokens_evaluated"] <= 3, t
+        assert "<file_sep>util.py\n" in t["prompt"]
+        assert e.warm(Cursor(third, MORE, 0, "python", "more.py", "demo"))  # opened after a request
+        assert e.wait_idle(timeout=120)
+        assert e.worker.backend.cached_tokens != t["prompt_tokens"]  # its prompt stays live
+        assert t["text"] == cold(ws, uri, ["util.py"])["text"]
+    finally:
+        e.close()
+
+
+def test_documents_reopened_while_the_model_loads_end_with_the_last_used_one_live(tmp_path):
+    """An editor's didOpens usually come while the model loads (only the newest warm-up waits for
+    it): the document used last before the restart still ends up live."""
+    ws, uri = workspace(tmp_path)
+    session_one(ws, uri, ["util.py"])
+    s = Settings(model=TINY, threads=1, max_prompt_ms=600_000, max_predict_ms=600_000, max_tokens=8)
+    e = Engine(s, context_fn=Context(ws, ["more.py"]))
+    try:
+        loading = e.start()
+        e.warm(Cursor(uri, GEOMETRY, 0, "python", "geometry.py", "demo"))
+        e.warm(Cursor((ws / "util.py").as_uri(), UTIL, 0, "python", "util.py", "demo"))
+        loading.result(timeout=60)
+        end = time.monotonic() + 30
+        while e.totals["warmups"] < 1 and time.monotonic() < end:  # the pending warm-up, after the load
+            time.sleep(0.01)
+        assert e.wait_idle(timeout=120)
+        t = ask(e, uri)
+        assert t["state_loads"] == 0 and t["prompt_tokens_evaluated"] <= 3, t
+        assert "<file_sep>util.py\n" in t["prompt"]
     finally:
         e.close()

@@ -33,6 +33,7 @@ def initialized(ls: Sc2Server, params: types.InitializedParams) -> None:
     if ls.engine.model_state == "not loaded":
         ls.engine.start()
     threading.Thread(target=_prime_converter, args=(ls,), name="sc2lsp-prime", daemon=True).start()
+    ls.stats.start()  # the statistics writer's thread, not started by the first suggestion shown
 
 
 def _prime_converter(ls: Sc2Server) -> None:

@@ -25,6 +25,7 @@ def did_open(ls: Sc2Server, params: types.DidOpenTextDocumentParams) -> None:
     td = params.text_document
     doc = ls.docs.open(td.uri, td.text, td.version, td.language_id)
     doc.excluded = ls.workspaces.verdict(td.uri).reason  # a secret or ignored file: kept in sync, never used
+    doc.line_starts()  # the line index now: the first request's position would build it (0.5-7 ms measured)
     if doc.completable is None:
         ls.workspaces.did_open(td.uri, td.text, td.language_id)
     schedule_warm(ls, doc, ls.last_cursor.get(td.uri, 0), delay=0.0)
