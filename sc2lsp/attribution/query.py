@@ -197,8 +197,11 @@ class AttributionIndex:
                     st["verified"] += len(found)
             for m in found:
                 matches += [m[:2] + (si, x) + m[4:] for x in members]
-                a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")  # with the blank trimmed off a span
-                verified_docs[a : max(a, m[1] - WINDOW + 1)] += len(members)
+                # the windows inside the match, with the blanks trimmed off its ends put back (a hit
+                # whose window ends on a blank is verified there too)
+                a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")
+                b = m[1] + (m[1] < len(norm) and norm[m[1]] in " \n")
+                verified_docs[a : max(a, b - WINDOW + 1)] += len(members)
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 

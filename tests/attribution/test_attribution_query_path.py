@@ -140,3 +140,27 @@ def test_region_raw_offsets_of_exact_pieces_match_normalize_with_offsets():
             reg = Region(3, norm, 11, piece, piece)
             for k in range(len(norm)):
                 assert reg.raw_offset(k) == int(offs[k]) + 11, (piece, k)
+
+
+def test_a_shared_header_is_verified_in_max_sources_plus_one_documents(tmp_path):
+    # 40 files start with the same 111-character line: the same stride phase in all of them, so
+    # each has an indexed window ending on the newline after it, where the match (trimmed of
+    # that blank) ends. Those hits count as verified too: after max_sources + 1 documents the
+    # rest are counted from the postings instead of being read (16 were read before).
+    from sc2lsp.attribution import AttributionIndex, Document, build_index
+
+    from test_attribution import code_like
+
+    rng = random.Random(12)
+    shared = ("# Copyright 2024 The Shared Authors. All rights reserved. Licensed under the Example "
+              "License; see the LICENSE file.")[:111]
+    assert len(normalize(shared)) == 111 == 3 * 37
+    build_index([Document(path=f"d{i:02d}.py", text=shared + "\n" + code_like(rng, 10)) for i in range(40)],
+                tmp_path / "idx")
+    st: dict = {}
+    spans = AttributionIndex.open(tmp_path / "idx").check(code_like(rng, 3) + shared + "\n" + code_like(rng, 3),
+                                                          stats=st)
+    assert st["verified"] == 6 and st["chains"] == 16
+    whole = [s for s in spans if s.length == 111]
+    assert len(whole) == 1 and whole[0].kind == "common" and whole[0].documents == 40
+    assert [x.path for x in whole[0].sources] == ["d00.py", "d01.py", "d02.py", "d03.py", "d04.py"]
