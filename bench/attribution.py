@@ -21,7 +21,9 @@ printed too (the load average is recorded with each). ``--query-only INDEX`` ski
 only the queries run, against an index built already from the same corpus (``--out`` keeps one),
 with ``--baseline-rev`` that revision's package and this one alternately, ``--rounds`` times,
 both under this script's query phase (the same queries, own-code ones from this tree), with
-p50/p95/mean per kind and how many queries got the very same answer (spans, counts, sources).
+p50/p95/mean per kind, wall-clock and the query thread's CPU time (``time.thread_time``: what
+the load of a shared machine moves least), and how many queries got the very same answer
+(spans, counts, sources).
 """
 
 from __future__ import annotations
@@ -136,20 +138,23 @@ def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
     idx.check(positives[-1])  # warm-up: imports and the hash tables' power cache
     for name, qs in (("positive", positives), ("negative", negatives)):
         lat, found, stage = [], 0, {"windows": 0, "bloom_pass": 0, "postings": 0, "chains": 0, "verified": 0}
-        digests = []
+        digests, cpu = [], []
         for q in qs:
             st: dict = {}
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             spans = idx.check(q, stats=st)
+            cpu.append(time.thread_time() - c)
             lat.append(time.perf_counter() - t)
             found += bool(spans)
             for k in stage:
                 stage[k] += st.get(k, 0)
             digests.append(hashlib.sha1(json.dumps([x.to_dict() for x in spans], sort_keys=True).encode()).hexdigest())
-        lat_ms = np.asarray(lat) * 1000
+        lat_ms, cpu_ms = np.asarray(lat) * 1000, np.asarray(cpu) * 1000
         res[name] = {"queries": len(qs), "with_span": found, "p50_ms": float(np.percentile(lat_ms, 50)),
                      "p95_ms": float(np.percentile(lat_ms, 95)), "mean_ms": float(lat_ms.mean()),
-                     "max_ms": float(lat_ms.max()), **stage, "digests": digests}
+                     "max_ms": float(lat_ms.max()), "cpu_p50_ms": float(np.percentile(cpu_ms, 50)),
+                     "cpu_p95_ms": float(np.percentile(cpu_ms, 95)), "cpu_mean_ms": float(cpu_ms.mean()),
+                     **stage, "digests": digests}
     res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the reference
     # reference: str.find over the raw corpus text for the first 50 chars of each of 5 suggestions
     texts = [(Path(r) / p).read_text(encoding="utf-8") for r, p, _ in docs]
@@ -253,15 +258,15 @@ def query_only(corpus: list[str], index: str, args) -> dict:
                                                          "--code", code))
             q["load_average"] = os.getloadavg()
             runs[tag].append(q)
-            print(f"{tag}: copied p50/p95/mean {q['positive']['p50_ms']:.2f}/{q['positive']['p95_ms']:.2f}/"
-                  f"{q['positive']['mean_ms']:.2f} ms, own code {q['negative']['p50_ms']:.2f}/"
-                  f"{q['negative']['p95_ms']:.2f}/{q['negative']['mean_ms']:.2f} ms, "
-                  f"load {q['load_average'][0]:.1f}", file=sys.stderr)
+            print(f"{tag}: " + ", ".join(
+                f"{label} {pre}p50/p95/mean {q[kind][pre + 'p50_ms']:.2f}/{q[kind][pre + 'p95_ms']:.2f}/"
+                f"{q[kind][pre + 'mean_ms']:.2f} ms" for label, kind in (("copied", "positive"), ("own code", "negative"))
+                for pre in ("", "cpu_")) + f", load {q['load_average'][0]:.1f}", file=sys.stderr)
 
     def med(tag: str, kind: str, key: str) -> float:
         return float(sorted(r[kind][key] for r in runs[tag])[len(runs[tag]) // 2])
 
-    keys = ("p50_ms", "p95_ms", "mean_ms")
+    keys = ("p50_ms", "p95_ms", "mean_ms", "cpu_p50_ms", "cpu_p95_ms", "cpu_mean_ms")
     result: dict = {"index": index, "runs": runs, "median": {
         tag: {kind: {key: med(tag, kind, key) for key in keys} for kind in ("positive", "negative")}
         for tag in runs}}
