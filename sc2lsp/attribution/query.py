@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, window_hashes
 from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
+from .normalize import NORMALIZATION_VERSION, normalize_with_offsets, raw_span
 from .rawsearch import DocText
 from .segment import Segment, _common_len
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
@@ -319,7 +319,7 @@ class AttributionIndex:
         if raw is not None:
             b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
             a = reg.raw_offset(da + (qa - mqa))
-            start_line = line_of(raw, a)
+            start_line = reg.line_of(a)
             end_line = start_line + raw.count("\n", a, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
                       meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),

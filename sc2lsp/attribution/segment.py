@@ -14,7 +14,7 @@ import numpy as np
 from .build import blob_hash
 from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import _CLASS, normalize, normalize_with_offsets
-from .rawsearch import _WS8, DocText, _common_len, best_raw, is_exact  # noqa: F401  (is_exact: re-exported)
+from .rawsearch import _WS8, DocText, _common_len, best_raw, is_exact
 from .store import SegmentFile
 
 _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
@@ -191,45 +191,56 @@ def _best_in(text: str, norm: str, qp: int, start: int) -> int:
     return best_i
 
 
-def _nonblank_positions(piece: str) -> np.ndarray | bool:
-    """Indices of the non-whitespace characters of ``piece``, or False when its normal form can
-    change more than whitespace (not ASCII and not NFC)."""
-    if piece.isascii():
-        return np.flatnonzero(~_WS8[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)])
-    if not is_exact(piece):
-        return False
-    cp = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+def _nonblank_positions(piece: str, size: int) -> np.ndarray:
+    """Indices of the non-whitespace characters of ``piece[:size]``."""
+    part = piece[:size]
+    if part.isascii():
+        return np.flatnonzero(~_WS8[np.frombuffer(part.encode("ascii"), dtype=np.uint8)])
+    cp = np.frombuffer(part.encode("utf-32-le", "surrogatepass"), dtype="<u4")
     return np.flatnonzero(_CLASS[np.minimum(cp, len(_CLASS) - 1)] == 0)
 
 
 class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
-    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos")
+    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str):
         self.base, self.text, self.raw_a, self.piece, self.raw = base, text, raw_a, piece, raw
         self._offsets, self._whole, self._pos = None, False, None
+        self._exact: bool | None = None
+        self._lines: int | None = None
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.
 
-        When the piece's normal form changes only whitespace (ASCII or NFC), the ``m``-th non-blank character of the normal form is the ``m``-th
-        non-blank character of the piece (a blank: the raw run starts after the non-blank before
-        it), so nothing is normalised. Otherwise only a prefix of the piece
+        When the piece's normal form changes only whitespace (ASCII or NFC), the ``m``-th
+        non-blank character of the normal form is the ``m``-th non-blank character of the piece
+        (a blank: the raw run starts after the non-blank before it), so nothing is normalised:
+        the non-blank positions of a prefix of the piece long enough for ``k`` are used.
+        Otherwise only a prefix of the piece
         is normalised with offsets, long enough that character ``k``
         is followed by another (a whitespace run cut at the prefix's end is the only part of a
         prefix's normal form that can differ from the whole's), cut between two ASCII characters
         (NFC changes each run of non-ASCII characters with the character before it on its own,
         so such a cut leaves every run whole)."""
-        if self._pos is None:
-            self._pos = _nonblank_positions(self.piece)
-        if self._pos is not False and 0 <= k < len(self.text):
+        if self._exact is None:
+            self._exact = is_exact(self.piece)
+        if self._exact and 0 <= k < len(self.text):
             t = self.text
             m = k - t.count(" ", 0, k) - t.count("\n", 0, k)  # non-blanks before k
+            pos = self._pos
+            if pos is None or m >= len(pos):  # the positions of a long enough prefix
+                size = max(1024, 2 * (k + 2))
+                while True:
+                    pos = _nonblank_positions(self.piece, size)
+                    if len(pos) > m or size >= len(self.piece):
+                        break
+                    size *= 2
+                self._pos = pos
             if t[k] == " " or t[k] == "\n":
-                return int(self._pos[m - 1]) + 1 + self.raw_a
-            return int(self._pos[m]) + self.raw_a
+                return int(pos[m - 1]) + 1 + self.raw_a
+            return int(pos[m]) + self.raw_a
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
             if 4 * size >= 3 * n:  # most of the piece: all of it
@@ -243,3 +254,12 @@ class Region:
                     break
                 size *= 2
         return int(self._offsets[k]) + self.raw_a
+
+    def line_of(self, raw_offset: int) -> int:
+        """1-based line number of ``raw_offset`` (in the whole document), counting the lines
+        before the region once."""
+        if raw_offset < self.raw_a:
+            return self.raw.count("\n", 0, raw_offset) + 1
+        if self._lines is None:
+            self._lines = self.raw.count("\n", 0, self.raw_a)
+        return self._lines + self.raw.count("\n", self.raw_a, raw_offset) + 1
