@@ -19,12 +19,17 @@ the index is first built and queried with that git revision's code (``git archiv
 this one, one after the other on the same corpus and queries, and the after/before ratios are
 printed too (the load average is recorded with each). ``--query-only INDEX`` skips the build:
 only the queries run, against an index built already from the same corpus (``--out`` keeps one),
-with ``--baseline-rev`` that revision's code and this one alternately, ``--rounds`` times.
+with ``--baseline-rev`` that revision's package and this one alternately, ``--rounds`` times,
+both under this script's query phase (the same queries, own-code ones from this tree), with
+p50/p95/mean per kind, wall-clock and the query thread's CPU time (``time.thread_time``: what
+the load of a shared machine moves least), and how many queries got the very same answer
+(spans, counts, sources).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -127,21 +132,29 @@ def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
         t = rng.choice(own_text)
         a = rng.randrange(0, len(t) - 1000)
         negatives.append(t[a : a + 1000])
-    res: dict = {"open_seconds": open_s}
+    import sc2lsp
+
+    res: dict = {"open_seconds": open_s, "package": str(Path(sc2lsp.__file__).parent)}
     idx.check(positives[-1])  # warm-up: imports and the hash tables' power cache
     for name, qs in (("positive", positives), ("negative", negatives)):
         lat, found, stage = [], 0, {"windows": 0, "bloom_pass": 0, "postings": 0, "chains": 0, "verified": 0}
+        digests, cpu = [], []
         for q in qs:
             st: dict = {}
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             spans = idx.check(q, stats=st)
+            cpu.append(time.thread_time() - c)
             lat.append(time.perf_counter() - t)
             found += bool(spans)
             for k in stage:
                 stage[k] += st.get(k, 0)
-        lat_ms = np.asarray(lat) * 1000
+            digests.append(hashlib.sha1(json.dumps([x.to_dict() for x in spans], sort_keys=True).encode()).hexdigest())
+        lat_ms, cpu_ms = np.asarray(lat) * 1000, np.asarray(cpu) * 1000
         res[name] = {"queries": len(qs), "with_span": found, "p50_ms": float(np.percentile(lat_ms, 50)),
-                     "p95_ms": float(np.percentile(lat_ms, 95)), "max_ms": float(lat_ms.max()), **stage}
+                     "p95_ms": float(np.percentile(lat_ms, 95)), "mean_ms": float(lat_ms.mean()),
+                     "max_ms": float(lat_ms.max()), "cpu_p50_ms": float(np.percentile(cpu_ms, 50)),
+                     "cpu_p95_ms": float(np.percentile(cpu_ms, 95)), "cpu_mean_ms": float(cpu_ms.mean()),
+                     **stage, "digests": digests}
     res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the reference
     # reference: str.find over the raw corpus text for the first 50 chars of each of 5 suggestions
     texts = [(Path(r) / p).read_text(encoding="utf-8") for r, p, _ in docs]
@@ -232,30 +245,38 @@ def baseline_code(rev: str) -> Path:
 
 def query_only(corpus: list[str], index: str, args) -> dict:
     """Only the query phase, against an index built already: with ``--baseline-rev`` that
-    revision's code and this one alternately, ``--rounds`` times, and the medians' ratios."""
-    scripts = [("before", baseline_code(args.baseline_rev))] if args.baseline_rev else []
-    scripts.append(("after", Path(__file__)))
-    runs: dict[str, list] = {tag: [] for tag, _ in scripts}
+    revision's package and this one alternately, ``--rounds`` times, and the medians' ratios.
+    Both run this script's query phase (``--code`` puts the baseline's package first on the
+    path), so both get the same queries, own-code ones included; each query's answer is
+    hashed, and the runs' answers are compared query by query."""
+    codes = [("before", baseline_code(args.baseline_rev).parents[1])] if args.baseline_rev else []
+    codes.append(("after", ROOT))
+    runs: dict[str, list] = {tag: [] for tag, _ in codes}
     for _ in range(max(1, args.rounds)):
-        for tag, script in scripts:
-            q = _child("query", index, *corpus, options=("--queries", args.queries, "--seed", args.seed),
-                       script=script)
+        for tag, code in codes:
+            q = _child("query", index, *corpus, options=("--queries", args.queries, "--seed", args.seed,
+                                                         "--code", code))
             q["load_average"] = os.getloadavg()
             runs[tag].append(q)
-            print(f"{tag}: copied p50/p95 {q['positive']['p50_ms']:.2f}/{q['positive']['p95_ms']:.2f} ms, "
-                  f"own code {q['negative']['p50_ms']:.2f}/{q['negative']['p95_ms']:.2f} ms, "
-                  f"load {q['load_average'][0]:.1f}", file=sys.stderr)
+            print(f"{tag}: " + ", ".join(
+                f"{label} {pre}p50/p95/mean {q[kind][pre + 'p50_ms']:.2f}/{q[kind][pre + 'p95_ms']:.2f}/"
+                f"{q[kind][pre + 'mean_ms']:.2f} ms" for label, kind in (("copied", "positive"), ("own code", "negative"))
+                for pre in ("", "cpu_")) + f", load {q['load_average'][0]:.1f}", file=sys.stderr)
 
     def med(tag: str, kind: str, key: str) -> float:
         return float(sorted(r[kind][key] for r in runs[tag])[len(runs[tag]) // 2])
 
+    keys = ("p50_ms", "p95_ms", "mean_ms", "cpu_p50_ms", "cpu_p95_ms", "cpu_mean_ms")
     result: dict = {"index": index, "runs": runs, "median": {
-        tag: {kind: {key: med(tag, kind, key) for key in ("p50_ms", "p95_ms")} for kind in ("positive", "negative")}
+        tag: {kind: {key: med(tag, kind, key) for key in keys} for kind in ("positive", "negative")}
         for tag in runs}}
     if "before" in runs:
         result["after_vs_before"] = {f"{kind} {key}": med("after", kind, key) / med("before", kind, key)
-                                     for kind in ("positive", "negative") for key in ("p50_ms", "p95_ms")}
-        shutil.rmtree(scripts[0][1].parents[1], ignore_errors=True)
+                                     for kind in ("positive", "negative") for key in keys}
+        result["same_answers"] = {kind: sum(a == b for a, b in zip(runs["before"][0][kind]["digests"],
+                                                                  runs["after"][0][kind]["digests"]))
+                                  for kind in ("positive", "negative")}
+        shutil.rmtree(codes[0][1], ignore_errors=True)
     return result
 
 
@@ -272,9 +293,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="--query-only: runs of each code, alternated")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--code", default=None, help=argparse.SUPPRESS)  # child: import sc2lsp from here
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:  # child: --phase NAME OUT CORPUS...
+        if args.code:
+            sys.path.insert(0, str(Path(args.code).resolve()))
         out, corpus = args.rest[0], args.rest[1:]
         if args.phase == "read":
             r = phase_read(corpus)

@@ -25,8 +25,9 @@ import numpy as np
 from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, window_hashes
 from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, line_of, normalize_with_offsets, raw_span
-from .segment import Segment, _common_len, is_exact
+from .normalize import NORMALIZATION_VERSION, normalize_with_offsets, raw_span
+from .rawsearch import DocText
+from .segment import Segment, _common_len
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
 from .store import open_segment, read_manifest
 
@@ -47,7 +48,7 @@ class AttributionIndex:
         self.segments = segments
         self.stride = int(manifest["stride"])
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[int, int], list] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], DocText | None] = OrderedDict()
         self._cache_chars = 0
 
     @classmethod
@@ -68,24 +69,23 @@ class AttributionIndex:
                 "windows": sum(s["windows"] for s in segs), "raw_bytes": sum(s["raw_bytes"] for s in segs),
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
-    def _doc(self, si: int, d: int) -> tuple[str | None, bool]:
-        """The raw text of a document (cached; None when it is unavailable or changed) and whether
-        its normal form changes only whitespace (``segment.is_exact``)."""
+    def _doc(self, si: int, d: int) -> DocText | None:
+        """The text of a document (``DocText``: raw, and whether its normal form changes only
+        whitespace; cached), None when it is unavailable or changed."""
         key = (si, d)
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
+            if key in self._cache:
                 self._cache.move_to_end(key)
-                return hit
+                return self._cache[key]
         raw = self.segments[si].raw_text(d)
-        entry = (raw, raw is not None and is_exact(raw))
+        doc = None if raw is None else DocText(raw)
         with self._lock:
-            self._cache[key] = entry
+            self._cache[key] = doc
             self._cache_chars += len(raw or "")
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
-                self._cache_chars -= len(old[0] or "")
-        return entry
+                self._cache_chars -= len(old.raw) if old is not None else 0
+        return doc
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
         if not roots:
@@ -184,21 +184,24 @@ class AttributionIndex:
             blob = self.segments[si].meta(d)["blob"]
             found = by_blob.get(blob)
             if found is None:
-                raw, exact = self._doc(si, d)
-                if raw is None:
+                doc = self._doc(si, d)
+                if doc is None:
                     st["unavailable"] += 1
                     found = self._unverified(ch[:, 2])
                 else:
                     qps = ch[:, 2]
                     done = verified_docs[qps] >= enough  # hits where enough documents are verified
                     capped[qps[done]] = True
-                    found = self._verify_doc(si, d, raw, exact, norm, qps[~done].tolist(), min_chars)
+                    found = self._verify_doc(si, d, doc, norm, qps[~done].tolist(), min_chars)
                     by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
                 matches += [m[:2] + (si, x) + m[4:] for x in members]
-                a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")  # with the blank trimmed off a span
-                verified_docs[a : max(a, m[1] - WINDOW + 1)] += len(members)
+                # the windows inside the match, with the blanks trimmed off its ends put back (a hit
+                # whose window ends on a blank is verified there too)
+                a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")
+                b = m[1] + (m[1] < len(norm) and norm[m[1]] in " \n")
+                verified_docs[a : max(a, b - WINDOW + 1)] += len(members)
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 
@@ -209,8 +212,7 @@ class AttributionIndex:
         runs = np.split(q, np.flatnonzero(np.diff(q) != self.stride) + 1)
         return [(int(r[0]), int(r[-1]) + WINDOW, None, None, None, None, False, None) for r in runs if len(r) >= 2]
 
-    def _verify_doc(self, si: int, d: int, raw: str, exact: bool, norm: str, qps: list[int],
-                    min_chars: int = 0) -> list:
+    def _verify_doc(self, si: int, d: int, doc: DocText, norm: str, qps: list[int], min_chars: int = 0) -> list:
         """The verified matches in document ``d`` of segment ``si`` of the query windows at ``qps``:
         each hit not inside a match already found (or a stretch that cannot give ``min_chars``)
         is found again in the text (``Segment.locate``), checked and extended."""
@@ -219,11 +221,11 @@ class AttributionIndex:
         for qp in qps:
             if qp < covered:
                 continue
-            hit = self.segments[si].locate(d, raw, norm, qp, exact, min_chars)
+            hit = self.segments[si].locate(d, doc, norm, qp, min_chars)
             if hit is not None and hit[0] is None:
                 covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
                 continue
-            found = None if hit is None else self._verify(si, d, raw, norm, qp, hit[0], [hit[1]])
+            found = None if hit is None else self._verify(si, d, doc, norm, qp, hit[0], [hit[1]])
             if found is None:
                 continue
             left, right, dp, reg = found
@@ -235,7 +237,7 @@ class AttributionIndex:
             covered = qb
         return found_here
 
-    def _verify(self, si: int, d: int, raw: str, norm: str, qp: int, dpos: int, region: list):
+    def _verify(self, si: int, d: int, doc: DocText, norm: str, qp: int, dpos: int, region: list):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
         it both ways: ``(left, right, dp, region)`` or None.
 
@@ -249,7 +251,7 @@ class AttributionIndex:
             if not region:
                 lo = dpos - qp - 2 - grow
                 hi = dpos - qp + len(norm) + 2 + grow
-                region.append(seg.region(d, raw, lo, hi))
+                region.append(seg.region(d, doc, lo, hi))
             reg = region[0]
             base, dn = reg.base, reg.text
             dp = dpos - base
@@ -261,33 +263,34 @@ class AttributionIndex:
             open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
             if not (open_left or open_right):
                 return left, right, dp, reg
-            if grow > 2 * len(raw) + len(norm):  # the region cannot grow any more: a damaged table
+            if grow > 2 * len(doc.raw) + len(norm):  # the region cannot grow any more: a damaged table
                 return None
             grow = 2 * grow + 1024
             region.clear()
 
     def _spans(self, text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                common_threshold):
-        groups: dict[tuple[int, int], list] = {}
         matches = [m for m in matches if m[1] - m[0] >= min_chars]  # only these can cover a span
-        for m in matches:
-            if m[1] - m[0] >= min_chars:
-                groups.setdefault((m[0], m[1]), []).append(m)
-        kept: list[tuple[tuple[int, int], set]] = []
+        if not matches:
+            return []
+        m_lo = np.fromiter((m[0] for m in matches), dtype=np.int64, count=len(matches))
+        m_hi = np.fromiter((m[1] for m in matches), dtype=np.int64, count=len(matches))
+        kept: list[tuple[int, int, int]] = []  # (qa, qb, documents covering it)
         out: list[Span] = []
-        for (qa, qb) in sorted(groups, key=lambda r: (r[0] - r[1], r[0])):
-            cover = {(m[2], m[3]) for m in matches if m[0] <= qa and m[1] >= qb}
-            outer = [c for (a, b), c in kept if a <= qa and qb <= b]
-            if outer and len(cover) <= max(len(c) for c in outer):
+        for (qa, qb) in sorted({(m[0], m[1]) for m in matches}, key=lambda r: (r[0] - r[1], r[0])):
+            firsts: dict[tuple[int, int], tuple] = {}  # covering documents: their first match
+            for i in np.flatnonzero((m_lo <= qa) & (m_hi >= qb)).tolist():
+                m = matches[i]
+                firsts.setdefault((m[2], m[3]), m)
+            outer = [c for a, b, c in kept if a <= qa and qb <= b]
+            if outer and len(firsts) <= max(outer):
                 continue
-            kept.append(((qa, qb), cover))
+            kept.append((qa, qb, len(firsts)))
             exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
-            n_docs = len(cover)
+            n_docs = len(firsts)
             if not exact:
                 n_docs = max(n_docs, self._estimate(qh, counts, qa, qb))
-            firsts: dict[tuple[int, int], tuple] = {}
-            for m in sorted((m for m in matches if m[0] <= qa and m[1] >= qb), key=lambda m: (not m[6], m[2], m[3])):
-                firsts.setdefault((m[2], m[3]), m)
+            firsts = dict(sorted(firsts.items(), key=lambda kv: (not kv[1][6], kv[0])))
             metas = [self.segments[si].meta(d) for si, d in firsts]
             srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
             lic_text = any(mt.get("license_file") for mt in metas) or looks_like_license_text(norm[qa:qb])
@@ -316,7 +319,7 @@ class AttributionIndex:
         if raw is not None:
             b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
             a = reg.raw_offset(da + (qa - mqa))
-            start_line = line_of(raw, a)
+            start_line = reg.line_of(a)
             end_line = start_line + raw.count("\n", a, max(a, b - 1))
         return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
                       meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),

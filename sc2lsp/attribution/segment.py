@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 import zlib
 from pathlib import Path
 
@@ -14,17 +13,11 @@ import numpy as np
 
 from .build import blob_hash
 from .hashing import WINDOW, bucket_and_fingerprint
-from .normalize import normalize, normalize_with_offsets
+from .normalize import _CLASS, normalize, normalize_with_offsets
+from .rawsearch import _WS8, DocText, _common_len, best_raw, is_exact
 from .store import SegmentFile
 
 _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
-
-#: How many occurrences of a window's longest token ``locate`` scores before it normalises the
-#: whole document instead, and how much of the query around the window they are scored on.
-MAX_SEEN = 256
-CONTEXT = 256
-#: ... and how many occurrences that hold the window (whitespace aside) it compares at most.
-MAX_SCORED = 16
 
 
 class Segment:
@@ -116,11 +109,12 @@ class Segment:
             return None
         return data.decode("utf-8", "surrogatepass")
 
-    def region(self, d: int, raw: str, lo: int, hi: int) -> "Region":
-        """The normalised text of document ``d`` covering at least ``[lo, hi)`` (normalised
-        positions, clipped to the document): ``text[k]`` is normalised character ``base + k``.
-        Only the raw text between two checkpoints is normalised.
+    def region(self, d: int, doc: "DocText | str", lo: int, hi: int) -> "Region":
+        """The normalised text of document ``d`` (its ``DocText`` or raw text) covering at least
+        ``[lo, hi)`` (normalised positions, clipped to the document): ``text[k]`` is normalised
+        character ``base + k``. Only the raw text between two checkpoints is normalised.
         """
+        raw = doc.raw if isinstance(doc, DocText) else doc
         c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
         j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
         j1 = max(hi, 0) // self.every + 1
@@ -130,7 +124,7 @@ class Segment:
         base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
         return Region(base, normalize(piece), raw_a, piece, raw)
 
-    def locate(self, d: int, raw: str, norm: str, qp: int, exact: bool,
+    def locate(self, d: int, doc: DocText, norm: str, qp: int,
                min_chars: int = 0) -> tuple[int, "Region"] | tuple[None, int] | None:
         """Where query window ``norm[qp:qp + WINDOW]`` is in document ``d``: ``(normalised
         position, region)``, the region holding it with the whole query aligned around it; None
@@ -138,26 +132,25 @@ class Segment:
         ``min_chars`` (nor past query position ``end``). Of several occurrences, the one that
         extends furthest is taken.
 
-        ``exact``: the raw text is ASCII or NFC, so every whitespace-free piece of the normal form
-        is verbatim in it. Then the window's longest token is searched in the raw text, each
+        ``doc.exact``: the raw text is ASCII or NFC, so every whitespace-free piece of the normal
+        form is verbatim in it. Then the window's longest token is searched in the raw text, each
         occurrence is scored by how far the text around it agrees with the query's, whitespace
-        aside (without normalising anything), and only the checkpoint interval around the best
-        is normalised. Otherwise the whole document is normalised.
+        aside (``rawsearch.best_raw``, without normalising anything), and only the checkpoint
+        interval around the best is normalised. Otherwise the whole document is normalised.
         """
-        window = norm[qp : qp + WINDOW]
         pad = (qp + 2, len(norm) - qp + 2)
-        if exact:
-            best = _best_raw(raw, norm, qp, min_chars)
+        if doc.exact:
+            best = best_raw(doc.raw, norm, qp, min_chars)
             if best is None or isinstance(best, tuple):
                 return best
             if best >= 0:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
                 j = int(np.searchsorted(ck, best, side="right")) - 1
-                reg = self.region(d, raw, j * self.every - WINDOW - 2 - pad[0],
+                reg = self.region(d, doc, j * self.every - WINDOW - 2 - pad[0],
                                   (j + 1) * self.every + WINDOW + 2 + pad[1])
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
-        reg = self.region(d, raw, 0, int(self.nchars[d]))
+        reg = self.region(d, doc, 0, int(self.nchars[d]))
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
 
@@ -182,92 +175,6 @@ class Segment:
         return qp, doc, capped
 
 
-def _flat_before(text: str, p: int, m: int) -> str:
-    """The last ``m`` (or all) non-whitespace characters of ``text[:p]``, whitespace removed."""
-    size = 2 * m + 64
-    while True:
-        flat = "".join(text[max(0, p - size) : p].split())
-        if len(flat) >= m or size >= p:
-            return flat[-m:] if m else ""
-        size *= 4
-
-
-def _flat_after(text: str, p: int, m: int) -> str:
-    """The first ``m`` (or all) non-whitespace characters of ``text[p:]``, whitespace removed."""
-    size = 2 * m + 64
-    while True:
-        flat = "".join(text[p : p + size].split())
-        if len(flat) >= m or p + size >= len(text):
-            return flat[:m]
-        size *= 4
-
-
-def _best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[None, int] | None:
-    """Raw position of the longest token of query window ``qp`` at the occurrence whose
-    surroundings agree furthest with the query's, whitespace aside (at least the whole window);
-    None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
-    (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
-    too frequent to try every occurrence."""
-    window = norm[qp : qp + WINDOW]
-    toks = window.split()
-    t = max(range(len(toks)), key=lambda i: len(toks[i]))
-    k = 0  # where token t starts in the window
-    for i in range(t + 1):
-        k = window.index(toks[i], k) + (len(toks[i]) if i < t else 0)
-    tok = toks[t]
-    q_before = "".join(norm[max(0, qp - CONTEXT) : qp + k].split())
-    q_after = "".join(norm[qp + k + len(tok) : qp + WINDOW + CONTEXT].split())
-    win_b, win_a = "".join(toks[:t]), "".join(toks[t + 1 :])
-    need_b, need_a = len(win_b), len(win_a)
-    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
-    p = raw.find(tok)
-    while p >= 0:
-        seen += 1
-        if seen > MAX_SEEN:
-            return -1
-        if scored >= MAX_SCORED:
-            break
-        e = p + len(tok)
-        if (_flat_before(raw, p, need_b) == win_b and _flat_after(raw, e, need_a) == win_a
-                and (len(q_before) + len(q_after) > best)):  # the window is here, whitespace aside
-            scored += 1
-            rb = _flat_before(raw, p, len(q_before))
-            sb = _common_len(q_before, len(q_before), rb, len(rb), False)
-            sa = _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
-            reach = (max(reach[0], sb), max(reach[1], sa))
-            if sb + sa > best:
-                best, best_p = sb + sa, p
-                if sb == len(q_before) and sa == len(q_after):
-                    break
-        p = raw.find(tok, p + 1)
-    if best_p is not None and min_chars > WINDOW and scored < MAX_SCORED:
-        # a span from any occurrence lies within the query characters that agree with the text
-        # around some occurrence, whitespace aside (and starts and ends on a non-blank): when
-        # that is shorter than min_chars, nothing can be reported here
-        a, b = _unflat_back(norm, qp + k, reach[0]), _unflat_fwd(norm, qp + k + len(tok), reach[1])
-        if b - a < min_chars:
-            return None, b
-    return best_p
-
-
-def _unflat_back(text: str, end: int, n: int) -> int:
-    """Where, going back from ``end``, ``n`` non-blank characters of ``text`` start."""
-    i = end
-    while n > 0 and i > 0:
-        i -= 1
-        n -= not text[i].isspace()
-    return i
-
-
-def _unflat_fwd(text: str, start: int, n: int) -> int:
-    """Where, going on from ``start``, ``n`` non-blank characters of ``text`` end."""
-    i = start
-    while n > 0 and i < len(text):
-        n -= not text[i].isspace()
-        i += 1
-    return i
-
-
 def _best_in(text: str, norm: str, qp: int, start: int) -> int:
     """Of the (first 16) occurrences of query window ``qp`` in ``text`` from ``start``, the one
     that extends furthest along the query; -1 when there is none."""
@@ -284,56 +191,56 @@ def _best_in(text: str, norm: str, qp: int, start: int) -> int:
     return best_i
 
 
-def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
-    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
-    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
-
-    def same(lo: int, k: int) -> bool:
-        if forward:
-            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
-        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
-
-    length, step = 0, 32
-    while True:
-        k = min(step, n - length)
-        if k <= 0:
-            return length
-        if same(length, k):
-            length += k
-            step *= 2
-            continue
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if same(length, mid):
-                lo = mid
-            else:
-                hi = mid
-        return length + lo
-
-
-def is_exact(raw: str) -> bool:
-    """Whether the normal form of ``raw`` changes nothing but whitespace (see ``Segment.locate``)."""
-    return raw.isascii() or unicodedata.is_normalized("NFC", raw)
+def _nonblank_positions(piece: str, size: int) -> np.ndarray:
+    """Indices of the non-whitespace characters of ``piece[:size]``."""
+    part = piece[:size]
+    if part.isascii():
+        return np.flatnonzero(~_WS8[np.frombuffer(part.encode("ascii"), dtype=np.uint8)])
+    cp = np.frombuffer(part.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    return np.flatnonzero(_CLASS[np.minimum(cp, len(_CLASS) - 1)] == 0)
 
 
 class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
-    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole")
+    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str):
         self.base, self.text, self.raw_a, self.piece, self.raw = base, text, raw_a, piece, raw
-        self._offsets, self._whole = None, False
+        self._offsets, self._whole, self._pos = None, False, None
+        self._exact: bool | None = None
+        self._lines: int | None = None
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.
 
-        Only a prefix of the piece is normalised with offsets, long enough that character ``k``
+        When the piece's normal form changes only whitespace (ASCII or NFC), the ``m``-th
+        non-blank character of the normal form is the ``m``-th non-blank character of the piece
+        (a blank: the raw run starts after the non-blank before it), so nothing is normalised:
+        the non-blank positions of a prefix of the piece long enough for ``k`` are used.
+        Otherwise only a prefix of the piece
+        is normalised with offsets, long enough that character ``k``
         is followed by another (a whitespace run cut at the prefix's end is the only part of a
         prefix's normal form that can differ from the whole's), cut between two ASCII characters
         (NFC changes each run of non-ASCII characters with the character before it on its own,
         so such a cut leaves every run whole)."""
+        if self._exact is None:
+            self._exact = is_exact(self.piece)
+        if self._exact and 0 <= k < len(self.text):
+            t = self.text
+            m = k - t.count(" ", 0, k) - t.count("\n", 0, k)  # non-blanks before k
+            pos = self._pos
+            if pos is None or m >= len(pos):  # the positions of a long enough prefix
+                size = max(1024, 2 * (k + 2))
+                while True:
+                    pos = _nonblank_positions(self.piece, size)
+                    if len(pos) > m or size >= len(self.piece):
+                        break
+                    size *= 2
+                self._pos = pos
+            if t[k] == " " or t[k] == "\n":
+                return int(pos[m - 1]) + 1 + self.raw_a
+            return int(pos[m]) + self.raw_a
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
             if 4 * size >= 3 * n:  # most of the piece: all of it
@@ -347,3 +254,12 @@ class Region:
                     break
                 size *= 2
         return int(self._offsets[k]) + self.raw_a
+
+    def line_of(self, raw_offset: int) -> int:
+        """1-based line number of ``raw_offset`` (in the whole document), counting the lines
+        before the region once."""
+        if raw_offset < self.raw_a:
+            return self.raw.count("\n", 0, raw_offset) + 1
+        if self._lines is None:
+            self._lines = self.raw.count("\n", 0, self.raw_a)
+        return self._lines + self.raw.count("\n", self.raw_a, raw_offset) + 1

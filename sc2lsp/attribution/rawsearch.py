@@ -1,0 +1,198 @@
+"""Finding a query window again in a document's raw text, whitespace aside (no I/O).
+
+Postings name the document, not the offset, so the query path looks for each hit's window in
+the document (``Segment.locate``): ``best_raw`` searches the window's longest token in the raw
+text and scores each occurrence that holds the window (whitespace aside) by how far the text
+around it agrees with the query's. The query's side of that (``window_parts``) is computed once
+per query window, not once per document, and most occurrences are accepted or rejected from
+the characters next to them, without building whitespace-free slices of the raw text; the
+answer is the same as the plain scan's (tests/attribution/test_attribution_query_path.py keeps
+that scan and compares the two).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+
+from .hashing import WINDOW
+from .normalize import _CLASS
+
+#: How many occurrences of a window's longest token are looked at before the caller normalises
+#: the whole document instead, and how much of the query around the window they are scored on.
+MAX_SEEN = 256
+CONTEXT = 256
+#: ... and how many occurrences that hold the window (whitespace aside) are compared at most.
+MAX_SCORED = 16
+
+#: Whether each byte value is whitespace (str.isspace), for ASCII text.
+_WS8 = _CLASS[:256] != 0
+
+
+def is_exact(raw: str) -> bool:
+    """Whether the normal form of ``raw`` changes nothing but whitespace (NFC leaves it as is)."""
+    return raw.isascii() or unicodedata.is_normalized("NFC", raw)
+
+
+class DocText:
+    """A document's raw text and whether its normal form changes only whitespace (``exact``)."""
+
+    __slots__ = ("raw", "exact")
+
+    def __init__(self, raw: str, exact: bool | None = None):
+        self.raw = raw
+        self.exact = is_exact(raw) if exact is None else exact
+
+
+@lru_cache(maxsize=4096)
+def window_parts(norm: str, qp: int) -> tuple[str, int, str, str, str, str]:
+    """Of query window ``norm[qp:qp + WINDOW]``: its longest token, where that starts in the
+    window, the query's whitespace-free text before and after the token (``CONTEXT`` around
+    the window), and the window's whitespace-free text before and after the token."""
+    window = norm[qp : qp + WINDOW]
+    toks = window.split()
+    t = max(range(len(toks)), key=lambda i: len(toks[i]))
+    k = 0  # where token t starts in the window
+    for i in range(t + 1):
+        k = window.index(toks[i], k) + (len(toks[i]) if i < t else 0)
+    tok = toks[t]
+    q_before = "".join(norm[max(0, qp - CONTEXT) : qp + k].split())
+    q_after = "".join(norm[qp + k + len(tok) : qp + WINDOW + CONTEXT].split())
+    return tok, k, q_before, q_after, "".join(toks[:t]), "".join(toks[t + 1 :])
+
+
+def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[None, int] | None:
+    """Raw position of the longest token of query window ``qp`` at the occurrence whose
+    surroundings agree furthest with the query's, whitespace aside (at least the whole window);
+    None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
+    (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
+    too frequent to try every occurrence (``MAX_SEEN``).
+
+    Every occurrence of the token (overlapping ones too) is counted; whether it holds the
+    window is decided from the characters next to it when they differ from the window's, from
+    the raw text when it has the window's very whitespace, and otherwise from the whitespace-free
+    text around it."""
+    window = norm[qp : qp + WINDOW]
+    tok, k, q_before, q_after, win_b, win_a = window_parts(norm, qp)
+    n, nb, na = len(tok), len(q_before), len(q_after)
+    need_b, need_a = len(win_b), len(win_a)
+    last_b, first_a = win_b[-1:], win_a[:1]
+    w_before, w_after = window[:k], window[k + n :]
+    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
+    p = raw.find(tok)
+    while p >= 0:
+        seen += 1
+        if seen > MAX_SEEN:
+            return -1
+        if scored >= MAX_SCORED:
+            break
+        e = p + n
+        if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
+            pass  # the character before the token is not the window's
+        elif need_a and (e >= len(raw) or (raw[e] != first_a and not raw[e].isspace())):
+            pass
+        elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
+              and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
+            scored += 1  # the window is here, whitespace aside
+            rb = _flat_before(raw, p, nb)
+            sb = _common_len(q_before, nb, rb, len(rb), False)
+            sa = _common_len(q_after, 0, _flat_after(raw, e, na), 0, True)
+            reach = (max(reach[0], sb), max(reach[1], sa))
+            if sb + sa > best:
+                best, best_p = sb + sa, p
+                if sb == nb and sa == na:
+                    break
+        p = raw.find(tok, p + 1)
+    return _too_short(norm, qp, k, tok, best_p, reach, scored, min_chars)
+
+
+def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int, min_chars: int):
+    """``best_p``, or ``(None, end)`` when no scored occurrence can give ``min_chars``."""
+    if best_p is not None and min_chars > WINDOW and scored < MAX_SCORED:
+        # a span from any occurrence lies within the query characters that agree with the text
+        # around some occurrence, whitespace aside (and starts and ends on a non-blank): when
+        # that is shorter than min_chars, nothing can be reported here
+        a, b = _unflat_back(norm, qp + k, reach[0]), _unflat_fwd(norm, qp + k + len(tok), reach[1])
+        if b - a < min_chars:
+            return None, b
+    return best_p
+
+
+def _flat_before(text: str, p: int, m: int) -> str:
+    """The last ``m`` (or all) non-whitespace characters of ``text[:p]``, whitespace removed."""
+    size = 2 * m + 64
+    while True:
+        flat = "".join(text[max(0, p - size) : p].split())
+        if len(flat) >= m or size >= p:
+            return flat[-m:] if m else ""
+        size *= 4
+
+
+def _flat_after(text: str, p: int, m: int) -> str:
+    """The first ``m`` (or all) non-whitespace characters of ``text[p:]``, whitespace removed."""
+    size = 2 * m + 64
+    while True:
+        flat = "".join(text[p : p + size].split())
+        if len(flat) >= m or p + size >= len(text):
+            return flat[:m]
+        size *= 4
+
+
+@lru_cache(maxsize=8)
+def _nonblanks(text: str) -> np.ndarray:
+    """Positions of the non-blank characters of a query's normal form (cached per query)."""
+    if text.isascii():
+        return np.flatnonzero(~_WS8[np.frombuffer(text.encode("ascii"), dtype=np.uint8)])
+    return np.flatnonzero(~np.fromiter(map(str.isspace, text), dtype=bool, count=len(text)))
+
+
+def _unflat_back(text: str, end: int, n: int) -> int:
+    """Where, going back from ``end``, ``n`` non-blank characters of ``text`` start (0 when
+    there are fewer)."""
+    if n <= 0:
+        return end
+    nb = _nonblanks(text)
+    r = int(np.searchsorted(nb, end)) - n  # the rank of that character among the non-blanks
+    return int(nb[r]) if r >= 0 else 0
+
+
+def _unflat_fwd(text: str, start: int, n: int) -> int:
+    """Where, going on from ``start``, ``n`` non-blank characters of ``text`` end (the end of
+    the text when there are fewer)."""
+    if n <= 0:
+        return start
+    nb = _nonblanks(text)
+    r = int(np.searchsorted(nb, start)) + n - 1
+    return int(nb[r]) + 1 if r < len(nb) else len(text)
+
+
+def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
+    """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
+    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
+
+    def same(lo: int, k: int) -> bool:
+        if forward:
+            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
+        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
+
+    if n > 0 and same(0, n):
+        return n
+    length, step = 0, 32
+    while True:
+        k = min(step, n - length)
+        if k <= 0:
+            return length
+        if same(length, k):
+            length += k
+            step *= 2
+            continue
+        lo, hi = 0, k
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if same(length, mid):
+                lo = mid
+            else:
+                hi = mid
+        return length + lo
