@@ -330,6 +330,16 @@ def figures(rows: list[dict]) -> dict:
     return fig
 
 
+def ceiling(prompts: list[dict]) -> dict:
+    """The identifier rates of a model that writes the needed name whenever its prompt holds it: with
+    context (in the context or the file part) and without (in the file part only), and their ratio."""
+    n = max(1, len(prompts))
+    with_ = sum(p["name_in_context"] or p["name_in_file"] for p in prompts) / n
+    without = sum(p["name_in_file"] for p in prompts) / n
+    return {"ident_with": round(with_, 3), "ident_without": round(without, 3),
+            "ident_ratio": round(with_ / without, 2) if without else None}
+
+
 def training(run: Path) -> dict:
     """What the tuned row was trained on: steps, tokens, held-out loss before and after (``metrics.jsonl``)."""
     path = run / "metrics.jsonl"
@@ -361,7 +371,8 @@ def table(doc: dict) -> str:
     lines.append(f"cases {doc['cases']} from {doc['case_files']} held-out files ({doc['heldout_files']} held out, "
                  f"{doc['train_files']} trained on); contextBudget {doc['context_budget']}; needed definition in "
                  f"context {doc['recall']}; name in context {doc['name_in_context']}; name only in context "
-                 f"{doc['name_only_in_context']}; training {doc['training']}")
+                 f"{doc['name_only_in_context']}; a model writing the name whenever its prompt holds it: "
+                 f"{doc['ceiling']}; training {doc['training']}")
     return "\n".join(lines)
 
 
@@ -425,6 +436,7 @@ def main(argv=None) -> int:
            "name_in_context": round(sum(p["name_in_context"] for p in prompts) / n, 3),
            "name_only_in_context": round(sum(p["name_in_context"] and not p["name_in_file"] for p in prompts) / n, 3),
            "mean_context_tokens": round(sum(p["context_tokens"] for p in prompts) / n, 1),
+           "ceiling": ceiling(prompts),
            "context_budget": args.context_budget, "training": training(args.work / args.recipe), "models": {}}
     for label, gguf, lora in models:
         if args.only and label != args.only:
@@ -436,7 +448,7 @@ def main(argv=None) -> int:
             fig["by_repo"] = {r.name: figures([x for p, x in zip(prompts, rows) if p["repo"] == r.name]) for r in roots}
         if args.rows:
             fig["rows"] = [{"repo": p["repo"], "path": p["path"], "line": p["line"], "name": p["name"],
-                            "name_only_in_context": p["name_in_context"] and not p["name_in_file"],
+                            "name_in_context": p["name_in_context"], "name_in_file": p["name_in_file"],
                             "target": p["target"], **r} for p, r in zip(prompts, rows)]
         doc["models"][label] = fig
     if not args.json:

@@ -62,3 +62,10 @@ def test_held_in_splits_the_keys_of_several_repositories(lift):
     assert lift.held_in(Path("/w/repos/networkx"), held, True) == ["networkx/b.py"]
     assert lift.held_in(Path("/w/repos/rxjs"), held, True) == ["src/c.ts"]
     assert lift.held_in(Path("/w/repos/networkx"), ["networkx/b.py"], False) == ["networkx/b.py"]
+
+
+def test_ceiling_counts_the_names_a_prompt_holds(lift):
+    prompts = [{"name_in_context": True, "name_in_file": False}] * 3 + [{"name_in_context": True, "name_in_file": True}] \
+        + [{"name_in_context": False, "name_in_file": True}] * 2 + [{"name_in_context": False, "name_in_file": False}] * 4
+    c = lift.ceiling(prompts)
+    assert (c["ident_with"], c["ident_without"], c["ident_ratio"]) == (0.6, 0.3, 2.0)
