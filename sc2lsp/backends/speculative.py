@@ -89,21 +89,22 @@ class History:
             if len(last) - common < 32:  # the latest holds little that this one lacks
                 self.seqs.pop()
         self.seqs = (self.seqs + [seq])[-self.entries:]
-        # -1 between sequences never matches a token: no draft runs from one into the next
-        self.tokens = [t for s in self.seqs for t in (*s.tolist(), -1)]
-        self.raw = bytes(_encode(self.tokens))
+        sep = np.full(1, -1, dtype=np.int64)  # never matches a token: no draft runs from one into the next
+        self.hay = np.concatenate([p for s in self.seqs for p in (s, sep)])
+        self.raw = self.hay.astype("<i4").tobytes()
 
     def clear(self) -> None:
         self.seqs: list[np.ndarray] = []
-        self.tokens: list[int] = []
+        self.hay = np.empty(0, dtype=np.int64)
         self.raw = b""
 
 
 class PromptLookup:
     """The token history (prompt, then generated tokens) and n-gram lookups in it (and in the
-    sequences of earlier requests, ``history``)."""
+    sequences of earlier requests, ``history``). ``capacity`` (tokens to be pushed) is not needed
+    any more: the encoded history grows as tokens are pushed."""
 
-    def __init__(self, prompt: list[int], capacity: int, history: History | None = None):
+    def __init__(self, prompt: list[int], capacity: int = 0, history: History | None = None):
         self.toks = list(prompt)
         self.raw = _encode(prompt)
         self.history = history
@@ -126,19 +127,15 @@ class PromptLookup:
             return [], 0
         tail = bytes(self.raw[-4 * LONGEST_MATCH:])
         start, length = _match(self.raw, n - 1, tail, min_match)
-        src = toks
         hist = self.history
-        if hist is not None and hist.tokens and length < LONGEST_MATCH:
-            hstart, hlength = _match(hist.raw, len(hist.tokens) - 1, tail, max(min_match, length + 1))
+        if hist is not None and len(hist.hay) and length < LONGEST_MATCH:
+            hstart, hlength = _match(hist.raw, len(hist.hay) - 1, tail, max(min_match, length + 1))
             if hlength > length:
-                start, length, src = hstart, hlength, hist.tokens
+                out = hist.hay[hstart: hstart + max_len].tolist()
+                return (out[: out.index(-1)] if -1 in out else out), hlength  # up to a sequence's end
         if length == 0:
             return [], 0
-        end = n if src is toks else len(src)
-        out = src[start: min(end, start + max_len)]
-        if src is not toks and -1 in out:  # a sequence's end
-            out = out[: out.index(-1)]
-        return out, length
+        return toks[start: min(n, start + max_len)], length
 
 
 @dataclass
