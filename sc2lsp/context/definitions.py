@@ -7,15 +7,16 @@ first request.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import threading
 from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections import Counter, OrderedDict
 
 from . import render
 from .index import FileEntry
 from .languages import spec
-from .names import _line_names, _Resolver, names_near_cursor, subwords, words_near_cursor
+from .names import SAME_FOLDER, _line_names, _Resolver, folder_names, names_near_cursor, subwords, words_near_cursor
 from .request import Candidate, Request
 from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 
@@ -33,10 +34,61 @@ def tokens_over(req: Request, text: str, limit: int) -> bool:
     return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
 
 
+#: Renderings of definitions (``_rendered``) kept, the least recently used dropped beyond this.
+RENDERS_KEPT = 16_384
+_RENDERS: OrderedDict = OrderedDict()
+_RENDERS_LOCK = threading.Lock()
+#: Counts the renderings made (tests check a prepared document's are not made again per request).
+renders_made = 0
+
+
 def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
+    """``d`` as a candidate: its full text (an outline or elided when over the definition token
+    limit), its signature and doc, its one-line brief. The renderings of an indexed file's
+    definitions are made once (``prepare`` makes those of the names a document imports; a class's
+    outline renders every member) and kept by the file's content (``_RENDERS``)."""
     entry = req.index.get(d.path) if d.path != req.path else req.entry
     if entry is None or d.start_line >= len(entry.lines):
         return None
+    forms = _memo(req, entry, d, "candidate", _rendered)
+    extra, whole, short, brief = forms
+    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
+                     extra + (brief,))
+
+
+def _memo(req: Request, entry: FileEntry, d: Definition, what: str, make) -> tuple:
+    """``make(req, entry, d)``, kept by the file's content and the definition (at most
+    ``RENDERS_KEPT``); not kept for a text that is not the indexed one (being typed: its entry
+    keeps the indexed text's digest)."""
+    if req.index.get(d.path) is not entry:
+        return make(req, entry, d)
+    key = (what, d.path, entry.digest, d.start_line, d.end_line, d.name, d.kind, d.container,
+           req.options.max_definition_tokens, req.count)
+    with _RENDERS_LOCK:
+        forms = _RENDERS.get(key)
+        if forms is not None:
+            _RENDERS.move_to_end(key)
+            return forms
+    forms = make(req, entry, d)
+    with _RENDERS_LOCK:
+        _RENDERS[key] = forms
+        while len(_RENDERS) > RENDERS_KEPT:
+            _RENDERS.popitem(last=False)
+    return forms
+
+
+def _member_forms(req: Request, entry: FileEntry, d: Definition) -> tuple:
+    """(container header or nothing, elided, brief) of a member shown by the members phase."""
+    global renders_made
+    renders_made += 1
+    head = render.container_header(entry, d)
+    return (head,) if head is not None else (), render.elided(entry, d), render.brief(entry, d)
+
+
+def _rendered(req: Request, entry: FileEntry, d: Definition) -> tuple:
+    """(container header or nothing, whole, short or None, brief) of ``d`` in ``entry``."""
+    global renders_made
+    renders_made += 1
     whole = render.full(entry, d)
     if tokens_over(req, whole.text, req.options.max_definition_tokens):
         whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
@@ -44,9 +96,7 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     if short.text == whole.text or not d.doc:
         short = None  # (without a doc it says no more than the signature alone)
     head = render.container_header(entry, d)
-    extra = (head,) if head is not None else ()
-    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
-                     extra + (render.brief(entry, d),))
+    return (head,) if head is not None else (), whole, short, render.brief(entry, d)
 
 
 def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
@@ -306,10 +356,8 @@ def definitions_provider(req: Request) -> list[Candidate]:
                 if (d.path, d.start_line) in seen:
                     continue
                 seen.add((d.path, d.start_line))
-                head = (render.container_header(entry, d),)
-                head = head if head[0] is not None else ()
-                if take(Candidate(d.path, head + (render.elided(entry, d),), f"member of {qual}",
-                                  brief=head + (render.brief(entry, d),))):
+                head, short, brief = _memo(req, entry, d, "member", _member_forms)
+                if take(Candidate(d.path, head + (short,), f"member of {qual}", brief=head + (brief,))):
                     return True
         return False
 
@@ -348,10 +396,13 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     """Do ahead of the first request what the definitions provider needs for this file: resolve
     its imports, build the name tables of the files they point at and render (and count: the
     token counter memoises) what the file's imported names and module members name, and index
-    where the file uses each name (``uses_of``). Returns the
+    where the file uses each name (``uses_of``), and for the languages that see their folder's names
+    without an import, which file of the folder defines what (``folder_names``). Returns the
     number of definitions prepared (at most ``limit``)."""
     resolver = _Resolver(req)
     uses = uses_of(req.text)  # where every name of the file is used (the ranking counts uses near the cursor)
+    if req.family in SAME_FOLDER:
+        folder_names(req.index, posixpath.dirname(req.path))  # which file of the folder defines what
     done = 0
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
     quals = []
@@ -376,8 +427,8 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
         entry, defs = _members_of(req, resolver, qual)
         for d in defs[:MEMBERS_SCORED]:
             subwords(d.name)  # (memoised: the words ``_about_here`` compares)
-            head = render.container_header(entry, d)
-            for snip in ((head,) if head else ()) + (render.brief(entry, d),):
+            head, _, brief = _memo(req, entry, d, "member", _member_forms)
+            for snip in head + (brief,):
                 req.count(snip.text)
             members += 1
             if members >= limit:
