@@ -96,8 +96,8 @@ class ChunkPostings:
 
     def shared(self, query: frozenset[str]) -> Counter:
         """{window index: identifiers it shares with ``query``} for the windows sharing any."""
-        get = self.postings.get
-        return Counter(chain.from_iterable(found for found in map(get, query) if found))
+        postings = self.postings
+        return Counter(chain.from_iterable(map(postings.__getitem__, postings.keys() & query)))
 
 
 #: Counts the ``ChunkPostings`` built (tests check they are built once per file, not per request).
