@@ -112,7 +112,7 @@ class FolderNames:
     __slots__ = ("entries", "table")
 
     def __init__(self, entries: tuple):
-        self.entries = entries
+        self.entries = tuple(map(weakref.ref, entries))  # (a replaced entry is not kept alive by it)
         table: dict[str, list[str]] = {}
         for e in entries:
             for d in e.definitions:
@@ -139,7 +139,7 @@ def folder_names(index, directory: str) -> FolderNames:
         kept = _FOLDERS.setdefault(index, {})
         found = kept.pop(directory, None)
         if found is not None and len(found.entries) == len(entries) and all(
-                a is b for a, b in zip(found.entries, entries)):
+                a() is b for a, b in zip(found.entries, entries)):
             kept[directory] = found  # the most recently used last
             return found
     found = FolderNames(entries)  # (outside the lock: it may decode the folder's files)
