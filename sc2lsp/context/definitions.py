@@ -7,16 +7,16 @@ first request.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import threading
 from bisect import bisect_left, bisect_right
-from collections import Counter, OrderedDict
+from collections import Counter
 
 from . import render
 from .index import FileEntry
 from .languages import spec
-from .names import SAME_FOLDER, _line_names, _Resolver, folder_names, names_near_cursor, subwords, words_near_cursor
+from .kept import prepare_lookups, rendered
+from .names import _line_names, _Resolver, names_near_cursor, subwords, words_near_cursor
 from .request import Candidate, Request
 from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 
@@ -34,61 +34,28 @@ def tokens_over(req: Request, text: str, limit: int) -> bool:
     return len(text) > limit * CHARS_PER_TOKEN_MAX or req.count(text) > limit
 
 
-#: Renderings of definitions (``_rendered``) kept, the least recently used dropped beyond this.
-RENDERS_KEPT = 16_384
-_RENDERS: OrderedDict = OrderedDict()
-_RENDERS_LOCK = threading.Lock()
-#: Counts the renderings made (tests check a prepared document's are not made again per request).
-renders_made = 0
-
-
 def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
     """``d`` as a candidate: its full text (an outline or elided when over the definition token
     limit), its signature and doc, its one-line brief. The renderings of an indexed file's
     definitions are made once (``prepare`` makes those of the names a document imports; a class's
-    outline renders every member) and kept by the file's content (``_RENDERS``)."""
+    outline renders every member) and kept by the file's content (``kept.rendered``)."""
     entry = req.index.get(d.path) if d.path != req.path else req.entry
     if entry is None or d.start_line >= len(entry.lines):
         return None
-    forms = _memo(req, entry, d, "candidate", _rendered)
+    forms = rendered(req, entry, d, "candidate", _rendered)
     extra, whole, short, brief = forms
     return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
                      extra + (brief,))
 
 
-def _memo(req: Request, entry: FileEntry, d: Definition, what: str, make) -> tuple:
-    """``make(req, entry, d)``, kept by the file's content and the definition (at most
-    ``RENDERS_KEPT``); not kept for a text that is not the indexed one (being typed: its entry
-    keeps the indexed text's digest)."""
-    if req.index.get(d.path) is not entry:
-        return make(req, entry, d)
-    key = (what, d.path, entry.digest, d.start_line, d.end_line, d.name, d.kind, d.container,
-           req.options.max_definition_tokens, req.count)
-    with _RENDERS_LOCK:
-        forms = _RENDERS.get(key)
-        if forms is not None:
-            _RENDERS.move_to_end(key)
-            return forms
-    forms = make(req, entry, d)
-    with _RENDERS_LOCK:
-        _RENDERS[key] = forms
-        while len(_RENDERS) > RENDERS_KEPT:
-            _RENDERS.popitem(last=False)
-    return forms
-
-
 def _member_forms(req: Request, entry: FileEntry, d: Definition) -> tuple:
     """(container header or nothing, elided, brief) of a member shown by the members phase."""
-    global renders_made
-    renders_made += 1
     head = render.container_header(entry, d)
     return (head,) if head is not None else (), render.elided(entry, d), render.brief(entry, d)
 
 
 def _rendered(req: Request, entry: FileEntry, d: Definition) -> tuple:
     """(container header or nothing, whole, short or None, brief) of ``d`` in ``entry``."""
-    global renders_made
-    renders_made += 1
     whole = render.full(entry, d)
     if tokens_over(req, whole.text, req.options.max_definition_tokens):
         whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
@@ -356,7 +323,7 @@ def definitions_provider(req: Request) -> list[Candidate]:
                 if (d.path, d.start_line) in seen:
                     continue
                 seen.add((d.path, d.start_line))
-                head, short, brief = _memo(req, entry, d, "member", _member_forms)
+                head, short, brief = rendered(req, entry, d, "member", _member_forms)
                 if take(Candidate(d.path, head + (short,), f"member of {qual}", brief=head + (brief,))):
                     return True
         return False
@@ -397,10 +364,10 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     its imports, build the name tables of the files they point at and render (and count: the
     token counter memoises) what the file's imported names and module members name, and index
     where the file uses each name (``uses_of``), and load the files that its names find without an
-    import (``_prepare_lookups``). Returns the number of definitions prepared (at most ``limit``)."""
+    import (``kept.prepare_lookups``). Returns the number of definitions prepared (at most ``limit``)."""
     resolver = _Resolver(req)
     uses = uses_of(req.text)  # where every name of the file is used (the ranking counts uses near the cursor)
-    _prepare_lookups(req, resolver, uses)
+    prepare_lookups(req, resolver, uses)
     done = 0
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
     quals = []
@@ -425,58 +392,13 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
         entry, defs = _members_of(req, resolver, qual)
         for d in defs[:MEMBERS_SCORED]:
             subwords(d.name)  # (memoised: the words ``_about_here`` compares)
-            head, _, brief = _memo(req, entry, d, "member", _member_forms)
+            head, _, brief = rendered(req, entry, d, "member", _member_forms)
             for snip in head + (brief,):
                 req.count(snip.text)
             members += 1
             if members >= limit:
                 return done + members + _prepare_own(req)
     return done + members + _prepare_own(req)
-
-
-#: Files that ``_prepare_lookups`` loads at most, per document.
-LOOKUPS_PREPARED = 128
-#: Families whose bare names resolve only through an import (``names._Resolver.resolve``).
-_IMPORTED_ONLY = frozenset({"python", "js", "go", "java", "rust"})
-
-
-def _prepare_lookups(req: Request, resolver: _Resolver, uses: Uses) -> int:
-    """Load (decode their symbols, split their lines) the files that the names of the document
-    find without an import of theirs: the files a wildcard import or ``#include`` brings in, the
-    files of the folder (C/C++, Go, Java) defining a name it uses, and the files the lookup by name
-    finds for a name that few files define (``qual.member`` in every language; every name in C/C++
-    and the languages without imports). A request near any of these names then only reads them;
-    the first request used to decode and split ~20 such files (a C++ header: 10 ms). At most
-    ``LOOKUPS_PREPARED`` files; returns how many."""
-    index, here, o = req.index, req.path, req.options
-    targets: dict[str, None] = {}
-    for w in resolver.wildcards:
-        targets.update(dict.fromkeys(resolver.files(w.module)))
-    folder = folder_names(index, posixpath.dirname(here)) if req.family in SAME_FOLDER else None
-    names = uses.names
-    if req.family in _IMPORTED_ONLY:  # a bare name needs an import there: only members are looked up by name
-        names = dict.fromkeys(m for _, mem in uses.members.values() for m in mem)
-    kw = spec(req.entry.language).keywords if spec(req.entry.language) else frozenset()
-    for name in names:
-        if len(targets) >= LOOKUPS_PREPARED:
-            break
-        if len(name) < 3 or name in kw or name in resolver.bindings:
-            continue
-        found = folder.table.get(name) if folder is not None else None
-        if not found:
-            certain, possible = index.files_defining(name)
-            found = [p for p in certain + possible if p != here]
-            if len(found) > o.max_ambiguity:
-                continue
-        targets.update(dict.fromkeys(p for p in found if p != here))
-    n = 0
-    for p in list(targets)[:LOOKUPS_PREPARED]:
-        e = index.get(p)
-        if e is not None:
-            e.symbols  # noqa: B018  (decoded and kept: read on every later lookup in it)
-            e.lines  # noqa: B018
-            n += 1
-    return n
 
 
 #: The file's own top-level definitions that ``prepare_definitions`` renders and counts.

@@ -10,7 +10,7 @@ import sysconfig
 import threading
 from pathlib import Path
 
-from sc2lsp.context import definitions, file_providers, names
+from sc2lsp.context import file_providers, kept, names
 from sc2lsp.context.file_providers import _chunks, similar_provider
 from sc2lsp.context.gather import assemble, complete_options, make_request, prepare
 from sc2lsp.context.index import RepoIndex
@@ -158,10 +158,10 @@ def test_renderings_of_indexed_definitions_are_made_once_and_follow_the_file():
     idx.apply_change("app/config.py", CONFIG)
     idx.apply_change("app/main.py", MAIN)
     prepare(idx, "app/main.py")
-    made = definitions.renders_made
+    made = kept.renders_made
     first = definitions_provider(request_at(idx, "app/main.py", MAIN, "print("))
     again = definitions_provider(request_at(idx, "app/main.py", MAIN, "return Config"))
-    assert definitions.renders_made == made  # prepare rendered what the file imports; requests reuse it
+    assert kept.renders_made == made  # prepare rendered what the file imports; requests reuse it
     texts = [s.text for c in first + again for s in c.snippets]
     assert any("def load_config(path: str) -> Config:" in t for t in texts)
     assert any("def url(self, host: str) -> str:" in t for t in texts)
@@ -171,7 +171,7 @@ def test_renderings_of_indexed_definitions_are_made_once_and_follow_the_file():
     idx.apply_change("app/config.py", changed)
     after = definitions_provider(request_at(idx, "app/main.py", MAIN, "print("))
     texts = "\n".join(s.text for c in after for s in c.snippets)
-    assert "strict: bool" in texts and definitions.renders_made > made
+    assert "strict: bool" in texts and kept.renders_made > made
 
 
 def test_prepare_loads_what_the_names_find_so_the_first_request_parses_nothing():
@@ -198,12 +198,12 @@ def test_members_rendered_once_across_requests():
     idx.apply_change("app/main.py", MAIN)
     prepare(idx, "app/main.py")
     results = []
-    made = definitions.renders_made
+    made = kept.renders_made
     for _ in range(3):
         results.append([(c.path, c.reason, c.tiers()) for c in definitions_provider(
             request_at(idx, "app/main.py", MAIN, "config.load_config"))])
     assert results[0] == results[1] == results[2]
-    assert definitions.renders_made == made
+    assert kept.renders_made == made
 
 
 def test_threads_share_the_folder_table_safely():
