@@ -58,7 +58,8 @@ def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None, r
     once per entry, when first needed); with ``near`` (a line) only those within ``radius``."""
     table = entry.__dict__.setdefault("_chunk_map", {}).setdefault((size, stride), {})
     lines = entry.lines
-    lo, hi = _near(len(lines), size, stride, near, radius)
+    last = max(1, len(lines) - size + stride)
+    lo, hi = (0, last) if near is None else (max(0, (near - radius) // stride * stride), min(last, near + radius))
     out = []
     for start in range(lo, hi, stride):
         c = table.get(start)
@@ -70,12 +71,6 @@ def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None, r
         if c[1]:
             out.append((start, c[0], c[1]))
     return out
-
-
-def _near(n_lines: int, size: int, stride: int, near: int | None, radius: int = 300) -> tuple[int, int]:
-    """The first lines of the windows ``_chunks`` looks at: ``range(lo, hi, stride)``."""
-    last = max(1, n_lines - size + stride)
-    return (0, last) if near is None else (max(0, (near - radius) // stride * stride), min(last, near + radius))
 
 
 class ChunkPostings:
@@ -120,8 +115,7 @@ def chunk_postings(entry: FileEntry, size: int, stride: int,
 def _scores(req: Request, p: str, entry: FileEntry, query: frozenset[str], scored: list) -> None:
     """Append ``(-score, path, start, end)`` for the windows of ``entry`` similar enough to ``query``."""
     o = req.options
-    posted = entry.__dict__.get("_chunk_postings", {}).get((o.chunk_lines, o.chunk_stride))
-    if p == req.path and posted is None:  # only the windows near the cursor (a text being typed is new)
+    if p == req.path:  # only the ~100 windows near the cursor (and a text being typed is new)
         for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, req.cursor_line, check=req.check):
             if req.in_window(p, start, end):
                 continue
@@ -131,19 +125,13 @@ def _scores(req: Request, p: str, entry: FileEntry, query: frozenset[str], score
                 if score >= o.min_similarity:
                     scored.append((-score, p, start, end))
         return
-    if posted is None:
-        posted = chunk_postings(entry, o.chunk_lines, o.chunk_stride, req.check)
+    posted = chunk_postings(entry, o.chunk_lines, o.chunk_stride, req.check)  # another file: every window
     chunks, nq = posted.chunks, len(query)
-    lo, hi = (0, len(entry.lines))  # (every window of another file; those near the cursor in this one)
-    if p == req.path:
-        lo, hi = _near(len(entry.lines), o.chunk_lines, o.chunk_stride, req.cursor_line)
     least = o.min_similarity * nq * (1 - 1e-9)  # a window sharing fewer is under min_similarity
     for i, inter in posted.shared(query).items():
         if inter < least:
             continue
         start, end, toks = chunks[i]
-        if start < lo or start >= hi or req.in_window(p, start, end):
-            continue
         score = inter / (nq + len(toks) - inter)
         if score >= o.min_similarity:
             scored.append((-score, p, start, end))

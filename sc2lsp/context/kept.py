@@ -8,8 +8,10 @@ postings ``file_providers.chunk_postings``.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Callable
 
@@ -28,6 +30,23 @@ _RENDERS_LOCK = threading.Lock()
 renders_made = 0
 
 
+#: A number per token counter seen (a rendering depends on the counter: ``tokens_over``), held
+#: weakly: a key does not keep a counter (and the texts it memoises) alive.
+_COUNTERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_COUNTERS_SEEN = itertools.count()
+
+
+def _counter_key(count) -> object:
+    try:
+        with _RENDERS_LOCK:
+            found = _COUNTERS.get(count)
+            if found is None:
+                found = _COUNTERS[count] = next(_COUNTERS_SEEN)
+            return found
+    except TypeError:  # not weakly referenceable (a builtin): kept by the key (such counters live forever)
+        return count
+
+
 def rendered(req: Request, entry: FileEntry, d: Definition, what: str,
              make: Callable[[Request, FileEntry, Definition], tuple]) -> tuple:
     """``make(req, entry, d)`` (``what`` names the kind of rendering), kept by the file's content,
@@ -39,7 +58,7 @@ def rendered(req: Request, entry: FileEntry, d: Definition, what: str,
         renders_made += 1
         return make(req, entry, d)
     key = (what, d.path, entry.digest, d.start_line, d.end_line, d.name, d.kind, d.container,
-           req.options.max_definition_tokens, req.count)
+           req.options.max_definition_tokens, _counter_key(req.count))
     with _RENDERS_LOCK:
         forms = _RENDERS.get(key)
         if forms is not None:

@@ -226,25 +226,52 @@ def test_threads_share_the_folder_table_safely():
     assert errors == []
 
 
-def test_similar_windows_near_the_cursor_are_the_same_windows_from_the_postings():
-    # every window alike: which windows count is only the range near the cursor (and the prompt's window)
+def test_similar_windows_of_every_file_are_scored_as_window_by_window():
+    # every window alike: which windows count is only the range near the cursor (the current
+    # file), every window (another file, from its postings) and the prompt's window
     text = "\n".join(f"alpha = beta(gamma, delta_{i % 3})" for i in range(2000))
     idx = RepoIndex()
     idx.apply_change("big.py", text)
+    idx.apply_change("other.py", text)
+    idx.touch("other.py")
     for line in (0, 5, 299, 300, 301, 306, 1000, 1702, 1999):
         offset = sum(len(x) + 1 for x in text.split("\n")[:line])
         for window in (None, (max(0, offset - 800), offset + 300)):
             req = make_request(idx, "big.py", text, offset, window=window)
             req.deadline = float("inf")
-            want = reference_similar(req)
-            prepare_state = dict(idx.get("big.py").__dict__.get("_chunk_postings", {}))
             got: list = []
-            file_providers._scores(req, "big.py", req.entry, _query(req), got)
-            assert sorted(got) == want, (line, window, bool(prepare_state))
-        file_providers.chunk_postings(idx.get("big.py"), 12, 6)  # the second round: from the postings
+            for p in ("big.py", "other.py"):
+                file_providers._scores(req, p, req.entry if p == "big.py" else idx.get(p), _query(req), got)
+            assert sorted(got) == reference_similar(req), (line, window)
 
 
 def _query(req):
     import re
     before = req.text[: req.offset].split("\n")[-req.options.query_lines:]
     return frozenset(re.findall(r"[A-Za-z_$][\w$]*", "\n".join(before)))
+
+
+def test_renderings_depend_on_the_counter_without_keeping_it_alive():
+    import gc
+    import weakref
+
+    from sc2lsp.core.budget import approx_tokens, memo_counter
+
+    idx = RepoIndex()
+    idx.apply_change("app/config.py", CONFIG)
+    idx.apply_change("app/main.py", MAIN)
+    count = memo_counter(approx_tokens)
+    req = request_at(idx, "app/main.py", MAIN, "print(")
+    req.count = count
+    definitions_provider(req)
+    made = kept.renders_made
+    definitions_provider(req)
+    assert kept.renders_made == made  # same counter: kept
+    other = request_at(idx, "app/main.py", MAIN, "print(")
+    other.count = memo_counter(approx_tokens)
+    definitions_provider(other)
+    assert kept.renders_made > made  # another counter (another tokenizer): rendered for it
+    ref = weakref.ref(count)
+    del count, req
+    gc.collect()
+    assert ref() is None  # the kept renderings do not hold the counter
