@@ -14,8 +14,8 @@ from collections import Counter
 
 from . import render
 from .index import FileEntry
-from .languages import spec
 from .kept import prepare_lookups, rendered
+from .languages import spec
 from .names import _line_names, _Resolver, names_near_cursor, subwords, words_near_cursor
 from .request import Candidate, Request
 from .symbols import CLASS_LIKE, IDENTIFIER, Definition
