@@ -80,7 +80,7 @@ _IMPORTED_ONLY = frozenset({"python", "js", "go", "java", "rust"})
 
 
 def prepare_lookups(req: Request, resolver: _Resolver, uses) -> int:
-    """Load (decode their symbols, split their lines) the files that the names of the document
+    """Load (decode their symbols, file them by name, split their lines) the files that the names of the document
     find without an import of theirs: the files a wildcard import or ``#include`` brings in, the
     files of the folder (C/C++, Go, Java) defining a name it uses, and the files the lookup by name
     finds for a name that few files define (``qual.member`` in every language; every name in C/C++
@@ -113,7 +113,7 @@ def prepare_lookups(req: Request, resolver: _Resolver, uses) -> int:
     for p in list(targets)[:LOOKUPS_PREPARED]:
         e = index.get(p)
         if e is not None:
-            e.symbols  # noqa: B018  (decoded and kept: read on every later lookup in it)
-            e.lines  # noqa: B018
+            e.defs_named("")  # decoded and kept, with its table by name: what a lookup in it reads
+            e.lines  # noqa: B018  (what a rendering reads)
             n += 1
     return n

@@ -185,6 +185,7 @@ def test_prepare_loads_what_the_names_find_so_the_first_request_parses_nothing()
     prepare(idx, "util/main.c")
     assert "core/api.h" in parsed and "util/h4.h" in parsed
     assert idx.get("core/api.h")._lines is not None  # its lines too (what a rendering reads)
+    assert idx.get("core/api.h")._by_name is not None  # and its table by name (what a lookup reads)
     parsed.clear()
     for needle in ("core_status(1)", "helper_4(", "helper_9("):
         res = assemble(idx, "util/main.c", main2, main2.index(needle), 400, options=complete_options())
