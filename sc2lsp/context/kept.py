@@ -80,8 +80,8 @@ _IMPORTED_ONLY = frozenset({"python", "js", "go", "java", "rust"})
 
 
 def prepare_lookups(req: Request, resolver: _Resolver, uses) -> int:
-    """Load (decode their symbols, file them by name, split their lines) the files that the names of the document
-    find without an import of theirs: the files a wildcard import or ``#include`` brings in, the
+    """Load (decode their symbols, file them by name, split their lines) the files that the names
+    of the document find without an import of theirs: the files a wildcard import or ``#include`` brings in, the
     files of the folder (C/C++, Go, Java) defining a name it uses, and the files the lookup by name
     finds for a name that few files define (``qual.member`` in every language; every name in C/C++
     and the languages without imports). A request near any of these names then only reads them
@@ -92,23 +92,24 @@ def prepare_lookups(req: Request, resolver: _Resolver, uses) -> int:
     for w in resolver.wildcards:
         targets.update(dict.fromkeys(resolver.files(w.module)))
     folder = folder_names(index, posixpath.dirname(here)) if req.family in SAME_FOLDER else None
-    names = uses.names
+    members = None  # (None: every name may be looked up by name)
     if req.family in _IMPORTED_ONLY:  # a bare name needs an import there: only members are looked up by name
-        names = dict.fromkeys(m for _, mem in uses.members.values() for m in mem)
+        members = {m for _, mem in uses.members.values() for m in mem}
     sp = spec(req.entry.language)
     kw = sp.keywords if sp else frozenset()
-    for name in names:
+    for name in uses.names:
         if len(targets) >= LOOKUPS_PREPARED:
             break
         if len(name) < 3 or name in kw or name in resolver.bindings:
             continue
         found = folder.table.get(name) if folder is not None else None
-        if not found:
+        if not found and (members is None or name in members):
             certain, possible = index.files_defining(name)
             found = [p for p in certain + possible if p != here]
             if len(found) > o.max_ambiguity:
                 continue
-        targets.update(dict.fromkeys(p for p in found if p != here))
+        if found:
+            targets.update(dict.fromkeys(p for p in found if p != here))
     n = 0
     for p in list(targets)[:LOOKUPS_PREPARED]:
         e = index.get(p)

@@ -276,3 +276,19 @@ def test_renderings_depend_on_the_counter_without_keeping_it_alive():
     del count, req
     gc.collect()
     assert ref() is None  # the kept renderings do not hold the counter
+
+
+def test_prepare_loads_the_package_files_a_go_file_names():
+    idx = RepoIndex()
+    idx.apply_change("geo/area.go", "package geo\n\nfunc Area(r float64) float64 { return r * r }\n", lazy=True)
+    idx.apply_change("geo/unused.go", "package geo\n\nfunc Unused() {}\n", lazy=True)
+    shape = 'package geo\n\nimport "fmt"\n\nfunc Describe() float64 {\n\tfmt.Println("x")\n\treturn Area(2)\n}\n'
+    idx.apply_change("geo/shape.go", shape, lazy=True)
+    parsed: list[str] = []
+    idx.on_parsed = lambda e: parsed.append(e.path)
+    prepare(idx, "geo/shape.go")
+    assert "geo/area.go" in parsed and idx.get("geo/area.go")._lines is not None
+    assert idx.get("geo/unused.go")._lines is None  # parsed for the folder's table, not loaded for rendering
+    parsed.clear()
+    res = assemble(idx, "geo/shape.go", shape, shape.index("Area(2)"), 400, options=complete_options())
+    assert any(b.path == "geo/area.go" for b in res.blocks) and parsed == []
