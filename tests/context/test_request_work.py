@@ -282,7 +282,8 @@ def test_prepare_loads_the_package_files_a_go_file_names():
     idx = RepoIndex()
     idx.apply_change("geo/area.go", "package geo\n\nfunc Area(r float64) float64 { return r * r }\n", lazy=True)
     idx.apply_change("geo/unused.go", "package geo\n\nfunc Unused() {}\n", lazy=True)
-    shape = 'package geo\n\nimport "fmt"\n\nfunc Describe() float64 {\n\tfmt.Println("x")\n\treturn Area(2)\n}\n'
+    filler = "".join(f"func f{i}() int {{ return {i} }}\n" for i in range(30))  # (prepare's own gathering is at the top)
+    shape = f'package geo\n\nimport "fmt"\n\n{filler}\nfunc Describe() float64 {{\n\tfmt.Println("x")\n\treturn Area(2)\n}}\n'
     idx.apply_change("geo/shape.go", shape, lazy=True)
     parsed: list[str] = []
     idx.on_parsed = lambda e: parsed.append(e.path)
