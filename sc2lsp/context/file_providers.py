@@ -137,10 +137,22 @@ def _scores(req: Request, p: str, entry: FileEntry, query: frozenset[str], score
             scored.append((-score, p, start, end))
 
 
+def _lines_before(text: str, offset: int, n: int) -> str:
+    """``"\n".join(text[:offset].split("\n")[-n:])`` without copying and splitting the whole
+    prefix (a 300 KB file: a millisecond per request)."""
+    if n <= 0:
+        return text[:offset]
+    start = offset
+    for _ in range(n):
+        start = text.rfind("\n", 0, start)
+        if start < 0:
+            return text[:offset]
+    return text[start + 1:offset]
+
+
 def similar_provider(req: Request) -> list[Candidate]:
     o = req.options
-    before = req.text[: req.offset].split("\n")[-o.query_lines:]
-    query = frozenset(IDENTIFIER.findall("\n".join(before)))
+    query = frozenset(IDENTIFIER.findall(_lines_before(req.text, req.offset, o.query_lines)))
     if not query:
         return []
     scored: list[tuple[float, str, int, int]] = []

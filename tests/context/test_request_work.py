@@ -293,3 +293,12 @@ def test_prepare_loads_the_package_files_a_go_file_names():
     parsed.clear()
     res = assemble(idx, "geo/shape.go", shape, shape.index("Area(2)"), 400, options=complete_options())
     assert any(b.path == "geo/area.go" for b in res.blocks) and parsed == []
+
+
+def test_the_lines_before_the_cursor_equal_a_split_of_the_prefix():
+    rng = random.Random(11)
+    for text in ["", "\n", "a", "a\nb", "\n\nx\n", "one\ntwo\nthree\n\nfive"] + [
+            "".join(rng.choice("ab\n ") for _ in range(rng.randrange(60))) for _ in range(300)]:
+        for offset in range(len(text) + 1):
+            for n in (0, 1, 2, 3, 12):
+                assert file_providers._lines_before(text, offset, n) == "\n".join(text[:offset].split("\n")[-n:])
