@@ -96,8 +96,9 @@ class AttributionIndex:
     def _hits(self, qh: np.ndarray, roots: tuple[str, ...], st: dict):
         """Postings of the query windows in every segment, less the excluded documents: rows
         (segment, document, query pos), the documents each row's document stands for (itself and
-        its identical copies, outside ``roots``; the first is the row's), the number of documents
-        holding each window, and which windows had their postings capped."""
+        its identical copies, outside ``roots``; the first is the row's) where some are excluded
+        (``_members`` gives the others), the number of documents holding each window, and which
+        windows had their postings capped."""
         counts = np.zeros(len(qh), dtype=np.int64)
         capped = np.zeros(len(qh), dtype=bool)
         rows, groups = [], {}
@@ -109,12 +110,15 @@ class AttributionIndex:
                 continue
             full = seg.weights[doc]
             uniq, inv = np.unique(doc, return_inverse=True)
-            first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
-            for k, d in enumerate(uniq.tolist()):
-                mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
-                first[k], live[k] = (mem[0] if mem else -1), len(mem)
-                if mem:
-                    groups[(si, mem[0])] = mem
+            if roots:
+                first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
+                for k, d in enumerate(uniq.tolist()):
+                    mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
+                    first[k], live[k] = (mem[0] if mem else -1), len(mem)
+                    if mem:
+                        groups[(si, mem[0])] = mem
+            else:  # a posting's document is its group's original (copies get no postings)
+                first, live = uniq, seg.weights[uniq]
             live_w = live[inv]
             seg_cnt = np.zeros(len(qh), dtype=np.int64)
             np.add.at(seg_cnt, qp, live_w)
@@ -128,6 +132,12 @@ class AttributionIndex:
             rows.append(np.stack([np.full(int(keep.sum()), si), first[inv][keep], qp[keep]], axis=1))
         allrows = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
         return allrows, groups, counts, capped
+
+    def _members(self, groups: dict, si: int, d: int) -> list[int]:
+        """The documents a hit in document ``d`` stands for: ``groups``' entry (some copies
+        excluded) or its whole group."""
+        mem = groups.get((si, d))
+        return mem if mem is not None else self.segments[si].members(d)
 
     def check(self, text: str | bytes, **kw) -> list[Span]:
         """Spans of ``text`` found in the index (``_check``); a damaged index is one ``UserError``."""
@@ -160,39 +170,45 @@ class AttributionIndex:
         if len(allrows) == 0:
             return []
         allrows = allrows[np.lexsort((allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
-        brk = np.flatnonzero(np.any(allrows[1:, :2] != allrows[:-1, :2], axis=1)) + 1
-        chains = np.split(allrows, brk)
-        truncated = len(chains) > MAX_CHAINS
-        st["chains"] = len(chains)
-        chains.sort(key=len, reverse=True)
+        starts = np.flatnonzero(np.r_[True, np.any(allrows[1:, :2] != allrows[:-1, :2], axis=1)])
+        ends = np.r_[starts[1:], len(allrows)]
+        # the documents with the most hits first (ties in document order)
+        order = np.argsort(starts - ends, kind="stable")
+        truncated = len(starts) > MAX_CHAINS
+        st["chains"] = len(starts)
+        seg_of, doc_of, qp_of = (allrows[:, j].tolist() for j in range(3))
+        starts, ends = starts.tolist(), ends.tolist()
         matches: list = []  # (qa, qb, si, doc, da, db, verified, Region that da, db index)
         deadline = time.monotonic() + time_limit_s
         # once every hit of a chain lies where enough documents were verified already to list the
         # sources, it is not verified: its documents are counted from the postings instead
         enough = max_sources + 1
         verified_docs = np.zeros(len(qh), dtype=np.int32)
+        full = bytearray(len(qh))  # 1 where verified_docs >= enough
+        now_capped: list[int] = []
         by_blob: dict[str, list] = {}  # identical files verify once
-        for ch in chains[:MAX_CHAINS]:
+        for c in order[:MAX_CHAINS].tolist():
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            if (verified_docs[ch[:, 2]] >= enough).all():
-                capped[ch[:, 2]] = True
+            a0, b0 = starts[c], ends[c]
+            qps = qp_of[a0:b0]
+            if all(full[q] for q in qps):
+                now_capped += qps
                 continue
-            si, d = int(ch[0, 0]), int(ch[0, 1])
-            members = groups[(si, d)]
+            si, d = seg_of[a0], doc_of[a0]
+            members = self._members(groups, si, d)
             blob = self.segments[si].meta(d)["blob"]
             found = by_blob.get(blob)
             if found is None:
                 doc = self._doc(si, d)
                 if doc is None:
                     st["unavailable"] += 1
-                    found = self._unverified(ch[:, 2])
+                    found = self._unverified(np.asarray(qps))
                 else:
-                    qps = ch[:, 2]
-                    done = verified_docs[qps] >= enough  # hits where enough documents are verified
-                    capped[qps[done]] = True
-                    found = self._verify_doc(si, d, doc, norm, qps[~done].tolist(), min_chars)
+                    todo = [q for q in qps if not full[q]]  # hits where enough documents are verified:
+                    now_capped += [q for q in qps if full[q]]  # counted, not verified
+                    found = self._verify_doc(si, d, doc, norm, todo, min_chars)
                     by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
@@ -200,8 +216,10 @@ class AttributionIndex:
                 # the windows inside the match, with the blanks trimmed off its ends put back (a hit
                 # whose window ends on a blank is verified there too)
                 a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")
-                b = m[1] + (m[1] < len(norm) and norm[m[1]] in " \n")
-                verified_docs[a : max(a, b - WINDOW + 1)] += len(members)
+                b = max(a, m[1] + (m[1] < len(norm) and norm[m[1]] in " \n") - WINDOW + 1)
+                verified_docs[a:b] += len(members)
+                full[a:b] = (verified_docs[a:b] >= enough).view(np.uint8).tobytes()
+        capped[now_capped] = True
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
 

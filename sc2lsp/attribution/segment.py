@@ -67,7 +67,11 @@ class Segment:
 
     def members(self, d: int) -> list[int]:
         """Document ``d`` and the documents identical to it (its group; the original first)."""
-        r = int(self.alias[d]) if self.alias[d] >= 0 else d
+        r = int(self.alias[d])
+        if r < 0:
+            if self.weights[d] == 1:  # no copies (most documents)
+                return [d]
+            r = d
         lo, hi = np.searchsorted(self._rep_sorted, [r, r + 1])
         return self._order[lo:hi].tolist()
 
