@@ -70,22 +70,31 @@ class AttributionIndex:
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
     def _doc(self, si: int, d: int) -> DocText | None:
-        """The text of a document (``DocText``: raw, and whether its normal form changes only
-        whitespace; cached), None when it is unavailable or changed."""
+        """The text of a document (``DocText``: raw, whether its normal form changes only
+        whitespace, and whether it is known to be the text indexed; cached), None when it is
+        unavailable or known to have changed."""
         key = (si, d)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return self._cache[key]
-        raw = self.segments[si].raw_text(d)
-        doc = None if raw is None else DocText(raw)
+                doc = self._cache[key]
+                return None if doc is None or doc.indexed is False else doc
+        got = self.segments[si].read_text(d)
+        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None)
         with self._lock:
             self._cache[key] = doc
-            self._cache_chars += len(raw or "")
+            self._cache_chars += len(doc.raw) if doc is not None else 0
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_chars -= len(old.raw) if old is not None else 0
         return doc
+
+    def _indexed(self, si: int, d: int, doc: DocText) -> bool:
+        """Whether ``doc`` is the text indexed (its file is unchanged): checked once, when it
+        first gives a match, so a document that gives none is never hashed."""
+        if doc.indexed is None:
+            doc.indexed = self.segments[si].unchanged(d, doc.raw)
+        return doc.indexed
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
         if not roots:
@@ -202,14 +211,18 @@ class AttributionIndex:
             found = by_blob.get(blob)
             if found is None:
                 doc = self._doc(si, d)
+                if doc is not None:
+                    found = self._verify_doc(si, d, doc, norm, [q for q in qps if not full[q]], min_chars)
+                    # a file changed since indexing gives unverified matches instead (when it gives any)
+                    if (found or self._has_run(qps)) and not self._indexed(si, d, doc):
+                        doc = None
                 if doc is None:
                     st["unavailable"] += 1
                     found = self._unverified(np.asarray(qps))
                 else:
-                    todo = [q for q in qps if not full[q]]  # hits where enough documents are verified:
-                    now_capped += [q for q in qps if full[q]]  # counted, not verified
-                    found = self._verify_doc(si, d, doc, norm, todo, min_chars)
-                    by_blob[blob] = found
+                    now_capped += [q for q in qps if full[q]]  # enough documents verified there: counted
+                    if doc.indexed:  # (unchecked when it gave nothing: then it may not stand for the blob)
+                        by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
                 matches += [m[:2] + (si, x) + m[4:] for x in members]
@@ -222,6 +235,13 @@ class AttributionIndex:
         capped[now_capped] = True
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
+
+    def _has_run(self, qps: list[int]) -> bool:
+        """Whether two hits are exactly a stride apart (``_unverified`` then gives a match)."""
+        if len(qps) < 2:
+            return False
+        s = set(qps)
+        return any(q + self.stride in s for q in qps)
 
     def _unverified(self, qps: np.ndarray) -> list:
         """Matches for a document whose text is gone or changed: runs of 2+ hits exactly a stride

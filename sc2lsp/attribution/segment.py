@@ -99,19 +99,34 @@ class Segment:
 
     def raw_text(self, d: int) -> str | None:
         """The document's text, or None when its file is gone or changed since indexing."""
+        got = self.read_text(d)
+        if got is None:
+            return None
+        text, indexed = got
+        return text if indexed or self.unchanged(d, text) else None
+
+    def read_text(self, d: int) -> tuple[str, bool] | None:
+        """The document's text as stored in the index or as its file reads now, and whether it
+        is known to be the indexed text (stored); None when the file is gone or is not UTF-8
+        (so not the text indexed). ``unchanged`` checks a file's text against the blob hash: the
+        query path does it only for the documents that give a match."""
         a, b = int(self.text_off[d]), int(self.text_off[d + 1])
         if b > a:
-            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass")
+            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass"), True
         p = self.abs_path(d)
         if p is None:
-            return self.raw_text(int(self.alias[d])) if self.alias[d] >= 0 else None
+            return self.read_text(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
-            data = Path(p).read_bytes()
-        except OSError:
+            with open(p, "rb") as f:
+                data = f.read()
+            return data.decode("utf-8", "surrogatepass"), False
+        except (OSError, UnicodeDecodeError):
             return None
-        if blob_hash(data) != self.meta(d)["blob"]:
-            return None
-        return data.decode("utf-8", "surrogatepass")
+
+    def unchanged(self, d: int, text: str) -> bool:
+        """Whether ``text`` (a file's, decoded) is the text indexed as document ``d``: its
+        blob hash (the text was indexed as its UTF-8 bytes, which decoding gives back)."""
+        return blob_hash(text.encode("utf-8", "surrogatepass")) == self.meta(d)["blob"]
 
     def region(self, d: int, doc: "DocText | str", lo: int, hi: int) -> "Region":
         """The normalised text of document ``d`` (its ``DocText`` or raw text) covering at least
