@@ -256,14 +256,15 @@ class AttributionIndex:
         is found again in the text (``Segment.locate``), checked and extended."""
         covered = -1
         found_here: list = []
+        regions: dict = {}  # the document's normalised pieces, for all its hits
         for qp in qps:
             if qp < covered:
                 continue
-            hit = self.segments[si].locate(d, doc, norm, qp, min_chars)
+            hit = self.segments[si].locate(d, doc, norm, qp, min_chars, regions)
             if hit is not None and hit[0] is None:
                 covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
                 continue
-            found = None if hit is None else self._verify(si, d, doc, norm, qp, hit[0], [hit[1]])
+            found = None if hit is None else self._verify(si, d, doc, norm, qp, hit[0], [hit[1]], regions)
             if found is None:
                 continue
             left, right, dp, reg = found
@@ -275,7 +276,8 @@ class AttributionIndex:
             covered = qb
         return found_here
 
-    def _verify(self, si: int, d: int, doc: DocText, norm: str, qp: int, dpos: int, region: list):
+    def _verify(self, si: int, d: int, doc: DocText, norm: str, qp: int, dpos: int, region: list,
+                regions: dict | None = None):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
         it both ways: ``(left, right, dp, region)`` or None.
 
@@ -289,7 +291,7 @@ class AttributionIndex:
             if not region:
                 lo = dpos - qp - 2 - grow
                 hi = dpos - qp + len(norm) + 2 + grow
-                region.append(seg.region(d, doc, lo, hi))
+                region.append(seg.region(d, doc, lo, hi, regions))
             reg = region[0]
             base, dn = reg.base, reg.text
             dp = dpos - base

@@ -208,29 +208,34 @@ def _unflat_fwd(text: str, start: int, n: int) -> int:
 
 def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
     """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
-    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
+    if forward:
+        n = min(len(a) - i, len(b) - j)
+        return _prefix_len(a[i : i + n], b[j : j + n]) if n > 0 else 0
+    n = min(i, j)
+    return _prefix_len(a[i - n : i][::-1], b[j - n : j][::-1]) if n > 0 else 0
 
-    def same(lo: int, k: int) -> bool:
-        if forward:
-            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
-        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
 
-    if n > 0 and same(0, n):
+def _prefix_len(x: str, y: str) -> int:
+    """Length of the common prefix of two strings of the same length: chunks of 8, 16, 32, ...
+    characters up to the first that differs, halved down to 8, then character by character
+    (most calls differ within a few characters)."""
+    n = len(x)
+    if x == y:
         return n
-    length, step = 0, 32
+    lo, step = 0, 8
     while True:
-        k = min(step, n - length)
-        if k <= 0:
-            return length
-        if same(length, k):
-            length += k
-            step *= 2
-            continue
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if same(length, mid):
-                lo = mid
-            else:
-                hi = mid
-        return length + lo
+        k = min(step, n - lo)
+        if x[lo : lo + k] != y[lo : lo + k]:
+            break
+        lo += k
+        step *= 2
+    hi = lo + k
+    while hi - lo > 8:
+        mid = (lo + hi) // 2
+        if x[lo:mid] == y[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    while x[lo] == y[lo]:
+        lo += 1
+    return lo

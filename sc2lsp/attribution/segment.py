@@ -128,23 +128,29 @@ class Segment:
         blob hash (the text was indexed as its UTF-8 bytes, which decoding gives back)."""
         return blob_hash(text.encode("utf-8", "surrogatepass")) == self.meta(d)["blob"]
 
-    def region(self, d: int, doc: "DocText | str", lo: int, hi: int) -> "Region":
+    def region(self, d: int, doc: "DocText | str", lo: int, hi: int, cache: dict | None = None) -> "Region":
         """The normalised text of document ``d`` (its ``DocText`` or raw text) covering at least
         ``[lo, hi)`` (normalised positions, clipped to the document): ``text[k]`` is normalised
-        character ``base + k``. Only the raw text between two checkpoints is normalised.
+        character ``base + k``. Only the raw text between two checkpoints is normalised; ``cache``
+        (one document's) keeps each such piece's region for the other hits of the document.
         """
         raw = doc.raw if isinstance(doc, DocText) else doc
         c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
         j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
-        j1 = max(hi, 0) // self.every + 1
-        raw_a = int(self.ckpt[c0 + j0])
-        raw_b = int(self.ckpt[c0 + j1]) if c0 + j1 < c1 else len(raw)
-        piece = raw[raw_a:raw_b]
-        base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-        return Region(base, normalize(piece), raw_a, piece, raw)
+        j1 = min(max(hi, 0) // self.every + 1, c1 - c0)
+        reg = None if cache is None else cache.get((j0, j1))
+        if reg is None:
+            raw_a = int(self.ckpt[c0 + j0])
+            raw_b = int(self.ckpt[c0 + j1]) if j1 < c1 - c0 else len(raw)
+            piece = raw[raw_a:raw_b]
+            base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
+            reg = Region(base, normalize(piece), raw_a, piece, raw)
+            if cache is not None:
+                cache[(j0, j1)] = reg
+        return reg
 
-    def locate(self, d: int, doc: DocText, norm: str, qp: int,
-               min_chars: int = 0) -> tuple[int, "Region"] | tuple[None, int] | None:
+    def locate(self, d: int, doc: DocText, norm: str, qp: int, min_chars: int = 0,
+               cache: dict | None = None) -> tuple[int, "Region"] | tuple[None, int] | None:
         """Where query window ``norm[qp:qp + WINDOW]`` is in document ``d``: ``(normalised
         position, region)``, the region holding it with the whole query aligned around it; None
         when it is not there; ``(None, end)`` when (raw search only) it cannot extend to
@@ -156,6 +162,7 @@ class Segment:
         occurrence is scored by how far the text around it agrees with the query's, whitespace
         aside (``rawsearch.best_raw``, without normalising anything), and only the checkpoint
         interval around the best is normalised. Otherwise the whole document is normalised.
+        ``cache``: ``region``'s.
         """
         pad = (qp + 2, len(norm) - qp + 2)
         if doc.exact:
@@ -166,10 +173,10 @@ class Segment:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
                 j = int(np.searchsorted(ck, best, side="right")) - 1
                 reg = self.region(d, doc, j * self.every - WINDOW - 2 - pad[0],
-                                  (j + 1) * self.every + WINDOW + 2 + pad[1])
+                                  (j + 1) * self.every + WINDOW + 2 + pad[1], cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
-        reg = self.region(d, doc, 0, int(self.nchars[d]))
+        reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
 
