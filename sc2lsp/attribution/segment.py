@@ -47,6 +47,7 @@ class Segment:
         self._rep_sorted = rep[self._order]
         self.weights = np.bincount(rep, minlength=self.n_docs)  # documents each posting stands for
         self._meta: dict[int, dict] = {}
+        self._groups: dict[int, list[int]] = {}
         self._strings: list[str] | None = None
 
     def _check_tables(self) -> None:
@@ -72,8 +73,11 @@ class Segment:
             if self.weights[d] == 1:  # no copies (most documents)
                 return [d]
             r = d
-        lo, hi = np.searchsorted(self._rep_sorted, [r, r + 1])
-        return self._order[lo:hi].tolist()
+        group = self._groups.get(r)  # (not to be changed by the caller)
+        if group is None:
+            lo, hi = np.searchsorted(self._rep_sorted, [r, r + 1])
+            group = self._groups[r] = self._order[lo:hi].tolist()
+        return group
 
     def meta(self, d: int) -> dict:
         """The document table's row ``d``: path, repo, rev, blob, license, license_source,
@@ -144,7 +148,7 @@ class Segment:
             raw_b = int(self.ckpt[c0 + j1]) if j1 < c1 - c0 else len(raw)
             piece = raw[raw_a:raw_b]
             base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-            reg = Region(base, normalize(piece), raw_a, piece, raw)
+            reg = Region(base, normalize(piece), raw_a, piece, raw, self.ckpt[c0:c1], self.every)
             if cache is not None:
                 cache[(j0, j1)] = reg
         return reg
@@ -229,13 +233,18 @@ def _nonblank_positions(piece: str, size: int) -> np.ndarray:
 class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
-    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines")
+    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
+                 "_every", "_local")
 
-    def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str):
+    def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
+                 every: int = 0):
+        """``ck``, ``every``: the document's checkpoints (raw offset of every ``every``-th
+        normalised character), so a long piece's raw offsets need not be normalised from its start."""
         self.base, self.text, self.raw_a, self.piece, self.raw = base, text, raw_a, piece, raw
         self._offsets, self._whole, self._pos = None, False, None
         self._exact: bool | None = None
         self._lines: int | None = None
+        self._ck, self._every, self._local = ck, every, {}
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.
@@ -249,7 +258,8 @@ class Region:
         is followed by another (a whitespace run cut at the prefix's end is the only part of a
         prefix's normal form that can differ from the whole's), cut between two ASCII characters
         (NFC changes each run of non-ASCII characters with the character before it on its own,
-        so such a cut leaves every run whole)."""
+        so such a cut leaves every run whole). In a long piece that prefix starts at the last
+        checkpoint before ``k`` that is such a cut (``_from_checkpoint``), not at the piece's start."""
         if self._exact is None:
             self._exact = is_exact(self.piece)
         if self._exact and 0 <= k < len(self.text):
@@ -267,6 +277,11 @@ class Region:
             if t[k] == " " or t[k] == "\n":
                 return int(pos[m - 1]) + 1 + self.raw_a
             return int(pos[m]) + self.raw_a
+        if self._ck is not None and len(self.piece) > 4 * self._every and (
+                self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1)):
+            off = self._from_checkpoint(k)
+            if off is not None:
+                return off
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
             if 4 * size >= 3 * n:  # most of the piece: all of it
@@ -280,6 +295,39 @@ class Region:
                     break
                 size *= 2
         return int(self._offsets[k]) + self.raw_a
+
+    def _from_checkpoint(self, k: int) -> int | None:
+        """``raw_offset(k)`` from the document's last checkpoint at or before normalised character
+        ``base + k`` (inside the piece) whose character and both its neighbours are ASCII: no NFC
+        piece straddles it, so the normal form of the text from there is the document's from
+        that checkpoint on (its leading whitespace run dropped), and only the text from there is
+        normalised. None when there is none."""
+        g, raw, every = self.base + k, self.raw, self._every
+        j = min(g // every, len(self._ck) - 1)
+        while j > 0:
+            a = int(self._ck[j])
+            if a <= self.raw_a:
+                return None
+            if raw[a - 1 : a + 2].isascii():  # no NFC piece (a non-ASCII run with the character
+                break  # before it) ends or starts there, so character a is its own
+            j -= 1
+        else:
+            return None
+        i = g - (j * every + (1 if raw[a].isspace() else 0))  # the run at the checkpoint is dropped
+        if i < 0:
+            return a  # the checkpoint's character: a whitespace run starting there
+        offs, whole = self._local.get(j, (None, False))
+        if offs is None or (not whole and i + 1 >= len(offs) - 1):
+            size, n = max(1024, 2 * (i + 2)), len(raw) - a
+            while True:
+                cut = _ASCII_PAIR.search(raw, a + min(size, n) - 1)
+                size = cut.start() + 1 - a if cut is not None else n
+                offs = normalize_with_offsets(raw[a : a + size])[1]
+                if size >= n or i + 1 < len(offs) - 1:
+                    self._local[j] = (offs, size >= n)
+                    break
+                size *= 2
+        return int(offs[i]) + a
 
     def line_of(self, raw_offset: int) -> int:
         """1-based line number of ``raw_offset`` (in the whole document), counting the lines

@@ -134,3 +134,29 @@ def test_one_normalisation_per_piece_and_the_same_answers(tmp_path, monkeypatch)
     assert cached == fresh
     assert any(len(x) > 1 for x in cached)  # several spans: several matches per document
     assert n_cached < 0.8 * len(counted)  # (48 vs 80 pieces here)
+
+
+def test_raw_offsets_in_a_long_non_nfc_document_equal_normalize_with_offsets(tmp_path):
+    # a document that is not NFC is one region; a source's raw offsets in it are normalised from
+    # the last checkpoint before them that no NFC piece straddles, not from the document's start
+    from sc2lsp.attribution import Document
+    from sc2lsp.attribution.normalize import normalize_with_offsets
+    from sc2lsp.attribution.rawsearch import DocText
+
+    rng = random.Random(11)
+    parts = ["a", "e\u0301", "\u00e9", "  ", "\n", "\t", "x = 1", "\u3000", "na\u0308ive", "\u212b", "\u037e",
+             "def f(): pass", "\r\n", "\u0308", "b", "e\u0308\u3000"]
+    texts = ["".join(rng.choice(parts) for _ in range(rng.randrange(2000, 6000))) for _ in range(5)]
+    build_index([Document(path=f"t{i}.txt", text=t) for i, t in enumerate(texts)], tmp_path / "idx")
+    seg = AttributionIndex.open(tmp_path / "idx").segments[0]
+    from_checkpoints = 0
+    for d in range(seg.n_docs):
+        raw = seg.raw_text(d)
+        doc = DocText(raw)
+        assert not doc.exact
+        offs = normalize_with_offsets(raw)[1]
+        reg = seg.region(d, doc, 0, int(seg.nchars[d]))
+        for k in sorted(rng.sample(range(len(reg.text)), 600)):
+            assert reg.raw_offset(k) == int(offs[reg.base + k]), (d, k)
+        from_checkpoints += len(reg._local)
+    assert from_checkpoints > 10
