@@ -178,15 +178,9 @@ class AttributionIndex:
         allrows, groups, counts, capped = self._hits(qh, roots, st)
         if len(allrows) == 0:
             return []
-        allrows = allrows[np.lexsort((allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
-        starts = np.flatnonzero(np.r_[True, np.any(allrows[1:, :2] != allrows[:-1, :2], axis=1)])
-        ends = np.r_[starts[1:], len(allrows)]
-        # the documents with the most hits first (ties in document order)
-        order = np.argsort(starts - ends, kind="stable")
-        truncated = len(starts) > MAX_CHAINS
-        st["chains"] = len(starts)
-        seg_of, doc_of, qp_of = (allrows[:, j].tolist() for j in range(3))
-        starts, ends = starts.tolist(), ends.tolist()
+        chains = _chains(allrows)
+        truncated = len(chains) > MAX_CHAINS
+        st["chains"] = len(chains)
         matches: list = []  # (qa, qb, si, doc, da, db, verified, Region that da, db index)
         deadline = time.monotonic() + time_limit_s
         # once every hit of a chain lies where enough documents were verified already to list the
@@ -196,16 +190,13 @@ class AttributionIndex:
         full = bytearray(len(qh))  # 1 where verified_docs >= enough
         now_capped: list[int] = []
         by_blob: dict[str, list] = {}  # identical files verify once
-        for c in order[:MAX_CHAINS].tolist():
+        for si, d, qps in chains[:MAX_CHAINS]:
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            a0, b0 = starts[c], ends[c]
-            qps = qp_of[a0:b0]
             if all(full[q] for q in qps):
                 now_capped += qps
                 continue
-            si, d = seg_of[a0], doc_of[a0]
             members = self._members(groups, si, d)
             blob = self.segments[si].meta(d)["blob"]
             found = by_blob.get(blob)
@@ -377,6 +368,19 @@ class AttributionIndex:
             else:
                 merged.append([a, b])
         return merged
+
+
+def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
+    """The hits (rows of segment, document, query position) grouped by document: (segment,
+    document, its query positions in order), the documents with the most hits first (ties in
+    document order)."""
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+    starts = np.flatnonzero(np.r_[True, np.any(rows[1:, :2] != rows[:-1, :2], axis=1)])
+    ends = np.r_[starts[1:], len(rows)]
+    order = np.argsort(starts - ends, kind="stable").tolist()
+    seg_of, doc_of, qp_of = (rows[:, j].tolist() for j in range(3))
+    starts, ends = starts.tolist(), ends.tolist()
+    return [(seg_of[starts[c]], doc_of[starts[c]], qp_of[starts[c] : ends[c]]) for c in order]
 
 
 @contextlib.contextmanager
