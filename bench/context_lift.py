@@ -17,12 +17,16 @@ Stages, all through the project's own code:
    at its first non-blank character (``plan_budget`` with ``server_budget`` tokens of text, the
    context ``gather.assemble`` commits, over an index of the training files only; 20% of them
    without context), then the line; the loss is on the line only (``train_mask.npy``).
-   ``--recipe lora`` (the 2026-12-02 rows): repository-format samples, ``related_rate=0.5``;
+   ``--recipe lora`` (round 3): the same samples, one epoch, lines whose name only the context holds
+   drawn 3 times (``server_copy_weight=3``); ``--recipe lora-repo`` (the 2026-12-02 rows):
+   repository-format samples, ``related_rate=0.5``. Several ``--checkout``/``--repo``: one prepare;
 3. ``python -m finetune pretrain --config sc2-tiny-server`` (full: all weights, from sc2-tiny) or
-   ``python -m finetune train --config lora-sc2-tiny`` (lora) -> ``WORK/RECIPE`` (``--train key=value``);
-4. the GGUF: full -> ``sc2lsp.models.convert`` of ``WORK/full/hf`` (Q8_0, as sc2-tiny ships);
-   lora -> ``finetune export --adapter``, served on sc2-tiny's GGUF through llama.cpp's ``lora_path``;
-   ``--checkpoint`` evaluates a running full training's latest ``ckpt.pt`` instead (an early look);
+   ``python -m finetune train --config lora-sc2-tiny-server`` (lora; ``lora-sc2-tiny``: lora-repo)
+   -> ``WORK/RECIPE`` (``--train key=value``);
+4. the GGUF: full -> ``sc2lsp.models.convert`` of ``WORK/full/hf`` (Q8_0, as sc2-tiny ships); lora ->
+   the adapter merged into sc2-tiny, then the same; lora-repo -> ``finetune export --adapter``, served
+   on sc2-tiny's GGUF through llama.cpp's ``lora_path``; ``--checkpoint`` evaluates a running
+   training's latest ``ckpt.pt`` instead (an early look);
 5. eval: cases from the held-out files only, built by ``bench/retrieval.py``'s case builder (a
    line that uses a definition of another file through its imports, cut at its first non-blank
    character; the rest of the line is the target). The workspace index holds every file of the
@@ -34,7 +38,10 @@ Stages, all through the project's own code:
 
 Figures per model and prompt: next-line exact match, edit similarity (Levenshtein), and the
 identifier rate: the suggestion contains the cross-file name the line uses (``Case.name``).
-The ratio with / without context is measured in the same run on the same cases.
+The ratio with / without context is measured in the same run on the same cases; the identifier
+rate comes with its hits, 95% Wilson intervals, the discordant cases and a sign test, a bootstrap
+interval of the ratio, per repository and pooled, and the ceiling (a model writing the name whenever
+its prompt holds it). Round 3's figures: ``bench/results/context_lift_round3.json``.
 ``--model LABEL=BASE.gguf[+ADAPTER.gguf]`` adds rows (e.g. a merged or fully fine-tuned GGUF).
 """
 
