@@ -78,8 +78,15 @@ class FileEntry:
 
     @property
     def text(self) -> str:
+        """The text (a request's reading: a UTF-8 kept text's decoding is kept a while)."""
         t = self._text
         return t if type(t) is str else _decoded(t)
+
+    def text_once(self) -> str:
+        """The text for a one-off reading (indexing, a parse): not kept, so that indexing a
+        workspace does not fill the decoded-text cache with files no request reads."""
+        t = self._text
+        return t if type(t) is str else t.decode("utf-8", errors="surrogatepass")
 
     @property
     def parsed(self) -> bool:
@@ -96,7 +103,7 @@ class FileEntry:
         if s is None:
             loader, self._loader = self._loader, None
             s = loader() if loader is not None else None
-            s = self._symbols = s if s is not None else extract(self.path, self.text, self.language)
+            s = self._symbols = s if s is not None else extract(self.path, self.text_once(), self.language)
             hook = self._on_parse
             if hook is not None:
                 hook(self)
@@ -129,10 +136,10 @@ class FileEntry:
         symbols = self._symbols
         if symbols is not None:
             return lookup_names(symbols)
-        return self._names if self._names is not None else candidate_names(self.text, self.language)
+        return self._names if self._names is not None else candidate_names(self.text_once(), self.language)
 
     def filed_names(self):
-        return self._filed if self._filed is not None else candidate_names(self.text, self.language)
+        return self._filed if self._filed is not None else candidate_names(self.text_once(), self.language)
 
     @property
     def lines(self) -> list[str]:
@@ -236,7 +243,7 @@ class RepoIndex:
         the content rules already (the watcher and the scan read files through them)."""
         with self._lock:
             old = self._files.get(path)
-        if old is not None and len(old.text) == len(text) and old.text == text:
+        if old is not None and old.text_once() == text:
             return False
         reason = None if checked else reject_reason(text, self.max_bytes)
         if reason:
@@ -297,7 +304,7 @@ class RepoIndex:
         if symbols is None and entry._names is not None:
             symbols = names = entry._names  # known without the symbols (the cache told)
         else:
-            names = (lookup_names(symbols) if symbols is not None else candidate_names(entry.text, entry.language))
+            names = (lookup_names(symbols) if symbols is not None else candidate_names(entry.text_once(), entry.language))
         if had:
             keep = set(names)
             for name in had:
@@ -473,7 +480,7 @@ class RepoIndex:
                 "definitions": sum(len(e.definitions) for e in self._files.values()),
                 "imports": sum(len(e.symbols.imports) for e in self._files.values()),
                 "names": len(self._by_name),
-                "bytes": sum(len(e.text) for e in self._files.values()),
+                "bytes": sum(len(e.text_once()) for e in self._files.values()),
                 "files_with_syntax_errors": sum(e.symbols.errors for e in self._files.values()),
                 "languages": self.languages(),
             }

@@ -222,7 +222,7 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: Symbol
 
     if workers > 1:
         send = root is not None
-        items = [(e.path, e.digest if send else e.text) for e in entries]
+        items = [(e.path, e.digest if send else e.text_once()) for e in entries]
         job = partial(_encode_batch, root=str(root) if send else None)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -232,7 +232,7 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: Symbol
                     pool.shutdown(wait=False, cancel_futures=True)
                     break
     else:
-        for batch in _batches([(e.path, e.text) for e in entries], BATCH):
+        for batch in _batches([(e.path, e.text_once()) for e in entries], BATCH):
             if stop is not None and stop():
                 break
             put(_encode_batch(batch))

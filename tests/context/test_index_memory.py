@@ -49,3 +49,23 @@ def test_text_rules_equal_the_byte_rules():
         want = content_reason(t.encode("utf-8", errors="replace"))[0]
         assert text_reason(t) == want, t[:20]
         assert reject_reason(t) == want
+
+
+def test_indexing_a_workspace_keeps_no_decoded_texts(tmp_path):
+    """Indexing and the background parse read each UTF-8 kept text once without keeping its
+    decoding (the cache of decoded texts is for the files requests read); a request's reading
+    is kept."""
+    from sc2lsp.context import index as index_module
+    from sc2lsp.workspace.indexer import index_workspace, parse_pending
+
+    for i in range(12):
+        (tmp_path / f"m{i}.py").write_text(SRC.replace("Größe", f"Größe{i}"), encoding="utf-8")
+    index_module._decoded.cache_clear()
+    idx = RepoIndex()
+    index_workspace(idx, tmp_path, lazy=True, workers=1)
+    parse_pending(idx, workers=1)
+    assert len(idx) == 12 and not any(idx.get(p).needs_parse for p in idx.paths())
+    assert idx.definitions_named("Größe3") and idx.stats()["files"] == 12
+    assert index_module._decoded.cache_info().currsize == 0
+    assert "Größe5" in idx.get("m5.py").text
+    assert index_module._decoded.cache_info().currsize == 1
