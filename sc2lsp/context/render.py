@@ -131,22 +131,24 @@ def brief(entry: FileEntry, d: Definition) -> Snippet:
                 return Snippet(d.start_line, d.end_line, one[0])
         if is_python(entry) or not first.rstrip().endswith("{"):
             return Snippet(d.start_line, d.end_line, f"{first.rstrip()} ...")
-        return Snippet(d.start_line, d.end_line, f"{first.rstrip()} /* ... */ }}")
+        return Snippet(d.start_line, d.end_line, f"{_class_head(entry, d, first.rstrip())} /* ... */ }}")
     if is_python(entry):
         head = [h for h in lines[d.start_line:d.body_line] if not h.lstrip().startswith("#")]
         text = "\n".join(_joined(head, entry)).rstrip()
         return Snippet(d.start_line, d.end_line, f"{text} ..." if text.endswith(":") else f"{text}\n{_indent(first)}    ...")
     text = "\n".join(_joined(lines[d.start_line:d.body_line + 1], entry)).rstrip()
-    if d.kind in CLASS_LIKE and "\n" not in text and _family(entry) in ("js", "java"):
-        text = bare_type_arguments(text)
+    text = _class_head(entry, d, text)
     if text.endswith("{"):
         return Snippet(d.start_line, d.end_line, f"{text} /* ... */ }}")
     return Snippet(d.start_line, d.end_line, text)
 
 
-def _family(entry: FileEntry) -> str | None:
+def _class_head(entry: FileEntry, d: Definition, text: str) -> str:
+    """``text`` (a header) without its generic clutter when ``d`` is a TypeScript/Java class or interface."""
     sp = spec(entry.language)
-    return sp.family if sp else None
+    if d.kind in CLASS_LIKE and "\n" not in text and sp is not None and sp.family in ("js", "java"):
+        return bare_type_arguments(text)
+    return text
 
 
 _CLASS_NAME = re.compile(r"\b(?:class|interface)\s+[\w$]+\s*")
