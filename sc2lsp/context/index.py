@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.content import MAX_BYTES, text_reason
-from .incremental import rederive
+from .incremental import changed_lines, rederive
 from .languages import language_for
 from .symbols import IDENTIFIER, Definition, FileSymbols, candidate_names, extract  # noqa: F401
 
@@ -348,17 +348,10 @@ class RepoIndex:
                     del table[key]
 
     def _record_edit(self, old: FileEntry, new: FileEntry) -> None:
-        a, b = old.lines, new.lines
-        n = min(len(a), len(b))
-        p = 0
-        while p < n and a[p] == b[p]:
-            p += 1
-        s = 0
-        while s < n - p and a[-1 - s] == b[-1 - s]:
-            s += 1
-        start, end = p, len(b) - s - 1
+        p, _, b_end = changed_lines(old.lines, new.lines)
+        start, end = p, b_end - 1
         if end < start:  # lines only deleted: mark the join
-            start, end = max(0, p - 1), min(len(b) - 1, p)
+            start, end = max(0, p - 1), min(len(new.lines) - 1, p)
         self._seq += 1
         if self._edits and self._edits[-1].path == new.path:
             last = self._edits[-1]
