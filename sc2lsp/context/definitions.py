@@ -57,12 +57,15 @@ def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]
     first): a name the file uses everywhere is as likely on the next line as one a few lines up."""
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
+    # a long file: the import and the name's uses may be far from the cursor; where the whole text's
+    # uses are indexed (a prepared document), an import used away from the cursor is not unused
+    whole = _prepared(req) if _span(req) != (0, len(req.text)) else None
     for binding, imp in resolver.bindings.items():
         if imp.name is None and req.family != "js":
             continue  # a module alias: nothing to show for the name itself
         n = _uses(req, binding, USES_COUNTED)
-        if n <= 1 and (_span(req) == (0, len(req.text)) or _uses(req, binding, 2, (0, len(req.text))) <= 1):
-            unused.append((binding, None))  # (a long file: the import and its uses may be far from the cursor)
+        if n <= 1 and (whole is None or len(whole.of(binding)) <= 1):
+            unused.append((binding, None))
         else:
             used.append((-(n - 1), len(used), (binding, None)))  # (the import itself is one)
     qualifiers: dict[str, int] = {}
@@ -187,10 +190,9 @@ def _prepared(req: Request) -> Uses | None:
     return req.memo["uses"]
 
 
-def _uses(req: Request, name: str, at_most: int, span: tuple[int, int] | None = None) -> int:
-    """How often the identifier ``name`` occurs within ``USE_WINDOW`` of the cursor (or ``span``),
-    up to ``at_most``."""
-    text, (lo, hi) = req.text, span or _span(req)
+def _uses(req: Request, name: str, at_most: int) -> int:
+    """How often the identifier ``name`` occurs within ``USE_WINDOW`` of the cursor, up to ``at_most``."""
+    text, (lo, hi) = req.text, _span(req)
     uses = _prepared(req)
     if uses is not None:
         at = uses.of(name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sc2lsp.context import render
-from sc2lsp.context.gather import assemble, complete_options, make_request
+from sc2lsp.context.gather import assemble, complete_options, make_request, prepare
 from sc2lsp.context.index import RepoIndex
 from sc2lsp.context.names import _Resolver
 
@@ -95,6 +95,8 @@ def test_imports_used_only_far_from_the_cursor_of_a_long_file_are_not_taken_for_
     assert len(main) > 140_000
     idx = RepoIndex()
     idx.apply_change("lib.ts", lib)
+    idx.apply_change("main.ts", main)
+    prepare(idx, "main.ts")  # (didOpen: where each name of the file is used, the whole text)
     offset = main.index("    \n    return a.size") + 4
     blocks = context(idx, "main.ts", main, offset, 120)
     assert defines(blocks, "lib.ts", "Needed", idx), blocks
