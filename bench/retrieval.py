@@ -5,9 +5,12 @@
 Cases: lines that use a function, class, method or type defined in another file of the
 repository *that the file's imports point at* (CrossCodeEval's cross-file API usages: an imported
 name, ``module.member`` of an imported module, a name of a wildcard import or ``#include``, a
-name of the same Go/Java package); at most three candidate definitions; not import lines, not
-definitions, not comments or docstrings. The file is cut at the first non-blank character of that
-line; the rest of the line is the target, and the lines below stay as the suffix.
+name of the same Go/Java package); at most three candidate definitions; not import lines (nor the
+``} from "m";`` ending a multi-line one), not definitions, not comments or docstrings, not a name
+inside a string (those two are left out after sampling, so that the other cases are those of the
+runs before 2026-12-03: ``--max-cases 150`` may give a few less). The file is cut at the first
+non-blank character of that line; the rest of the line is the target, and the lines below stay as
+the suffix.
 
 Per case the prompt is planned exactly as the server plans it (``plan_budget`` with the default
 settings; repository context gets ``context_tokens``), and the context is gathered twice, as a
