@@ -275,6 +275,7 @@ def bound(items: list[dict], cost: dict[str, float]) -> dict:
             outs.append(list(run.out))
     b._loop = kept
     runs = []
+    lookup_ns: list[int] = []  # the lookup's own time per step (Python, this thread)
     for p in items:
         hist = History()
         if "before" in p:
@@ -289,7 +290,9 @@ def bound(items: list[dict], cost: dict[str, float]) -> dict:
         steps = []
         for i, tok in enumerate(out):
             lk.push(tok)
+            t0 = time.perf_counter_ns()
             draft = lk.lookup(8)[0][: n - i - 1]
+            lookup_ns.append(time.perf_counter_ns() - t0)
             agree = 0
             while agree < len(draft) and draft[agree] == out[i + 1 + agree]:
                 agree += 1
@@ -312,7 +315,8 @@ def bound(items: list[dict], cost: dict[str, float]) -> dict:
                 tokens += 1 + min(d, agree)
                 i += 1 + min(d, agree)
         return round(tokens / spent, 3)
-    return {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)}}
+    return {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)},
+            "lookup_us": round(sum(lookup_ns) / max(1, len(lookup_ns)) / 1000, 1)}
 
 
 def exact_rows(model: Path, threads: int, cuts=(596, 570, 540)) -> dict:
@@ -437,7 +441,10 @@ def table(r: dict) -> str:
              " (targets: editing >= 1.5x, plain >= 0.97x)"]
     lines += ["  ".join(c.ljust(w[i]) for i, c in enumerate(x)) for x in rows]
     lines.append("best possible speed-up on this cost curve (vs one-row plain), decode only: "
-                 + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b.items()) for name, b in r["bound"].items()))
+                 + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in b.items() if k != "lookup_us")
+                             for name, b in r["bound"].items()))
+    lines.append("prompt lookup per step (us, replayed): " + ", ".join(
+        f"{name} {b['lookup_us']}" for name, b in r["bound"].items() if "lookup_us" in b))
     c = r["tiny_pass_cost"]
     lines.append(f"sc2-tiny pass cost after 800 tokens (thread CPU time, one row = {c['one_row_ms']} ms): "
                  + ", ".join(f"{k} {v}" for k, v in c.items() if k != "one_row_ms"))

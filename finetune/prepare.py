@@ -72,6 +72,9 @@ class RepoDataConfig:
     server_budget: int = 512  #: "server" samples: tokens of text in the prompt (the server's ``contextBudget``)
     server_context_rate: float = 0.8  #: "server" samples: share of prompts with the context blocks (else none)
     server_per_file: int = 0  #: "server" samples: at most this many lines per file and epoch (0 = all)
+    #: "server" samples: draws per epoch of a training line whose name is in its prompt's context and not in
+    #: its file part (only the context can supply it: ``server_samples.View.copy_only``); 1 = as any line
+    server_copy_weight: float = 1.0
     seed: int = 1234
     progress: bool = True
     attribution: bool = True  #: write the attribution index of the kept files into OUT/attribution
@@ -85,6 +88,8 @@ class RepoDataConfig:
             raise PrepareError(f"samples must be 'repository' or 'server', not {self.samples!r}")
         if not 0 <= self.server_context_rate <= 1 or self.server_budget < 64:
             raise PrepareError("server_context_rate must be within [0, 1] and server_budget >= 64")
+        if self.server_copy_weight < 0:
+            raise PrepareError("server_copy_weight must be >= 0")
 
 
 def _extension_ok(path: str, extensions: str) -> bool:
@@ -286,7 +291,7 @@ def pack_server_rows(corpus: Corpus, cfg: RepoDataConfig, tok):
     for name in corpus.names:
         files = corpus.files(name, held=False)
         for epoch in _bar(range(cfg.epochs), cfg, desc=f"server samples {name}", unit="epoch"):
-            train += server_samples(files, repo=name, seed=cfg.seed + epoch, **kw)
+            train += server_samples(files, repo=name, seed=cfg.seed + epoch, copy_weight=cfg.server_copy_weight, **kw)
         held_files = corpus.files(name, held=True)
         if held_files:
             held += server_samples(sorted(files + held_files), repo=name, seed=cfg.seed - 1,

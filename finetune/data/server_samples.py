@@ -17,7 +17,13 @@ from the former (docs/context.md, "Does context help completions"). These sample
   help; on networkx 10% of the lines, most others are ``nx.name`` through star imports the server
   does not resolve);
 * with probability ``1 - context_rate`` the same prompt without context blocks (the server sends
-  that too: a file with nothing indexed yet, a budget spent on the file).
+  that too: a file with nothing indexed yet, a budget spent on the file);
+* ``copy_weight`` W (default 1): a line whose name is in the context and nowhere in the file part of
+  its prompt (the kept prefix and suffix) is drawn W times per epoch (the fractional part as a
+  probability; each draw with or without context as above). Those are the lines only the context can
+  answer: where a small model can learn to copy a name from the front of its prompt rather than from
+  the lines around the cursor or from memory (docs/context.md, "Round 3"). No repository-specific
+  rule: the test is the name's whole-word occurrence in the prompt's parts.
 
 A sample is ``(prompt, middle)``; ``pack_masked`` packs their tokens into rows with a loss mask
 that is 1 on the middle, the ``<|endoftext|>`` after it and the prompt's last token (the server's
@@ -108,37 +114,82 @@ def cut(text: str, case: Case) -> tuple[str, str]:
     return prefix, suffix
 
 
+@dataclass(frozen=True)
+class View:
+    """What the server would send at a case's cursor, in parts: the kept prefix and suffix (the file
+    part) and the context blocks, and where the case's name occurs in them (whole word)."""
+
+    path: str
+    prefix: str
+    suffix: str
+    context: tuple  #: ``SourceFile`` blocks, in the server's order
+    name_in_context: bool
+    name_in_file: bool
+
+    def prompt(self, repo: str, with_context: bool = True) -> str:
+        from sc2lsp.core.prompt import FimMode, infill_prompt
+
+        return infill_prompt(self.prefix, self.suffix, path=self.path, repo=repo,
+                             context=self.context if with_context else (), mode=FimMode.SPM)
+
+    @property
+    def copy_only(self) -> bool:
+        """The name is in the context and not in the file part: only the context can supply it."""
+        return self.name_in_context and not self.name_in_file
+
+
+def _has_word(name: str, text: str) -> bool:
+    return re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text) is not None
+
+
+def server_view(index, case: Case, *, total: int, count: Callable[[str], int], gather: bool = True) -> View:
+    """The server's budget, context gathering (``gather``: else no context) and cut at ``case``'s
+    cursor (the file as indexed), through the server's own code."""
+    from sc2lsp.commands.context import context_budget
+    from sc2lsp.context.gather import assemble, complete_options
+
+    prefix, suffix = cut(index.get(case.path).text, case)
+    plan, window = context_budget(prefix, suffix, total=total, count=count)
+    ctx: list = []
+    if gather:
+        res = assemble(index, case.path, prefix + suffix, len(prefix), plan.context_tokens, count=count,
+                       window=window, options=complete_options())
+        ctx = [b.source_file() for b in res.blocks]
+    p, s = plan.cut(prefix, suffix)
+    return View(case.path, p, s, tuple(ctx), any(_has_word(case.name, f.code) for f in ctx),
+                _has_word(case.name, p) or _has_word(case.name, s))
+
+
 def server_prompt(index, case: Case, *, repo: str, total: int, count: Callable[[str], int],
                   with_context: bool = True, require_name: bool = False) -> str | None:
     """The prompt the server sends at ``case``'s cursor (the file as indexed), through the
     server's budget, context gathering and prompt code. ``require_name``: None when the context
     the server gathers there does not hold the case's name (whether or not it is then sent)."""
-    from sc2lsp.commands.context import context_budget
-    from sc2lsp.context.gather import assemble, complete_options
-    from sc2lsp.core.prompt import FimMode, infill_prompt
+    view = server_view(index, case, total=total, count=count, gather=with_context or require_name)
+    if require_name and not view.name_in_context:
+        return None
+    return view.prompt(repo, with_context)
 
-    prefix, suffix = cut(index.get(case.path).text, case)
-    plan, window = context_budget(prefix, suffix, total=total, count=count)
-    ctx = []
-    if with_context or require_name:
-        res = assemble(index, case.path, prefix + suffix, len(prefix), plan.context_tokens, count=count,
-                       window=window, options=complete_options())
-        ctx = [b.source_file() for b in res.blocks]
-        if require_name and not any(re.search(rf"\b{re.escape(case.name)}\b", f.code) for f in ctx):
-            return None
-        ctx = ctx if with_context else []
-    p, s = plan.cut(prefix, suffix)
-    return infill_prompt(p, s, path=case.path, repo=repo, context=ctx, mode=FimMode.SPM)
+
+def draws(rng: random.Random, weight: float) -> int:
+    """How many times a sample of weight ``weight`` is drawn: its integer part, plus one with
+    probability its fractional part (no random number is used for a whole weight)."""
+    whole = int(weight)
+    frac = weight - whole
+    return whole + (1 if frac > 0 and rng.random() < frac else 0)
 
 
 def server_samples(files: Sequence[tuple[str, str]], *, repo: str, count: Callable[[str], int], seed: int,
                    total: int = 512, per_file: int = 0, context_rate: float = 0.8, cases_in: set[str] | None = None,
-                   require_name: bool = True,
+                   require_name: bool = True, copy_weight: float = 1.0,
                    progress: Callable[[int, int], None] | None = None) -> list[tuple[str, str]]:
     """``(prompt, middle)`` for the cross-file lines of ``files`` (of the files in ``cases_in`` only,
     when given; at most ``per_file`` per file, 0 = all), over an index holding ``files`` only.
     ``require_name``: only the lines where the context the server gathers holds the name they use
-    (where context can help; most of the others are ``mod.name`` lines the server cannot resolve)."""
+    (where context can help; most of the others are ``mod.name`` lines the server cannot resolve).
+    ``copy_weight``: draws of a line whose name only the context holds (``View.copy_only``; ``draws``)."""
+    if copy_weight < 0:
+        raise ValueError("copy_weight must be >= 0")
     from sc2lsp.context.gather import prepare
     from sc2lsp.context.index import RepoIndex
 
@@ -156,10 +207,13 @@ def server_samples(files: Sequence[tuple[str, str]], *, repo: str, count: Callab
             index.open(path)
             prepare(index, path, count=count)
             for case in cases:
-                prompt = server_prompt(index, case, repo=repo, total=total, count=count,
-                                       with_context=rng.random() < context_rate, require_name=require_name)
-                if prompt is not None:
-                    out.append((prompt, case.target))
+                with_context = rng.random() < context_rate  # drawn first: weight 1 gives the samples as before
+                view = server_view(index, case, total=total, count=count)
+                if require_name and not view.name_in_context:
+                    continue
+                for k in range(draws(rng, copy_weight) if view.copy_only else 1):
+                    out.append((view.prompt(repo, with_context if k == 0 else rng.random() < context_rate),
+                                case.target))
             index.close(path)
         if progress:
             progress(k + 1, len(paths))

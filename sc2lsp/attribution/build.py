@@ -77,7 +77,9 @@ class BuildStats:
 
 def blob_hash(data: bytes) -> str:
     """Git's blob id of ``data`` (what ``git hash-object`` prints)."""
-    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+    h = hashlib.sha1(b"blob %d\x00" % len(data))
+    h.update(data)
+    return h.hexdigest()
 
 
 def git_info(path: Path) -> tuple[str | None, str | None]:

@@ -70,22 +70,31 @@ class AttributionIndex:
                 "index_bytes": sum(s["bytes"] for s in segs), "window": WINDOW, "stride": self.stride}
 
     def _doc(self, si: int, d: int) -> DocText | None:
-        """The text of a document (``DocText``: raw, and whether its normal form changes only
-        whitespace; cached), None when it is unavailable or changed."""
+        """The text of a document (``DocText``: raw, whether its normal form changes only
+        whitespace, and whether it is known to be the text indexed; cached), None when it is
+        unavailable or known to have changed."""
         key = (si, d)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return self._cache[key]
-        raw = self.segments[si].raw_text(d)
-        doc = None if raw is None else DocText(raw)
+                doc = self._cache[key]
+                return None if doc is None or doc.indexed is False else doc
+        got = self.segments[si].read_text(d)
+        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None)
         with self._lock:
             self._cache[key] = doc
-            self._cache_chars += len(raw or "")
+            self._cache_chars += len(doc.raw) if doc is not None else 0
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_chars -= len(old.raw) if old is not None else 0
         return doc
+
+    def _indexed(self, si: int, d: int, doc: DocText) -> bool:
+        """Whether ``doc`` is the text indexed (its file is unchanged): checked once, when it
+        first gives a match, so a document that gives none is never hashed."""
+        if doc.indexed is None:
+            doc.indexed = self.segments[si].unchanged(d, doc.raw)
+        return doc.indexed
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:
         if not roots:
@@ -96,8 +105,9 @@ class AttributionIndex:
     def _hits(self, qh: np.ndarray, roots: tuple[str, ...], st: dict):
         """Postings of the query windows in every segment, less the excluded documents: rows
         (segment, document, query pos), the documents each row's document stands for (itself and
-        its identical copies, outside ``roots``; the first is the row's), the number of documents
-        holding each window, and which windows had their postings capped."""
+        its identical copies, outside ``roots``; the first is the row's) where some are excluded
+        (``_members`` gives the others), the number of documents holding each window, and which
+        windows had their postings capped."""
         counts = np.zeros(len(qh), dtype=np.int64)
         capped = np.zeros(len(qh), dtype=bool)
         rows, groups = [], {}
@@ -109,12 +119,15 @@ class AttributionIndex:
                 continue
             full = seg.weights[doc]
             uniq, inv = np.unique(doc, return_inverse=True)
-            first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
-            for k, d in enumerate(uniq.tolist()):
-                mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
-                first[k], live[k] = (mem[0] if mem else -1), len(mem)
-                if mem:
-                    groups[(si, mem[0])] = mem
+            if roots:
+                first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
+                for k, d in enumerate(uniq.tolist()):
+                    mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
+                    first[k], live[k] = (mem[0] if mem else -1), len(mem)
+                    if mem:
+                        groups[(si, mem[0])] = mem
+            else:  # a posting's document is its group's original (copies get no postings)
+                first, live = uniq, seg.weights[uniq]
             live_w = live[inv]
             seg_cnt = np.zeros(len(qh), dtype=np.int64)
             np.add.at(seg_cnt, qp, live_w)
@@ -128,6 +141,12 @@ class AttributionIndex:
             rows.append(np.stack([np.full(int(keep.sum()), si), first[inv][keep], qp[keep]], axis=1))
         allrows = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
         return allrows, groups, counts, capped
+
+    def _members(self, groups: dict, si: int, d: int) -> list[int]:
+        """The documents a hit in document ``d`` stands for: ``groups``' entry (some copies
+        excluded) or its whole group."""
+        mem = groups.get((si, d))
+        return mem if mem is not None else self.segments[si].members(d)
 
     def check(self, text: str | bytes, **kw) -> list[Span]:
         """Spans of ``text`` found in the index (``_check``); a damaged index is one ``UserError``."""
@@ -159,51 +178,61 @@ class AttributionIndex:
         allrows, groups, counts, capped = self._hits(qh, roots, st)
         if len(allrows) == 0:
             return []
-        allrows = allrows[np.lexsort((allrows[:, 2], allrows[:, 1], allrows[:, 0]))]
-        brk = np.flatnonzero(np.any(allrows[1:, :2] != allrows[:-1, :2], axis=1)) + 1
-        chains = np.split(allrows, brk)
+        chains = _chains(allrows)
         truncated = len(chains) > MAX_CHAINS
         st["chains"] = len(chains)
-        chains.sort(key=len, reverse=True)
         matches: list = []  # (qa, qb, si, doc, da, db, verified, Region that da, db index)
         deadline = time.monotonic() + time_limit_s
         # once every hit of a chain lies where enough documents were verified already to list the
         # sources, it is not verified: its documents are counted from the postings instead
         enough = max_sources + 1
         verified_docs = np.zeros(len(qh), dtype=np.int32)
+        full = bytearray(len(qh))  # 1 where verified_docs >= enough
+        now_capped: list[int] = []
         by_blob: dict[str, list] = {}  # identical files verify once
-        for ch in chains[:MAX_CHAINS]:
+        for si, d, qps in chains[:MAX_CHAINS]:
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            if (verified_docs[ch[:, 2]] >= enough).all():
-                capped[ch[:, 2]] = True
+            if all(full[q] for q in qps):
+                now_capped += qps
                 continue
-            si, d = int(ch[0, 0]), int(ch[0, 1])
-            members = groups[(si, d)]
+            members = self._members(groups, si, d)
             blob = self.segments[si].meta(d)["blob"]
             found = by_blob.get(blob)
             if found is None:
                 doc = self._doc(si, d)
+                if doc is not None:
+                    found = self._verify_doc(si, d, doc, norm, [q for q in qps if not full[q]], min_chars)
+                    # a file changed since indexing gives unverified matches instead (when it gives any)
+                    if (found or self._has_run(qps)) and not self._indexed(si, d, doc):
+                        doc = None
                 if doc is None:
                     st["unavailable"] += 1
-                    found = self._unverified(ch[:, 2])
+                    found = self._unverified(np.asarray(qps))
                 else:
-                    qps = ch[:, 2]
-                    done = verified_docs[qps] >= enough  # hits where enough documents are verified
-                    capped[qps[done]] = True
-                    found = self._verify_doc(si, d, doc, norm, qps[~done].tolist(), min_chars)
-                    by_blob[blob] = found
+                    now_capped += [q for q in qps if full[q]]  # enough documents verified there: counted
+                    if doc.indexed:  # (unchecked when it gave nothing: then it may not stand for the blob)
+                        by_blob[blob] = found
                     st["verified"] += len(found)
             for m in found:
                 matches += [m[:2] + (si, x) + m[4:] for x in members]
                 # the windows inside the match, with the blanks trimmed off its ends put back (a hit
                 # whose window ends on a blank is verified there too)
                 a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")
-                b = m[1] + (m[1] < len(norm) and norm[m[1]] in " \n")
-                verified_docs[a : max(a, b - WINDOW + 1)] += len(members)
+                b = max(a, m[1] + (m[1] < len(norm) and norm[m[1]] in " \n") - WINDOW + 1)
+                verified_docs[a:b] += len(members)
+                full[a:b] = (verified_docs[a:b] >= enough).view(np.uint8).tobytes()
+        capped[now_capped] = True
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
+
+    def _has_run(self, qps: list[int]) -> bool:
+        """Whether two hits are exactly a stride apart (``_unverified`` then gives a match)."""
+        if len(qps) < 2:
+            return False
+        s = set(qps)
+        return any(q + self.stride in s for q in qps)
 
     def _unverified(self, qps: np.ndarray) -> list:
         """Matches for a document whose text is gone or changed: runs of 2+ hits exactly a stride
@@ -218,14 +247,15 @@ class AttributionIndex:
         is found again in the text (``Segment.locate``), checked and extended."""
         covered = -1
         found_here: list = []
+        regions: dict = {}  # the document's normalised pieces, for all its hits
         for qp in qps:
             if qp < covered:
                 continue
-            hit = self.segments[si].locate(d, doc, norm, qp, min_chars)
+            hit = self.segments[si].locate(d, doc, norm, qp, min_chars, regions)
             if hit is not None and hit[0] is None:
                 covered = hit[1] - WINDOW + 1  # the windows up to there agree too little
                 continue
-            found = None if hit is None else self._verify(si, d, doc, norm, qp, hit[0], [hit[1]])
+            found = None if hit is None else self._verify(si, d, doc, norm, qp, hit[0], [hit[1]], regions)
             if found is None:
                 continue
             left, right, dp, reg = found
@@ -237,7 +267,8 @@ class AttributionIndex:
             covered = qb
         return found_here
 
-    def _verify(self, si: int, d: int, doc: DocText, norm: str, qp: int, dpos: int, region: list):
+    def _verify(self, si: int, d: int, doc: DocText, norm: str, qp: int, dpos: int, region: list,
+                regions: dict | None = None):
         """Check window ``qp`` of the query against position ``dpos`` of document ``d`` and extend
         it both ways: ``(left, right, dp, region)`` or None.
 
@@ -251,7 +282,7 @@ class AttributionIndex:
             if not region:
                 lo = dpos - qp - 2 - grow
                 hi = dpos - qp + len(norm) + 2 + grow
-                region.append(seg.region(d, doc, lo, hi))
+                region.append(seg.region(d, doc, lo, hi, regions))
             reg = region[0]
             base, dn = reg.base, reg.text
             dp = dpos - base
@@ -337,6 +368,19 @@ class AttributionIndex:
             else:
                 merged.append([a, b])
         return merged
+
+
+def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
+    """The hits (rows of segment, document, query position) grouped by document: (segment,
+    document, its query positions in order), the documents with the most hits first (ties in
+    document order)."""
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+    starts = np.flatnonzero(np.r_[True, np.any(rows[1:, :2] != rows[:-1, :2], axis=1)])
+    ends = np.r_[starts[1:], len(rows)]
+    order = np.argsort(starts - ends, kind="stable").tolist()
+    seg_of, doc_of, qp_of = (rows[:, j].tolist() for j in range(3))
+    starts, ends = starts.tolist(), ends.tolist()
+    return [(seg_of[starts[c]], doc_of[starts[c]], qp_of[starts[c] : ends[c]]) for c in order]
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ that scan and compares the two).
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_left
 from functools import lru_cache
 
 import numpy as np
@@ -37,13 +38,15 @@ def is_exact(raw: str) -> bool:
 
 
 class DocText:
-    """A document's raw text and whether its normal form changes only whitespace (``exact``)."""
+    """A document's raw text, whether its normal form changes only whitespace (``exact``), and
+    whether it is the text indexed (``indexed``: True, False, or None until checked)."""
 
-    __slots__ = ("raw", "exact")
+    __slots__ = ("raw", "exact", "indexed")
 
-    def __init__(self, raw: str, exact: bool | None = None):
+    def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True):
         self.raw = raw
         self.exact = is_exact(raw) if exact is None else exact
+        self.indexed = indexed
 
 
 @lru_cache(maxsize=4096)
@@ -96,9 +99,7 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
         elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
               and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
             scored += 1  # the window is here, whitespace aside
-            rb = _flat_before(raw, p, nb)
-            sb = _common_len(q_before, nb, rb, len(rb), False)
-            sa = _common_len(q_after, 0, _flat_after(raw, e, na), 0, True)
+            sb, sa = _agree_before(raw, p, q_before), _agree_after(raw, e, q_after)
             reach = (max(reach[0], sb), max(reach[1], sa))
             if sb + sa > best:
                 best, best_p = sb + sa, p
@@ -118,6 +119,43 @@ def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int,
         if b - a < min_chars:
             return None, b
     return best_p
+
+
+#: How many whitespace-free characters around an occurrence are compared first: most
+#: occurrences disagree with the query sooner, so the whole ``CONTEXT`` is compared only for the
+#: ones that agree that far.
+FIRST = 16
+
+
+def _agree_before(raw: str, p: int, q_before: str) -> int:
+    """How many whitespace-free characters before raw position ``p`` agree with the end of
+    ``q_before`` (all of them at most)."""
+    m = min(FIRST, len(q_before))
+    rb = _flat_before(raw, p, m)
+    if rb == q_before[len(q_before) - len(rb) :]:
+        if len(rb) < m or m == len(q_before):  # the text's start, or all of q_before
+            return len(rb)
+        rb = _flat_before(raw, p, len(q_before))
+        return _common_len(q_before, len(q_before), rb, len(rb), False)
+    n = 0
+    while rb[-1 - n] == q_before[-1 - n]:
+        n += 1
+    return n
+
+
+def _agree_after(raw: str, e: int, q_after: str) -> int:
+    """How many whitespace-free characters from raw position ``e`` on agree with the start of
+    ``q_after`` (all of them at most)."""
+    m = min(FIRST, len(q_after))
+    ra = _flat_after(raw, e, m)
+    if ra == q_after[: len(ra)]:
+        if len(ra) < m or m == len(q_after):
+            return len(ra)
+        return _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
+    n = 0
+    while ra[n] == q_after[n]:
+        n += 1
+    return n
 
 
 def _flat_before(text: str, p: int, m: int) -> str:
@@ -141,11 +179,11 @@ def _flat_after(text: str, p: int, m: int) -> str:
 
 
 @lru_cache(maxsize=8)
-def _nonblanks(text: str) -> np.ndarray:
+def _nonblanks(text: str) -> list[int]:
     """Positions of the non-blank characters of a query's normal form (cached per query)."""
     if text.isascii():
-        return np.flatnonzero(~_WS8[np.frombuffer(text.encode("ascii"), dtype=np.uint8)])
-    return np.flatnonzero(~np.fromiter(map(str.isspace, text), dtype=bool, count=len(text)))
+        return np.flatnonzero(~_WS8[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]).tolist()
+    return [i for i, c in enumerate(text) if not c.isspace()]
 
 
 def _unflat_back(text: str, end: int, n: int) -> int:
@@ -154,8 +192,8 @@ def _unflat_back(text: str, end: int, n: int) -> int:
     if n <= 0:
         return end
     nb = _nonblanks(text)
-    r = int(np.searchsorted(nb, end)) - n  # the rank of that character among the non-blanks
-    return int(nb[r]) if r >= 0 else 0
+    r = bisect_left(nb, end) - n  # the rank of that character among the non-blanks
+    return nb[r] if r >= 0 else 0
 
 
 def _unflat_fwd(text: str, start: int, n: int) -> int:
@@ -164,35 +202,40 @@ def _unflat_fwd(text: str, start: int, n: int) -> int:
     if n <= 0:
         return start
     nb = _nonblanks(text)
-    r = int(np.searchsorted(nb, start)) + n - 1
-    return int(nb[r]) + 1 if r < len(nb) else len(text)
+    r = bisect_left(nb, start) + n - 1
+    return nb[r] + 1 if r < len(nb) else len(text)
 
 
 def _common_len(a: str, i: int, b: str, j: int, forward: bool) -> int:
     """Length of the common prefix of a[i:], b[j:] (forward) or common suffix of a[:i], b[:j]."""
-    n = min(len(a) - i, len(b) - j) if forward else min(i, j)
+    if forward:
+        n = min(len(a) - i, len(b) - j)
+        return _prefix_len(a[i : i + n], b[j : j + n]) if n > 0 else 0
+    n = min(i, j)
+    return _prefix_len(a[i - n : i][::-1], b[j - n : j][::-1]) if n > 0 else 0
 
-    def same(lo: int, k: int) -> bool:
-        if forward:
-            return a[i + lo : i + lo + k] == b[j + lo : j + lo + k]
-        return a[i - lo - k : i - lo] == b[j - lo - k : j - lo]
 
-    if n > 0 and same(0, n):
+def _prefix_len(x: str, y: str) -> int:
+    """Length of the common prefix of two strings of the same length: chunks of 8, 16, 32, ...
+    characters up to the first that differs, halved down to 8, then character by character
+    (most calls differ within a few characters)."""
+    n = len(x)
+    if x == y:
         return n
-    length, step = 0, 32
+    lo, step = 0, 8
     while True:
-        k = min(step, n - length)
-        if k <= 0:
-            return length
-        if same(length, k):
-            length += k
-            step *= 2
-            continue
-        lo, hi = 0, k
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if same(length, mid):
-                lo = mid
-            else:
-                hi = mid
-        return length + lo
+        k = min(step, n - lo)
+        if x[lo : lo + k] != y[lo : lo + k]:
+            break
+        lo += k
+        step *= 2
+    hi = lo + k
+    while hi - lo > 8:
+        mid = (lo + hi) // 2
+        if x[lo:mid] == y[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    while x[lo] == y[lo]:
+        lo += 1
+    return lo

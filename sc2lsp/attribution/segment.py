@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +46,7 @@ class Segment:
         self._rep_sorted = rep[self._order]
         self.weights = np.bincount(rep, minlength=self.n_docs)  # documents each posting stands for
         self._meta: dict[int, dict] = {}
+        self._groups: dict[int, list[int]] = {}
         self._strings: list[str] | None = None
 
     def _check_tables(self) -> None:
@@ -67,9 +67,16 @@ class Segment:
 
     def members(self, d: int) -> list[int]:
         """Document ``d`` and the documents identical to it (its group; the original first)."""
-        r = int(self.alias[d]) if self.alias[d] >= 0 else d
-        lo, hi = np.searchsorted(self._rep_sorted, [r, r + 1])
-        return self._order[lo:hi].tolist()
+        r = int(self.alias[d])
+        if r < 0:
+            if self.weights[d] == 1:  # no copies (most documents)
+                return [d]
+            r = d
+        group = self._groups.get(r)  # (not to be changed by the caller)
+        if group is None:
+            lo, hi = np.searchsorted(self._rep_sorted, [r, r + 1])
+            group = self._groups[r] = self._order[lo:hi].tolist()
+        return group
 
     def meta(self, d: int) -> dict:
         """The document table's row ``d``: path, repo, rev, blob, license, license_source,
@@ -95,37 +102,58 @@ class Segment:
 
     def raw_text(self, d: int) -> str | None:
         """The document's text, or None when its file is gone or changed since indexing."""
+        got = self.read_text(d)
+        if got is None:
+            return None
+        text, indexed = got
+        return text if indexed or self.unchanged(d, text) else None
+
+    def read_text(self, d: int) -> tuple[str, bool] | None:
+        """The document's text as stored in the index or as its file reads now, and whether it
+        is known to be the indexed text (stored); None when the file is gone or is not UTF-8
+        (so not the text indexed). ``unchanged`` checks a file's text against the blob hash: the
+        query path does it only for the documents that give a match."""
         a, b = int(self.text_off[d]), int(self.text_off[d + 1])
         if b > a:
-            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass")
+            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass"), True
         p = self.abs_path(d)
         if p is None:
-            return self.raw_text(int(self.alias[d])) if self.alias[d] >= 0 else None
+            return self.read_text(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
-            data = Path(p).read_bytes()
-        except OSError:
+            with open(p, "rb") as f:
+                data = f.read()
+            return data.decode("utf-8", "surrogatepass"), False
+        except (OSError, UnicodeDecodeError):
             return None
-        if blob_hash(data) != self.meta(d)["blob"]:
-            return None
-        return data.decode("utf-8", "surrogatepass")
 
-    def region(self, d: int, doc: "DocText | str", lo: int, hi: int) -> "Region":
+    def unchanged(self, d: int, text: str) -> bool:
+        """Whether ``text`` (a file's, decoded) is the text indexed as document ``d``: its
+        blob hash (the text was indexed as its UTF-8 bytes, which decoding gives back)."""
+        return blob_hash(text.encode("utf-8", "surrogatepass")) == self.meta(d)["blob"]
+
+    def region(self, d: int, doc: "DocText | str", lo: int, hi: int, cache: dict | None = None) -> "Region":
         """The normalised text of document ``d`` (its ``DocText`` or raw text) covering at least
         ``[lo, hi)`` (normalised positions, clipped to the document): ``text[k]`` is normalised
-        character ``base + k``. Only the raw text between two checkpoints is normalised.
+        character ``base + k``. Only the raw text between two checkpoints is normalised; ``cache``
+        (one document's) keeps each such piece's region for the other hits of the document.
         """
         raw = doc.raw if isinstance(doc, DocText) else doc
         c0, c1 = int(self.ckpt_first[d]), int(self.ckpt_first[d + 1])
         j0 = min(max(lo, 0) // self.every, c1 - c0 - 1)
-        j1 = max(hi, 0) // self.every + 1
-        raw_a = int(self.ckpt[c0 + j0])
-        raw_b = int(self.ckpt[c0 + j1]) if c0 + j1 < c1 else len(raw)
-        piece = raw[raw_a:raw_b]
-        base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-        return Region(base, normalize(piece), raw_a, piece, raw)
+        j1 = min(max(hi, 0) // self.every + 1, c1 - c0)
+        reg = None if cache is None else cache.get((j0, j1))
+        if reg is None:
+            raw_a = int(self.ckpt[c0 + j0])
+            raw_b = int(self.ckpt[c0 + j1]) if j1 < c1 - c0 else len(raw)
+            piece = raw[raw_a:raw_b]
+            base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
+            reg = Region(base, normalize(piece), raw_a, piece, raw, self.ckpt[c0:c1], self.every)
+            if cache is not None:
+                cache[(j0, j1)] = reg
+        return reg
 
-    def locate(self, d: int, doc: DocText, norm: str, qp: int,
-               min_chars: int = 0) -> tuple[int, "Region"] | tuple[None, int] | None:
+    def locate(self, d: int, doc: DocText, norm: str, qp: int, min_chars: int = 0,
+               cache: dict | None = None) -> tuple[int, "Region"] | tuple[None, int] | None:
         """Where query window ``norm[qp:qp + WINDOW]`` is in document ``d``: ``(normalised
         position, region)``, the region holding it with the whole query aligned around it; None
         when it is not there; ``(None, end)`` when (raw search only) it cannot extend to
@@ -137,6 +165,7 @@ class Segment:
         occurrence is scored by how far the text around it agrees with the query's, whitespace
         aside (``rawsearch.best_raw``, without normalising anything), and only the checkpoint
         interval around the best is normalised. Otherwise the whole document is normalised.
+        ``cache``: ``region``'s.
         """
         pad = (qp + 2, len(norm) - qp + 2)
         if doc.exact:
@@ -147,10 +176,10 @@ class Segment:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
                 j = int(np.searchsorted(ck, best, side="right")) - 1
                 reg = self.region(d, doc, j * self.every - WINDOW - 2 - pad[0],
-                                  (j + 1) * self.every + WINDOW + 2 + pad[1])
+                                  (j + 1) * self.every + WINDOW + 2 + pad[1], cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
-        reg = self.region(d, doc, 0, int(self.nchars[d]))
+        reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
 
@@ -203,13 +232,18 @@ def _nonblank_positions(piece: str, size: int) -> np.ndarray:
 class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
-    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines")
+    __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
+                 "_every", "_local")
 
-    def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str):
+    def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
+                 every: int = 0):
+        """``ck``, ``every``: the document's checkpoints (raw offset of every ``every``-th
+        normalised character), so a long piece's raw offsets need not be normalised from its start."""
         self.base, self.text, self.raw_a, self.piece, self.raw = base, text, raw_a, piece, raw
         self._offsets, self._whole, self._pos = None, False, None
         self._exact: bool | None = None
         self._lines: int | None = None
+        self._ck, self._every, self._local = ck, every, {}
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.
@@ -223,7 +257,8 @@ class Region:
         is followed by another (a whitespace run cut at the prefix's end is the only part of a
         prefix's normal form that can differ from the whole's), cut between two ASCII characters
         (NFC changes each run of non-ASCII characters with the character before it on its own,
-        so such a cut leaves every run whole)."""
+        so such a cut leaves every run whole). In a long piece that prefix starts at the last
+        checkpoint before ``k`` that is such a cut (``_from_checkpoint``), not at the piece's start."""
         if self._exact is None:
             self._exact = is_exact(self.piece)
         if self._exact and 0 <= k < len(self.text):
@@ -241,6 +276,11 @@ class Region:
             if t[k] == " " or t[k] == "\n":
                 return int(pos[m - 1]) + 1 + self.raw_a
             return int(pos[m]) + self.raw_a
+        if self._ck is not None and len(self.piece) > 4 * self._every and (
+                self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1)):
+            off = self._from_checkpoint(k)
+            if off is not None:
+                return off
         if self._offsets is None or (not self._whole and k + 1 >= len(self._offsets) - 1):
             size, n = max(1024, 2 * (k + 2)), len(self.piece)
             if 4 * size >= 3 * n:  # most of the piece: all of it
@@ -254,6 +294,39 @@ class Region:
                     break
                 size *= 2
         return int(self._offsets[k]) + self.raw_a
+
+    def _from_checkpoint(self, k: int) -> int | None:
+        """``raw_offset(k)`` from the document's last checkpoint at or before normalised character
+        ``base + k`` (inside the piece) whose character and both its neighbours are ASCII: no NFC
+        piece straddles it, so the normal form of the text from there is the document's from
+        that checkpoint on (its leading whitespace run dropped), and only the text from there is
+        normalised. None when there is none."""
+        g, raw, every = self.base + k, self.raw, self._every
+        j = min(g // every, len(self._ck) - 1)
+        while j > 0:
+            a = int(self._ck[j])
+            if a <= self.raw_a:
+                return None
+            if raw[a - 1 : a + 2].isascii():  # no NFC piece (a non-ASCII run with the character
+                break  # before it) ends or starts there, so character a is its own
+            j -= 1
+        else:
+            return None
+        i = g - (j * every + (1 if raw[a].isspace() else 0))  # the run at the checkpoint is dropped
+        if i < 0:
+            return a  # the checkpoint's character: a whitespace run starting there
+        offs, whole = self._local.get(j, (None, False))
+        if offs is None or (not whole and i + 1 >= len(offs) - 1):
+            size, n = max(1024, 2 * (i + 2)), len(raw) - a
+            while True:
+                cut = _ASCII_PAIR.search(raw, a + min(size, n) - 1)
+                size = cut.start() + 1 - a if cut is not None else n
+                offs = normalize_with_offsets(raw[a : a + size])[1]
+                if size >= n or i + 1 < len(offs) - 1:
+                    self._local[j] = (offs, size >= n)
+                    break
+                size *= 2
+        return int(offs[i]) + a
 
     def line_of(self, raw_offset: int) -> int:
         """1-based line number of ``raw_offset`` (in the whole document), counting the lines

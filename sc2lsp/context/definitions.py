@@ -14,6 +14,7 @@ from collections import Counter
 
 from . import render
 from .index import FileEntry
+from .kept import prepare_lookups, rendered
 from .languages import spec
 from .names import _line_names, _Resolver, names_near_cursor, subwords, text_near_cursor, words_near_cursor
 from .request import Candidate, Request
@@ -34,9 +35,27 @@ def tokens_over(req: Request, text: str, limit: int) -> bool:
 
 
 def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate | None:
+    """``d`` as a candidate: its full text (an outline or elided when over the definition token
+    limit), its signature and doc, its one-line brief. The renderings of an indexed file's
+    definitions are made once (``prepare`` makes those of the names a document imports; a class's
+    outline renders every member) and kept by the file's content (``kept.rendered``)."""
     entry = req.index.get(d.path) if d.path != req.path else req.entry
     if entry is None or d.start_line >= len(entry.lines):
         return None
+    forms = rendered(req, entry, d, "candidate", _rendered)
+    extra, whole, short, brief = forms
+    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
+                     extra + (brief,))
+
+
+def _member_forms(req: Request, entry: FileEntry, d: Definition) -> tuple:
+    """(container header or nothing, elided, brief) of a member shown by the members phase."""
+    head = render.container_header(entry, d)
+    return (head,) if head is not None else (), render.elided(entry, d), render.brief(entry, d)
+
+
+def _rendered(req: Request, entry: FileEntry, d: Definition) -> tuple:
+    """(container header or nothing, whole, short or None, brief) of ``d`` in ``entry``."""
     whole = render.full(entry, d)
     if tokens_over(req, whole.text, req.options.max_definition_tokens):
         whole = render.outline(entry, d) if d.kind in CLASS_LIKE else render.elided(entry, d)
@@ -44,9 +63,7 @@ def _definition_candidate(req: Request, d: Definition, reason: str) -> Candidate
     if short.text == whole.text or not d.doc:
         short = None  # (without a doc it says no more than the signature alone)
     head = render.container_header(entry, d)
-    extra = (head,) if head is not None else ()
-    return Candidate(d.path, extra + (whole,), reason, (extra + (short,)) if short is not None else None,
-                     extra + (render.brief(entry, d),))
+    return (head,) if head is not None else (), whole, short, render.brief(entry, d)
 
 
 def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]:
@@ -312,10 +329,8 @@ def definitions_provider(req: Request) -> list[Candidate]:
                 if (d.path, d.start_line) in seen:
                     continue
                 seen.add((d.path, d.start_line))
-                head = (render.container_header(entry, d),)
-                head = head if head[0] is not None else ()
-                if take(Candidate(d.path, head + (render.elided(entry, d),), f"member of {qual}",
-                                  brief=head + (render.brief(entry, d),))):
+                head, short, brief = rendered(req, entry, d, "member", _member_forms)
+                if take(Candidate(d.path, head + (short,), f"member of {qual}", brief=head + (brief,))):
                     return True
         return False
 
@@ -363,10 +378,11 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
     """Do ahead of the first request what the definitions provider needs for this file: resolve
     its imports, build the name tables of the files they point at and render (and count: the
     token counter memoises) what the file's imported names and module members name, and index
-    where the file uses each name (``uses_of``). Returns the
-    number of definitions prepared (at most ``limit``)."""
+    where the file uses each name (``uses_of``), and load the files that its names find without an
+    import (``kept.prepare_lookups``). Returns the number of definitions prepared (at most ``limit``)."""
     resolver = _Resolver(req)
     uses = uses_of(req.text)  # where every name of the file is used (the ranking counts uses near the cursor)
+    prepare_lookups(req, resolver, uses)
     done = 0
     keys = [(b, None) for b, imp in resolver.bindings.items() if imp.name is not None or req.family == "js"]
     quals = []
@@ -391,8 +407,8 @@ def prepare_definitions(req: Request, limit: int = 400) -> int:
         entry, defs = _members_of(req, resolver, qual)
         for d in defs[:MEMBERS_SCORED]:
             subwords(d.name)  # (memoised: the words ``_about_here`` compares)
-            head = render.container_header(entry, d)
-            for snip in ((head,) if head else ()) + (render.brief(entry, d),):
+            head, _, brief = rendered(req, entry, d, "member", _member_forms)
+            for snip in head + (brief,):
                 req.count(snip.text)
             members += 1
             if members >= limit:

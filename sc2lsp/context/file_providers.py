@@ -6,6 +6,8 @@ identifier sets, to the lines before the cursor) and ``edits`` (recently edited 
 
 from __future__ import annotations
 
+from collections import Counter
+from itertools import chain
 from typing import Callable
 
 from . import render
@@ -71,21 +73,50 @@ def _chunks(entry: FileEntry, size: int, stride: int, near: int | None = None, r
     return out
 
 
-def similar_provider(req: Request) -> list[Candidate]:
+class ChunkPostings:
+    """A file's windows (``_chunks``) and, per identifier, the windows holding it: the similarity
+    of every window to a query is then a count over the query's identifiers' windows (in C,
+    ``Counter.update``) instead of one set intersection per window and file (16 recent files of
+    300 windows each on every request)."""
+
+    __slots__ = ("chunks", "postings")
+
+    def __init__(self, chunks: list[tuple[int, int, frozenset[str]]]):
+        self.chunks = chunks
+        postings: dict[str, list[int]] = {}
+        for i, (_, _, toks) in enumerate(chunks):
+            for t in toks:
+                postings.setdefault(t, []).append(i)
+        self.postings = postings
+
+    def shared(self, query: frozenset[str]) -> Counter:
+        """{window index: identifiers it shares with ``query``} for the windows sharing any."""
+        postings = self.postings
+        return Counter(chain.from_iterable(map(postings.__getitem__, postings.keys() & query)))
+
+
+#: Counts the ``ChunkPostings`` built (tests check they are built once per file, not per request).
+postings_built = 0
+
+
+def chunk_postings(entry: FileEntry, size: int, stride: int,
+                   check: Callable[[], None] | None = None) -> ChunkPostings:
+    """The ``ChunkPostings`` of a whole file, built once per entry (``prepare`` builds them for a
+    document it opens; a recently used file got them on the request that used it)."""
+    global postings_built
+    kept = entry.__dict__.setdefault("_chunk_postings", {})
+    found = kept.get((size, stride))
+    if found is None:
+        found = kept[(size, stride)] = ChunkPostings(_chunks(entry, size, stride, check=check))
+        postings_built += 1
+    return found
+
+
+def _scores(req: Request, p: str, entry: FileEntry, query: frozenset[str], scored: list) -> None:
+    """Append ``(-score, path, start, end)`` for the windows of ``entry`` similar enough to ``query``."""
     o = req.options
-    before = req.text[: req.offset].split("\n")[-o.query_lines:]
-    query = frozenset(IDENTIFIER.findall("\n".join(before)))
-    if not query:
-        return []
-    scored: list[tuple[float, str, int, int]] = []
-    paths = (req.path,) + tuple(p for p in req.index.recent_files() if p != req.path)
-    for p in paths:
-        entry = req.entry if p == req.path else req.index.get(p)
-        if entry is None:
-            continue
-        near = req.cursor_line if p == req.path else None
-        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, near, check=req.check):
-            req.check()
+    if p == req.path:  # only the ~100 windows near the cursor (and a text being typed is new)
+        for start, end, toks in _chunks(entry, o.chunk_lines, o.chunk_stride, req.cursor_line, check=req.check):
             if req.in_window(p, start, end):
                 continue
             inter = len(query & toks)
@@ -93,6 +124,44 @@ def similar_provider(req: Request) -> list[Candidate]:
                 score = inter / (len(query) + len(toks) - inter)
                 if score >= o.min_similarity:
                     scored.append((-score, p, start, end))
+        return
+    posted = chunk_postings(entry, o.chunk_lines, o.chunk_stride, req.check)  # another file: every window
+    chunks, nq = posted.chunks, len(query)
+    least = o.min_similarity * nq * (1 - 1e-9)  # a window sharing fewer is under min_similarity
+    for i, inter in posted.shared(query).items():
+        if inter < least:
+            continue
+        start, end, toks = chunks[i]
+        score = inter / (nq + len(toks) - inter)
+        if score >= o.min_similarity:
+            scored.append((-score, p, start, end))
+
+
+def _lines_before(text: str, offset: int, n: int) -> str:
+    """``"\n".join(text[:offset].split("\n")[-n:])`` without copying and splitting the whole
+    prefix (a 300 KB file: a millisecond per request)."""
+    if n <= 0:
+        return text[:offset]
+    start = offset
+    for _ in range(n):
+        start = text.rfind("\n", 0, start)
+        if start < 0:
+            return text[:offset]
+    return text[start + 1:offset]
+
+
+def similar_provider(req: Request) -> list[Candidate]:
+    o = req.options
+    query = frozenset(IDENTIFIER.findall(_lines_before(req.text, req.offset, o.query_lines)))
+    if not query:
+        return []
+    scored: list[tuple[float, str, int, int]] = []
+    paths = (req.path,) + tuple(p for p in req.index.recent_files() if p != req.path)
+    for p in paths:
+        entry = req.entry if p == req.path else req.index.get(p)
+        if entry is not None:
+            req.check()
+            _scores(req, p, entry, query, scored)
     scored.sort()
     out = []
     for neg, p, start, end in scored:

@@ -51,7 +51,7 @@ from . import render
 from .index import FileEntry, RepoIndex, build_entry
 from .languages import language_for, parser_for, spec, tags_query
 from .providers import (CHARS_PER_TOKEN_MAX, PROVIDER_FUNCTIONS, PROVIDERS, REQUEST_BUDGET_MS, Candidate, ContextBlock,
-                        ContextOptions, Late, Request, _chunks, prepare_definitions)
+                        ContextOptions, Late, Request, chunk_postings, prepare_definitions)
 from .render import Snippet
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def prepare(index: RepoIndex, path: str, *, count=approx_tokens, options: Contex
     document is opened, in the background): the language's query compiled and a parser for this
     thread, the file's imports resolved, the name tables of the files they point at built, what
     its imported names and module members name rendered and counted (``count`` should be the
-    request's memoising counter), and the file's similar-chunk sets computed."""
+    request's memoising counter), and the file's similar-chunk sets and their postings computed."""
     entry = index.get(path)
     if entry is None:
         return {"definitions": 0}
@@ -278,7 +278,7 @@ def prepare(index: RepoIndex, path: str, *, count=approx_tokens, options: Contex
     req = make_request(index, path, entry.text, 0, count=count, options=options)
     req.deadline = NO_TIME_LIMIT
     n = prepare_definitions(req)
-    _chunks(entry, options.chunk_lines, options.chunk_stride)
+    chunk_postings(entry, options.chunk_lines, options.chunk_stride)
     # one whole gathering at the top of the file: starts the providers' threads, fills what is left
     assemble(index, path, entry.text, 0, 512, count=count, options=options)
     return {"definitions": n, "ms": round((time.perf_counter() - t0) * 1000, 3)}

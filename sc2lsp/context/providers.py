@@ -25,12 +25,12 @@ from typing import Callable
 
 from .definitions import (CHARS_PER_TOKEN_MAX, USES_COUNTED, definitions_provider, prepare_definitions,
                           tokens_over)
-from .file_providers import _chunks, edits_provider, outline_provider, similar_provider
+from .file_providers import _chunks, chunk_postings, edits_provider, outline_provider, similar_provider
 from .names import _qualifier, _Resolver, names_near_cursor
 from .request import PROVIDERS, REQUEST_BUDGET_MS, Candidate, ContextBlock, ContextOptions, Late, Request
 
 __all__ = ["CHARS_PER_TOKEN_MAX", "PROVIDERS", "PROVIDER_FUNCTIONS", "REQUEST_BUDGET_MS", "USES_COUNTED", "Candidate",
-           "ContextBlock", "ContextOptions", "Late", "Request", "_Resolver", "_chunks", "_qualifier",
+           "ContextBlock", "ContextOptions", "Late", "Request", "_Resolver", "_chunks", "_qualifier", "chunk_postings",
            "definitions_provider", "edits_provider", "names_near_cursor", "outline_provider", "prepare_definitions",
            "similar_provider", "tokens_over"]
 

@@ -74,9 +74,13 @@ class Candidate:
     brief: tuple[Snippet, ...] | None = None  #: the shortest (signatures only), what every candidate gets first
 
     def tiers(self) -> list[tuple[Snippet, ...]]:
-        """Its renderings, shortest first (each one line range for line range the same)."""
-        out = [t for t in (self.brief, self.compact) if t is not None and t != self.snippets]
-        return list(dict.fromkeys(out)) + [self.snippets]
+        """Its renderings, shortest first (each one line range for line range the same); made
+        once (the ranking and the allocation ask for them ~10 times; do not change the list)."""
+        made = self.__dict__.get("_tiers")
+        if made is None:
+            out = [t for t in (self.brief, self.compact) if t is not None and t != self.snippets]
+            made = self.__dict__["_tiers"] = list(dict.fromkeys(out)) + [self.snippets]
+        return made
 
 
 class Late(Exception):

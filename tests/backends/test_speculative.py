@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sc2lsp.backends.llama_cpp import LlamaCppBackend, LlamaSettings
-from sc2lsp.backends.speculative import DraftPolicy, History, PromptLookup
+from sc2lsp.backends.speculative import LONGEST_MATCH, DraftPolicy, History, PromptLookup
 from sc2lsp.core.prompt import infill_prompt
 from sc2lsp.core.tokens import STOP_TOKENS
 
@@ -51,6 +51,57 @@ def test_lookup_drafts_from_earlier_requests():
     assert PromptLookup(prompt, capacity=4, history=hist).lookup(4) == ([102, 103, 104, 105], 2)
     hist.add([1, 2, 9, 10])  # typing along: replaces its predecessor, keeps the block's sequence
     assert [len(s) for s in hist.seqs] == [43, 4]
+
+
+def _reference_lookup(seq, hist_seqs, max_len, min_match):
+    """The lookup's definition, by brute force: the longest (up to LONGEST_MATCH) earlier match of
+    the sequence's end, the latest of those; an earlier request's sequence only with a longer one."""
+    def best(hay, end):  # (match length, index after the match) over matches ending before ``end``
+        found = (0, -1)
+        for j in range(end):
+            m = 0
+            while m < min(LONGEST_MATCH, len(seq)) and j - m >= 0 and hay[j - m] == seq[-1 - m]:
+                m += 1
+            if m and m >= found[0]:
+                found = (m, j + 1)
+        return found
+    m, start = best(seq, len(seq) - 1)
+    out = seq[start: start + max_len] if m else []
+    hay = [t for s in hist_seqs for t in (*s, -1)]
+    if hist_seqs and m < LONGEST_MATCH:
+        hm, hstart = best(hay, len(hay) - 1)
+        if hm > m and hm >= min_match:
+            m, out = hm, hay[hstart: hstart + max_len]
+            out = out[: out.index(-1)] if -1 in out else out
+    return (out, m) if m >= min_match and m else ([], 0)
+
+
+def test_lookup_agrees_with_its_definition_on_random_sequences():
+    # few distinct tokens (many matches of every length), ids whose 4-byte encodings overlap
+    # across token boundaries (0x100, 0x10000, ...): a match must start at a token, not inside one
+    rng = random.Random(7)
+    alphabet = [0, 1, 2, 256, 257, 513, 65536, 65537, 1 << 24, (1 << 24) + 1]
+    checked = 0
+    for _ in range(1500):
+        k = rng.randrange(2, len(alphabet) + 1)
+        prompt = [rng.choice(alphabet[:k]) for _ in range(rng.randrange(1, 50))]
+        seqs = [[rng.choice(alphabet[:k]) for _ in range(rng.randrange(0, 40))] for _ in range(rng.randrange(0, 3))]
+        hist = History(entries=3)
+        for s in seqs:
+            hist.add(s)
+        kept = [s.tolist() for s in hist.seqs]
+        lk = PromptLookup(prompt, capacity=20, history=hist if seqs else None)
+        seq = list(prompt)
+        for _ in range(rng.randrange(0, 15)):
+            tok = rng.choice(alphabet[:k])
+            lk.push(tok)
+            seq.append(tok)
+        for min_match in (1, 2, 3, 5):
+            for max_len in (1, 3, 8):
+                assert lk.lookup(max_len, min_match) == _reference_lookup(seq, kept, max_len, min_match), \
+                    (prompt, kept, seq, max_len, min_match)
+                checked += 1
+    assert checked == 1500 * 12
 
 
 def test_policy_drafts_only_where_it_pays():

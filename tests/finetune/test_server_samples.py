@@ -184,3 +184,86 @@ def test_prepare_server_samples_writes_masked_rows(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["config"]["samples"] == "server"
     with pytest.raises(ValueError, match="samples must be"):
         RepoDataConfig(samples="servers")
+
+
+# ``copy_weight`` (docs/context.md "Round 3"): the use of path_graph above the cursor brings pkg/paths.py
+# into the context, star_graph with it; star_graph is named on its own line only (the import is of the
+# module), so only the context can supply it; Graph is imported by name, path_graph used below (file part).
+COPY = ('import pkg.paths as paths\nfrom pkg.graph import Graph\n\n\n'
+        'def ring(n):\n    G = Graph()\n    first = paths.path_graph(n)\n    nodes = paths.star_graph(n)\n'
+        '    return G, first, nodes, paths.path_graph\n')
+COPY_FILES = [("pkg/graph.py", GRAPH), ("pkg/paths.py", PATHS), ("pkg/copy.py", COPY)]
+
+
+def test_server_view_says_where_the_name_is():
+    from finetune.data.server_samples import server_view
+
+    index = _index(COPY_FILES)
+    cases = {c.name: c for c in cross_file_lines(index, "pkg/copy.py")}
+    assert set(cases) == {"Graph", "path_graph", "star_graph"}
+    star = server_view(index, cases["star_graph"], total=512, count=approx_tokens)
+    assert star.name_in_context and not star.name_in_file and star.copy_only
+    assert "def star_graph(n)" in star.prompt("r") and "star_graph" not in star.prompt("r", with_context=False)
+    graph = server_view(index, cases["Graph"], total=512, count=approx_tokens)
+    assert graph.name_in_context and graph.name_in_file and not graph.copy_only
+    # the same prompt as server_prompt's
+    assert star.prompt("r") == server_prompt(index, cases["star_graph"], repo="r", total=512, count=approx_tokens)
+    # no context gathered: the name is nowhere, so no copy
+    bare = server_view(index, cases["star_graph"], total=512, count=approx_tokens, gather=False)
+    assert not bare.name_in_context and not bare.copy_only
+    # a budget with no room for context: the name is not in it either
+    assert not server_view(index, cases["star_graph"], total=64, count=approx_tokens).copy_only
+
+
+def test_copy_weight_draws_the_lines_only_the_context_can_answer():
+    def middles(**kw):
+        return sorted(m for _, m in server_samples(COPY_FILES, repo="r", count=approx_tokens, seed=3, **kw))
+
+    star = "nodes = paths.star_graph(n)"
+    others = ["G = Graph()", "first = paths.path_graph(n)", "return G, first, nodes, paths.path_graph"]
+    assert middles(context_rate=1.0) == sorted(others + [star])
+    assert middles(context_rate=1.0, copy_weight=1.0) == middles(context_rate=1.0)
+    assert middles(context_rate=1.0, copy_weight=3) == sorted(others + [star] * 3)
+    assert middles(context_rate=1.0, copy_weight=0) == sorted(others)
+    # the default weight leaves the samples (prompts and with/without draws) as they were
+    plain = server_samples(COPY_FILES, repo="r", count=approx_tokens, seed=5, context_rate=0.5)
+    assert server_samples(COPY_FILES, repo="r", count=approx_tokens, seed=5, context_rate=0.5, copy_weight=1) == plain
+    # each extra draw decides with/without context on its own: over many seeds both occur
+    kinds = set()
+    for seed in range(12):
+        for p, m in server_samples(COPY_FILES, repo="r", count=approx_tokens, seed=seed, context_rate=0.5,
+                                   copy_weight=2):
+            if m == star:
+                kinds.add("def star_graph" in p)
+    assert kinds == {True, False}
+    with pytest.raises(ValueError, match="copy_weight"):
+        server_samples(COPY_FILES, repo="r", count=approx_tokens, seed=0, copy_weight=-1)
+
+
+def test_draws_of_a_fractional_weight():
+    import random
+
+    from finetune.data.server_samples import draws
+
+    rng = random.Random(0)
+    state = rng.getstate()
+    assert draws(rng, 3.0) == 3 and draws(rng, 1) == 1 and draws(rng, 0) == 0
+    assert rng.getstate() == state  # a whole weight uses no random number
+    got = [draws(rng, 1.25) for _ in range(4000)]
+    assert set(got) == {1, 2} and 0.2 < sum(g == 2 for g in got) / len(got) < 0.3
+
+
+def test_prepare_rejects_a_negative_copy_weight():
+    from finetune.prepare import PrepareError, RepoDataConfig
+
+    with pytest.raises(PrepareError, match="server_copy_weight"):
+        RepoDataConfig(samples="server", server_copy_weight=-0.5)
+
+
+def test_the_lora_server_preset_trains_sc2_tiny_on_one_thread():
+    from finetune.config import load
+    from finetune.train import LoraTrainConfig
+
+    cfg = load(LoraTrainConfig, "lora-sc2-tiny-server")
+    assert cfg.base == "sc2-tiny" and cfg.threads == 1 and cfg.loss_mask and cfg.save_every <= 25
+    assert 0 < cfg.max_minutes <= 70 and cfg.r >= 16
