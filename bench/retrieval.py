@@ -5,9 +5,12 @@
 Cases: lines that use a function, class, method or type defined in another file of the
 repository *that the file's imports point at* (CrossCodeEval's cross-file API usages: an imported
 name, ``module.member`` of an imported module, a name of a wildcard import or ``#include``, a
-name of the same Go/Java package); at most three candidate definitions; not import lines, not
-definitions, not comments or docstrings. The file is cut at the first non-blank character of that
-line; the rest of the line is the target, and the lines below stay as the suffix.
+name of the same Go/Java package); at most three candidate definitions; not import lines (nor the
+``} from "m";`` ending a multi-line one), not definitions, not comments or docstrings, not a name
+inside a string (those two are left out after sampling, so that the other cases are those of the
+runs before 2026-12-03: ``--max-cases 150`` may give a few less). The file is cut at the first
+non-blank character of that line; the rest of the line is the target, and the lines below stay as
+the suffix.
 
 Per case the prompt is planned exactly as the server plans it (``plan_budget`` with the default
 settings; repository context gets ``context_tokens``), and the context is gathered twice, as a
@@ -73,6 +76,7 @@ class Case:
     name: str
     target: str  #: the rest of the line
     needed: tuple[tuple[str, int], ...]  #: (path, first line) of the definitions the line uses
+    at: int = 0  #: where ``name`` is in the line
 
 
 def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> list[Case]:
@@ -107,7 +111,7 @@ def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> l
                 if not 1 <= len(defs) <= 3:
                     continue
                 case = Case(path, ln, col, name, line[col:].rstrip(),
-                            tuple(sorted({(d.path, d.start_line) for d in defs})))
+                            tuple(sorted({(d.path, d.start_line) for d in defs})), m.start())
                 by_file.setdefault(path, []).append(case)
                 break
     rng = random.Random(seed)
@@ -116,7 +120,47 @@ def build_cases(index: RepoIndex, max_cases: int, per_file: int, seed: int) -> l
         cases = by_file[path]
         pool += rng.sample(cases, min(per_file, len(cases)))
     cases = rng.sample(pool, min(max_cases, len(pool)))
+    # left out after sampling, so that the other cases stay those of earlier runs
+    cases = [c for c in cases if not _not_a_use(index, c)]
     return sorted(cases, key=lambda c: (c.path, c.line))
+
+
+#: The end of a multi-line ``import {...} from "m"`` (the names and commas above it are skipped).
+IMPORT_END = re.compile(r"^\s*\}\s*from\s*[\"']")
+
+
+def _in_string(line: str, at: int) -> bool:
+    """Whether ``line[at]`` is inside a quoted string that starts on this line (not inside the
+    code of a template literal's ``${...}`` or a Python f-string's ``{...}``)."""
+    stack: list[str] = []  # open quotes ("f" + quote for an f-string), and "{" for code inside one
+    i = 0
+    while i < at:
+        c, top = line[i], stack[-1] if stack else None
+        if c == "\\" and top not in (None, "{"):
+            i += 2
+            continue
+        if top == "`" and line.startswith("${", i) or top and top[0] == "f" and c == "{":
+            if line.startswith("{{", i):
+                i += 2
+                continue
+            stack.append("{")
+            i += 1 if c == "$" else 0
+        elif top in (None, "{") and c in "'\"`":
+            prefix = re.search(r"[A-Za-z]*$", line[:i]).group().lower()
+            stack.append(("f" if "f" in prefix and len(prefix) <= 2 else "") + c)
+        elif top == "{" and c == "}":
+            stack.pop()
+        elif top is not None and c == top[-1] and top != "{":
+            stack.pop()
+        i += 1
+    return bool(stack) and stack[-1] != "{"
+
+
+def _not_a_use(index: RepoIndex, case: Case) -> bool:
+    """A case the selection above lets through that uses nothing: the end of a multi-line import,
+    or a name inside a string (``} from "../config/Configuration.js";``)."""
+    line = index.get(case.path).lines[case.line]
+    return bool(IMPORT_END.match(line)) or _in_string(line, case.at)
 
 
 def cut(index: RepoIndex, case: Case) -> tuple[str, str]:

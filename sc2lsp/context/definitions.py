@@ -16,7 +16,7 @@ from . import render
 from .index import FileEntry
 from .kept import prepare_lookups, rendered
 from .languages import spec
-from .names import _line_names, _Resolver, names_near_cursor, subwords, words_near_cursor
+from .names import _line_names, _Resolver, names_near_cursor, subwords, text_near_cursor, words_near_cursor
 from .request import Candidate, Request
 from .symbols import CLASS_LIKE, IDENTIFIER, Definition
 
@@ -74,11 +74,14 @@ def _query_names(req: Request, resolver: "_Resolver", near) -> tuple[list, list]
     first): a name the file uses everywhere is as likely on the next line as one a few lines up."""
     on_line = len(_line_names(req, req.cursor_line, bindings=resolver.bindings))
     unused, used = [], []
+    # a long file: the import and the name's uses may be far from the cursor; where the whole text's
+    # uses are indexed (a prepared document), an import used away from the cursor is not unused
+    whole = _prepared(req) if _span(req) != (0, len(req.text)) else None
     for binding, imp in resolver.bindings.items():
         if imp.name is None and req.family != "js":
             continue  # a module alias: nothing to show for the name itself
         n = _uses(req, binding, USES_COUNTED)
-        if n <= 1:
+        if n <= 1 and (whole is None or len(whole.of(binding)) <= 1):
             unused.append((binding, None))
         else:
             used.append((-(n - 1), len(used), (binding, None)))  # (the import itself is one)
@@ -123,6 +126,8 @@ def _about_here(req: Request, resolver: "_Resolver", keys: list, quals: list[str
     for i, (name, qual) in enumerate(dict.fromkeys(found)):
         imp = resolver.bindings.get(name) if qual is None else None
         words = subwords(name) | (subwords(imp.name) if imp is not None and imp.name else frozenset())
+        if qual is not None:  # a member's words that name its class or module say nothing of the member
+            words = words - subwords(qual)
         hit = len(words & here)
         if hit >= 2 or (hit and hit == len(words)):
             scored.append((-hit, i, (name, qual)))
@@ -306,8 +311,9 @@ def definitions_provider(req: Request) -> list[Candidate]:
                     continue
                 seen.add((d.path, d.start_line))
                 c = _definition_candidate(req, d, how)
-                # a value is only its name (said already) unless the file reaches into it (``provider.f()``)
-                value = d.kind in VALUE_KINDS and qual is None and name not in qualifiers
+                # a value is only its name (said already) unless the file reaches into it (``provider.f()``);
+                # so is a module's constant (``events.LOAD_TOKEN``)
+                value = d.kind in VALUE_KINDS and (qual is not None or name not in qualifiers)
                 if c is not None and take(c, how.endswith(" by name"), value):
                     return True
         return False
@@ -353,10 +359,19 @@ def _one_per_file(found: list[Definition]) -> list[Definition]:
     return out
 
 
+#: A value that is a literal: ``= "loadAccessToken";``, ``= 100207``, ``= True``.
+_LITERAL = re.compile(r"""=\s*(?:-?\d[\w.]*|"[^"\\]*"|'[^'\\]*'|`[^`$\\]*`|true|false|True|False|None|null)"""
+                      r"""\s*(?:as\s+const\s*)?;?\s*$""")
+
+
 def _value_only(c: Candidate) -> bool:
-    """A value whose shortest form leaves its value out (``NAME = ...``): it says no more than the
-    import or the use that named it, so it comes after every function and type."""
-    return c.brief is not None and c.brief[-1].text.endswith("= ...")
+    """A value whose shortest form leaves its value out (``NAME = ...``) or whose value is a
+    literal (``LOAD_TOKEN = "loadToken"``): it says no more than the import or the use that named
+    it (a literal is rarely what the next line needs), so it comes after every function and type."""
+    if c.brief is None:
+        return False
+    text = c.brief[-1].text
+    return text.endswith("= ...") or ("\n" not in text and _LITERAL.search(text) is not None)
 
 
 def prepare_definitions(req: Request, limit: int = 400) -> int:

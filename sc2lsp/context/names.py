@@ -232,9 +232,13 @@ class _Resolver:
             if qual in self.own and not any(d.kind in CLASS_LIKE for d in self.own[qual]):
                 return [], "local"
             return self.by_name(name, self.imported_files()), f"{name} by name"
-        if name in self.own:
-            return [d for d in self.own[name] if d.container is None or d.kind in CLASS_LIKE][:1], f"{name} in this file"
         imp = self.bindings.get(name)
+        if name in self.own:
+            top = [d for d in self.own[name] if d.container is None or d.kind in CLASS_LIKE][:1]
+            if top or imp is None:
+                return top, f"{name} in this file"
+            # only a nested definition of that name (a member, or what a parser recovering from an
+            # unfinished line took for one: ``return new Result(`` as a method): the import names it
         if imp is not None:
             if imp.name is None:
                 files = self.files(imp.module)
@@ -307,6 +311,14 @@ def subwords(name: str) -> frozenset[str]:
 def words_near_cursor(req: Request, above: int = 4, below: int = 4) -> frozenset[str]:
     """The words (``subwords``) of the lines around the cursor, comments and strings included:
     what the code there is about (``# create the progress bars``, ``offline mode is enabled``)."""
+    return _words(text_near_cursor(req, above, below))
+
+
+def text_near_cursor(req: Request, above: int = 4, below: int = 4) -> str:
+    """The lines around the cursor (``above`` and ``below`` it), memoised per request."""
+    key = ("near_text", above, below)
+    if key in req.memo:
+        return req.memo[key]
     text, off = req.text, req.offset
     start = off
     for _ in range(above + 1):
@@ -319,7 +331,8 @@ def words_near_cursor(req: Request, above: int = 4, below: int = 4) -> frozenset
         if end < 0:
             end = len(text)
             break
-    return _words(text[max(0, start):end])
+    req.memo[key] = text[max(0, start):end]
+    return req.memo[key]
 
 
 def _words(text: str) -> frozenset[str]:

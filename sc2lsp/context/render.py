@@ -131,15 +131,88 @@ def brief(entry: FileEntry, d: Definition) -> Snippet:
                 return Snippet(d.start_line, d.end_line, one[0])
         if is_python(entry) or not first.rstrip().endswith("{"):
             return Snippet(d.start_line, d.end_line, f"{first.rstrip()} ...")
-        return Snippet(d.start_line, d.end_line, f"{first.rstrip()} /* ... */ }}")
+        return Snippet(d.start_line, d.end_line, f"{_class_head(entry, d, first.rstrip())} /* ... */ }}")
     if is_python(entry):
         head = [h for h in lines[d.start_line:d.body_line] if not h.lstrip().startswith("#")]
         text = "\n".join(_joined(head, entry)).rstrip()
         return Snippet(d.start_line, d.end_line, f"{text} ..." if text.endswith(":") else f"{text}\n{_indent(first)}    ...")
     text = "\n".join(_joined(lines[d.start_line:d.body_line + 1], entry)).rstrip()
+    text = _class_head(entry, d, text)
     if text.endswith("{"):
         return Snippet(d.start_line, d.end_line, f"{text} /* ... */ }}")
     return Snippet(d.start_line, d.end_line, text)
+
+
+def _class_head(entry: FileEntry, d: Definition, text: str) -> str:
+    """``text`` (a header) without its generic clutter when ``d`` is a TypeScript/Java class or interface."""
+    sp = spec(entry.language)
+    if d.kind in CLASS_LIKE and "\n" not in text and sp is not None and sp.family in ("js", "java"):
+        return bare_type_arguments(text)
+    return text
+
+
+_CLASS_NAME = re.compile(r"\b(?:class|interface)\s+[\w$]+\s*")
+_TYPE_PARAMETER = re.compile(r"\s*(?:(?:in|out|const)\s+)?([\w$]+)")
+
+
+def bare_type_arguments(head: str) -> str:
+    """A class or interface header with its type parameters' bounds and defaults and its bases'
+    type arguments left out: ``class Result<S extends State = Base> extends FlowBase<S, Error>
+    implements Storage<string> {`` -> ``class Result<S> extends FlowBase implements Storage {``.
+    What the name is and what it derives from, in a third of the tokens (TypeScript's and Java's
+    generic headers run to 40-60 tokens); the longer forms keep them."""
+    m = _CLASS_NAME.search(head)
+    if m is None:
+        return head
+    out, i = [head[:m.end()]], m.end()
+    if head.startswith("<", i):
+        end = _closing(head, i)
+        if end < 0:
+            return head
+        names = [_TYPE_PARAMETER.match(p) for p in _top_level_split(head[i + 1:end])]
+        if not all(names):
+            return head
+        out.append("<" + ", ".join(n.group(1) for n in names) + ">")
+        i = end + 1
+    while i < len(head):
+        if head[i] == "<":
+            end = _closing(head, i)
+            if end < 0:
+                return head
+            i = end + 1
+            continue
+        out.append(head[i])
+        i += 1
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the ``>`` closing the ``<`` at ``start`` (an arrow's ``=>`` is not one), or -1."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == "<":
+            depth += 1
+        elif c == ">" and text[i - 1] != "=":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets."""
+    parts, depth, last = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "<([{":
+            depth += 1
+        elif c in ")]}" or (c == ">" and text[i - 1] != "="):
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[last:i])
+            last = i + 1
+    parts.append(text[last:])
+    return [p for p in parts if p.strip()]
 
 
 def members(entry: FileEntry, d: Definition) -> list[Definition]:

@@ -1,0 +1,4 @@
+/** Records that the event happened for this correlation id. */
+export function measure(event: string, correlationId: string): void {
+    console.debug(event, correlationId);
+}
