@@ -337,6 +337,19 @@ def figures(rows: list[dict]) -> dict:
     return fig
 
 
+#: where the needed name is in the "with" prompt (``by_where``): a breakdown next to the pooled figure
+WHERE = {"only_in_context": lambda p: p["name_in_context"] and not p["name_in_file"],
+         "in_file": lambda p: p["name_in_file"],
+         "nowhere": lambda p: not p["name_in_context"] and not p["name_in_file"]}
+
+
+def by_where(prompts: list[dict], rows: list[dict]) -> dict:
+    """``figures`` of the cases split by where their name is: only in the context (what only context can
+    answer), in the file part of the prompt (the kept prefix or suffix, with or without context), nowhere
+    in the prompt. An extra breakdown; the figures over all cases stay the headline."""
+    return {k: figures([r for p, r in zip(prompts, rows) if test(p)]) for k, test in WHERE.items()}
+
+
 def ceiling(prompts: list[dict]) -> dict:
     """The identifier rates of a model that writes the needed name whenever its prompt holds it: with
     context (in the context or the file part) and without (in the file part only), and their ratio."""
@@ -371,7 +384,8 @@ def table(doc: dict) -> str:
             "ident_without", "ident_ratio", "ident_ratio_ci", "ident_only_with", "ident_only_without", "ident_sign_p"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for label, fig in doc["models"].items():
-        for repo, f in [("all", fig)] + sorted(fig.get("by_repo", {}).items()):
+        parts = [("all", fig)] + sorted(fig.get("by_repo", {}).items())
+        for repo, f in parts + [(f"all, name {k}", f) for k, f in fig.get("by_where", {}).items()]:
             cells = [f"{f[c]} ({f['ident_hits_' + c[6:]]}) {f['ident_ci_' + c[6:]]}" if c in ("ident_with", "ident_without")
                      else str(f.get(c)) for c in cols[3:]]
             lines.append(" | ".join([label, repo, str(f["cases"])] + cells))
@@ -451,6 +465,7 @@ def main(argv=None) -> int:
         run = cached_run(args.work, gguf, lora, prompts, args)
         rows = run["rows"]
         fig = {**figures(rows), "ms_per_generation": run["ms_per_generation"]}
+        fig["by_where"] = by_where(prompts, rows)
         if len(roots) > 1:
             fig["by_repo"] = {r.name: figures([x for p, x in zip(prompts, rows) if p["repo"] == r.name]) for r in roots}
         if args.rows:

@@ -69,3 +69,15 @@ def test_ceiling_counts_the_names_a_prompt_holds(lift):
         + [{"name_in_context": False, "name_in_file": True}] * 2 + [{"name_in_context": False, "name_in_file": False}] * 4
     c = lift.ceiling(prompts)
     assert (c["ident_with"], c["ident_without"], c["ident_ratio"]) == (0.6, 0.3, 2.0)
+
+
+def test_by_where_splits_the_cases_by_where_the_name_is(lift):
+    prompts = [{"name_in_context": True, "name_in_file": False}] * 3 + [{"name_in_context": True, "name_in_file": True}] \
+        + [{"name_in_context": False, "name_in_file": True}] * 2 + [{"name_in_context": False, "name_in_file": False}] * 4
+    rows = [_row(True, False)] * 2 + [_row(False, False)] + [_row(True, True)] * 3 + [_row(False, True)] * 4
+    w = lift.by_where(prompts, rows)
+    assert [w[k]["cases"] for k in ("only_in_context", "in_file", "nowhere")] == [3, 3, 4]
+    assert (w["only_in_context"]["ident_hits_with"], w["only_in_context"]["ident_hits_without"]) == (2, 0)
+    assert (w["in_file"]["ident_hits_with"], w["in_file"]["ident_hits_without"]) == (3, 3)
+    assert (w["nowhere"]["ident_hits_with"], w["nowhere"]["ident_hits_without"]) == (0, 4)
+    assert sum(w[k]["cases"] for k in w) == len(prompts)  # every case in exactly one part

@@ -279,6 +279,46 @@ def test_disk_full_while_checkpointing_is_one_message_and_keeps_the_last_checkpo
     assert json.loads((out / "summary.json").read_text())["step"] == 6
 
 
+def test_a_finished_run_continues_with_a_longer_schedule(setup, tmp_path, capsys):
+    """The same command with a larger ``max_steps`` (and another ``lr``) continues a finished run from its
+    last checkpoint (docs/finetune.md, "a second schedule"): the LoRA weights and optimizer of the first run,
+    its metrics kept, the new steps on the new schedule's cosine from the checkpoint's step on, and the next
+    rows of the data order (the first run's epoch continues)."""
+    from finetune import checkpoint
+    from finetune.__main__ import main
+    from finetune.loop import lr_at
+
+    base, data = setup
+    out = tmp_path / "run"
+    args = ["train", "--config", str(DEBUG), f"base={base}", f"data={data}", f"out={out}", "progress=false",
+            "save_every=2"]
+    assert main(args + ["max_steps=6"]) == 0
+    first = checkpoint.load(out / "ckpt.pt")
+    assert first["step"] == 6
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    capsys.readouterr()
+    assert main(args + ["max_steps=10", "lr=5e-3"]) == 0
+    assert "ckpt.pt at step 6" in capsys.readouterr().out
+    after = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert after[:len(rows)] == rows  # the first schedule's curve is kept as it was
+    new = {r["step"]: r for r in after if "loss" in r and r["step"] > 6}
+    assert sorted(new) == [7, 8, 9, 10]
+    cfg = load(LoraTrainConfig, DEBUG, [f"base={base}", f"data={data}", "max_steps=10", "lr=5e-3"])
+    for step, r in new.items():
+        assert r["lr"] == pytest.approx(lr_at(step - 1, cfg))
+    assert new[10]["tokens"] == 10 * cfg.batch_size * np.load(data / "train.npy").shape[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["step"] == 10
+    last = checkpoint.load(out / "ckpt.pt")
+    assert any(not torch_equal(last["lora"][k], first["lora"][k]) for k in first["lora"])
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def test_pretrain_corrupt_checkpoint_and_non_starcoder2_init_are_one_message(setup, tmp_path, capsys):
     from finetune.__main__ import main
 
