@@ -290,10 +290,16 @@ class AttributionIndex:
                 return None
             left = _common_len(norm, qp, dn, dp, forward=False)
             right = _common_len(norm, qp + WINDOW, dn, dp + WINDOW, forward=True)
-            open_left = left == dp and left < qp and base > 0
-            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
+            if reg.edges is None:
+                more_before, more_after = base > 0, base + len(dn) < n_doc
+            else:  # a tight region (``Segment._tight`` checked that the extension stays inside it)
+                more_before, more_after = not reg.edges[0], not reg.edges[1]
+            open_left = left == dp and left < qp and more_before
+            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and more_after
             if not (open_left or open_right):
                 return left, right, dp, reg
+            if reg.edges is not None:
+                raise AssertionError("a tight region's extension reaches its edge")
             if grow > 2 * len(doc.raw) + len(norm):  # the region cannot grow any more: a damaged table
                 return None
             grow = 2 * grow + 1024

@@ -41,11 +41,12 @@ class DocText:
     """A document's raw text, whether its normal form changes only whitespace (``exact``), and
     whether it is the text indexed (``indexed``: True, False, or None until checked)."""
 
-    __slots__ = ("raw", "exact", "indexed")
+    __slots__ = ("raw", "exact", "indexed", "ascii")
 
     def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True):
         self.raw = raw
-        self.exact = is_exact(raw) if exact is None else exact
+        self.ascii = raw.isascii()
+        self.exact = (self.ascii or is_exact(raw)) if exact is None else exact
         self.indexed = indexed
 
 
@@ -71,7 +72,25 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
     surroundings agree furthest with the query's, whitespace aside (at least the whole window);
     None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
     (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
-    too frequent to try every occurrence (``MAX_SEEN``).
+    too frequent to try every occurrence (``MAX_SEEN``). ``scan_raw(...).result``."""
+    return scan_raw(raw, norm, qp, min_chars).result
+
+
+class RawHit:
+    """What ``scan_raw`` found: ``result`` (``best_raw``'s answer), the best occurrence's token
+    position ``p`` and how many whitespace-free characters agree with the query before (``sb``)
+    and after (``sa``) its token, the token positions of every occurrence that holds the window
+    (whitespace aside, ``held``) among those looked at, and ``resume``: the raw position the
+    scan stopped at (-1 when it looked at every occurrence of the token)."""
+
+    __slots__ = ("result", "p", "sb", "sa", "held", "resume")
+
+    def __init__(self, result, p, sb, sa, held, resume):
+        self.result, self.p, self.sb, self.sa, self.held, self.resume = result, p, sb, sa, held, resume
+
+
+def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> RawHit:
+    """``best_raw`` and what the scan saw (``RawHit``).
 
     Every occurrence of the token (overlapping ones too) is counted; whether it holds the
     window is decided from the characters next to it when they differ from the window's, from
@@ -83,13 +102,15 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
     need_b, need_a = len(win_b), len(win_a)
     last_b, first_a = win_b[-1:], win_a[:1]
     w_before, w_after = window[:k], window[k + n :]
-    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
+    best, best_p, seen, reach, held, resume = -1, None, 0, (0, 0), [], -1
+    best_sb = best_sa = 0
     p = raw.find(tok)
     while p >= 0:
         seen += 1
         if seen > MAX_SEEN:
-            return -1
-        if scored >= MAX_SCORED:
+            return RawHit(-1, None, 0, 0, held, p)
+        if len(held) >= MAX_SCORED:
+            resume = p
             break
         e = p + n
         if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
@@ -98,15 +119,30 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
             pass
         elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
               and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
-            scored += 1  # the window is here, whitespace aside
+            held.append(p)  # the window is here, whitespace aside
             sb, sa = _agree_before(raw, p, q_before), _agree_after(raw, e, q_after)
             reach = (max(reach[0], sb), max(reach[1], sa))
             if sb + sa > best:
-                best, best_p = sb + sa, p
+                best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
                 if sb == nb and sa == na:
+                    resume = p + 1
                     break
         p = raw.find(tok, p + 1)
-    return _too_short(norm, qp, k, tok, best_p, reach, scored, min_chars)
+    result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
+    return RawHit(result, best_p, best_sb, best_sa, held, resume)
+
+
+def holds_window(raw: str, norm: str, qp: int, p: int) -> bool:
+    """Whether the occurrence of query window ``qp``'s longest token at raw position ``p``
+    holds the window, whitespace aside (``scan_raw``'s test)."""
+    tok, k, _, _, win_b, win_a = window_parts(norm, qp)
+    window, e = norm[qp : qp + WINDOW], p + len(tok)
+    if win_b and (p == 0 or (raw[p - 1] != win_b[-1] and not raw[p - 1].isspace())):
+        return False
+    if win_a and (e >= len(raw) or (raw[e] != win_a[0] and not raw[e].isspace())):
+        return False
+    return (((p >= k and raw.startswith(window[:k], p - k)) or _flat_before(raw, p, len(win_b)) == win_b)
+            and (raw.startswith(window[k + len(tok):], e) or _flat_after(raw, e, len(win_a)) == win_a))
 
 
 def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int, min_chars: int):
