@@ -120,7 +120,7 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> RawHit:
         elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
               and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
             held.append(p)  # the window is here, whitespace aside
-            sb, sa = _agree_before(raw, p, q_before), _agree_after(raw, e, q_after)
+            sb, sa = _agree_before(raw, p, q_before, need_b), _agree_after(raw, e, q_after, need_a)
             reach = (max(reach[0], sb), max(reach[1], sa))
             if sb + sa > best:
                 best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
@@ -163,32 +163,34 @@ def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int,
 FIRST = 16
 
 
-def _agree_before(raw: str, p: int, q_before: str) -> int:
+def _agree_before(raw: str, p: int, q_before: str, known: int = 0) -> int:
     """How many whitespace-free characters before raw position ``p`` agree with the end of
-    ``q_before`` (all of them at most)."""
-    m = min(FIRST, len(q_before))
+    ``q_before`` (all of them at most), given that the last ``known`` do (the window's part
+    before its token, at an occurrence that holds the window): ``known + FIRST`` are compared
+    first."""
+    m = min(known + FIRST, len(q_before))
     rb = _flat_before(raw, p, m)
     if rb == q_before[len(q_before) - len(rb) :]:
         if len(rb) < m or m == len(q_before):  # the text's start, or all of q_before
             return len(rb)
         rb = _flat_before(raw, p, len(q_before))
         return _common_len(q_before, len(q_before), rb, len(rb), False)
-    n = 0
+    n = min(known, len(rb))
     while rb[-1 - n] == q_before[-1 - n]:
         n += 1
     return n
 
 
-def _agree_after(raw: str, e: int, q_after: str) -> int:
+def _agree_after(raw: str, e: int, q_after: str, known: int = 0) -> int:
     """How many whitespace-free characters from raw position ``e`` on agree with the start of
-    ``q_after`` (all of them at most)."""
-    m = min(FIRST, len(q_after))
+    ``q_after`` (all of them at most), given that the first ``known`` do."""
+    m = min(known + FIRST, len(q_after))
     ra = _flat_after(raw, e, m)
     if ra == q_after[: len(ra)]:
         if len(ra) < m or m == len(q_after):
             return len(ra)
         return _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
-    n = 0
+    n = min(known, len(ra))
     while ra[n] == q_after[n]:
         n += 1
     return n
