@@ -39,15 +39,48 @@ def is_exact(raw: str) -> bool:
 
 class DocText:
     """A document's raw text, whether its normal form changes only whitespace (``exact``), and
-    whether it is the text indexed (``indexed``: True, False, or None until checked)."""
+    whether it is the text indexed (``indexed``: True, False, or None until checked).
 
-    __slots__ = ("raw", "exact", "indexed", "ascii")
+    Kept with it for the later queries that hit it (the index caches ``DocText``s): where each
+    token searched in it occurs (``occ``: token -> (positions, whether that is all of them),
+    ``scan_raw``'s), and its normal form when it was normalised whole (``whole``)."""
+
+    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole")
 
     def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True):
         self.raw = raw
         self.ascii = raw.isascii()
         self.exact = (self.ascii or is_exact(raw)) if exact is None else exact
         self.indexed = indexed
+        self.occ: dict[str, tuple[tuple[int, ...], bool]] = {}
+        self.whole: str | None = None
+
+
+#: How many tokens' occurrences a ``DocText`` keeps (then it forgets them all).
+MAX_TOKENS = 64
+
+
+def _occurrences(raw: str, tok: str, occ: dict | None):
+    """The positions of ``tok`` in ``raw`` (overlapping ones too), in order: those ``occ`` has,
+    then found with ``str.find``; the ones found are added to ``occ`` when the caller stops
+    (``close``). A new tuple replaces the entry, so threads sharing ``occ`` see one or the other."""
+    known, done = occ.get(tok, ((), False)) if occ is not None else ((), False)
+    yield from known
+    if done:
+        return
+    new: list[int] = []
+    try:
+        p = raw.find(tok, known[-1] + 1) if known else raw.find(tok)
+        while p >= 0:
+            new.append(p)
+            yield p
+            p = raw.find(tok, p + 1)
+        done = True
+    finally:
+        if occ is not None and (new or done):
+            if len(occ) >= MAX_TOKENS and tok not in occ:
+                occ.clear()
+            occ[tok] = (known + tuple(new), done)
 
 
 @lru_cache(maxsize=4096)
@@ -89,8 +122,8 @@ class RawHit:
         self.result, self.p, self.sb, self.sa, self.held, self.resume = result, p, sb, sa, held, resume
 
 
-def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> RawHit:
-    """``best_raw`` and what the scan saw (``RawHit``).
+def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None = None) -> RawHit:
+    """``best_raw`` and what the scan saw (``RawHit``). ``occ``: the document's ``DocText.occ``.
 
     Every occurrence of the token (overlapping ones too) is counted; whether it holds the
     window is decided from the characters next to it when they differ from the window's, from
@@ -104,30 +137,32 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> RawHit:
     w_before, w_after = window[:k], window[k + n :]
     best, best_p, seen, reach, held, resume = -1, None, 0, (0, 0), [], -1
     best_sb = best_sa = 0
-    p = raw.find(tok)
-    while p >= 0:
-        seen += 1
-        if seen > MAX_SEEN:
-            return RawHit(-1, None, 0, 0, held, p)
-        if len(held) >= MAX_SCORED:
-            resume = p
-            break
-        e = p + n
-        if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
-            pass  # the character before the token is not the window's
-        elif need_a and (e >= len(raw) or (raw[e] != first_a and not raw[e].isspace())):
-            pass
-        elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
-              and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
-            held.append(p)  # the window is here, whitespace aside
-            sb, sa = _agree_before(raw, p, q_before, need_b), _agree_after(raw, e, q_after, need_a)
-            reach = (max(reach[0], sb), max(reach[1], sa))
-            if sb + sa > best:
-                best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
-                if sb == nb and sa == na:
-                    resume = p + 1
-                    break
-        p = raw.find(tok, p + 1)
+    occurrences = _occurrences(raw, tok, occ)
+    try:
+        for p in occurrences:
+            seen += 1
+            if seen > MAX_SEEN:
+                return RawHit(-1, None, 0, 0, held, p)
+            if len(held) >= MAX_SCORED:
+                resume = p
+                break
+            e = p + n
+            if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
+                pass  # the character before the token is not the window's
+            elif need_a and (e >= len(raw) or (raw[e] != first_a and not raw[e].isspace())):
+                pass
+            elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
+                  and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
+                held.append(p)  # the window is here, whitespace aside
+                sb, sa = _agree_before(raw, p, q_before, need_b), _agree_after(raw, e, q_after, need_a)
+                reach = (max(reach[0], sb), max(reach[1], sa))
+                if sb + sa > best:
+                    best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
+                    if sb == nb and sa == na:
+                        resume = p + 1
+                        break
+    finally:
+        occurrences.close()
     result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
     return RawHit(result, best_p, best_sb, best_sa, held, resume)
 

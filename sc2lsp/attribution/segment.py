@@ -5,6 +5,7 @@ and finding a window again in a document (postings name the document, not the of
 from __future__ import annotations
 
 import json
+import os
 import re
 import zlib
 
@@ -124,8 +125,17 @@ class Segment:
         if p is None:
             return self.read_text(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
-            with open(p, "rb") as f:
-                data = f.read()
+            fd = os.open(p, os.O_RDONLY)
+            try:  # one read for a regular file (cheaper than open().read())
+                size = os.fstat(fd).st_size
+                data = os.read(fd, size + 1)
+                if len(data) > size:  # it grew since: the rest too
+                    chunks = [data]
+                    while chunks[-1]:
+                        chunks.append(os.read(fd, 1 << 16))
+                    data = b"".join(chunks)
+            finally:
+                os.close(fd)
             return data.decode("utf-8", "surrogatepass"), False
         except (OSError, UnicodeDecodeError):
             return None
@@ -151,7 +161,11 @@ class Segment:
             raw_b = int(self.ckpt[c0 + j1]) if j1 < c1 - c0 else len(raw)
             piece = raw[raw_a:raw_b]
             base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-            reg = Region(base, normalize(piece), raw_a, piece, raw, self.ckpt[c0:c1], self.every)
+            whole = j0 == 0 and j1 == c1 - c0 and isinstance(doc, DocText)  # kept with the document
+            text = doc.whole if whole and doc.whole is not None else normalize(piece)
+            if whole:
+                doc.whole = text
+            reg = Region(base, text, raw_a, piece, raw, self.ckpt[c0:c1], self.every)
             if cache is not None:
                 cache[(j0, j1)] = reg
         return reg
@@ -173,7 +187,7 @@ class Segment:
         """
         pad = (qp + 2, len(norm) - qp + 2)
         if doc.exact:
-            hit = scan_raw(doc.raw, norm, qp, min_chars)
+            hit = scan_raw(doc.raw, norm, qp, min_chars, doc.occ)
             best = hit.result
             if best is None or isinstance(best, tuple):
                 return best
