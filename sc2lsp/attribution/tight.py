@@ -27,6 +27,7 @@ from .rawsearch import RawHit, _common_len, _nonblanks, holds_window, window_par
 #: Whitespace-free characters taken beyond those the extension can reach, on each side.
 MARGIN = 16
 _BREAK = re.compile("[" + re.escape(_BREAKS) + "]")
+_NONBLANK = re.compile(r"\S+")  # (\s is exactly str.isspace)
 
 
 def sole_holder(raw: str, norm: str, qp: int, hit: RawHit, r0: int, r1: int) -> bool:
@@ -47,26 +48,41 @@ def sole_holder(raw: str, norm: str, qp: int, hit: RawHit, r0: int, r1: int) -> 
 
 
 def _back(raw: str, p: int, m: int) -> tuple[int, bool]:
-    """A raw position ``a`` <= ``p`` on a non-blank with at least ``m`` non-blanks in
-    ``raw[a:p]`` (or the document's first non-blank), and whether no non-blank precedes it."""
+    """The raw position of the ``m``-th non-blank before ``p`` (``p`` when ``m`` <= 0; the
+    document's first non-blank when there are fewer), and whether no non-blank precedes it."""
+    if m <= 0:
+        return p, False
     size = 2 * m + 64
     while True:
         a = max(0, p - size)
-        chunk = raw[a:p]
-        if a == 0 or len("".join(chunk.split())) >= m:
-            return a + len(chunk) - len(chunk.lstrip()), a == 0
+        runs = [x.span() for x in _NONBLANK.finditer(raw, a, p)]
+        if sum(e - s for s, e in runs) >= m:
+            for s, e in reversed(runs):
+                if e - s >= m:
+                    return e - m, False
+                m -= e - s
+        if a == 0:
+            return (runs[0][0] if runs else p), True
         size *= 4
 
 
 def _fwd(raw: str, e: int, m: int) -> tuple[int, bool]:
-    """A raw position ``b`` >= ``e`` just after a non-blank (or ``e``) with at least ``m``
-    non-blanks in ``raw[e:b]`` (or all), and whether no non-blank follows it."""
+    """The raw position just after the ``m``-th non-blank from ``e`` on (``e`` when ``m`` <= 0;
+    after the document's last non-blank when there are fewer), and whether no non-blank
+    follows it."""
+    if m <= 0:
+        return e, False
     size = 2 * m + 64
     while True:
         b = min(len(raw), e + size)
-        chunk = raw[e:b]
-        if b == len(raw) or len("".join(chunk.split())) >= m:
-            return e + len(chunk.rstrip()), b == len(raw)
+        runs = [x.span() for x in _NONBLANK.finditer(raw, e, b)]
+        if sum(y - x for x, y in runs) >= m:
+            for x, y in runs:
+                if y - x >= m:
+                    return x + m, False
+                m -= y - x
+        if b == len(raw):
+            return (runs[-1][1] if runs else e), True
         size *= 4
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from sc2lsp.attribution import AttributionIndex, build_index
 from sc2lsp.attribution import segment as segment_mod
+from sc2lsp.attribution import tight as tight_mod
 from sc2lsp.attribution.hashing import WINDOW
 from sc2lsp.attribution.normalize import normalize
 from sc2lsp.attribution.rawsearch import CONTEXT, DocText, best_raw, scan_raw
@@ -133,7 +134,11 @@ def _answers(path, queries, tight: bool, monkeypatch, tally: Counter | None = No
     return out
 
 
-def test_tight_regions_give_the_checkpoint_regions_answers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("margin", [16, -1])
+def test_tight_regions_give_the_checkpoint_regions_answers(tmp_path, monkeypatch, margin):
+    """(A margin of -1 leaves out the character where the extension stops: then the extension
+    reaches the region's edge, and the checkpoint region must be taken instead.)"""
+    monkeypatch.setattr(tight_mod, "MARGIN", margin)
     rng = random.Random(15)
     src = tmp_path / "src"
     src.mkdir()
@@ -149,3 +154,5 @@ def test_tight_regions_give_the_checkpoint_regions_answers(tmp_path, monkeypatch
     # both ways were taken: a small region, and the checkpoint region where another occurrence
     # holds the window nearby (twice.py, dashes.py)
     assert tally["tight"] > 100 and tally["fallback"] > 5, tally
+    if margin < 0:
+        assert tally["fallback"] > 100, tally
