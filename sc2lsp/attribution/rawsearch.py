@@ -137,6 +137,7 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None 
     w_before, w_after = window[:k], window[k + n :]
     best, best_p, seen, reach, held, resume = -1, None, 0, (0, 0), [], -1
     best_sb = best_sa = 0
+    settled = min_chars <= WINDOW  # (then _too_short never rejects)
     occurrences = _occurrences(raw, tok, occ)
     try:
         for p in occurrences:
@@ -154,13 +155,20 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None 
             elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
                   and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
                 held.append(p)  # the window is here, whitespace aside
-                sb, sa = _agree_before(raw, p, q_before, need_b), _agree_after(raw, e, q_after, need_a)
+                sa = _agree_after(raw, e, q_after, need_a)
+                if settled and sa + nb <= best:
+                    continue  # it cannot beat the best, whose span alone is long enough
+                sb = _agree_before(raw, p, q_before, need_b)
                 reach = (max(reach[0], sb), max(reach[1], sa))
                 if sb + sa > best:
                     best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
                     if sb == nb and sa == na:
                         resume = p + 1
                         break
+                    # once the best occurrence alone can give min_chars, how far the others reach
+                    # (``_too_short``) no longer matters: only whether one agrees further
+                    settled = settled or (_unflat_fwd(norm, qp + k + n, sa) - _unflat_back(norm, qp + k, sb)
+                                          >= min_chars)
     finally:
         occurrences.close()
     result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
