@@ -8,6 +8,7 @@ import json
 import os
 import re
 import zlib
+from bisect import bisect_right
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class Segment:
                 return best
             if best >= 0:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
-                j = int(np.searchsorted(ck, best, side="right")) - 1
+                j = bisect_right(ck, best) - 1  # (faster than np.searchsorted for one value)
                 lo, hi = j * self.every - WINDOW - 2 - pad[0], (j + 1) * self.every + WINDOW + 2 + pad[1]
                 if TIGHT and doc.ascii:
                     got = self._tight(doc.raw, norm, qp, hit, ck, lo, hi)
