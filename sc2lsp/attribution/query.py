@@ -314,6 +314,7 @@ class AttributionIndex:
         m_hi = np.fromiter((m[1] for m in matches), dtype=np.int64, count=len(matches))
         kept: list[tuple[int, int, int]] = []  # (qa, qb, documents covering it)
         out: list[Span] = []
+        prev = None  # _previous(qh), for _estimate
         for (qa, qb) in sorted({(m[0], m[1]) for m in matches}, key=lambda r: (r[0] - r[1], r[0])):
             firsts: dict[tuple[int, int], tuple] = {}  # covering documents: their first match
             for i in np.flatnonzero((m_lo <= qa) & (m_hi >= qb)).tolist():
@@ -326,7 +327,8 @@ class AttributionIndex:
             exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
             n_docs = len(firsts)
             if not exact:
-                n_docs = max(n_docs, self._estimate(qh, counts, qa, qb))
+                prev = _previous(qh) if prev is None else prev
+                n_docs = max(n_docs, self._estimate(prev, counts, qa, qb))
             firsts = dict(sorted(firsts.items(), key=lambda kv: (not kv[1][6], kv[0])))
             metas = [self.segments[si].meta(d) for si, d in firsts]
             srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
@@ -338,13 +340,15 @@ class AttributionIndex:
         out.sort(key=lambda s: (s.start, -s.end))
         return out
 
-    def _estimate(self, qh: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
+    def _estimate(self, prev: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
         """Documents holding the span ``[qa, qb)``, from the postings' counts: each such document
         has an indexed window every ``stride`` positions, so it is counted once per stride of
-        distinct windows (a periodic span, like a line of dashes, has only one)."""
+        distinct windows (a periodic span, like a line of dashes, has only one). ``prev``:
+        ``_previous`` of the query's window hashes (a window is the first of its hash in the
+        span when the previous one is before the span)."""
         n_win = max(1, qb - qa - WINDOW + 1)
-        _, first = np.unique(qh[qa : qa + n_win], return_index=True)
-        total = int(counts[qa + first].sum())
+        first = qa + np.flatnonzero(prev[qa : qa + n_win] < qa)
+        total = int(counts[first].sum())
         return round(total / max(1.0, len(first) / self.stride))
 
     def _source(self, m, qa: int, qb: int) -> Source:
@@ -374,6 +378,15 @@ class AttributionIndex:
             else:
                 merged.append([a, b])
         return merged
+
+
+def _previous(qh: np.ndarray) -> np.ndarray:
+    """For each window, the position of the previous window with the same hash (-1: none)."""
+    order = np.argsort(qh, kind="stable")
+    same = qh[order[1:]] == qh[order[:-1]]
+    prev = np.full(len(qh), -1, dtype=np.int64)
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
 
 
 def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:

@@ -154,3 +154,26 @@ def test_tight_regions_give_the_checkpoint_regions_answers(tmp_path, monkeypatch
     # both ways were taken: a small region, and the checkpoint region where another occurrence
     # holds the window nearby (twice.py, dashes.py)
     assert tally["tight"] > (100 if margin > 0 else 20) and tally["fallback"] > (5 if margin > 0 else 100), tally
+
+
+def test_estimate_counts_each_distinct_window_once():
+    """``_estimate`` from ``_previous`` (one sort per query) equals the per-span ``np.unique``."""
+    import numpy as np
+
+    from sc2lsp.attribution.query import _previous
+
+    idx = AttributionIndex.__new__(AttributionIndex)
+    idx.stride = 37
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(1, 400))
+        qh = rng.integers(0, int(rng.integers(1, 60)), size=n).astype(np.uint64)  # many repeats
+        counts = rng.integers(0, 30, size=n)
+        prev = _previous(qh)
+        for _ in range(20):
+            qa = int(rng.integers(0, n))
+            qb = int(rng.integers(qa, n + 1)) + WINDOW - 1
+            n_win = max(1, qb - qa - WINDOW + 1)
+            _, first = np.unique(qh[qa : qa + n_win], return_index=True)
+            want = round(int(counts[qa + first].sum()) / max(1.0, len(first) / 37))
+            assert idx._estimate(prev, counts, qa, qb) == want
