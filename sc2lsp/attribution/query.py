@@ -194,7 +194,7 @@ class AttributionIndex:
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            if all(full[q] for q in qps):
+            if all(map(full.__getitem__, qps)):  # (map: no generator frame per chain)
                 now_capped += qps
                 continue
             members = self._members(groups, si, d)

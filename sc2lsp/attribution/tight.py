@@ -20,14 +20,15 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
+import numpy as np
+
 from .hashing import WINDOW
 from .normalize import _BREAKS, normalize
-from .rawsearch import RawHit, _common_len, _nonblanks, holds_window, window_parts
+from .rawsearch import _WS8, RawHit, _common_len, _nonblanks, holds_window, window_parts
 
 #: Whitespace-free characters taken beyond those the extension can reach, on each side.
 MARGIN = 16
 _BREAK = re.compile("[" + re.escape(_BREAKS) + "]")
-_NONBLANK = re.compile(r"\S+")  # (\s is exactly str.isspace)
 
 
 def sole_holder(raw: str, norm: str, qp: int, hit: RawHit, r0: int, r1: int) -> bool:
@@ -47,6 +48,11 @@ def sole_holder(raw: str, norm: str, qp: int, hit: RawHit, r0: int, r1: int) -> 
     return True
 
 
+def _nonblanks_at(raw: str, a: int, b: int) -> np.ndarray:
+    """Positions (from ``a``) of the non-blank characters of ``raw[a:b]`` (ASCII)."""
+    return np.flatnonzero(~_WS8[np.frombuffer(raw[a:b].encode("ascii"), dtype=np.uint8)])
+
+
 def _back(raw: str, p: int, m: int) -> tuple[int, bool]:
     """The raw position of the ``m``-th non-blank before ``p`` (``p`` when ``m`` <= 0; the
     document's first non-blank when there are fewer), and whether no non-blank precedes it."""
@@ -55,14 +61,11 @@ def _back(raw: str, p: int, m: int) -> tuple[int, bool]:
     size = 2 * m + 64
     while True:
         a = max(0, p - size)
-        runs = [x.span() for x in _NONBLANK.finditer(raw, a, p)]
-        if sum(e - s for s, e in runs) >= m:
-            for s, e in reversed(runs):
-                if e - s >= m:
-                    return e - m, False
-                m -= e - s
+        nb = _nonblanks_at(raw, a, p)
+        if len(nb) >= m:
+            return a + int(nb[-m]), False
         if a == 0:
-            return (runs[0][0] if runs else p), True
+            return (int(nb[0]) if len(nb) else p), True
         size *= 4
 
 
@@ -75,14 +78,11 @@ def _fwd(raw: str, e: int, m: int) -> tuple[int, bool]:
     size = 2 * m + 64
     while True:
         b = min(len(raw), e + size)
-        runs = [x.span() for x in _NONBLANK.finditer(raw, e, b)]
-        if sum(y - x for x, y in runs) >= m:
-            for x, y in runs:
-                if y - x >= m:
-                    return x + m, False
-                m -= y - x
+        nb = _nonblanks_at(raw, e, b)
+        if len(nb) >= m:
+            return e + int(nb[m - 1]) + 1, False
         if b == len(raw):
-            return (runs[-1][1] if runs else e), True
+            return (e + int(nb[-1]) + 1 if len(nb) else e), True
         size *= 4
 
 
