@@ -36,7 +36,8 @@ DEFAULT_MIN_CHARS = 50
 DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
-_CACHE_CHARS = 256_000_000  # bytes, roughly
+_CACHE_CHARS = 256_000_000  # bytes, roughly, of raw text (a document normalised whole also keeps its
+# normal form, at most as long, and its token positions: DocText)
 
 
 class AttributionIndex:

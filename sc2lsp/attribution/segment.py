@@ -183,8 +183,9 @@ class Segment:
         form is verbatim in it. Then the window's longest token is searched in the raw text, each
         occurrence is scored by how far the text around it agrees with the query's, whitespace
         aside (``rawsearch.best_raw``, without normalising anything), and only the checkpoint
-        interval around the best is normalised. Otherwise the whole document is normalised.
-        ``cache``: ``region``'s.
+        interval around the best is normalised (or, in an ASCII document where that occurrence
+        is the only one there, only the text its extension can reach: ``_tight``). Otherwise the
+        whole document is normalised. ``cache``: ``region``'s.
         """
         pad = (qp + 2, len(norm) - qp + 2)
         if doc.exact:
