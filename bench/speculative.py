@@ -180,6 +180,76 @@ def run_situation(items: list[dict], threads: int, reps: int) -> dict:
     }
 
 
+def loop_profile(items: list[dict]) -> dict:
+    """Where the token loop's time goes, measured inside real generations (not the isolated passes
+    of ``tiny_costs``): each position run once by the speculative and the plain backend (each first
+    in turn), every ``llama_decode`` call timed on the thread's CPU clock with its rows, the loop's
+    own time beside it. Per backend: ms per pass in the loop, in ``llama_decode`` and outside it
+    (Python: lookup, policy, batch, argmax, stop checks); the speculative passes' cost by rows as a
+    ratio to the plain backend's one-row pass, and a least-squares line cost = a + b * (rows - 2)
+    (the curve that ``bound`` prices with as "in-loop")."""
+    import statistics
+
+    backends = {"spec": LlamaCppBackend(TINY, LlamaSettings(n_threads=1, speculative=True)),
+                "plain": LlamaCppBackend(TINY, LlamaSettings(n_threads=1, speculative=False))}
+    calls: dict[str, list[tuple[int, float]]] = {k: [] for k in backends}
+    on = {"now": None}
+    for k, b in backends.items():
+        dec = b._llama_decode
+
+        def timed(ctx, batch, dec=dec, k=k):
+            t0 = time.thread_time()
+            try:
+                return dec(ctx, batch)
+            finally:
+                if on["now"] == k:
+                    calls[k].append((batch.n_tokens, time.thread_time() - t0))
+        b._llama_decode = timed
+    cpu = {k: _cpu_clocked(b) for k, b in backends.items()}
+    loop = {k: 0.0 for k in backends}
+    names = list(backends)
+    for i, p in enumerate(items):
+        for k in names[i % 2:] + names[: i % 2]:
+            b = backends[k]
+            b.history.clear()
+            if "before" in p:
+                b.generate(prompt_of(p["before"]), max_tokens=8, stop=STOP_TOKENS)
+            b.warm(prompt_of(p))
+            on["now"] = k
+            b.generate(prompt_of(p), max_tokens=MAX_TOKENS, stop=STOP_TOKENS)
+            on["now"] = None
+            loop[k] += cpu[k][0]
+    for b in backends.values():
+        b.close()
+    one = statistics.mean(t for r, t in calls["plain"] if r == 1)
+    out: dict = {"plain_one_row_ms": round(one * 1000, 3)}
+    for k, c in calls.items():
+        dec = sum(t for _, t in c)
+        out[k] = {"passes": len(c), "loop_ms_per_pass": round(loop[k] / len(c) * 1000, 4),
+                  "decode_ms_per_pass": round(dec / len(c) * 1000, 4),
+                  "other_ms_per_pass": round((loop[k] - dec) / len(c) * 1000, 4),
+                  "other_share": round((loop[k] - dec) / loop[k], 3)}
+    by_rows: dict[int, list[float]] = {}
+    for r, t in calls["spec"]:
+        by_rows.setdefault(r, []).append(t / one)
+    out["spec_cost_by_rows"] = {r: {"passes": len(v), "mean": round(statistics.mean(v), 3)}
+                                for r, v in sorted(by_rows.items())}
+    xs = [r - 2 for r, _ in calls["spec"]]
+    ys = [t / one for _, t in calls["spec"]]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(1e-9, sum((x - mx) ** 2 for x in xs))
+    out["fit"] = {"two_rows": round(my - slope * mx, 3), "per_extra_row": round(slope, 3)}
+    return out
+
+
+def inloop_curve(profiles: dict[str, dict]) -> dict[str, float]:
+    """``bound``'s cost dict from the in-loop line fitted over every situation's speculative passes."""
+    fits = [p["fit"] for p in profiles.values()]
+    a = sum(f["two_rows"] for f in fits) / len(fits)
+    b = sum(f["per_extra_row"] for f in fits) / len(fits)
+    return {"1+pad": round(a, 3), **{f"k={k}": round(a + b * (k - 2), 3) for k in (2, 3, 4, 6, 8)}}
+
+
 def pass_costs(model: Path, threads: int, reps: int, ks=(1, 2, 4, 8, 16)) -> dict[int, float]:
     """Median ms of one pass over k tokens (logits of every token) after a 512-token prompt."""
     import statistics
@@ -257,7 +327,7 @@ def graph_reuse(reps: int, cache: int = 800) -> dict[str, float]:
     return {"one_row_ms": round(med["1 row"] * 1000, 3), **{k: round(v / med["1 row"], 3) for k, v in med.items()}}
 
 
-def bound(items: list[dict], cost: dict[str, float]) -> dict:
+def bound(items: list[dict], cost: dict[str, float], inloop: dict[str, float] | None = None) -> dict:
     """What drafting could give at best on sc2-tiny's cost curve: at each step of the greedy
     output, how many of the lookup's next 8 drafted tokens greedy decoding agrees with (L); an
     oracle drafts exactly L (one token where L = 0: the second row is there anyway), a fixed policy
@@ -315,8 +385,13 @@ def bound(items: list[dict], cost: dict[str, float]) -> dict:
                 tokens += 1 + min(d, agree)
                 i += 1 + min(d, agree)
         return round(tokens / spent, 3)
-    return {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)},
-            "lookup_us": round(sum(lookup_ns) / max(1, len(lookup_ns)) / 1000, 1)}
+    res = {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)},
+           "lookup_us": round(sum(lookup_ns) / max(1, len(lookup_ns)) / 1000, 1)}
+    if inloop is not None:  # the same replay priced with the in-loop curve (``loop_profile``)
+        ks = {1: inloop["1+pad"], **{int(k[2:]): v for k, v in inloop.items() if k.startswith("k=")}}
+        res["in-loop oracle"] = speed(lambda agree: agree)
+        res.update({f"in-loop always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 4)})
+    return res
 
 
 def exact_rows(model: Path, threads: int, cuts=(596, 570, 540)) -> dict:
@@ -394,6 +469,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="sc2-tiny threads (its automatic choice is 1)")
     ap.add_argument("--reps", type=int, default=3, help="runs per position and backend (the fastest counts)")
     ap.add_argument("--cost-reps", type=int, default=300, help="passes per shape for sc2-tiny's cost curve")
+    ap.add_argument("--profile-positions", type=int, default=6, help="positions per situation for the in-loop profile")
     ap.add_argument("--with-3b", action="store_true", help="the 3B-shaped GGUF's pass cost curve and expected speed-up")
     ap.add_argument("--threads-3b", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--reps-3b", type=int, default=3)
@@ -406,7 +482,9 @@ def main() -> int:
     out["tiny_pass_cost"] = tiny_costs(args.cost_reps)
     out["tiny_graph_reuse"] = graph_reuse(args.cost_reps)
     out["tiny"] = {name: run_situation(items, args.threads, args.reps) for name, items in sits.items()}
-    out["bound"] = {name: bound(items, out["tiny_pass_cost"]) for name, items in sits.items()}
+    out["loop_profile"] = {name: loop_profile(items[: args.profile_positions]) for name, items in sits.items()}
+    out["inloop_curve"] = inloop_curve(out["loop_profile"])
+    out["bound"] = {name: bound(items, out["tiny_pass_cost"], out["inloop_curve"]) for name, items in sits.items()}
     if args.with_3b:
         from bench.convert_rss import CACHE
 
@@ -445,6 +523,16 @@ def table(r: dict) -> str:
                              for name, b in r["bound"].items()))
     lines.append("prompt lookup per step (us, replayed): " + ", ".join(
         f"{name} {b['lookup_us']}" for name, b in r["bound"].items() if "lookup_us" in b))
+    if "loop_profile" in r:
+        lines.append("in-loop profile (thread CPU, ms per pass: loop = llama_decode + other): " + "; ".join(
+            f"{name}: " + ", ".join(f"{k} {p[k]['loop_ms_per_pass']} = {p[k]['decode_ms_per_pass']} + {p[k]['other_ms_per_pass']}"
+                                    f" ({100 * p[k]['other_share']:.0f}%)" for k in ("spec", "plain"))
+            for name, p in r["loop_profile"].items()))
+        lines.append("in-loop speculative pass cost vs the plain one-row pass, by rows (passes): " + "; ".join(
+            f"{name}: " + ", ".join(f"{rows}: {c['mean']} ({c['passes']})" for rows, c in p["spec_cost_by_rows"].items())
+            + f"; fit {p['fit']['two_rows']} + {p['fit']['per_extra_row']} x (rows - 2)"
+            for name, p in r["loop_profile"].items()))
+        lines.append("in-loop curve (mean fit): " + ", ".join(f"{k} {v}" for k, v in r["inloop_curve"].items()))
     c = r["tiny_pass_cost"]
     lines.append(f"sc2-tiny pass cost after 800 tokens (thread CPU time, one row = {c['one_row_ms']} ms): "
                  + ", ".join(f"{k} {v}" for k, v in c.items() if k != "one_row_ms"))
