@@ -22,6 +22,12 @@ Situations (each position: prompt evaluated first, then the generation timed alo
   typed without it (it is in no part of this prompt: drafts can only come from the earlier one);
 * ``plain``: new code: the end of a file's prefix, empty suffix, no context.
 
+Where the loop's time goes (``loop_profile``, a few positions per situation): every
+``llama_decode`` call timed inside real generations of the speculative and the plain backend,
+ms per pass in llama.cpp and outside it (Python), and the speculative passes' cost by rows as a
+ratio to the plain one-row pass; ``bound`` prices its replay with that in-loop curve too ("in-loop
+oracle"), beside the isolated passes' curve of ``tiny_costs``.
+
 The 3B-shaped GGUF (``bench/convert_rss.py``'s cache, ``--with-3b``): the cost of one pass over
 k = 1, 2, 4, 8, 16 tokens vs one token (all logits read, as the verification does), and the
 expected 3B decode speed-up for each situation from the sc2-tiny runs' drafts: a policy with the
