@@ -419,8 +419,6 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
             reason = run.emit(tok)
             if reason is not None:
                 return reason
-            if not run.room():  # the last token: no pass for logits nobody reads
-                return "length"
             if lookup is not None:
                 lookup.push(tok)
             if should_stop is not None and should_stop():
