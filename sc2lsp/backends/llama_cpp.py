@@ -131,10 +131,7 @@ class LlamaSettings:
     #: where speculative decoding needs it (without flash attention, whose kernel is row-stable on
     #: one thread) and with flash attention on several threads (a one-row pass splits the cache)
     stable_rows: bool | None = None
-    #: at most this many drafted tokens per pass: on sc2-tiny a cap of 4 beat 8 (the adaptive policy
-    #: either way) in 11 of 12 situation runs, +4% on average: a row costs ~0.3 of a pass there and
-    #: the rare long drafts also change the pass shape twice (docs/server.md "Round 5")
-    draft_max: int = 4
+    draft_max: int = 8  #: at most this many drafted tokens per pass
 
 
 #: llama_token_attr bits of tokens that are never part of a prompt's text (UNKNOWN, CONTROL,
