@@ -36,7 +36,8 @@ DEFAULT_MIN_CHARS = 50
 DEFAULT_MAX_SOURCES = 5
 COMMON_THRESHOLD = 10
 MAX_CHAINS = 512
-_CACHE_CHARS = 256_000_000  # bytes, roughly
+_CACHE_CHARS = 256_000_000  # bytes, roughly, of raw text (a document normalised whole also keeps its
+# normal form, at most as long, and its token positions: DocText)
 
 
 class AttributionIndex:
@@ -194,7 +195,7 @@ class AttributionIndex:
             if time.monotonic() > deadline:
                 truncated = True
                 break
-            if all(full[q] for q in qps):
+            if all(map(full.__getitem__, qps)):  # (map: no generator frame per chain)
                 now_capped += qps
                 continue
             members = self._members(groups, si, d)
@@ -290,10 +291,16 @@ class AttributionIndex:
                 return None
             left = _common_len(norm, qp, dn, dp, forward=False)
             right = _common_len(norm, qp + WINDOW, dn, dp + WINDOW, forward=True)
-            open_left = left == dp and left < qp and base > 0
-            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and base + len(dn) < n_doc
+            if reg.edges is None:
+                more_before, more_after = base > 0, base + len(dn) < n_doc
+            else:  # a tight region (``Segment._tight`` checked that the extension stays inside it)
+                more_before, more_after = not reg.edges[0], not reg.edges[1]
+            open_left = left == dp and left < qp and more_before
+            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and more_after
             if not (open_left or open_right):
                 return left, right, dp, reg
+            if reg.edges is not None:
+                raise AssertionError("a tight region's extension reaches its edge")
             if grow > 2 * len(doc.raw) + len(norm):  # the region cannot grow any more: a damaged table
                 return None
             grow = 2 * grow + 1024
@@ -308,6 +315,7 @@ class AttributionIndex:
         m_hi = np.fromiter((m[1] for m in matches), dtype=np.int64, count=len(matches))
         kept: list[tuple[int, int, int]] = []  # (qa, qb, documents covering it)
         out: list[Span] = []
+        prev = None  # _previous(qh), for _estimate
         for (qa, qb) in sorted({(m[0], m[1]) for m in matches}, key=lambda r: (r[0] - r[1], r[0])):
             firsts: dict[tuple[int, int], tuple] = {}  # covering documents: their first match
             for i in np.flatnonzero((m_lo <= qa) & (m_hi >= qb)).tolist():
@@ -320,7 +328,8 @@ class AttributionIndex:
             exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
             n_docs = len(firsts)
             if not exact:
-                n_docs = max(n_docs, self._estimate(qh, counts, qa, qb))
+                prev = _previous(qh) if prev is None else prev
+                n_docs = max(n_docs, self._estimate(prev, counts, qa, qb))
             firsts = dict(sorted(firsts.items(), key=lambda kv: (not kv[1][6], kv[0])))
             metas = [self.segments[si].meta(d) for si, d in firsts]
             srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
@@ -332,13 +341,15 @@ class AttributionIndex:
         out.sort(key=lambda s: (s.start, -s.end))
         return out
 
-    def _estimate(self, qh: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
+    def _estimate(self, prev: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
         """Documents holding the span ``[qa, qb)``, from the postings' counts: each such document
         has an indexed window every ``stride`` positions, so it is counted once per stride of
-        distinct windows (a periodic span, like a line of dashes, has only one)."""
+        distinct windows (a periodic span, like a line of dashes, has only one). ``prev``:
+        ``_previous`` of the query's window hashes (a window is the first of its hash in the
+        span when the previous one is before the span)."""
         n_win = max(1, qb - qa - WINDOW + 1)
-        _, first = np.unique(qh[qa : qa + n_win], return_index=True)
-        total = int(counts[qa + first].sum())
+        first = qa + np.flatnonzero(prev[qa : qa + n_win] < qa)
+        total = int(counts[first].sum())
         return round(total / max(1.0, len(first) / self.stride))
 
     def _source(self, m, qa: int, qb: int) -> Source:
@@ -368,6 +379,15 @@ class AttributionIndex:
             else:
                 merged.append([a, b])
         return merged
+
+
+def _previous(qh: np.ndarray) -> np.ndarray:
+    """For each window, the position of the previous window with the same hash (-1: none)."""
+    order = np.argsort(qh, kind="stable")
+    same = qh[order[1:]] == qh[order[:-1]]
+    prev = np.full(len(qh), -1, dtype=np.int64)
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
 
 
 def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:

@@ -39,14 +39,48 @@ def is_exact(raw: str) -> bool:
 
 class DocText:
     """A document's raw text, whether its normal form changes only whitespace (``exact``), and
-    whether it is the text indexed (``indexed``: True, False, or None until checked)."""
+    whether it is the text indexed (``indexed``: True, False, or None until checked).
 
-    __slots__ = ("raw", "exact", "indexed")
+    Kept with it for the later queries that hit it (the index caches ``DocText``s): where each
+    token searched in it occurs (``occ``: token -> (positions, whether that is all of them),
+    ``scan_raw``'s), and its normal form when it was normalised whole (``whole``)."""
+
+    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole")
 
     def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True):
         self.raw = raw
-        self.exact = is_exact(raw) if exact is None else exact
+        self.ascii = raw.isascii()
+        self.exact = (self.ascii or is_exact(raw)) if exact is None else exact
         self.indexed = indexed
+        self.occ: dict[str, tuple[tuple[int, ...], bool]] = {}
+        self.whole: str | None = None
+
+
+#: How many tokens' occurrences a ``DocText`` keeps (then it forgets them all).
+MAX_TOKENS = 64
+
+
+def _occurrences(raw: str, tok: str, occ: dict | None):
+    """The positions of ``tok`` in ``raw`` (overlapping ones too), in order: those ``occ`` has,
+    then found with ``str.find``; the ones found are added to ``occ`` when the caller stops
+    (``close``). A new tuple replaces the entry, so threads sharing ``occ`` see one or the other."""
+    known, done = occ.get(tok, ((), False)) if occ is not None else ((), False)
+    yield from known
+    if done:
+        return
+    new: list[int] = []
+    try:
+        p = raw.find(tok, known[-1] + 1) if known else raw.find(tok)
+        while p >= 0:
+            new.append(p)
+            yield p
+            p = raw.find(tok, p + 1)
+        done = True
+    finally:
+        if occ is not None and (new or done):
+            if len(occ) >= MAX_TOKENS and tok not in occ:
+                occ.clear()
+            occ[tok] = (known + tuple(new), done)
 
 
 @lru_cache(maxsize=4096)
@@ -71,7 +105,25 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
     surroundings agree furthest with the query's, whitespace aside (at least the whole window);
     None when there is none, ``(None, end)`` when no occurrence can give a span of ``min_chars``
     (the query agrees with them, whitespace aside, up to ``end`` at most), -1 when the token is
-    too frequent to try every occurrence (``MAX_SEEN``).
+    too frequent to try every occurrence (``MAX_SEEN``). ``scan_raw(...).result``."""
+    return scan_raw(raw, norm, qp, min_chars).result
+
+
+class RawHit:
+    """What ``scan_raw`` found: ``result`` (``best_raw``'s answer), the best occurrence's token
+    position ``p`` and how many whitespace-free characters agree with the query before (``sb``)
+    and after (``sa``) its token, the token positions of every occurrence that holds the window
+    (whitespace aside, ``held``) among those looked at, and ``resume``: the raw position the
+    scan stopped at (-1 when it looked at every occurrence of the token)."""
+
+    __slots__ = ("result", "p", "sb", "sa", "held", "resume")
+
+    def __init__(self, result, p, sb, sa, held, resume):
+        self.result, self.p, self.sb, self.sa, self.held, self.resume = result, p, sb, sa, held, resume
+
+
+def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None = None) -> RawHit:
+    """``best_raw`` and what the scan saw (``RawHit``). ``occ``: the document's ``DocText.occ``.
 
     Every occurrence of the token (overlapping ones too) is counted; whether it holds the
     window is decided from the characters next to it when they differ from the window's, from
@@ -83,30 +135,57 @@ def best_raw(raw: str, norm: str, qp: int, min_chars: int = 0) -> int | tuple[No
     need_b, need_a = len(win_b), len(win_a)
     last_b, first_a = win_b[-1:], win_a[:1]
     w_before, w_after = window[:k], window[k + n :]
-    best, best_p, seen, scored, reach = -1, None, 0, 0, (0, 0)
-    p = raw.find(tok)
-    while p >= 0:
-        seen += 1
-        if seen > MAX_SEEN:
-            return -1
-        if scored >= MAX_SCORED:
-            break
-        e = p + n
-        if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
-            pass  # the character before the token is not the window's
-        elif need_a and (e >= len(raw) or (raw[e] != first_a and not raw[e].isspace())):
-            pass
-        elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
-              and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
-            scored += 1  # the window is here, whitespace aside
-            sb, sa = _agree_before(raw, p, q_before), _agree_after(raw, e, q_after)
-            reach = (max(reach[0], sb), max(reach[1], sa))
-            if sb + sa > best:
-                best, best_p = sb + sa, p
-                if sb == nb and sa == na:
-                    break
-        p = raw.find(tok, p + 1)
-    return _too_short(norm, qp, k, tok, best_p, reach, scored, min_chars)
+    best, best_p, seen, reach, held, resume = -1, None, 0, (0, 0), [], -1
+    best_sb = best_sa = 0
+    settled = min_chars <= WINDOW  # (then _too_short never rejects)
+    occurrences = _occurrences(raw, tok, occ)
+    try:
+        for p in occurrences:
+            seen += 1
+            if seen > MAX_SEEN:
+                return RawHit(-1, None, 0, 0, held, p)
+            if len(held) >= MAX_SCORED:
+                resume = p
+                break
+            e = p + n
+            if need_b and (p == 0 or (raw[p - 1] != last_b and not raw[p - 1].isspace())):
+                pass  # the character before the token is not the window's
+            elif need_a and (e >= len(raw) or (raw[e] != first_a and not raw[e].isspace())):
+                pass
+            elif (((p >= k and raw.startswith(w_before, p - k)) or _flat_before(raw, p, need_b) == win_b)
+                  and (raw.startswith(w_after, e) or _flat_after(raw, e, need_a) == win_a)):
+                held.append(p)  # the window is here, whitespace aside
+                sa = _agree_after(raw, e, q_after, need_a)
+                if settled and sa + nb <= best:
+                    continue  # it cannot beat the best, whose span alone is long enough
+                sb = _agree_before(raw, p, q_before, need_b)
+                reach = (max(reach[0], sb), max(reach[1], sa))
+                if sb + sa > best:
+                    best, best_p, best_sb, best_sa = sb + sa, p, sb, sa
+                    if sb == nb and sa == na:
+                        resume = p + 1
+                        break
+                    # once the best occurrence alone can give min_chars, how far the others reach
+                    # (``_too_short``) no longer matters: only whether one agrees further
+                    settled = settled or (_unflat_fwd(norm, qp + k + n, sa) - _unflat_back(norm, qp + k, sb)
+                                          >= min_chars)
+    finally:
+        occurrences.close()
+    result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
+    return RawHit(result, best_p, best_sb, best_sa, held, resume)
+
+
+def holds_window(raw: str, norm: str, qp: int, p: int) -> bool:
+    """Whether the occurrence of query window ``qp``'s longest token at raw position ``p``
+    holds the window, whitespace aside (``scan_raw``'s test)."""
+    tok, k, _, _, win_b, win_a = window_parts(norm, qp)
+    window, e = norm[qp : qp + WINDOW], p + len(tok)
+    if win_b and (p == 0 or (raw[p - 1] != win_b[-1] and not raw[p - 1].isspace())):
+        return False
+    if win_a and (e >= len(raw) or (raw[e] != win_a[0] and not raw[e].isspace())):
+        return False
+    return (((p >= k and raw.startswith(window[:k], p - k)) or _flat_before(raw, p, len(win_b)) == win_b)
+            and (raw.startswith(window[k + len(tok):], e) or _flat_after(raw, e, len(win_a)) == win_a))
 
 
 def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int, min_chars: int):
@@ -127,32 +206,34 @@ def _too_short(norm: str, qp: int, k: int, tok: str, best_p, reach, scored: int,
 FIRST = 16
 
 
-def _agree_before(raw: str, p: int, q_before: str) -> int:
+def _agree_before(raw: str, p: int, q_before: str, known: int = 0) -> int:
     """How many whitespace-free characters before raw position ``p`` agree with the end of
-    ``q_before`` (all of them at most)."""
-    m = min(FIRST, len(q_before))
+    ``q_before`` (all of them at most), given that the last ``known`` do (the window's part
+    before its token, at an occurrence that holds the window): ``known + FIRST`` are compared
+    first."""
+    m = min(known + FIRST, len(q_before))
     rb = _flat_before(raw, p, m)
     if rb == q_before[len(q_before) - len(rb) :]:
         if len(rb) < m or m == len(q_before):  # the text's start, or all of q_before
             return len(rb)
         rb = _flat_before(raw, p, len(q_before))
         return _common_len(q_before, len(q_before), rb, len(rb), False)
-    n = 0
+    n = min(known, len(rb))
     while rb[-1 - n] == q_before[-1 - n]:
         n += 1
     return n
 
 
-def _agree_after(raw: str, e: int, q_after: str) -> int:
+def _agree_after(raw: str, e: int, q_after: str, known: int = 0) -> int:
     """How many whitespace-free characters from raw position ``e`` on agree with the start of
-    ``q_after`` (all of them at most)."""
-    m = min(FIRST, len(q_after))
+    ``q_after`` (all of them at most), given that the first ``known`` do."""
+    m = min(known + FIRST, len(q_after))
     ra = _flat_after(raw, e, m)
     if ra == q_after[: len(ra)]:
         if len(ra) < m or m == len(q_after):
             return len(ra)
         return _common_len(q_after, 0, _flat_after(raw, e, len(q_after)), 0, True)
-    n = 0
+    n = min(known, len(ra))
     while ra[n] == q_after[n]:
         n += 1
     return n

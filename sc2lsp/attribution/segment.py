@@ -5,18 +5,24 @@ and finding a window again in a document (postings name the document, not the of
 from __future__ import annotations
 
 import json
+import os
 import re
 import zlib
+from bisect import bisect_right
 
 import numpy as np
 
 from .build import blob_hash
 from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import _CLASS, normalize, normalize_with_offsets
-from .rawsearch import _WS8, DocText, _common_len, best_raw, is_exact
+from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
+from .tight import extension, sole_holder, tight_piece
 from .store import SegmentFile
 
 _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
+#: Whether ``locate`` normalises only the text around a hit when that gives the same answer
+#: (``tight``); off, it always normalises checkpoint intervals (tests compare the two).
+TIGHT = True
 
 
 class Segment:
@@ -120,8 +126,17 @@ class Segment:
         if p is None:
             return self.read_text(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
-            with open(p, "rb") as f:
-                data = f.read()
+            fd = os.open(p, os.O_RDONLY)
+            try:  # one read for a regular file (cheaper than open().read())
+                size = os.fstat(fd).st_size
+                data = os.read(fd, size + 1)
+                if len(data) > size:  # it grew since: the rest too
+                    chunks = [data]
+                    while chunks[-1]:
+                        chunks.append(os.read(fd, 1 << 16))
+                    data = b"".join(chunks)
+            finally:
+                os.close(fd)
             return data.decode("utf-8", "surrogatepass"), False
         except (OSError, UnicodeDecodeError):
             return None
@@ -147,7 +162,11 @@ class Segment:
             raw_b = int(self.ckpt[c0 + j1]) if j1 < c1 - c0 else len(raw)
             piece = raw[raw_a:raw_b]
             base = j0 * self.every + (1 if piece[:1].isspace() else 0)  # a leading run is dropped
-            reg = Region(base, normalize(piece), raw_a, piece, raw, self.ckpt[c0:c1], self.every)
+            whole = j0 == 0 and j1 == c1 - c0 and isinstance(doc, DocText)  # kept with the document
+            text = doc.whole if whole and doc.whole is not None else normalize(piece)
+            if whole:
+                doc.whole = text
+            reg = Region(base, text, raw_a, piece, raw, self.ckpt[c0:c1], self.every)
             if cache is not None:
                 cache[(j0, j1)] = reg
         return reg
@@ -164,24 +183,53 @@ class Segment:
         form is verbatim in it. Then the window's longest token is searched in the raw text, each
         occurrence is scored by how far the text around it agrees with the query's, whitespace
         aside (``rawsearch.best_raw``, without normalising anything), and only the checkpoint
-        interval around the best is normalised. Otherwise the whole document is normalised.
-        ``cache``: ``region``'s.
+        interval around the best is normalised (or, in an ASCII document where that occurrence
+        is the only one there, only the text its extension can reach: ``_tight``). Otherwise the
+        whole document is normalised. ``cache``: ``region``'s.
         """
         pad = (qp + 2, len(norm) - qp + 2)
         if doc.exact:
-            best = best_raw(doc.raw, norm, qp, min_chars)
+            hit = scan_raw(doc.raw, norm, qp, min_chars, doc.occ)
+            best = hit.result
             if best is None or isinstance(best, tuple):
                 return best
             if best >= 0:
                 ck = self.ckpt[int(self.ckpt_first[d]) : int(self.ckpt_first[d + 1])]
-                j = int(np.searchsorted(ck, best, side="right")) - 1
-                reg = self.region(d, doc, j * self.every - WINDOW - 2 - pad[0],
-                                  (j + 1) * self.every + WINDOW + 2 + pad[1], cache)
+                j = bisect_right(ck, best) - 1  # (faster than np.searchsorted for one value)
+                lo, hi = j * self.every - WINDOW - 2 - pad[0], (j + 1) * self.every + WINDOW + 2 + pad[1]
+                if TIGHT and doc.ascii:
+                    got = self._tight(doc.raw, norm, qp, hit, ck, lo, hi)
+                    if got is not False:
+                        return got
+                reg = self.region(d, doc, lo, hi, cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
         reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
+
+    def _tight(self, raw: str, norm: str, qp: int, hit: RawHit, ck: np.ndarray, lo: int, hi: int):
+        """``locate``'s answer from a small region around ``hit`` (``tight``): ``(position in
+        the region, region)`` or None, the same as the checkpoint region ``[lo, hi)`` would give;
+        False when that is not sure (another occurrence holds the window in that region, or the
+        extension reaches the small region's edge): then the caller takes the checkpoint region."""
+        j0 = min(max(lo, 0) // self.every, len(ck) - 1)
+        j1 = min(max(hi, 0) // self.every + 1, len(ck))
+        if not sole_holder(raw, norm, qp, hit, int(ck[j0]), int(ck[j1]) if j1 < len(ck) else len(raw)):
+            return False
+        got = tight_piece(raw, norm, qp, hit)
+        if got is None:
+            return False
+        ra, rb, text, w, at_start, at_end = got
+        if text[w : w + WINDOW] != norm[qp : qp + WINDOW]:
+            return None  # the only occurrence there holds the window only whitespace aside
+        left, right = extension(norm, qp, text, w)
+        if ((left == w and left < qp and not at_start)
+                or (w + WINDOW + right >= len(text) - 1 and qp + WINDOW + right < len(norm) and not at_end)):
+            return False
+        reg = Region(0, text, ra, raw[ra:rb], raw)
+        reg.edges = (at_start, at_end)
+        return w, reg
 
     def lookup(self, qh: np.ndarray):
         """Postings of the query window hashes ``qh``: (query position, document) per posting, and
@@ -233,7 +281,7 @@ class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
     __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
-                 "_every", "_local")
+                 "_every", "_local", "edges")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
                  every: int = 0):
@@ -244,6 +292,8 @@ class Region:
         self._exact: bool | None = None
         self._lines: int | None = None
         self._ck, self._every, self._local = ck, every, {}
+        #: a tight region's (no global position): whether no non-blank precedes / follows it
+        self.edges: tuple[bool, bool] | None = None
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.

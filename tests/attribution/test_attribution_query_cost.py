@@ -125,6 +125,7 @@ def test_one_normalisation_per_piece_and_the_same_answers(tmp_path, monkeypatch)
         return real_normalize(piece)
 
     monkeypatch.setattr(segment_mod, "normalize", counting)
+    monkeypatch.setattr(segment_mod, "TIGHT", False)  # checkpoint pieces only (tight regions: test_attribution_tight.py)
     cached = [[s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(q)] for q in queries]
     n_cached = len(counted)
     real_region = Segment.region
