@@ -22,6 +22,12 @@ Situations (each position: prompt evaluated first, then the generation timed alo
   typed without it (it is in no part of this prompt: drafts can only come from the earlier one);
 * ``plain``: new code: the end of a file's prefix, empty suffix, no context.
 
+Where the loop's time goes (``loop_profile``, a few positions per situation): every
+``llama_decode`` call timed inside real generations of the speculative and the plain backend,
+ms per pass in llama.cpp and outside it (Python), and the speculative passes' cost by rows as a
+ratio to the plain one-row pass; ``bound`` prices its replay with that in-loop curve too ("in-loop
+oracle"), beside the isolated passes' curve of ``tiny_costs``.
+
 The 3B-shaped GGUF (``bench/convert_rss.py``'s cache, ``--with-3b``): the cost of one pass over
 k = 1, 2, 4, 8, 16 tokens vs one token (all logits read, as the verification does), and the
 expected 3B decode speed-up for each situation from the sc2-tiny runs' drafts: a policy with the
@@ -257,7 +263,7 @@ def graph_reuse(reps: int, cache: int = 800) -> dict[str, float]:
     return {"one_row_ms": round(med["1 row"] * 1000, 3), **{k: round(v / med["1 row"], 3) for k, v in med.items()}}
 
 
-def bound(items: list[dict], cost: dict[str, float]) -> dict:
+def bound(items: list[dict], cost: dict[str, float], inloop: dict[str, float] | None = None) -> dict:
     """What drafting could give at best on sc2-tiny's cost curve: at each step of the greedy
     output, how many of the lookup's next 8 drafted tokens greedy decoding agrees with (L); an
     oracle drafts exactly L (one token where L = 0: the second row is there anyway), a fixed policy
@@ -315,8 +321,13 @@ def bound(items: list[dict], cost: dict[str, float]) -> dict:
                 tokens += 1 + min(d, agree)
                 i += 1 + min(d, agree)
         return round(tokens / spent, 3)
-    return {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)},
-            "lookup_us": round(sum(lookup_ns) / max(1, len(lookup_ns)) / 1000, 1)}
+    res = {"oracle": speed(lambda agree: agree), **{f"always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 3, 4, 8)},
+           "lookup_us": round(sum(lookup_ns) / max(1, len(lookup_ns)) / 1000, 1)}
+    if inloop is not None:  # the same replay priced with the in-loop curve (``loop_profile``)
+        ks = {1: inloop["1+pad"], **{int(k[2:]): v for k, v in inloop.items() if k.startswith("k=")}}
+        res["in-loop oracle"] = speed(lambda agree: agree)
+        res.update({f"in-loop always {d}": speed(lambda agree, d=d: d) for d in (1, 2, 4)})
+    return res
 
 
 def exact_rows(model: Path, threads: int, cuts=(596, 570, 540)) -> dict:
@@ -394,6 +405,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="sc2-tiny threads (its automatic choice is 1)")
     ap.add_argument("--reps", type=int, default=3, help="runs per position and backend (the fastest counts)")
     ap.add_argument("--cost-reps", type=int, default=300, help="passes per shape for sc2-tiny's cost curve")
+    ap.add_argument("--profile-positions", type=int, default=6, help="positions per situation for the in-loop profile")
     ap.add_argument("--with-3b", action="store_true", help="the 3B-shaped GGUF's pass cost curve and expected speed-up")
     ap.add_argument("--threads-3b", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--reps-3b", type=int, default=3)
@@ -406,7 +418,11 @@ def main() -> int:
     out["tiny_pass_cost"] = tiny_costs(args.cost_reps)
     out["tiny_graph_reuse"] = graph_reuse(args.cost_reps)
     out["tiny"] = {name: run_situation(items, args.threads, args.reps) for name, items in sits.items()}
-    out["bound"] = {name: bound(items, out["tiny_pass_cost"]) for name, items in sits.items()}
+    from bench.speculative_loop import inloop_curve, loop_profile
+
+    out["loop_profile"] = {name: loop_profile(items[: args.profile_positions]) for name, items in sits.items()}
+    out["inloop_curve"] = inloop_curve(out["loop_profile"])
+    out["bound"] = {name: bound(items, out["tiny_pass_cost"], out["inloop_curve"]) for name, items in sits.items()}
     if args.with_3b:
         from bench.convert_rss import CACHE
 
@@ -445,6 +461,16 @@ def table(r: dict) -> str:
                              for name, b in r["bound"].items()))
     lines.append("prompt lookup per step (us, replayed): " + ", ".join(
         f"{name} {b['lookup_us']}" for name, b in r["bound"].items() if "lookup_us" in b))
+    if "loop_profile" in r:
+        lines.append("in-loop profile (thread CPU, ms per pass: loop = llama_decode + other): " + "; ".join(
+            f"{name}: " + ", ".join(f"{k} {p[k]['loop_ms_per_pass']} = {p[k]['decode_ms_per_pass']} + {p[k]['other_ms_per_pass']}"
+                                    f" ({100 * p[k]['other_share']:.0f}%)" for k in ("spec", "plain"))
+            for name, p in r["loop_profile"].items()))
+        lines.append("in-loop speculative pass cost vs the plain one-row pass, by rows (passes): " + "; ".join(
+            f"{name}: " + ", ".join(f"{rows}: {c['mean']} ({c['passes']})" for rows, c in p["spec_cost_by_rows"].items())
+            + f"; fit {p['fit']['two_rows']} + {p['fit']['per_extra_row']} x (rows - 2)"
+            for name, p in r["loop_profile"].items()))
+        lines.append("in-loop curve (mean fit): " + ", ".join(f"{k} {v}" for k, v in r["inloop_curve"].items()))
     c = r["tiny_pass_cost"]
     lines.append(f"sc2-tiny pass cost after 800 tokens (thread CPU time, one row = {c['one_row_ms']} ms): "
                  + ", ".join(f"{k} {v}" for k, v in c.items() if k != "one_row_ms"))

@@ -73,16 +73,22 @@ class AttributionIndex:
     def _doc(self, si: int, d: int) -> DocText | None:
         """The text of a document (``DocText``: raw, whether its normal form changes only
         whitespace, and whether it is known to be the text indexed; cached), None when it is
-        unavailable or known to have changed."""
+        unavailable or known to have changed. A cached file's text is used while the file's stat
+        is the one it had when read; otherwise the file is read (and checked) again."""
         key = (si, d)
         with self._lock:
-            if key in self._cache:
+            cached = key in self._cache
+            if cached:
                 self._cache.move_to_end(key)
                 doc = self._cache[key]
+        if cached:
+            if doc is None or doc.stamp is None or self.segments[si].stamp_now(d) == doc.stamp[0]:
                 return None if doc is None or doc.indexed is False else doc
         got = self.segments[si].read_text(d)
-        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None)
+        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None, stamp=got[2])
         with self._lock:
+            old = self._cache.pop(key, None)
+            self._cache_chars -= len(old.raw) if old is not None else 0
             self._cache[key] = doc
             self._cache_chars += len(doc.raw) if doc is not None else 0
             while self._cache_chars > _CACHE_CHARS and len(self._cache) > 1:
@@ -95,6 +101,8 @@ class AttributionIndex:
         first gives a match, so a document that gives none is never hashed."""
         if doc.indexed is None:
             doc.indexed = self.segments[si].unchanged(d, doc.raw)
+            if doc.indexed:
+                self.segments[si].remember(d, doc.stamp)
         return doc.indexed
 
     def _excluded(self, si: int, d: int, roots: tuple[str, ...]) -> bool:

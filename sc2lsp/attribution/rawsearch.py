@@ -43,17 +43,20 @@ class DocText:
 
     Kept with it for the later queries that hit it (the index caches ``DocText``s): where each
     token searched in it occurs (``occ``: token -> (positions, whether that is all of them),
-    ``scan_raw``'s), and its normal form when it was normalised whole (``whole``)."""
+    ``scan_raw``'s), and its normal form when it was normalised whole (``whole``). ``stamp``:
+    opaque here, the file's stat when it was read (``segment.FileStamp``; None for a text
+    stored in the index), so the index's cache can tell when the file changed."""
 
-    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole")
+    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole", "stamp")
 
-    def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True):
+    def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True, stamp=None):
         self.raw = raw
         self.ascii = raw.isascii()
         self.exact = (self.ascii or is_exact(raw)) if exact is None else exact
         self.indexed = indexed
         self.occ: dict[str, tuple[tuple[int, ...], bool]] = {}
         self.whole: str | None = None
+        self.stamp = stamp
 
 
 #: How many tokens' occurrences a ``DocText`` keeps (then it forgets them all).

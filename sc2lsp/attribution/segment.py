@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import zlib
 from bisect import bisect_right
 
@@ -23,6 +24,19 @@ _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 #: Whether ``locate`` normalises only the text around a hit when that gives the same answer
 #: (``tight``); off, it always normalises checkpoint intervals (tests compare the two).
 TIGHT = True
+
+#: A file's stat when it was read: (size, mtime_ns, inode, ctime_ns), and whether it was older
+#: than ``RACY_NS`` then (only such a stat is remembered as verified; git's "racily clean" rule).
+FileStamp = tuple[tuple[int, int, int, int], bool]
+#: Per process, for each file found to be its indexed blob: (its stat then, the blob). A file
+#: read again with that very stat is not hashed again (a stat that changed is hashed again).
+_VERIFIED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_MAX_VERIFIED = 1 << 20
+RACY_NS = 2_000_000_000
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 class Segment:
@@ -111,24 +125,33 @@ class Segment:
         got = self.read_text(d)
         if got is None:
             return None
-        text, indexed = got
-        return text if indexed or self.unchanged(d, text) else None
+        text, indexed, stamp = got
+        if not indexed:
+            if not self.unchanged(d, text):
+                return None
+            self.remember(d, stamp)
+        return text
 
-    def read_text(self, d: int) -> tuple[str, bool] | None:
-        """The document's text as stored in the index or as its file reads now, and whether it
-        is known to be the indexed text (stored); None when the file is gone or is not UTF-8
-        (so not the text indexed). ``unchanged`` checks a file's text against the blob hash: the
-        query path does it only for the documents that give a match."""
+    def read_text(self, d: int) -> tuple[str, bool, FileStamp | None] | None:
+        """The document's text as stored in the index or as its file reads now, whether it is
+        known to be the indexed text (stored, or a file read before with the same stat and found
+        to be that text: ``_VERIFIED``), and the file's stamp (None when stored); None when the
+        file is gone or is not UTF-8 (so not the text indexed). ``unchanged`` checks a file's
+        text against the blob hash: the query path does it only for the documents that give a
+        match."""
         a, b = int(self.text_off[d]), int(self.text_off[d + 1])
         if b > a:
-            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass"), True
+            return zlib.decompress(self.file.blob("doc_text", a, b)).decode("utf-8", "surrogatepass"), True, None
         p = self.abs_path(d)
         if p is None:
             return self.read_text(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
             fd = os.open(p, os.O_RDONLY)
             try:  # one read for a regular file (cheaper than open().read())
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)  # before reading: a write after it changes the stat
+                size = st.st_size
+                key = _stat_key(st)
+                settled = st.st_mtime_ns < time.time_ns() - RACY_NS  # (git: "racily clean")
                 data = os.read(fd, size + 1)
                 if len(data) > size:  # it grew since: the rest too
                     chunks = [data]
@@ -137,14 +160,47 @@ class Segment:
                     data = b"".join(chunks)
             finally:
                 os.close(fd)
-            return data.decode("utf-8", "surrogatepass"), False
+            text = data.decode("utf-8", "surrogatepass")
         except (OSError, UnicodeDecodeError):
+            return None
+        known = settled and len(data) == size and _VERIFIED.get(p) == (key, self.meta(d)["blob"])
+        return text, known, (key, settled and len(data) == size)
+
+    def stamp_now(self, d: int) -> tuple[int, int, int, int] | None:
+        """The stat key of the file ``read_text`` reads for document ``d`` now (None when it
+        cannot be stat'ed or the text is stored in the index)."""
+        if int(self.text_off[d + 1]) > int(self.text_off[d]):
+            return None
+        p = self.abs_path(d)
+        if p is None:
+            return self.stamp_now(int(self.alias[d])) if self.alias[d] >= 0 else None
+        try:
+            return _stat_key(os.stat(p))
+        except OSError:
             return None
 
     def unchanged(self, d: int, text: str) -> bool:
         """Whether ``text`` (a file's, decoded) is the text indexed as document ``d``: its
         blob hash (the text was indexed as its UTF-8 bytes, which decoding gives back)."""
         return blob_hash(text.encode("utf-8", "surrogatepass")) == self.meta(d)["blob"]
+
+    def remember(self, d: int, stamp: FileStamp | None) -> None:
+        """Document ``d``'s file, read with ``stamp`` (``read_text``'s), was found to be the
+        text indexed: when the stamp is settled, reading the file again with that very stat
+        needs no hash (``_VERIFIED``, per process)."""
+        if stamp is not None and stamp[1]:
+            p = self._file_path(d)
+            if p is not None:
+                if len(_VERIFIED) >= _MAX_VERIFIED:
+                    _VERIFIED.clear()
+                _VERIFIED[p] = (stamp[0], self.meta(d)["blob"])
+
+    def _file_path(self, d: int) -> str | None:
+        """The path ``read_text`` reads for document ``d`` (its own, or its original's)."""
+        p = self.abs_path(d)
+        if p is None and self.alias[d] >= 0:
+            return self.abs_path(int(self.alias[d]))
+        return p
 
     def region(self, d: int, doc: "DocText | str", lo: int, hi: int, cache: dict | None = None) -> "Region":
         """The normalised text of document ``d`` (its ``DocText`` or raw text) covering at least

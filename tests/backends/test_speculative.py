@@ -193,3 +193,23 @@ def test_speculation_keeps_time_caps_cancellation_and_stops():
     assert g.text == first_line and g.stop_reason == "stop"
     g = spec.generate(prompt, max_tokens=5)
     assert g.stop_reason == "length" and g.timings.generated_tokens == 5 and full.text.startswith(g.text)
+
+
+def test_drafts_are_capped_by_draft_max():
+    """At most ``draft_max`` drafted tokens per pass, whatever the policy would draft (the cap that
+    ``bench/speculative_caps.py`` compares); the text does not depend on the cap."""
+    src = (ROOT / "sc2lsp" / "config.py").read_text()
+    off = src.index("    def model_key(self)")
+    prompt = infill_prompt(src[off - 2000:off], src[off:off + 1500], path="config.py")
+    texts, widest = {}, {}
+    for cap in (4, 8):
+        b = LlamaCppBackend(TINY, LlamaSettings(speculative=True, draft_max=cap))
+        b.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False, base_rows=2)  # would draft 8
+        sizes = []
+        one_pass = b._pass  # the token loop's passes (not the prompt's)
+        b._pass = lambda t, toks: sizes.append(len(toks)) or one_pass(t, toks)
+        g = b.generate(prompt, max_tokens=48)
+        texts[cap], widest[cap] = g.text, max(sizes)
+        b.close()
+    assert widest[4] == 1 + 4 and widest[8] > 1 + 4
+    assert texts[4] == texts[8]
