@@ -41,7 +41,10 @@ identifier rate: the suggestion contains the cross-file name the line uses (``Ca
 The ratio with / without context is measured in the same run on the same cases; the identifier
 rate comes with its hits, 95% Wilson intervals, the discordant cases and a sign test, a bootstrap
 interval of the ratio, per repository and pooled, and the ceiling (a model writing the name whenever
-its prompt holds it). Round 3's figures: ``bench/results/context_lift_round3.json``.
+its prompt holds it), and the same figures split by where the needed name is (``by_where``: only in
+the context, in the file part of the prompt, nowhere). Round 3's figures:
+``bench/results/context_lift_round3.json``; round 4's (round 3's adapter continued to 720 steps, the
+ablation without ``server_copy_weight``): ``bench/results/context_lift_round4.json``.
 ``--model LABEL=BASE.gguf[+ADAPTER.gguf]`` adds rows (e.g. a merged or fully fine-tuned GGUF).
 """
 
