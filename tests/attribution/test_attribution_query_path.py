@@ -80,6 +80,18 @@ def _code(rng: random.Random, n_lines: int, vocab: list[str]) -> str:
     return "\n".join(lines)
 
 
+def edited_query(rng: random.Random, norm_doc: str) -> str | None:
+    """A query: a copy of part of the document with edits, so agreement ends at various points
+    (normalised; None when it is shorter than a window)."""
+    a = rng.randrange(0, len(norm_doc) - 2 * WINDOW)
+    q = norm_doc[a : a + rng.randrange(2 * WINDOW, 3 * CONTEXT)]
+    for _ in range(rng.randrange(0, 4)):
+        i = rng.randrange(len(q))
+        q = q[:i] + rng.choice(["Z", "", " ", "yy"]) + q[i + 1 :]
+    norm = normalize(q)
+    return norm if len(norm) >= WINDOW else None
+
+
 VOCABS = {
     "words": ["self", "x", "=", "(", ")", "return", "assertEqual(", "def", "foo_bar", ":", "if", "None", ","],
     "overlapping": ["====", "aaa", "abab", "a", "ab", "==", "-->", "--"],  # tokens that overlap themselves
@@ -97,14 +109,8 @@ def test_best_raw_answers_like_the_scan(vocab):
         norm_doc = normalize(raw)
         if len(norm_doc) < 3 * WINDOW:
             continue
-        # queries: a copy of part of the document with edits, so agreement ends at various points
-        a = rng.randrange(0, len(norm_doc) - 2 * WINDOW)
-        q = norm_doc[a : a + rng.randrange(2 * WINDOW, 3 * CONTEXT)]
-        for _ in range(rng.randrange(0, 4)):
-            i = rng.randrange(len(q))
-            q = q[:i] + rng.choice(["Z", "", " ", "yy"]) + q[i + 1 :]
-        norm = normalize(q)
-        if len(norm) < WINDOW:
+        norm = edited_query(rng, norm_doc)
+        if norm is None:
             continue
         for qp in rng.sample(range(len(norm) - WINDOW + 1), min(25, len(norm) - WINDOW + 1)):
             for min_chars in (0, 50, 120):

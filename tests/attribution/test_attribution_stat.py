@@ -12,9 +12,9 @@ import pytest
 
 from sc2lsp.attribution import AttributionIndex, build_index
 from sc2lsp.attribution import segment as segment_mod
-from sc2lsp.attribution.segment import Segment
 
 from test_attribution import code_like
+from test_attribution_query_cost import _hash_calls
 
 OLD = 1_600_000_000  # an mtime long past: the file's stat is settled (not "racily clean")
 
@@ -26,15 +26,7 @@ def fresh_memory(monkeypatch):
 
 @pytest.fixture
 def hashes(monkeypatch) -> list:
-    calls: list = []
-    real = Segment.unchanged
-
-    def counting(self, d, text):
-        calls.append(d)
-        return real(self, d, text)
-
-    monkeypatch.setattr(Segment, "unchanged", counting)
-    return calls
+    return _hash_calls(monkeypatch)
 
 
 def _corpus(tmp_path, seed: int):

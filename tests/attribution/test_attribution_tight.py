@@ -15,10 +15,10 @@ from sc2lsp.attribution import segment as segment_mod
 from sc2lsp.attribution import tight as tight_mod
 from sc2lsp.attribution.hashing import WINDOW
 from sc2lsp.attribution.normalize import normalize
-from sc2lsp.attribution.rawsearch import CONTEXT, DocText, best_raw, scan_raw
+from sc2lsp.attribution.rawsearch import DocText, best_raw, scan_raw
 from sc2lsp.attribution.segment import Segment
 
-from test_attribution_query_path import VOCABS, _code
+from test_attribution_query_path import VOCABS, _code, edited_query
 from test_attribution_query_path import scan_raw as scan_ref
 
 
@@ -35,13 +35,8 @@ def test_kept_occurrences_give_the_same_scan(vocab):
             continue
         doc = DocText(raw)
         for _ in range(4):  # queries sharing the document (and so its kept occurrences)
-            a = rng.randrange(0, len(norm_doc) - 2 * WINDOW)
-            q = norm_doc[a : a + rng.randrange(2 * WINDOW, 3 * CONTEXT)]
-            for _ in range(rng.randrange(0, 4)):
-                i = rng.randrange(len(q))
-                q = q[:i] + rng.choice(["Z", "", " ", "yy"]) + q[i + 1 :]
-            norm = normalize(q)
-            if len(norm) < WINDOW:
+            norm = edited_query(rng, norm_doc)
+            if norm is None:
                 continue
             for qp in rng.sample(range(len(norm) - WINDOW + 1), min(20, len(norm) - WINDOW + 1)):
                 for min_chars in (0, 50):
