@@ -30,6 +30,7 @@ from .rawsearch import DocText
 from .segment import Segment, _common_len
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
 from .store import open_segment, read_manifest
+from .tight import reaches_edge
 
 MAX_QUERY_CHARS = 1_000_000
 DEFAULT_MIN_CHARS = 50
@@ -303,9 +304,7 @@ class AttributionIndex:
                 more_before, more_after = base > 0, base + len(dn) < n_doc
             else:  # a tight region (``Segment._tight`` checked that the extension stays inside it)
                 more_before, more_after = not reg.edges[0], not reg.edges[1]
-            open_left = left == dp and left < qp and more_before
-            open_right = dp + WINDOW + right >= len(dn) - 1 and qp + WINDOW + right < len(norm) and more_after
-            if not (open_left or open_right):
+            if not reaches_edge(left, right, dp, len(dn), qp, len(norm), more_before, more_after):
                 return left, right, dp, reg
             if reg.edges is not None:
                 raise AssertionError("a tight region's extension reaches its edge")

@@ -17,7 +17,7 @@ from .build import blob_hash
 from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import _CLASS, normalize, normalize_with_offsets
 from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
-from .tight import extension, sole_holder, tight_piece
+from .tight import extension, reaches_edge, sole_holder, tight_piece
 from .store import SegmentFile
 
 _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
@@ -280,8 +280,7 @@ class Segment:
         if text[w : w + WINDOW] != norm[qp : qp + WINDOW]:
             return None  # the only occurrence there holds the window only whitespace aside
         left, right = extension(norm, qp, text, w)
-        if ((left == w and left < qp and not at_start)
-                or (w + WINDOW + right >= len(text) - 1 and qp + WINDOW + right < len(norm) and not at_end)):
+        if reaches_edge(left, right, w, len(text), qp, len(norm), not at_start, not at_end):
             return False
         reg = Region(0, text, ra, raw[ra:rb], raw)
         reg.edges = (at_start, at_end)

@@ -113,3 +113,12 @@ def extension(norm: str, qp: int, text: str, w: int) -> tuple[int, int]:
     """How far the window at query ``qp`` / ``text[w:]`` extends left and right."""
     return (_common_len(norm, qp, text, w, False),
             _common_len(norm, qp + WINDOW, text, w + WINDOW, True))
+
+
+def reaches_edge(left: int, right: int, w: int, n_text: int, qp: int, n_norm: int,
+                 more_before: bool, more_after: bool) -> bool:
+    """Whether the extension ``(left, right)`` of the window at ``text[w:]`` (``n_text`` long) /
+    query ``qp`` (``n_norm`` long) may go on past the region: it reaches the region's start (and
+    the query goes on before, and so does the document) or its end (likewise after)."""
+    return ((left == w and left < qp and more_before)
+            or (w + WINDOW + right >= n_text - 1 and qp + WINDOW + right < n_norm and more_after))
