@@ -86,7 +86,11 @@ class AttributionIndex:
             if doc is None or doc.stamp is None or self.segments[si].stamp_now(d) == doc.stamp[0]:
                 return None if doc is None or doc.indexed is False else doc
         got = self.segments[si].read_text(d)
-        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None, stamp=got[2])
+        if got is None:
+            doc = None
+        else:  # a text known to be the one indexed has the build's flags (no NFC check then)
+            exact = self.segments[si].exact_flag(d) if got[1] else None
+            doc = DocText(got[0], exact=exact, indexed=True if got[1] else None, stamp=got[2])
         with self._lock:
             old = self._cache.pop(key, None)
             self._cache_chars -= len(old.raw) if old is not None else 0

@@ -13,7 +13,8 @@ from bisect import bisect_right
 
 import numpy as np
 
-from .build import blob_hash
+from .build import FLAG_EXACT, blob_hash
+from .filestat import RACY_NS, stat_digest, stat_key
 from .hashing import WINDOW, bucket_and_fingerprint
 from .normalize import _CLASS, normalize, normalize_with_offsets
 from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
@@ -32,11 +33,7 @@ FileStamp = tuple[tuple[int, int, int, int], bool]
 #: read again with that very stat is not hashed again (a stat that changed is hashed again).
 _VERIFIED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _MAX_VERIFIED = 1 << 20
-RACY_NS = 2_000_000_000
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+_stat_key = stat_key
 
 
 class Segment:
@@ -59,6 +56,10 @@ class Segment:
         self.ckpt_first = sf.array("doc_ckpt_first")
         self.ckpt = sf.array("doc_ckpt")
         self.every = int(h["checkpoint"])
+        # the build's stat digest of each file and its flags (absent from indexes built before them)
+        have = "doc_stat" in h["sections"] and "doc_flags" in h["sections"]
+        self.stat = sf.array("doc_stat") if have else None
+        self.flags = sf.array("doc_flags") if have else None
         self.n_docs = len(self.alias)
         self._check_tables()
         rep = np.where(self.alias < 0, np.arange(self.n_docs), self.alias)
@@ -77,6 +78,7 @@ class Segment:
               and len(self.post_doc) == len(self.post_fp) and bool(np.all(bs[1:] >= bs[:-1]))
               and len(self.nchars) == n and len(self.meta_off) == n + 1 and len(self.text_off) == n + 1
               and len(self.ckpt_first) == n + 1 and len(self.capped_cnt) == len(self.capped_idx)
+              and (self.stat is None or (len(self.stat) == n and len(self.flags) == n))
               and (len(self.post_doc) == 0 or int(self.post_doc.max()) < n)
               and bool(np.all(self.alias < np.arange(n))) and bool(np.all(self.alias >= -1)))
         if ok and n:
@@ -163,8 +165,23 @@ class Segment:
             text = data.decode("utf-8", "surrogatepass")
         except (OSError, UnicodeDecodeError):
             return None
-        known = settled and len(data) == size and _VERIFIED.get(p) == (key, self.meta(d)["blob"])
-        return text, known, (key, settled and len(data) == size)
+        whole = len(data) == size
+        known = whole and ((settled and _VERIFIED.get(p) == (key, self.meta(d)["blob"])) or self._built_stat(d, key))
+        return text, known, (key, settled and whole)
+
+    def _built_stat(self, d: int, key: tuple[int, int, int, int]) -> bool:
+        """Whether the file of document ``d`` has the stat the build recorded (``doc_stat``: its
+        digest, recorded only when settled; 0 when unknown), so it is the text indexed."""
+        if self.stat is None:
+            return False
+        want = int(self.stat[d])
+        return want != 0 and stat_digest(key) == want
+
+    def exact_flag(self, d: int) -> bool | None:
+        """The build's record of whether document ``d``'s normal form changes only whitespace
+        (``rawsearch.is_exact`` of its indexed text; None when the index has no ``doc_flags``).
+        Valid for a text known to be the one indexed."""
+        return None if self.flags is None else bool(int(self.flags[d]) & FLAG_EXACT)
 
     def stamp_now(self, d: int) -> tuple[int, int, int, int] | None:
         """The stat key of the file ``read_text`` reads for document ``d`` now (None when it
