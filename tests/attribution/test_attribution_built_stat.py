@@ -109,9 +109,10 @@ def test_a_racy_file_is_not_recorded(tmp_path, monkeypatch, hashes):
 def _texts(rng: random.Random) -> dict[str, str]:
     """An ASCII file, an NFC file with accents and a file that is not NFC (decomposed accents in
     the very lines a query copies), each sharing nothing with the others."""
-    def with_accents(mark: str) -> str:
+    def with_accents(e: str) -> str:  # every line ends with its longest token, accented
         lines = code_like(rng, 50).splitlines()
-        return "\n".join(f"{ln}  # caf{mark} {i}" if i % 3 == 0 else ln for i, ln in enumerate(lines)) + "\n"
+        return "\n".join(f"{ln}  # r{e}sum{e}_caf{e}_d{e}j{e}_vu_{i}_{rng.randrange(10**6)}"
+                         for i, ln in enumerate(lines)) + "\n"
     return {"a.py": code_like(rng, 50), "nfc.py": with_accents("\u00e9"), "nfd.py": with_accents("e\u0301")}
 
 
