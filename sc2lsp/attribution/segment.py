@@ -16,6 +16,7 @@ import numpy as np
 from .build import FLAG_EXACT, blob_hash
 from .filestat import RACY_NS, stat_digest, stat_key
 from .hashing import WINDOW, bucket_and_fingerprint
+from .lines import Newlines
 from .normalize import _CLASS, normalize, normalize_with_offsets
 from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
 from .tight import extension, reaches_edge, sole_holder, tight_piece
@@ -240,6 +241,8 @@ class Segment:
             if whole:
                 doc.whole = text
             reg = Region(base, text, raw_a, piece, raw, self.ckpt[c0:c1], self.every)
+            if isinstance(doc, DocText):
+                reg.newlines = doc.newlines()
             if cache is not None:
                 cache[(j0, j1)] = reg
         return reg
@@ -271,7 +274,7 @@ class Segment:
                 j = bisect_right(ck, best) - 1  # (faster than np.searchsorted for one value)
                 lo, hi = j * self.every - WINDOW - 2 - pad[0], (j + 1) * self.every + WINDOW + 2 + pad[1]
                 if TIGHT and doc.ascii:
-                    got = self._tight(doc.raw, norm, qp, hit, ck, lo, hi)
+                    got = self._tight(doc, norm, qp, hit, ck, lo, hi)
                     if got is not False:
                         return got
                 reg = self.region(d, doc, lo, hi, cache)
@@ -281,11 +284,12 @@ class Segment:
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
 
-    def _tight(self, raw: str, norm: str, qp: int, hit: RawHit, ck: np.ndarray, lo: int, hi: int):
+    def _tight(self, doc: DocText, norm: str, qp: int, hit: RawHit, ck: np.ndarray, lo: int, hi: int):
         """``locate``'s answer from a small region around ``hit`` (``tight``): ``(position in
         the region, region)`` or None, the same as the checkpoint region ``[lo, hi)`` would give;
         False when that is not sure (another occurrence holds the window in that region, or the
         extension reaches the small region's edge): then the caller takes the checkpoint region."""
+        raw = doc.raw
         j0 = min(max(lo, 0) // self.every, len(ck) - 1)
         j1 = min(max(hi, 0) // self.every + 1, len(ck))
         if not sole_holder(raw, norm, qp, hit, int(ck[j0]), int(ck[j1]) if j1 < len(ck) else len(raw)):
@@ -301,6 +305,7 @@ class Segment:
             return False
         reg = Region(0, text, ra, raw[ra:rb], raw)
         reg.edges = (at_start, at_end)
+        reg.newlines = doc.newlines()
         return w, reg
 
     def lookup(self, qh: np.ndarray):
@@ -310,7 +315,7 @@ class Segment:
         lo = self.bucket_start[bkt].astype(np.int64)
         lens = self.bucket_start[bkt + 1].astype(np.int64) - lo
         rep = np.repeat(np.arange(len(qh)), lens)
-        ent = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+        ent = np.arange(int(lens.sum())) + np.repeat(lo - (np.cumsum(lens) - lens), lens)
         ok = self.post_fp[ent] == fpq[rep]
         qp, ent = rep[ok], ent[ok]
         doc = self.post_doc[ent].astype(np.int64)
@@ -353,7 +358,7 @@ class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
     __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
-                 "_every", "_local", "edges")
+                 "_every", "_local", "edges", "newlines")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
                  every: int = 0):
@@ -366,6 +371,9 @@ class Region:
         self._ck, self._every, self._local = ck, every, {}
         #: a tight region's (no global position): whether no non-blank precedes / follows it
         self.edges: tuple[bool, bool] | None = None
+        #: the document's line counts (``DocText.newlines``), shared by its regions; None: count
+        #: the lines before the region from the document's start
+        self.newlines: Newlines | None = None
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``.
@@ -453,6 +461,8 @@ class Region:
     def line_of(self, raw_offset: int) -> int:
         """1-based line number of ``raw_offset`` (in the whole document), counting the lines
         before the region once."""
+        if self.newlines is not None:
+            return self.newlines.before(raw_offset) + 1
         if raw_offset < self.raw_a:
             return self.raw.count("\n", 0, raw_offset) + 1
         if self._lines is None:
