@@ -15,6 +15,7 @@ import numpy as np
 
 from .build import FLAG_EXACT, blob_hash
 from .filestat import RACY_NS, stat_digest, stat_key
+from .frequent import best_frequent
 from .hashing import WINDOW, bucket_and_fingerprint
 from .lines import Newlines
 from .normalize import _CLASS, normalize, normalize_with_offsets
@@ -26,6 +27,9 @@ _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 #: Whether ``locate`` normalises only the text around a hit when that gives the same answer
 #: (``tight``); off, it always normalises checkpoint intervals (tests compare the two).
 TIGHT = True
+#: Whether ``locate`` finds a window whose token is too frequent to scan in an ASCII document from
+#: small pieces (``frequent``) instead of normalising the whole document (tests compare the two).
+FREQUENT = True
 
 #: A file's stat when it was read: (size, mtime_ns, inode, ctime_ns), and whether it was older
 #: than ``RACY_NS`` then (only such a stat is remembered as verified; git's "racily clean" rule).
@@ -280,6 +284,15 @@ class Segment:
                 reg = self.region(d, doc, lo, hi, cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
+            if FREQUENT and doc.ascii and doc.whole is None:  # (a token too frequent to scan)
+                got = best_frequent(doc.raw, norm, qp)
+                if got is None:
+                    return None
+                if got is not False:
+                    w, (ra, rb, text, at_start, at_end) = got
+                    reg = Region(0, text, ra, doc.raw[ra:rb], doc.raw)
+                    reg.edges, reg.newlines = (at_start, at_end), doc.newlines()
+                    return w, reg
         reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
