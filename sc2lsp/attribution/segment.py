@@ -371,7 +371,7 @@ class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
     __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
-                 "_every", "_local", "edges", "newlines")
+                 "_every", "_local", "edges", "newlines", "_memo")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
                  every: int = 0):
@@ -382,6 +382,7 @@ class Region:
         self._exact: bool | None = None
         self._lines: int | None = None
         self._ck, self._every, self._local = ck, every, {}
+        self._memo: dict[int, int] = {}  # raw_offset's answers (nested spans share their ends)
         #: a tight region's (no global position): whether no non-blank precedes / follows it
         self.edges: tuple[bool, bool] | None = None
         #: the document's line counts (``DocText.newlines``), shared by its regions; None: count
@@ -389,7 +390,16 @@ class Region:
         self.newlines: Newlines | None = None
 
     def raw_offset(self, k: int) -> int:
-        """Raw offset (in the whole document) of the region's normalised character ``k``.
+        """Raw offset (in the whole document) of the region's normalised character ``k``
+        (``_raw_offset``, once per ``k``: the sources of nested spans often end at the same
+        place)."""
+        got = self._memo.get(k)
+        if got is None:
+            got = self._memo[k] = self._raw_offset(k)
+        return got
+
+    def _raw_offset(self, k: int) -> int:
+        """``raw_offset(k)``.
 
         When the piece's normal form changes only whitespace (ASCII or NFC), the ``m``-th
         non-blank character of the normal form is the ``m``-th non-blank character of the piece

@@ -82,3 +82,19 @@ def test_line_numbers_from_shared_counts_match_counting_from_the_start(tmp_path,
     assert got == ref and again == ref
     lines = [(s["start_line"], s["end_line"]) for ans in ref for sp in ans for s in sp["sources"]]
     assert len(lines) > 50 and all(a is not None and a > 1 for a, _ in lines[:10])
+
+
+def test_raw_offsets_asked_again_in_any_order_stay_right():
+    from sc2lsp.attribution.normalize import normalize_with_offsets
+    from sc2lsp.attribution.segment import Region
+
+    rng = random.Random(5)
+    for _ in range(60):
+        piece = "".join(rng.choice(["ab", " ", "\n", "  x", "\u00e9", "e\u0301", "\t"]) for _ in range(rng.randrange(5, 400)))
+        norm, offs = normalize_with_offsets(piece)
+        if not norm:
+            continue
+        reg = Region(0, norm, 3, piece, "pad" + piece)
+        ks = [rng.randrange(len(norm)) for _ in range(40)]
+        for k in ks + ks[::-1]:
+            assert reg.raw_offset(k) == int(offs[k]) + 3, (piece, k)
