@@ -49,7 +49,7 @@ class DocText:
     opaque here, the file's stat when it was read (``segment.FileStamp``; None for a text
     stored in the index), so the index's cache can tell when the file changed."""
 
-    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole", "stamp", "_newlines")
+    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole", "stamp", "_newlines", "frequent")
 
     def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True, stamp=None):
         self.raw = raw
@@ -60,6 +60,8 @@ class DocText:
         self.whole: str | None = None
         self.stamp = stamp
         self._newlines = None
+        #: how many windows too frequent to scan were found in it from pieces (``frequent``)
+        self.frequent = 0
 
     def newlines(self):
         """The document's ``lines.Newlines`` (made on first use, kept with the text)."""

@@ -27,9 +27,10 @@ _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 #: Whether ``locate`` normalises only the text around a hit when that gives the same answer
 #: (``tight``); off, it always normalises checkpoint intervals (tests compare the two).
 TIGHT = True
-#: Whether ``locate`` finds a window whose token is too frequent to scan in an ASCII document from
-#: small pieces (``frequent``) instead of normalising the whole document (tests compare the two).
-FREQUENT = True
+#: How many times per document ``locate`` finds a window whose token is too frequent to scan (in
+#: an ASCII document) from small pieces (``frequent``) before it normalises the whole document and
+#: keeps that normal form instead (0: always the whole document; tests compare the two).
+FREQUENT = 1
 
 #: A file's stat when it was read: (size, mtime_ns, inode, ctime_ns), and whether it was older
 #: than ``RACY_NS`` then (only such a stat is remembered as verified; git's "racily clean" rule).
@@ -284,7 +285,10 @@ class Segment:
                 reg = self.region(d, doc, lo, hi, cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
-            if FREQUENT and doc.ascii and doc.whole is None:  # (a token too frequent to scan)
+            if FREQUENT and doc.ascii and doc.whole is None and doc.frequent < FREQUENT:
+                # a token too frequent to scan: the first FREQUENT times in this document; then its
+                # whole normal form is made and kept (cheaper for a document that keeps meeting them)
+                doc.frequent += 1
                 got = best_frequent(doc.raw, norm, qp)
                 if got is None:
                     return None

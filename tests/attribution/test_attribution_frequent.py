@@ -129,8 +129,15 @@ def test_answers_equal_with_and_without_it(corpus, monkeypatch):
     calls = []
     real = segment_mod.best_frequent
     monkeypatch.setattr(segment_mod, "best_frequent", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(segment_mod, "FREQUENT", 10**9)  # always from pieces
     got = [[s.to_dict() for s in AttributionIndex.open(out).check(q)] for q in queries]
-    monkeypatch.setattr(segment_mod, "FREQUENT", False)
+    assert len(calls) > 300
+    monkeypatch.setattr(segment_mod, "FREQUENT", 0)  # always the whole document
     want = [[s.to_dict() for s in AttributionIndex.open(out).check(q)] for q in queries]
-    assert got == want
-    assert len(calls) > 300 and sum(map(len, want)) > 100
+    assert got == want and sum(map(len, want)) > 100
+    calls.clear()
+    monkeypatch.setattr(segment_mod, "FREQUENT", 1)  # the default: pieces once per document, then whole
+    idx = AttributionIndex.open(out)
+    assert [[s.to_dict() for s in idx.check(q)] for q in queries] == want
+    assert 0 < len(calls) <= len(docs)
+    assert sum(1 for doc in idx._cache.values() if doc is not None and doc.whole is not None) > 0
