@@ -15,23 +15,14 @@ import pytest
 
 from sc2lsp.attribution import AttributionIndex, build_index, filestat
 from sc2lsp.attribution import rawsearch
-from sc2lsp.attribution import segment as segment_mod
 from sc2lsp.attribution.store import open_segment, write_segment
 
 from test_attribution import code_like
-from test_attribution_query_cost import _hash_calls
 
 OLD = 1_600_000_000
 
 
-@pytest.fixture(autouse=True)
-def fresh_memory(monkeypatch):
-    monkeypatch.setattr(segment_mod, "_VERIFIED", {})
-
-
-@pytest.fixture
-def hashes(monkeypatch) -> list:
-    return _hash_calls(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fresh_verified")
 
 
 def _write(f, text: str) -> None:
