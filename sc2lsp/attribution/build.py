@@ -16,6 +16,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -28,8 +29,10 @@ import numpy as np
 
 from ..errors import UserError
 from .hashing import FP_BITS, GUARANTEE, HASH_NAME, WINDOW, bucket_and_fingerprint, window_hashes
+from .filestat import settled_digest
 from .licenses import LicenseResolver, is_license_file, spdx_header
 from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
+from .rawsearch import is_exact
 from .store import MANIFEST, is_segment_name, open_segment, read_manifest, write_manifest, write_segment
 
 #: The largest stride that keeps the guarantee: copies of GUARANTEE normalised characters are found.
@@ -47,11 +50,15 @@ SEGMENT_WINDOWS = 1 << 26
 #: Every CHECKPOINT normalised characters the document table keeps the raw offset, so a query
 #: normalises only the part of a document around a hit, not the whole file.
 CHECKPOINT = 800
+#: ``doc_flags`` bit: the document's normal form changes only whitespace (ASCII or NFC text).
+FLAG_EXACT = 1
 
 
 @dataclass
 class Document:
-    """One document to index. ``root``/``path`` locate it on disk; without ``root`` its text is stored."""
+    """One document to index. ``root``/``path`` locate it on disk; without ``root`` its text is stored.
+    ``read_after_ns``: a ``time.time_ns()`` taken before the file's text was read (``iter_corpus``
+    sets it), so the build can record the file's stat when it is settled (``filestat``)."""
 
     path: str
     text: str
@@ -60,6 +67,7 @@ class Document:
     license: str | None = None
     license_source: str | None = None
     root: str | None = None
+    read_after_ns: int | None = None
 
 
 @dataclass
@@ -139,6 +147,7 @@ def iter_corpus(paths: Iterable[str | Path], stats: BuildStats | None = None) ->
             raise UserError(f"corpus path {p} does not exist")
     for p in paths:
         p = p.resolve()
+        read_after_ns = time.time_ns()  # before any file of this root is read
         if p.is_file():
             root, entries = p.parent, None
         else:
@@ -164,7 +173,8 @@ def iter_corpus(paths: Iterable[str | Path], stats: BuildStats | None = None) ->
                 continue
             lic, lic_src = resolver.for_file(e.path, e.text)
             yield Document(path=e.path, text=e.text, repository=resolver.distribution(e.path) or repo or root.name,
-                           revision=rev, license=lic, license_source=lic_src, root=str(root))
+                           revision=rev, license=lic, license_source=lic_src, root=str(root),
+                           read_after_ns=read_after_ns)
 
 
 def _as_documents(paths_or_docs, stats: BuildStats) -> Iterator[Document]:
@@ -209,6 +219,8 @@ class SegmentBuilder:
         self.nchars: list[int] = []
         self.ckpts: list[np.ndarray] = []
         self.ckpt_first = [0]
+        self.stat: list[int] = []  # doc_stat: the file's settled stat digest, or 0
+        self.flags: list[int] = []  # doc_flags: FLAG_EXACT
         self.meta: list[bytes] = []
         self.texts: list[bytes] = []
         self.roots: dict[str, int] = {}
@@ -248,6 +260,12 @@ class SegmentBuilder:
         self.meta.append(json.dumps(meta, separators=(",", ":")).encode())
         stored = (self.store_text or doc.root is None) and same is None
         self.texts.append(zlib.compress(data, 6) if stored else b"")
+        on_disk = doc.root is not None and not stored
+        self.stat.append(settled_digest(f"{doc.root}/{doc.path}", len(data), doc.read_after_ns) if on_disk else 0)
+        if same is None:
+            self.flags.append(FLAG_EXACT if is_exact(doc.text) else 0)
+        else:
+            self.flags.append(self.flags[same])
         if same is None:
             self.blobs[blob] = d
             self.alias.append(-1)
@@ -285,7 +303,8 @@ class SegmentBuilder:
             "doc_meta_off": meta_off, "doc_ckpt_first": np.asarray(self.ckpt_first, dtype=np.uint32),
             "doc_ckpt": np.concatenate(self.ckpts), "doc_meta": b"".join(self.meta),
             "strings": json.dumps(list(self.strings)).encode(), "doc_text_off": text_off,
-            "doc_text": b"".join(self.texts)})
+            "doc_text": b"".join(self.texts), "doc_stat": np.asarray(self.stat, dtype=np.uint64),
+            "doc_flags": np.asarray(self.flags, dtype=np.uint8)})
         self.written.append({"file": name, "docs": n_docs, "windows": self.windows,
                              "entries": info["entries"], "raw_bytes": self.raw, "bytes": size})
         self.stats.entries += info["entries"]

@@ -86,7 +86,11 @@ class AttributionIndex:
             if doc is None or doc.stamp is None or self.segments[si].stamp_now(d) == doc.stamp[0]:
                 return None if doc is None or doc.indexed is False else doc
         got = self.segments[si].read_text(d)
-        doc = None if got is None else DocText(got[0], indexed=True if got[1] else None, stamp=got[2])
+        if got is None:
+            doc = None
+        else:  # a text known to be the one indexed has the build's flags (no NFC check then)
+            exact = self.segments[si].exact_flag(d) if got[1] else None
+            doc = DocText(got[0], exact=exact, indexed=True if got[1] else None, stamp=got[2])
         with self._lock:
             old = self._cache.pop(key, None)
             self._cache_chars -= len(old.raw) if old is not None else 0
@@ -122,12 +126,20 @@ class AttributionIndex:
         capped = np.zeros(len(qh), dtype=bool)
         rows, groups = [], {}
         for si, seg in enumerate(self.segments):
-            qp, doc, capped_total = seg.lookup(qh)
-            st["bloom_pass"] += len(np.unique(qp))
+            qp, doc, capped_total = seg.lookup(qh)  # (qp ascending)
+            st["bloom_pass"] += int(np.count_nonzero(qp[1:] != qp[:-1])) + 1 if len(qp) else 0
             st["postings"] += len(qp)
             if len(qp) == 0:
                 continue
             full = seg.weights[doc]
+            if not roots:  # (what the general path below gives when nothing is excluded; a test compares)
+                seg_cnt = np.bincount(qp, weights=full, minlength=len(qh)).astype(np.int64)
+                big = capped_total > 0
+                seg_cnt[big] = np.maximum(seg_cnt[big], capped_total[big])
+                counts += seg_cnt
+                capped |= big
+                rows.append(np.stack([np.full(len(qp), si), doc, qp], axis=1))
+                continue
             uniq, inv = np.unique(doc, return_inverse=True)
             if roots:
                 first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)

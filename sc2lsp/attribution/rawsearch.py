@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from .hashing import WINDOW
+from .lines import Newlines
 from .normalize import _CLASS
 
 #: How many occurrences of a window's longest token are looked at before the caller normalises
@@ -43,11 +44,12 @@ class DocText:
 
     Kept with it for the later queries that hit it (the index caches ``DocText``s): where each
     token searched in it occurs (``occ``: token -> (positions, whether that is all of them),
-    ``scan_raw``'s), and its normal form when it was normalised whole (``whole``). ``stamp``:
+    ``scan_raw``'s), its normal form when it was normalised whole (``whole``) and the line counts
+    of the positions its sources were at (``newlines()``). ``stamp``:
     opaque here, the file's stat when it was read (``segment.FileStamp``; None for a text
     stored in the index), so the index's cache can tell when the file changed."""
 
-    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole", "stamp")
+    __slots__ = ("raw", "exact", "indexed", "ascii", "occ", "whole", "stamp", "_newlines", "frequent")
 
     def __init__(self, raw: str, exact: bool | None = None, indexed: bool | None = True, stamp=None):
         self.raw = raw
@@ -57,6 +59,15 @@ class DocText:
         self.occ: dict[str, tuple[tuple[int, ...], bool]] = {}
         self.whole: str | None = None
         self.stamp = stamp
+        self._newlines = None
+        #: how many windows too frequent to scan were found in it from pieces (``frequent``)
+        self.frequent = 0
+
+    def newlines(self):
+        """The document's ``lines.Newlines`` (made on first use, kept with the text)."""
+        if self._newlines is None:
+            self._newlines = Newlines(self.raw)
+        return self._newlines
 
 
 #: How many tokens' occurrences a ``DocText`` keeps (then it forgets them all).

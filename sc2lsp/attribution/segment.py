@@ -13,8 +13,11 @@ from bisect import bisect_right
 
 import numpy as np
 
-from .build import blob_hash
+from .build import FLAG_EXACT, blob_hash
+from .filestat import RACY_NS, stat_digest, stat_key
+from .frequent import best_frequent
 from .hashing import WINDOW, bucket_and_fingerprint
+from .lines import Newlines
 from .normalize import _CLASS, normalize, normalize_with_offsets
 from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
 from .tight import extension, reaches_edge, sole_holder, tight_piece
@@ -24,6 +27,10 @@ _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 #: Whether ``locate`` normalises only the text around a hit when that gives the same answer
 #: (``tight``); off, it always normalises checkpoint intervals (tests compare the two).
 TIGHT = True
+#: How many times per document ``locate`` finds a window whose token is too frequent to scan (in
+#: an ASCII document) from small pieces (``frequent``) before it normalises the whole document and
+#: keeps that normal form instead (0: always the whole document; tests compare the two).
+FREQUENT = 1
 
 #: A file's stat when it was read: (size, mtime_ns, inode, ctime_ns), and whether it was older
 #: than ``RACY_NS`` then (only such a stat is remembered as verified; git's "racily clean" rule).
@@ -32,11 +39,7 @@ FileStamp = tuple[tuple[int, int, int, int], bool]
 #: read again with that very stat is not hashed again (a stat that changed is hashed again).
 _VERIFIED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _MAX_VERIFIED = 1 << 20
-RACY_NS = 2_000_000_000
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+_stat_key = stat_key
 
 
 class Segment:
@@ -59,6 +62,10 @@ class Segment:
         self.ckpt_first = sf.array("doc_ckpt_first")
         self.ckpt = sf.array("doc_ckpt")
         self.every = int(h["checkpoint"])
+        # the build's stat digest of each file and its flags (absent from indexes built before them)
+        have = "doc_stat" in h["sections"] and "doc_flags" in h["sections"]
+        self.stat = sf.array("doc_stat") if have else None
+        self.flags = sf.array("doc_flags") if have else None
         self.n_docs = len(self.alias)
         self._check_tables()
         rep = np.where(self.alias < 0, np.arange(self.n_docs), self.alias)
@@ -77,6 +84,7 @@ class Segment:
               and len(self.post_doc) == len(self.post_fp) and bool(np.all(bs[1:] >= bs[:-1]))
               and len(self.nchars) == n and len(self.meta_off) == n + 1 and len(self.text_off) == n + 1
               and len(self.ckpt_first) == n + 1 and len(self.capped_cnt) == len(self.capped_idx)
+              and (self.stat is None or (len(self.stat) == n and len(self.flags) == n))
               and (len(self.post_doc) == 0 or int(self.post_doc.max()) < n)
               and bool(np.all(self.alias < np.arange(n))) and bool(np.all(self.alias >= -1)))
         if ok and n:
@@ -163,8 +171,23 @@ class Segment:
             text = data.decode("utf-8", "surrogatepass")
         except (OSError, UnicodeDecodeError):
             return None
-        known = settled and len(data) == size and _VERIFIED.get(p) == (key, self.meta(d)["blob"])
-        return text, known, (key, settled and len(data) == size)
+        whole = len(data) == size
+        known = whole and ((settled and _VERIFIED.get(p) == (key, self.meta(d)["blob"])) or self._built_stat(d, key))
+        return text, known, (key, settled and whole)
+
+    def _built_stat(self, d: int, key: tuple[int, int, int, int]) -> bool:
+        """Whether the file of document ``d`` has the stat the build recorded (``doc_stat``: its
+        digest, recorded only when settled; 0 when unknown), so it is the text indexed."""
+        if self.stat is None:
+            return False
+        want = int(self.stat[d])
+        return want != 0 and stat_digest(key) == want
+
+    def exact_flag(self, d: int) -> bool | None:
+        """The build's record of whether document ``d``'s normal form changes only whitespace
+        (``rawsearch.is_exact`` of its indexed text; None when the index has no ``doc_flags``).
+        Valid for a text known to be the one indexed."""
+        return None if self.flags is None else bool(int(self.flags[d]) & FLAG_EXACT)
 
     def stamp_now(self, d: int) -> tuple[int, int, int, int] | None:
         """The stat key of the file ``read_text`` reads for document ``d`` now (None when it
@@ -223,6 +246,8 @@ class Segment:
             if whole:
                 doc.whole = text
             reg = Region(base, text, raw_a, piece, raw, self.ckpt[c0:c1], self.every)
+            if isinstance(doc, DocText):
+                reg.newlines = doc.newlines()
             if cache is not None:
                 cache[(j0, j1)] = reg
         return reg
@@ -254,21 +279,34 @@ class Segment:
                 j = bisect_right(ck, best) - 1  # (faster than np.searchsorted for one value)
                 lo, hi = j * self.every - WINDOW - 2 - pad[0], (j + 1) * self.every + WINDOW + 2 + pad[1]
                 if TIGHT and doc.ascii:
-                    got = self._tight(doc.raw, norm, qp, hit, ck, lo, hi)
+                    got = self._tight(doc, norm, qp, hit, ck, lo, hi)
                     if got is not False:
                         return got
                 reg = self.region(d, doc, lo, hi, cache)
                 i = _best_in(reg.text, norm, qp, max(0, j * self.every - WINDOW - 2 - reg.base))
                 return None if i < 0 else (reg.base + i, reg)
+            if FREQUENT and doc.ascii and doc.whole is None and doc.frequent < FREQUENT:
+                # a token too frequent to scan: the first FREQUENT times in this document; then its
+                # whole normal form is made and kept (cheaper for a document that keeps meeting them)
+                doc.frequent += 1
+                got = best_frequent(doc.raw, norm, qp)
+                if got is None:
+                    return None
+                if got is not False:
+                    w, (ra, rb, text, at_start, at_end) = got
+                    reg = Region(0, text, ra, doc.raw[ra:rb], doc.raw)
+                    reg.edges, reg.newlines = (at_start, at_end), doc.newlines()
+                    return w, reg
         reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
 
-    def _tight(self, raw: str, norm: str, qp: int, hit: RawHit, ck: np.ndarray, lo: int, hi: int):
+    def _tight(self, doc: DocText, norm: str, qp: int, hit: RawHit, ck: np.ndarray, lo: int, hi: int):
         """``locate``'s answer from a small region around ``hit`` (``tight``): ``(position in
         the region, region)`` or None, the same as the checkpoint region ``[lo, hi)`` would give;
         False when that is not sure (another occurrence holds the window in that region, or the
         extension reaches the small region's edge): then the caller takes the checkpoint region."""
+        raw = doc.raw
         j0 = min(max(lo, 0) // self.every, len(ck) - 1)
         j1 = min(max(hi, 0) // self.every + 1, len(ck))
         if not sole_holder(raw, norm, qp, hit, int(ck[j0]), int(ck[j1]) if j1 < len(ck) else len(raw)):
@@ -284,6 +322,7 @@ class Segment:
             return False
         reg = Region(0, text, ra, raw[ra:rb], raw)
         reg.edges = (at_start, at_end)
+        reg.newlines = doc.newlines()
         return w, reg
 
     def lookup(self, qh: np.ndarray):
@@ -293,7 +332,7 @@ class Segment:
         lo = self.bucket_start[bkt].astype(np.int64)
         lens = self.bucket_start[bkt + 1].astype(np.int64) - lo
         rep = np.repeat(np.arange(len(qh)), lens)
-        ent = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+        ent = np.arange(int(lens.sum())) + np.repeat(lo - (np.cumsum(lens) - lens), lens)
         ok = self.post_fp[ent] == fpq[rep]
         qp, ent = rep[ok], ent[ok]
         doc = self.post_doc[ent].astype(np.int64)
@@ -336,7 +375,7 @@ class Region:
     """Part of a document's normal form; raw offsets are computed only for reported sources."""
 
     __slots__ = ("base", "text", "raw_a", "piece", "raw", "_offsets", "_whole", "_pos", "_exact", "_lines", "_ck",
-                 "_every", "_local", "edges")
+                 "_every", "_local", "edges", "newlines", "_memo")
 
     def __init__(self, base: int, text: str, raw_a: int, piece: str, raw: str, ck: np.ndarray | None = None,
                  every: int = 0):
@@ -347,11 +386,24 @@ class Region:
         self._exact: bool | None = None
         self._lines: int | None = None
         self._ck, self._every, self._local = ck, every, {}
+        self._memo: dict[int, int] = {}  # raw_offset's answers (nested spans share their ends)
         #: a tight region's (no global position): whether no non-blank precedes / follows it
         self.edges: tuple[bool, bool] | None = None
+        #: the document's line counts (``DocText.newlines``), shared by its regions; None: count
+        #: the lines before the region from the document's start
+        self.newlines: Newlines | None = None
 
     def raw_offset(self, k: int) -> int:
-        """Raw offset (in the whole document) of the region's normalised character ``k``.
+        """Raw offset (in the whole document) of the region's normalised character ``k``
+        (``_raw_offset``, once per ``k``: the sources of nested spans often end at the same
+        place)."""
+        got = self._memo.get(k)
+        if got is None:
+            got = self._memo[k] = self._raw_offset(k)
+        return got
+
+    def _raw_offset(self, k: int) -> int:
+        """``raw_offset(k)``.
 
         When the piece's normal form changes only whitespace (ASCII or NFC), the ``m``-th
         non-blank character of the normal form is the ``m``-th non-blank character of the piece
@@ -436,6 +488,8 @@ class Region:
     def line_of(self, raw_offset: int) -> int:
         """1-based line number of ``raw_offset`` (in the whole document), counting the lines
         before the region once."""
+        if self.newlines is not None:
+            return self.newlines.before(raw_offset) + 1
         if raw_offset < self.raw_a:
             return self.raw.count("\n", 0, raw_offset) + 1
         if self._lines is None:

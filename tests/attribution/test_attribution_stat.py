@@ -14,19 +14,11 @@ from sc2lsp.attribution import AttributionIndex, build_index
 from sc2lsp.attribution import segment as segment_mod
 
 from test_attribution import code_like
-from test_attribution_query_cost import _hash_calls
 
 OLD = 1_600_000_000  # an mtime long past: the file's stat is settled (not "racily clean")
 
 
-@pytest.fixture(autouse=True)
-def fresh_memory(monkeypatch):
-    monkeypatch.setattr(segment_mod, "_VERIFIED", {})
-
-
-@pytest.fixture
-def hashes(monkeypatch) -> list:
-    return _hash_calls(monkeypatch)
+pytestmark = pytest.mark.usefixtures("fresh_verified")
 
 
 def _corpus(tmp_path, seed: int):
