@@ -44,7 +44,9 @@ interval of the ratio, per repository and pooled, and the ceiling (a model writi
 its prompt holds it), and the same figures split by where the needed name is (``by_where``: only in
 the context, in the file part of the prompt, nowhere). Round 3's figures:
 ``bench/results/context_lift_round3.json``; round 4's (round 3's adapter continued to 720 steps, the
-ablation without ``server_copy_weight``): ``bench/results/context_lift_round4.json``.
+ablation without ``server_copy_weight``): ``bench/results/context_lift_round4.json``; round 5's (round 4b's
+data plus 20 other repositories through ``finetune prepare extend=``, a fresh LoRA of 1,000 steps):
+``bench/results/context_lift_round5.json``.
 ``--model LABEL=BASE.gguf[+ADAPTER.gguf]`` adds rows (e.g. a merged or fully fine-tuned GGUF).
 """
 

@@ -76,6 +76,10 @@ class RepoDataConfig:
     #: its file part (only the context can supply it: ``server_samples.View.copy_only``); 1 = as any line
     server_copy_weight: float = 1.0
     seed: int = 1234
+    #: an earlier ``prepare``'s output: write its training rows followed by these repositories' (none of
+    #: whose files is held out, nor a copy of its held-out files), with its held-out part unchanged
+    #: (``finetune.extend``: more training repositories, the same evaluation)
+    extend: str = ""
     progress: bool = True
     attribution: bool = True  #: write the attribution index of the kept files into OUT/attribution
 
@@ -145,15 +149,23 @@ def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
 
     t0 = time.time()
     corpus = _open_repos(repos)
+    base = None
+    if cfg.extend:
+        from .extend import Base
+
+        base = Base.load(cfg.extend, corpus.roots, corpus.names, seq_len=cfg.seq_len, samples=cfg.samples)
     tok = tokmod.load(cfg.tokenizer)
     tok.model_max_length = 1 << 30  # whole files are tokenized for counts; rows are cut later
-    collect(corpus, cfg)
-    drop_duplicates(corpus, cfg)
+    if base:
+        base.check_vocab(len(tok))
+    collect(corpus, cfg, prefix=base is not None)
+    drop_duplicates(corpus, cfg, keep_first=base.heldout_texts() if base else ())
     redact_secrets(corpus, cfg)
-    split_heldout(corpus, cfg, tok)
+    split_heldout(corpus, cfg, tok, hold=base is None)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(out / "tokenizer")
+    train_mask = None
     if cfg.samples == "server":
         (train_rows, train_mask), (held_rows, held_mask), held_padded = pack_server_rows(corpus, cfg, tok)
         np.save(out / "train_mask.npy", train_mask)
@@ -164,14 +176,18 @@ def prepare(repos: Sequence[str | Path], cfg: RepoDataConfig) -> dict:
             (out / stale).unlink(missing_ok=True)
     np.save(out / "train.npy", train_rows)
     np.save(out / "heldout.npy", held_rows)
-    write_heldout_files(corpus, out)
+    rows = {"vocab_size": len(tok), "seq_len": cfg.seq_len, "epochs": cfg.epochs, "train_tokens": int(train_rows.size),
+            "heldout_tokens": int(held_rows.size), "heldout_padding_tokens": held_padded}
+    if base:  # its rows first, its held-out part as it is; its files listed ahead of these
+        rows.update(base.write(out, train_rows, train_mask))
+        corpus.records[:0] = base.manifest["files"]
+    else:
+        write_heldout_files(corpus, out)
     attribution = write_attribution_index(out / ATTRIBUTION_DIR, corpus.texts, corpus.origin) if cfg.attribution else None
-    manifest = write_manifest(corpus, cfg, out, {
-        "vocab_size": len(tok), "seq_len": cfg.seq_len, "epochs": cfg.epochs,
-        "train_tokens": int(train_rows.size), "heldout_tokens": int(held_rows.size),
-        "heldout_padding_tokens": held_padded}, attribution, time.time() - t0)
+    manifest = write_manifest(corpus, cfg, out, rows, attribution, time.time() - t0)
     print(f"{len(corpus.records)} files seen, {manifest['kept_files']} kept ({manifest['train_files']} train, "
-          f"{manifest['heldout_files']} held out); train {train_rows.shape} held-out {held_rows.shape} rows; "
+          f"{manifest['heldout_files']} held out); train {manifest['train_tokens'] // cfg.seq_len} held-out "
+          f"{manifest['heldout_tokens'] // cfg.seq_len} rows of {cfg.seq_len}; "
           f"redactions {dict(corpus.redactions) or 'none'}; {manifest['seconds']:.1f} s -> {out}")
     return manifest
 
@@ -189,10 +205,11 @@ def _open_repos(repos: Sequence[str | Path]) -> Corpus:
     return Corpus(roots, names)
 
 
-def collect(corpus: Corpus, cfg: RepoDataConfig) -> None:
+def collect(corpus: Corpus, cfg: RepoDataConfig, prefix: bool = False) -> None:
     """Stage 1: every file of every repository through the scan rules of ``sc2lsp.workspace.scan``,
-    the extension choice and The Stack v2 filters; a record per file, the texts of the kept ones."""
-    multi = len(corpus.roots) > 1
+    the extension choice and The Stack v2 filters; a record per file, the texts of the kept ones.
+    Keys are ``NAME/path`` when there are several repositories (or ``prefix``), else the path."""
+    multi = len(corpus.roots) > 1 or prefix
     for name, root in zip(corpus.names, corpus.roots):
         for e in _bar(scan(root, max_bytes=cfg.max_bytes, report_dirs=True), cfg, desc=f"scan {name}", unit="file"):
             key = f"{name}/{e.path}" if multi else e.path
@@ -209,10 +226,11 @@ def collect(corpus: Corpus, cfg: RepoDataConfig) -> None:
                 corpus.origin[key] = (root, e.path)
 
 
-def drop_duplicates(corpus: Corpus, cfg: RepoDataConfig) -> None:
-    """Stage 2: exact and near (MinHash) duplicates leave the kept files, with the reason."""
-    dropped = dedup(sorted(corpus.texts.items()), threshold=cfg.dedup_threshold, num_perm=cfg.num_perm,
-                    progress=cfg.progress)
+def drop_duplicates(corpus: Corpus, cfg: RepoDataConfig, keep_first: Sequence[tuple[str, str]] = ()) -> None:
+    """Stage 2: exact and near (MinHash) duplicates leave the kept files, with the reason; a file
+    duplicating one of ``keep_first`` (texts that are not part of the corpus) leaves too."""
+    dropped = dedup([*keep_first, *sorted(corpus.texts.items())], threshold=cfg.dedup_threshold,
+                    num_perm=cfg.num_perm, progress=cfg.progress)
     for rec in corpus.records:
         if rec["kept"] and rec["path"] in dropped:
             rec.update(kept=False, reason=dropped[rec["path"]])
@@ -234,10 +252,11 @@ def redact_secrets(corpus: Corpus, cfg: RepoDataConfig) -> None:
         raise PrepareError(f"nothing to train on in {', '.join(map(str, corpus.roots))}: {detail}")
 
 
-def split_heldout(corpus: Corpus, cfg: RepoDataConfig, tok) -> None:
-    """Stage 4: held-out files chosen by a salted hash of their path; token counts per kept file."""
+def split_heldout(corpus: Corpus, cfg: RepoDataConfig, tok, hold: bool = True) -> None:
+    """Stage 4: held-out files chosen by a salted hash of their path (none unless ``hold``); token
+    counts per kept file."""
     corpus.held = _heldout_paths(sorted(corpus.texts), cfg.heldout_fraction, cfg.min_heldout_files,
-                                 salt=str(cfg.seed))
+                                 salt=str(cfg.seed)) if hold else set()
     ids = tok(list(corpus.texts.values()), add_special_tokens=False)["input_ids"]
     token_counts = dict(zip(corpus.texts, map(len, ids)))
     for rec in corpus.records:
@@ -322,10 +341,11 @@ def write_manifest(corpus: Corpus, cfg: RepoDataConfig, out: Path, rows: dict, a
                    seconds: float) -> dict:
     """Stage 7: ``manifest.json`` (every file kept or dropped and why) and ``DATASHEET.md``."""
     kept = [r for r in corpus.records if r["kept"]]
+    before = rows.get("extends", {})
     manifest = {
         "kind": "repository",
-        "sources": [str(r.resolve()) for r in corpus.roots],
-        "repos": corpus.names,
+        "sources": before.get("sources", []) + [str(r.resolve()) for r in corpus.roots],
+        "repos": before.get("repos", []) + corpus.names,
         "config": asdict(cfg),
         **rows,
         "kept_files": len(kept),
