@@ -39,7 +39,6 @@ FileStamp = tuple[tuple[int, int, int, int], bool]
 #: read again with that very stat is not hashed again (a stat that changed is hashed again).
 _VERIFIED: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _MAX_VERIFIED = 1 << 20
-_stat_key = stat_key
 
 
 class Segment:
@@ -158,7 +157,7 @@ class Segment:
             try:  # one read for a regular file (cheaper than open().read())
                 st = os.fstat(fd)  # before reading: a write after it changes the stat
                 size = st.st_size
-                key = _stat_key(st)
+                key = stat_key(st)
                 settled = st.st_mtime_ns < time.time_ns() - RACY_NS  # (git: "racily clean")
                 data = os.read(fd, size + 1)
                 if len(data) > size:  # it grew since: the rest too
@@ -198,7 +197,7 @@ class Segment:
         if p is None:
             return self.stamp_now(int(self.alias[d])) if self.alias[d] >= 0 else None
         try:
-            return _stat_key(os.stat(p))
+            return stat_key(os.stat(p))
         except OSError:
             return None
 
