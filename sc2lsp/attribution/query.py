@@ -132,35 +132,32 @@ class AttributionIndex:
             if len(qp) == 0:
                 continue
             full = seg.weights[doc]
-            if not roots:  # (what the general path below gives when nothing is excluded; a test compares)
+            if not roots:  # nothing excluded: a posting's document is its group's original (copies get
+                # no postings), counted with its group's weight (the path below gives the same; a test compares)
                 seg_cnt = np.bincount(qp, weights=full, minlength=len(qh)).astype(np.int64)
-                big = capped_total > 0
-                seg_cnt[big] = np.maximum(seg_cnt[big], capped_total[big])
-                counts += seg_cnt
-                capped |= big
-                rows.append(np.stack([np.full(len(qp), si), doc, qp], axis=1))
-                continue
-            uniq, inv = np.unique(doc, return_inverse=True)
-            if roots:
+                floor = capped_total
+                seg_rows = np.stack([np.full(len(qp), si), doc, qp], axis=1)
+            else:  # each posting's group less its excluded copies
+                uniq, inv = np.unique(doc, return_inverse=True)
                 first, live = np.empty(len(uniq), dtype=np.int64), np.empty(len(uniq), dtype=np.int64)
                 for k, d in enumerate(uniq.tolist()):
                     mem = [m for m in seg.members(d) if not self._excluded(si, m, roots)]
                     first[k], live[k] = (mem[0] if mem else -1), len(mem)
                     if mem:
                         groups[(si, mem[0])] = mem
-            else:  # a posting's document is its group's original (copies get no postings)
-                first, live = uniq, seg.weights[uniq]
-            live_w = live[inv]
-            seg_cnt = np.zeros(len(qh), dtype=np.int64)
-            np.add.at(seg_cnt, qp, live_w)
-            excl = np.zeros(len(qh), dtype=np.int64)
-            np.add.at(excl, qp, full - live_w)
-            big = capped_total > 0
-            seg_cnt[big] = np.maximum(seg_cnt[big], capped_total[big] - excl[big])
+                live_w = live[inv]
+                seg_cnt = np.zeros(len(qh), dtype=np.int64)
+                np.add.at(seg_cnt, qp, live_w)
+                excl = np.zeros(len(qh), dtype=np.int64)
+                np.add.at(excl, qp, full - live_w)
+                floor = capped_total - excl
+                keep = live_w > 0
+                seg_rows = np.stack([np.full(int(keep.sum()), si), first[inv][keep], qp[keep]], axis=1)
+            big = capped_total > 0  # capped windows: at least the count the build recorded
+            seg_cnt[big] = np.maximum(seg_cnt[big], floor[big])
             counts += seg_cnt
             capped |= big
-            keep = live_w > 0
-            rows.append(np.stack([np.full(int(keep.sum()), si), first[inv][keep], qp[keep]], axis=1))
+            rows.append(seg_rows)
         allrows = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
         return allrows, groups, counts, capped
 
