@@ -293,9 +293,7 @@ class Segment:
                     return None
                 if got is not False:
                     w, (ra, rb, text, at_start, at_end) = got
-                    reg = Region(0, text, ra, doc.raw[ra:rb], doc.raw)
-                    reg.edges, reg.newlines = (at_start, at_end), doc.newlines()
-                    return w, reg
+                    return w, Region.tight(doc, ra, rb, text, at_start, at_end)
         reg = self.region(d, doc, 0, int(self.nchars[d]), cache)
         i = _best_in(reg.text, norm, qp, 0)
         return None if i < 0 else (reg.base + i, reg)
@@ -319,10 +317,7 @@ class Segment:
         left, right = extension(norm, qp, text, w)
         if reaches_edge(left, right, w, len(text), qp, len(norm), not at_start, not at_end):
             return False
-        reg = Region(0, text, ra, raw[ra:rb], raw)
-        reg.edges = (at_start, at_end)
-        reg.newlines = doc.newlines()
-        return w, reg
+        return w, Region.tight(doc, ra, rb, text, at_start, at_end)
 
     def lookup(self, qh: np.ndarray):
         """Postings of the query window hashes ``qh``: (query position, document) per posting, and
@@ -391,6 +386,14 @@ class Region:
         #: the document's line counts (``DocText.newlines``), shared by its regions; None: count
         #: the lines before the region from the document's start
         self.newlines: Newlines | None = None
+
+    @classmethod
+    def tight(cls, doc: DocText, ra: int, rb: int, text: str, at_start: bool, at_end: bool) -> "Region":
+        """A tight region: ``text`` the normal form of ``doc.raw[ra:rb]`` (``tight.tight_piece``),
+        with its edges and the document's shared line counts."""
+        reg = cls(0, text, ra, doc.raw[ra:rb], doc.raw)
+        reg.edges, reg.newlines = (at_start, at_end), doc.newlines()
+        return reg
 
     def raw_offset(self, k: int) -> int:
         """Raw offset (in the whole document) of the region's normalised character ``k``
