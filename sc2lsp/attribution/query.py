@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, window_hashes
-from .licenses import looks_like_license_text
-from .normalize import NORMALIZATION_VERSION, normalize_with_offsets, raw_span
+from . import report
+from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
 from .rawsearch import DocText
 from .segment import Segment, _common_len
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
@@ -324,49 +324,17 @@ class AttributionIndex:
 
     def _spans(self, text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                common_threshold):
-        matches = [m for m in matches if m[1] - m[0] >= min_chars]  # only these can cover a span
-        if not matches:
-            return []
-        m_lo = np.fromiter((m[0] for m in matches), dtype=np.int64, count=len(matches))
-        m_hi = np.fromiter((m[1] for m in matches), dtype=np.int64, count=len(matches))
-        kept: list[tuple[int, int, int]] = []  # (qa, qb, documents covering it)
-        out: list[Span] = []
-        prev = None  # _previous(qh), for _estimate
-        for (qa, qb) in sorted({(m[0], m[1]) for m in matches}, key=lambda r: (r[0] - r[1], r[0])):
-            firsts: dict[tuple[int, int], tuple] = {}  # covering documents: their first match
-            for i in np.flatnonzero((m_lo <= qa) & (m_hi >= qb)).tolist():
-                m = matches[i]
-                firsts.setdefault((m[2], m[3]), m)
-            outer = [c for a, b, c in kept if a <= qa and qb <= b]
-            if outer and len(firsts) <= max(outer):
-                continue
-            kept.append((qa, qb, len(firsts)))
-            exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
-            n_docs = len(firsts)
-            if not exact:
-                prev = _previous(qh) if prev is None else prev
-                n_docs = max(n_docs, self._estimate(prev, counts, qa, qb))
-            firsts = dict(sorted(firsts.items(), key=lambda kv: (not kv[1][6], kv[0])))
-            metas = [self.segments[si].meta(d) for si, d in firsts]
-            srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
-            lic_text = any(mt.get("license_file") for mt in metas) or looks_like_license_text(norm[qa:qb])
-            kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
-            start, end = raw_span(offs, qa, qb)
-            out.append(Span(start, end, qb - qa, text[start:end], kind, n_docs, exact,
-                            sorted({mt.get("license") for mt in metas}, key=lambda x: (x is None, x or "")), srcs))
-        out.sort(key=lambda s: (s.start, -s.end))
-        return out
+        """The spans of the query (``report.spans``), their documents estimated from the postings
+        (``report.estimates``, after one ``_previous`` per query) where they cannot be counted exactly."""
+        def estimate(ranges: list[tuple[int, int]]) -> list[int]:
+            return report.estimates(_previous(qh), counts, ranges, self.stride) if ranges else []
+
+        return report.spans(self.segments, self.stride, text, norm, offs, matches, capped, truncated, min_chars,
+                            max_sources, common_threshold, estimate, self._source)
 
     def _estimate(self, prev: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
-        """Documents holding the span ``[qa, qb)``, from the postings' counts: each such document
-        has an indexed window every ``stride`` positions, so it is counted once per stride of
-        distinct windows (a periodic span, like a line of dashes, has only one). ``prev``:
-        ``_previous`` of the query's window hashes (a window is the first of its hash in the
-        span when the previous one is before the span)."""
-        n_win = max(1, qb - qa - WINDOW + 1)
-        first = qa + np.flatnonzero(prev[qa : qa + n_win] < qa)
-        total = int(counts[first].sum())
-        return round(total / max(1.0, len(first) / self.stride))
+        """Documents holding the span ``[qa, qb)``, from the postings' counts (``report.estimates``)."""
+        return report.estimates(prev, counts, [(qa, qb)], self.stride)[0]
 
     def _source(self, m, qa: int, qb: int) -> Source:
         """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""

@@ -1,0 +1,240 @@
+"""The spans of a query assembled once per query (``report.py``: covering matches in one numpy
+pass, per-document license fields, capped windows by bisection, the estimates of all spans in one
+pass, the whole query's license test first) give the answers of the per-span code they replace
+(kept below as the reference)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from sc2lsp.attribution import AttributionIndex, build_index
+from sc2lsp.attribution import report
+from sc2lsp.attribution.hashing import WINDOW
+from sc2lsp.attribution.licenses import LICENSE_PHRASES, looks_like_license_text
+from sc2lsp.attribution.normalize import raw_span
+from sc2lsp.attribution.query import _previous
+from sc2lsp.attribution.spans import Source, Span
+
+from test_attribution import APACHE_HEADER, MIT, code_like
+
+
+def reference_spans(self, text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
+                    common_threshold):
+    """``AttributionIndex._spans`` before ``report.py`` (628e8c6), with its ``_estimate``."""
+    matches = [m for m in matches if m[1] - m[0] >= min_chars]
+    if not matches:
+        return []
+    m_lo = np.fromiter((m[0] for m in matches), dtype=np.int64, count=len(matches))
+    m_hi = np.fromiter((m[1] for m in matches), dtype=np.int64, count=len(matches))
+    kept, out, prev = [], [], None
+    for (qa, qb) in sorted({(m[0], m[1]) for m in matches}, key=lambda r: (r[0] - r[1], r[0])):
+        firsts = {}
+        for i in np.flatnonzero((m_lo <= qa) & (m_hi >= qb)).tolist():
+            m = matches[i]
+            firsts.setdefault((m[2], m[3]), m)
+        outer = [c for a, b, c in kept if a <= qa and qb <= b]
+        if outer and len(firsts) <= max(outer):
+            continue
+        kept.append((qa, qb, len(firsts)))
+        exact = not truncated and qb - qa >= WINDOW + self.stride - 1 and not capped[qa : qb - WINDOW + 1].any()
+        n_docs = len(firsts)
+        if not exact:
+            prev = _previous(qh) if prev is None else prev
+            n_docs = max(n_docs, reference_estimate(prev, counts, qa, qb, self.stride))
+        firsts = dict(sorted(firsts.items(), key=lambda kv: (not kv[1][6], kv[0])))
+        metas = [self.segments[si].meta(d) for si, d in firsts]
+        srcs = [self._source(m, qa, qb) for m in list(firsts.values())[:max_sources]]
+        lic_text = any(mt.get("license_file") for mt in metas) or looks_like_license_text(norm[qa:qb])
+        kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
+        start, end = raw_span(offs, qa, qb)
+        out.append(Span(start, end, qb - qa, text[start:end], kind, n_docs, exact,
+                        sorted({mt.get("license") for mt in metas}, key=lambda x: (x is None, x or "")), srcs))
+    out.sort(key=lambda s: (s.start, -s.end))
+    return out
+
+
+def reference_estimate(prev, counts, qa, qb, stride):
+    n_win = max(1, qb - qa - WINDOW + 1)
+    first = qa + np.flatnonzero(prev[qa : qa + n_win] < qa)
+    return round(int(counts[first].sum()) / max(1.0, len(first) / stride))
+
+
+def reference_source(self, m, qa, qb):
+    mqa, mqb, si, d, da, db, verified, reg = m
+    meta = self.segments[si].meta(d)
+    start_line = end_line = None
+    if verified:
+        b = reg.raw_offset(db - (mqb - qb) - 1) + 1
+        a = reg.raw_offset(da + (qa - mqa))
+        start_line = reg.raw.count("\n", 0, a) + 1
+        end_line = start_line + reg.raw.count("\n", a, max(a, b - 1))
+    return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
+                  meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),
+                  start_line, end_line, verified)
+
+
+def _corpus(tmp_path) -> list[str]:
+    """Files sharing a header (in more than the postings cap of 16: capped windows), identical
+    copies, blocks of lines shared by several files, a license file, license headers, and a file
+    changed after indexing (unverified matches)."""
+    rng = random.Random(11)
+    header = "# Shared header line of this small corpus, long enough to be capped in the postings.\n"
+    blocks = [code_like(rng, 10) for _ in range(8)]
+    src = tmp_path / "src"
+    (src / "lic").mkdir(parents=True)
+    (src / "lic" / "LICENSE").write_text(MIT)
+    texts = [MIT]
+    for i in range(22):
+        body = [code_like(rng, 8)] + rng.sample(blocks, 3) + [code_like(rng, 6)]
+        if i % 5 == 0:
+            body.insert(1, APACHE_HEADER)
+        texts.append(header + "".join(body))
+        (src / ("lic" if i % 4 == 0 else ".") / f"m{i}.py").write_text(texts[-1])
+    for i in range(4):
+        (src / f"copy{i}.py").write_text(texts[1 + i])
+    build_index([src], tmp_path / "idx")
+    for i in (1, 9):  # changed since indexing (m1.py has a copy, m9.py none)
+        (src / f"m{i}.py").write_text(texts[1 + i].replace("def ", "def  x", 3))
+    return texts
+
+
+def _queries(rng: random.Random, texts: list[str]) -> list[str]:
+    out = []
+    for t in texts:
+        a = rng.randrange(0, max(1, len(t) - 500))
+        out.append(t[a : a + rng.choice([300, 1000, 1600])])
+        pieces = [rng.choice(texts) for _ in range(4)]  # many spans, from several documents each
+        out.append("".join(p[(k := rng.randrange(0, max(1, len(p) - 300))) : k + rng.randrange(60, 300)]
+                           + "\nzz = 1\n" for p in pieces))
+    return out
+
+
+PARAMS = [dict(), dict(min_chars=38, max_sources=0), dict(min_chars=38, max_sources=1, common_threshold=3),
+          dict(min_chars=80, max_sources=2, common_threshold=2), dict(min_chars=20, max_sources=12),
+          dict(time_limit_s=0.0)]
+
+
+def test_spans_equal_the_per_span_reference(tmp_path, monkeypatch):
+    texts = _corpus(tmp_path)
+    queries = _queries(random.Random(12), texts)
+    got = [[[s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(q, **kw)] for q in queries]
+           for kw in PARAMS]
+    monkeypatch.setattr(AttributionIndex, "_spans", reference_spans)
+    monkeypatch.setattr(AttributionIndex, "_source", reference_source)
+    want = [[[s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(q, **kw)] for q in queries]
+            for kw in PARAMS]
+    for kw, g, w in zip(PARAMS, got, want):
+        for q, a, b in zip(queries, g, w):
+            assert a == b, (kw, q)
+    spans = [s for ans in want[0] for s in ans]
+    kinds = {s["kind"] for s in spans}
+    assert len(spans) > 100 and kinds == {"copy", "common", "license_text"}, kinds
+    assert any(not s["documents_exact"] for s in spans) and any(s["documents_exact"] for s in spans)
+    assert any(len(s["sources"]) == 5 for s in spans)  # more documents than shown
+    assert any(not src["verified"] for s in spans for src in s["sources"])
+    assert any(src["verified"] for s in spans for src in s["sources"])
+
+
+class _FakeSegment:
+    def __init__(self, rng):
+        self.metas = [{"license_file": rng.random() < 0.1, "license": rng.choice([None, "MIT", "Apache-2.0"])}
+                      for _ in range(12)]
+
+    def meta(self, d):
+        return self.metas[d]
+
+
+class _Fake:
+    """Just what ``_spans`` reads of an index; a source names the match and the span."""
+
+    def __init__(self, rng):
+        self.segments = [_FakeSegment(rng), _FakeSegment(rng)]
+        self.stride = rng.choice([1, 5, 37])
+
+    def _source(self, m, qa, qb):
+        return (m, qa, qb)
+
+
+def test_spans_of_random_matches_equal_the_reference(monkeypatch):
+    """Random matches (overlapping ranges, several per document, verified or not), capped
+    windows, counts and truncation: ``report.spans`` gives the reference's spans, sources in
+    the same order from the same matches."""
+    monkeypatch.setattr(report, "_BLOCK", 256)
+    rng = random.Random(16)
+    np_rng = np.random.default_rng(16)
+    for trial in range(400):
+        fake = _Fake(rng)
+        norm = "".join(rng.choice(["ab", "c", " ", "\n", "license "]) for _ in range(rng.randrange(60, 300)))
+        norm = norm.strip() or "x" * 60
+        if rng.random() < 0.2:
+            norm = norm[:30] + " permission is hereby granted, free of charge " + norm[30:]
+        qh = np_rng.integers(0, rng.choice([3, 50, 10**6]), size=max(1, len(norm) - WINDOW + 1)).astype(np.uint64)
+        counts = np_rng.integers(0, 40, size=len(qh))
+        capped = np_rng.random(len(qh)) < rng.choice([0.0, 0.01, 0.1])
+        offs = np.arange(len(norm) + 1)
+        matches = []
+        for _ in range(rng.randrange(1, 40)):
+            qa = rng.randrange(0, len(norm) - 1)
+            qb = rng.randrange(qa + 1, min(len(norm), qa + rng.choice([40, 120, 400])) + 1)
+            if matches and rng.random() < 0.3:  # the same range in another document
+                qa, qb = rng.choice(matches)[:2]
+            matches.append((qa, qb, rng.randrange(2), rng.randrange(12), rng.randrange(100), rng.randrange(100),
+                            rng.random() < 0.8, None))
+        args = (norm, norm, offs, qh, matches, counts, capped, rng.random() < 0.1, rng.choice([1, 20, 50]),
+                rng.choice([0, 1, 2, 5]), rng.choice([0, 2, 10]))
+        want = reference_spans(fake, *args)
+        got = AttributionIndex._spans(fake, *args)
+        assert got == want, trial
+
+
+@pytest.mark.parametrize("small", [0, report.SMALL_COVER, 10**9])
+def test_covering_matches_are_found_in_order(monkeypatch, small):
+    monkeypatch.setattr(report, "SMALL_COVER", small)
+    monkeypatch.setattr(report, "_BLOCK", 64)  # several numpy blocks
+    rng = random.Random(13)
+    for _ in range(300):
+        m = rng.randrange(1, 40)
+        lo = [rng.randrange(0, 60) for _ in range(m)]
+        hi = [a + rng.randrange(0, 60) for a in lo]
+        ranges = sorted({(lo[i], hi[i]) for i in range(m)} | {(rng.randrange(60), rng.randrange(60, 130))})
+        want = [[i for i in range(m) if lo[i] <= qa and hi[i] >= qb] for qa, qb in ranges]
+        assert report.covering(ranges, lo, hi) == want
+
+
+def test_estimates_of_many_spans_equal_one_at_a_time(monkeypatch):
+    monkeypatch.setattr(report, "_BLOCK", 500)  # several numpy blocks
+    rng = np.random.default_rng(14)
+    for _ in range(200):
+        n = int(rng.integers(1, 400))
+        qh = rng.integers(0, int(rng.integers(1, 60)), size=n).astype(np.uint64)
+        counts = rng.integers(0, 30, size=n)
+        prev = _previous(qh)
+        ranges = []
+        for _ in range(int(rng.integers(1, 30))):
+            qa = int(rng.integers(0, n))
+            ranges.append((qa, int(rng.integers(qa + 1, n + WINDOW))))
+        stride = int(rng.integers(1, 38))
+        want = [reference_estimate(prev, counts, qa, qb, stride) for qa, qb in ranges]
+        assert report.estimates(prev, counts, ranges, stride) == want
+
+
+def test_a_part_reads_like_a_license_only_when_the_whole_does():
+    """What lets ``report.spans`` skip every span of a query whose text names no license phrase:
+    lower-casing is per character (final sigma aside, never ASCII) and the whitespace split of a
+    part is the whole's, cut."""
+    rng = random.Random(15)
+    bits = ["a", " ", "\n", "\u0130", "\u212a", "\u03a3", "\u00df", "\x1c", "\x85", "\u00a0", "\u2028", "E",
+            "\u0301", "ﬁ"] + [p[: rng.randrange(3, len(p))] for p in LICENSE_PHRASES] + list(LICENSE_PHRASES)
+    seen = 0
+    for _ in range(4000):
+        whole = "".join(rng.choice(bits) for _ in range(rng.randrange(1, 12)))
+        whole = "".join(c.upper() if rng.random() < 0.3 else c for c in whole)
+        a = rng.randrange(len(whole))
+        b = rng.randrange(a, len(whole) + 1)
+        if looks_like_license_text(whole[a:b]):
+            seen += 1
+            assert looks_like_license_text(whole), whole
+    assert seen > 100
