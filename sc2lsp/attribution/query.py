@@ -52,6 +52,7 @@ class AttributionIndex:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int], DocText | None] = OrderedDict()
         self._cache_chars = 0
+        self._fields: dict[tuple[int, int], tuple] = {}  # each reported document's fields of a Source
 
     @classmethod
     def open(cls, path: str | Path) -> "AttributionIndex":
@@ -240,8 +241,9 @@ class AttributionIndex:
                 # whose window ends on a blank is verified there too)
                 a = m[0] - (m[0] > 0 and norm[m[0] - 1] in " \n")
                 b = max(a, m[1] + (m[1] < len(norm) and norm[m[1]] in " \n") - WINDOW + 1)
-                verified_docs[a:b] += len(members)
-                full[a:b] = (verified_docs[a:b] >= enough).view(np.uint8).tobytes()
+                part = verified_docs[a:b]  # (a view)
+                part += len(members)
+                full[a:b] = (part >= enough).tobytes()
         capped[now_capped] = True
         return self._spans(text, norm, offs, qh, matches, counts, capped, truncated, min_chars, max_sources,
                            common_threshold)
@@ -339,17 +341,15 @@ class AttributionIndex:
     def _source(self, m, qa: int, qb: int) -> Source:
         """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""
         mqa, mqb, si, d, da, db, verified, reg = m
-        meta = self.segments[si].meta(d)
-        start_line = end_line = None
-        raw = reg.raw if verified else None
-        if raw is not None:
-            b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
-            a = reg.raw_offset(da + (qa - mqa))
-            start_line = reg.line_of(a)
-            end_line = start_line + raw.count("\n", a, max(a, b - 1))
-        return Source(meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"],
-                      meta.get("license"), meta.get("license_source"), bool(meta.get("license_file")),
-                      start_line, end_line, verified)
+        fields = self._fields.get((si, d))
+        if fields is None:  # the document's own fields, built once
+            fields = self._fields[(si, d)] = _source_fields(self.segments[si].meta(d))
+        if not verified or reg.raw is None:
+            return Source(*fields, None, None, verified)
+        b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
+        a = reg.raw_offset(da + (qa - mqa))
+        start_line = reg.line_of(a)
+        return Source(*fields, start_line, start_line + reg.raw.count("\n", a, max(a, b - 1)), verified)
 
     def overlap(self, text: str | bytes, *, exclude: Iterable[str | Path] = (),
                 min_chars: int = DEFAULT_MIN_CHARS) -> list[list[int]]:
@@ -365,6 +365,12 @@ class AttributionIndex:
         return merged
 
 
+def _source_fields(meta: dict) -> tuple:
+    """A document's fields of a ``Source`` (repository to license file), from its table row."""
+    return (meta.get("repo"), meta["path"], meta.get("root_path"), meta.get("rev"), meta["blob"], meta.get("license"),
+            meta.get("license_source"), bool(meta.get("license_file")))
+
+
 def _previous(qh: np.ndarray) -> np.ndarray:
     """For each window, the position of the previous window with the same hash (-1: none)."""
     order = np.argsort(qh, kind="stable")
@@ -377,14 +383,19 @@ def _previous(qh: np.ndarray) -> np.ndarray:
 def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
     """The hits (rows of segment, document, query position) grouped by document: (segment,
     document, its query positions in order), the documents with the most hits first (ties in
-    document order)."""
-    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
-    starts = np.flatnonzero(np.r_[True, np.any(rows[1:, :2] != rows[:-1, :2], axis=1)])
-    ends = np.r_[starts[1:], len(rows)]
+    document order). One sort of one key per row: (segment, document, position) packed in bits."""
+    qshift = max(1, int(rows[:, 2].max()).bit_length())
+    dshift = max(1, int(rows[:, 1].max()).bit_length())
+    key = (((rows[:, 0] << dshift) | rows[:, 1]) << qshift) | rows[:, 2]
+    key.sort()
+    doc = key >> qshift  # (segment, document) packed
+    cut = np.flatnonzero(doc[1:] != doc[:-1]) + 1
+    starts, ends = np.concatenate(([0], cut)), np.concatenate((cut, [len(key)]))
     order = np.argsort(starts - ends, kind="stable").tolist()
-    seg_of, doc_of, qp_of = (rows[:, j].tolist() for j in range(3))
+    doc_of, qp_of = doc[starts].tolist(), (key & ((1 << qshift) - 1)).tolist()
+    mask = (1 << dshift) - 1
     starts, ends = starts.tolist(), ends.tolist()
-    return [(seg_of[starts[c]], doc_of[starts[c]], qp_of[starts[c] : ends[c]]) for c in order]
+    return [(doc_of[c] >> dshift, doc_of[c] & mask, qp_of[starts[c] : ends[c]]) for c in order]
 
 
 @contextlib.contextmanager

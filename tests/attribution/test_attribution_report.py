@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from sc2lsp.attribution import AttributionIndex, build_index
+from sc2lsp.attribution import AttributionIndex, add_to_index, build_index
 from sc2lsp.attribution import report
 from sc2lsp.attribution.hashing import WINDOW
 from sc2lsp.attribution.licenses import LICENSE_PHRASES, looks_like_license_text
@@ -78,8 +78,8 @@ def reference_source(self, m, qa, qb):
 
 def _corpus(tmp_path) -> list[str]:
     """Files sharing a header (in more than the postings cap of 16: capped windows), identical
-    copies, blocks of lines shared by several files, a license file, license headers, and a file
-    changed after indexing (unverified matches)."""
+    copies, blocks of lines shared by several files, a license file, license headers, files
+    changed after indexing (unverified matches), and a second segment."""
     rng = random.Random(11)
     header = "# Shared header line of this small corpus, long enough to be capped in the postings.\n"
     blocks = [code_like(rng, 10) for _ in range(8)]
@@ -96,6 +96,12 @@ def _corpus(tmp_path) -> list[str]:
     for i in range(4):
         (src / f"copy{i}.py").write_text(texts[1 + i])
     build_index([src], tmp_path / "idx")
+    more = tmp_path / "more"  # a second segment: its documents' numbers are the first one's again
+    more.mkdir()
+    for i in range(6):
+        texts.append(code_like(rng, 5) + rng.choice(blocks) + code_like(rng, 5) + (APACHE_HEADER if i % 2 else ""))
+        (more / f"n{i}.py").write_text(texts[-1])
+    add_to_index(tmp_path / "idx", [more])
     for i in (1, 9):  # changed since indexing (m1.py has a copy, m9.py none)
         (src / f"m{i}.py").write_text(texts[1 + i].replace("def ", "def  x", 3))
     return texts
@@ -136,6 +142,7 @@ def test_spans_equal_the_per_span_reference(tmp_path, monkeypatch):
     assert any(len(s["sources"]) == 5 for s in spans)  # more documents than shown
     assert any(not src["verified"] for s in spans for src in s["sources"])
     assert any(src["verified"] for s in spans for src in s["sources"])
+    assert len({src["path"] for s in spans for src in s["sources"] if src["path"].startswith("n")}) > 2
 
 
 class _FakeSegment:
@@ -238,3 +245,25 @@ def test_a_part_reads_like_a_license_only_when_the_whole_does():
             seen += 1
             assert looks_like_license_text(whole), whole
     assert seen > 100
+
+
+def reference_chains(rows):
+    """``query._chains`` before one packed key (628e8c6)."""
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+    starts = np.flatnonzero(np.r_[True, np.any(rows[1:, :2] != rows[:-1, :2], axis=1)])
+    ends = np.r_[starts[1:], len(rows)]
+    order = np.argsort(starts - ends, kind="stable").tolist()
+    seg_of, doc_of, qp_of = (rows[:, j].tolist() for j in range(3))
+    starts, ends = starts.tolist(), ends.tolist()
+    return [(seg_of[starts[c]], doc_of[starts[c]], qp_of[starts[c] : ends[c]]) for c in order]
+
+
+def test_chains_from_one_packed_key_equal_the_lexsort():
+    from sc2lsp.attribution.query import _chains
+
+    rng = np.random.default_rng(17)
+    for _ in range(300):
+        n = int(rng.integers(1, 400))
+        rows = np.stack([rng.integers(0, int(rng.integers(1, 4)), n), rng.integers(0, int(rng.choice([1, 9, 65536])), n),
+                         rng.integers(0, int(rng.choice([1, 40, 2000, 3_000_000])), n)], axis=1).astype(np.int64)
+        assert _chains(rows) == reference_chains(rows)
