@@ -36,6 +36,7 @@ _ALIGN = 64
 _REBUILD = "rebuild it with `sc2lsp attribution build CORPUS... --out INDEX`"
 #: A segment's file name: no separators, no "..", so a manifest can never point outside its index.
 SEGMENT_NAME = re.compile(r"seg-[A-Za-z0-9_-]{1,120}\.sc2a")
+_SCAN = json.JSONDecoder().scan_once  # (the scanner of json.loads' default decoder)
 
 
 def is_segment_name(name: object) -> bool:
@@ -101,6 +102,27 @@ class SegmentFile:
         off, _, count = self.header["sections"][name]
         end = count if end is None else end
         return self._mm[off + start : off + end]
+
+    def reader(self, name: str):
+        """``blob(name, start, end)`` as a function of (start, end), for many small reads of one
+        section (its offset looked up once)."""
+        off = self.header["sections"][name][0]
+        mm = self._mm
+        return lambda start, end: mm[off + start : off + end]
+
+
+def json_row(raw: bytes):
+    """``json.loads(raw)`` of a document table's row, without that call's own overhead (most of
+    the time of a row this small): the same scanner on the UTF-8 text; anything else (leading or
+    trailing data, another encoding, damage) goes to ``json.loads``."""
+    try:
+        text = raw.decode("utf-8", "surrogatepass")
+        row, end = _SCAN(text, 0)
+        if end == len(text):
+            return row
+    except (StopIteration, ValueError):
+        pass
+    return json.loads(raw)
 
 
 def open_segment(path: Path) -> SegmentFile:

@@ -267,3 +267,32 @@ def test_chains_from_one_packed_key_equal_the_lexsort():
         rows = np.stack([rng.integers(0, int(rng.integers(1, 4)), n), rng.integers(0, int(rng.choice([1, 9, 65536])), n),
                          rng.integers(0, int(rng.choice([1, 40, 2000, 3_000_000])), n)], axis=1).astype(np.int64)
         assert _chains(rows) == reference_chains(rows)
+
+
+def test_document_rows_decode_as_json_loads(tmp_path):
+    """``store.json_row`` (the document table's rows, read for every document a query meets)
+    answers what ``json.loads`` answers, or raises what it raises."""
+    import json
+
+    from sc2lsp.attribution.store import json_row
+
+    rows = [json.dumps(["p.py", 0, -1, "ab" * 20, 1, 3, 0, 0]), json.dumps(['a "q" \\ \u00e9\U0001f600', 1, 2, "b", -1, -1, 1, -1]),
+            json.dumps(["\u00e9/x", 0, 0, "c", 0, 0, 0, 0], ensure_ascii=False), ' ["p", 1]', '["p", 1] ', '["p", 1]x',
+            '["p", 1', "", "[]", "nul", '"s"', '["\\ud800", 1]']
+    raws = [r.encode("utf-8", "surrogatepass") for r in rows]
+    raws += [b"\xef\xbb\xbf" + raws[0], rows[0].encode("utf-16"), rows[0].encode("utf-16-le"), b'["\xff", 1]',
+             raws[1][:7], raws[1] + b"\x00"]
+    texts = _corpus(tmp_path)
+    seg = AttributionIndex.open(tmp_path / "idx").segments[0]
+    raws += [seg.file.blob("doc_meta", int(seg.meta_off[d]), int(seg.meta_off[d + 1])) for d in range(seg.n_docs)]
+    assert len(texts) > 20 and seg.n_docs > 20
+    for raw in raws:
+        try:
+            want = ("ok", json.loads(raw))
+        except Exception as e:  # noqa: BLE001 (the very exception is compared)
+            want = ("error", type(e), str(e))
+        try:
+            got = ("ok", json_row(raw))
+        except Exception as e:  # noqa: BLE001
+            got = ("error", type(e), str(e))
+        assert got == want, raw
