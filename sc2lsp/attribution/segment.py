@@ -21,7 +21,7 @@ from .lines import Newlines
 from .normalize import _CLASS, normalize, normalize_with_offsets
 from .rawsearch import _WS8, DocText, RawHit, _common_len, is_exact, scan_raw
 from .tight import extension, reaches_edge, sole_holder, tight_piece
-from .store import SegmentFile
+from .store import SegmentFile, json_row
 
 _ASCII_PAIR = re.compile(r"[\x00-\x7f]{2}")
 #: Whether ``locate`` normalises only the text around a hit when that gives the same answer
@@ -112,7 +112,8 @@ class Segment:
         if m is None:
             if self._strings is None:
                 self._strings = json.loads(self.file.blob("strings"))
-            row = json.loads(self.file.blob("doc_meta", int(self.meta_off[d]), int(self.meta_off[d + 1])))
+                self._meta_row = self.file.reader("doc_meta")
+            row = json_row(self._meta_row(int(self.meta_off[d]), int(self.meta_off[d + 1])))
             path, repo, rev, blob, lic, lic_src, lic_file, root = row
             s = self._strings
             m = {"path": path, "repo": s[repo] if repo >= 0 else None, "rev": s[rev] if rev >= 0 else None,
