@@ -296,3 +296,23 @@ def test_document_rows_decode_as_json_loads(tmp_path):
         except Exception as e:  # noqa: BLE001
             got = ("error", type(e), str(e))
         assert got == want, raw
+
+
+@pytest.mark.parametrize("long", [1, 700])
+def test_newlines_counted_with_numpy_like_str_count(monkeypatch, long):
+    from sc2lsp.attribution import lines
+
+    monkeypatch.setattr(lines, "LONG", long)
+    monkeypatch.setattr(lines, "_CHUNK", 1000)  # several chunks
+    rng = random.Random(18)
+    for _ in range(60):
+        bits = ["ab", "\n", "\n\n", "\r\n", " "] + (["\u00e9", "\u2028", "\x85"] if rng.random() < 0.3 else [])
+        raw = "".join(rng.choice(bits) for _ in range(rng.randrange(0, 4000)))
+        for _ in range(10):
+            a = rng.randrange(0, len(raw) + 1)
+            b = rng.randrange(a, len(raw) + 1)
+            assert lines.count_newlines(raw, a, b) == raw.count("\n", a, b)
+        nl = lines.Newlines(raw)
+        for _ in range(30):
+            p = rng.randrange(-5, len(raw) + 6)
+            assert nl.before(p) == raw.count("\n", 0, max(0, p))
