@@ -281,8 +281,9 @@ class AttributionIndex:
                 continue
             left, right, dp, reg = found
             qa, qb = qp - left, qp + WINDOW + right
-            lead = len(norm[qa:qb]) - len(norm[qa:qb].lstrip())  # spans start and end on a non-blank
-            trail = len(norm[qa:qb]) - len(norm[qa:qb].rstrip())
+            part = norm[qa:qb]
+            lead = len(part) - len(part.lstrip())  # spans start and end on a non-blank
+            trail = len(part) - len(part.rstrip())
             da, db = dp - left + lead, dp + WINDOW + right - trail
             found_here.append((qa + lead, qb - trail, None, None, da, db, True, reg))
             covered = qb

@@ -109,8 +109,8 @@ class Segment:
         m = self._meta.get(d)
         if m is None:
             if self._strings is None:
+                self._meta_row = self.file.reader("doc_meta")  # (first: another thread may see _strings set)
                 self._strings = json.loads(self.file.blob("strings"))
-                self._meta_row = self.file.reader("doc_meta")
             row = json_row(self._meta_row(int(self.meta_off[d]), int(self.meta_off[d + 1])))
             path, repo, rev, blob, lic, lic_src, lic_file, root = row
             s = self._strings
