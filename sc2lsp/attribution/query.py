@@ -387,6 +387,8 @@ def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
     document order). One sort of one key per row: (segment, document, position) packed in bits."""
     qshift = max(1, int(rows[:, 2].max()).bit_length())
     dshift = max(1, int(rows[:, 1].max()).bit_length())
+    if int(rows[:, 0].max()).bit_length() + dshift + qshift > 62:  # (not with 16-bit documents)
+        return _chains_lexsorted(rows)
     key = (((rows[:, 0] << dshift) | rows[:, 1]) << qshift) | rows[:, 2]
     key.sort()
     doc = key >> qshift  # (segment, document) packed
@@ -397,6 +399,17 @@ def _chains(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
     mask = (1 << dshift) - 1
     starts, ends = starts.tolist(), ends.tolist()
     return [(doc_of[c] >> dshift, doc_of[c] & mask, qp_of[starts[c] : ends[c]]) for c in order]
+
+
+def _chains_lexsorted(rows: np.ndarray) -> list[tuple[int, int, list[int]]]:
+    """``_chains`` by a sort of the three columns (rows whose packed key would not fit 63 bits)."""
+    rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+    starts = np.flatnonzero(np.r_[True, np.any(rows[1:, :2] != rows[:-1, :2], axis=1)])
+    ends = np.r_[starts[1:], len(rows)]
+    order = np.argsort(starts - ends, kind="stable").tolist()
+    seg_of, doc_of, qp_of = (rows[:, j].tolist() for j in range(3))
+    starts, ends = starts.tolist(), ends.tolist()
+    return [(seg_of[starts[c]], doc_of[starts[c]], qp_of[starts[c] : ends[c]]) for c in order]
 
 
 @contextlib.contextmanager

@@ -267,6 +267,8 @@ def test_chains_from_one_packed_key_equal_the_lexsort():
         rows = np.stack([rng.integers(0, int(rng.integers(1, 4)), n), rng.integers(0, int(rng.choice([1, 9, 65536])), n),
                          rng.integers(0, int(rng.choice([1, 40, 2000, 3_000_000])), n)], axis=1).astype(np.int64)
         assert _chains(rows) == reference_chains(rows)
+    big = np.array([[1 << 58, 3, 5], [1 << 58, 3, 2], [0, 7, 1], [1 << 58, 2, 9]], dtype=np.int64)  # no packed key
+    assert _chains(big) == reference_chains(big) == [(1 << 58, 3, [2, 5]), (0, 7, [1]), (1 << 58, 2, [9])]
 
 
 def test_document_rows_decode_as_json_loads(tmp_path):
