@@ -339,18 +339,35 @@ class AttributionIndex:
         """Documents holding the span ``[qa, qb)``, from the postings' counts (``report.estimates``)."""
         return report.estimates(prev, counts, [(qa, qb)], self.stride)[0]
 
-    def _source(self, m, qa: int, qb: int) -> Source:
-        """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match)."""
+    def _source(self, m, qa: int, qb: int, span_text: str | None = None) -> Source:
+        """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match);
+        ``span_text``: the span's raw text in the query, when known.
+
+        The end line counts the line breaks of the document from the span's start to its last
+        character. When the span's text is ASCII and the document holds that very text at the
+        span's start, the span's last character is the last of that text (the normal form of an
+        ASCII stretch is made from its own characters: the same raw text gives the same
+        characters at the same places, and a whitespace run or NFC piece beyond it starts at its
+        last character at the latest), so the query's text is counted instead of the document's
+        raw offset of the end being found (``Region.raw_offset``, the costly part)."""
         mqa, mqb, si, d, da, db, verified, reg = m
         fields = self._fields.get((si, d))
         if fields is None:  # the document's own fields, built once
             fields = self._fields[(si, d)] = _source_fields(self.segments[si].meta(d))
-        if not verified or reg.raw is None:
+        raw = reg.raw if verified else None
+        if raw is None:
             return Source(*fields, None, None, verified)
-        b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
-        a = reg.raw_offset(da + (qa - mqa))
+        if span_text is not None and span_text.isascii():
+            a = reg.raw_offset(da + (qa - mqa))
+            if raw.startswith(span_text, a):
+                start_line = reg.line_of(a)
+                return Source(*fields, start_line, start_line + span_text.count("\n", 0, len(span_text) - 1), verified)
+            b = reg.raw_offset(db - (mqb - qb) - 1) + 1
+        else:
+            b = reg.raw_offset(db - (mqb - qb) - 1) + 1  # the end first: one prefix serves both
+            a = reg.raw_offset(da + (qa - mqa))
         start_line = reg.line_of(a)
-        return Source(*fields, start_line, start_line + reg.raw.count("\n", a, max(a, b - 1)), verified)
+        return Source(*fields, start_line, start_line + raw.count("\n", a, max(a, b - 1)), verified)
 
     def overlap(self, text: str | bytes, *, exclude: Iterable[str | Path] = (),
                 min_chars: int = DEFAULT_MIN_CHARS) -> list[list[int]]:

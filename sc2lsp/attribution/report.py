@@ -95,10 +95,11 @@ def estimates(prev: np.ndarray, counts: np.ndarray, ranges: list[tuple[int, int]
 def spans(segments, stride: int, text: str, norm: str, offs: np.ndarray, matches: list, capped: np.ndarray,
           truncated: bool, min_chars: int, max_sources: int, common_threshold: int,
           estimate: Callable[[list[tuple[int, int]]], list[int]],
-          source: Callable[[tuple, int, int], Source]) -> list[Span]:
+          source: Callable[[tuple, int, int, str], Source]) -> list[Span]:
     """The spans of the query (``AttributionIndex._spans``): ``matches`` are ``_check``'s (qa, qb,
     segment, document, da, db, verified, region); ``estimate(ranges)`` counts the documents of
-    spans from the postings (``estimates``), ``source(match, qa, qb)`` builds a source."""
+    spans from the postings (``estimates``), ``source(match, qa, qb, span's raw text)`` builds a
+    source."""
     matches = [m for m in matches if m[1] - m[0] >= min_chars]  # only these can cover a span
     if not matches:
         return []
@@ -129,15 +130,16 @@ def spans(segments, stride: int, text: str, norm: str, offs: np.ndarray, matches
                 shown = sorted([(unverified[i], k, i) for k, i in firsts.items()])
             else:
                 shown = nsmallest(max_sources, [(unverified[i], k, i) for k, i in firsts.items()])
-            srcs = [source(matches[i], qa, qb) for _, _, i in shown]
+            start, end = raw_span(offs, qa, qb)
+            span_text = text[start:end]
+            srcs = [source(matches[i], qa, qb, span_text) for _, _, i in shown]
             lic_text = any(lic_file[i] for i in firsts.values())
             if not lic_text:
                 if license_like is None:
                     license_like = looks_like_license_text(norm)
                 lic_text = license_like and looks_like_license_text(norm[qa:qb])
             kind = "license_text" if lic_text else ("common" if n_docs > common_threshold else "copy")
-            start, end = raw_span(offs, qa, qb)
             licenses = sorted({lic[i] for i in firsts.values()}, key=lambda x: (x is None, x or ""))
-            out.append(Span(start, end, qb - qa, text[start:end], kind, n_docs, ex, licenses, srcs))
+            out.append(Span(start, end, qb - qa, span_text, kind, n_docs, ex, licenses, srcs))
     out.sort(key=lambda s: (s.start, -s.end))
     return out

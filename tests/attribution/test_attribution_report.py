@@ -161,7 +161,7 @@ class _Fake:
         self.segments = [_FakeSegment(rng), _FakeSegment(rng)]
         self.stride = rng.choice([1, 5, 37])
 
-    def _source(self, m, qa, qb):
+    def _source(self, m, qa, qb, span_text=None):
         return (m, qa, qb)
 
 
@@ -318,3 +318,127 @@ def test_newlines_counted_with_numpy_like_str_count(monkeypatch, long):
         for _ in range(30):
             p = rng.randrange(-5, len(raw) + 6)
             assert nl.before(p) == raw.count("\n", 0, max(0, p))
+
+
+_BITS = ["def", "x", "_y", "=", "1", "(", ")", ":", " ", "  ", "\t", "\n", "\r\n", "\n\n    ", "\x1c", "\x1f", "\v",
+         "\f", " \n ", "\u00e9", "e\u0301", "\u0301", "A\u030a", "\ufb01", "\u00a0", "\u2028", "\u6f22", "\u03a3"]
+
+
+def _tricky(rng: random.Random, n: int) -> str:
+    """Code-like ASCII with every kind of whitespace run, and now and then NFC-sensitive characters."""
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        out.append(rng.choice(_BITS[19:]) if r < 0.006 else rng.choice(_BITS[8:19]) if r < 0.3
+                   else rng.choice(_BITS[:8]) + str(rng.randrange(100)))
+    return "".join(out)
+
+
+def _cut(rng: random.Random, t: str) -> tuple[int, int]:
+    """A slice of ``t``, often starting or ending next to a non-ASCII character."""
+    a = rng.randrange(0, max(1, len(t) - 200))
+    b = min(len(t), a + rng.randrange(60, 900))
+    odd = [i for i in range(a, b) if not t[i].isascii()]
+    if odd and rng.random() < 0.6:
+        i = rng.choice(odd)
+        a, b = (i + 1, b) if rng.random() < 0.5 and b - i > 60 else (a, i)
+    return a, b
+
+
+def test_end_lines_from_the_query_text_equal_the_documents_raw_offsets(tmp_path, monkeypatch):
+    """``_source`` counts the query's own text for a source's end line when the document holds the
+    span's very (ASCII) text: the same lines as from the document's raw offset of the span's end,
+    next to combining marks, non-ASCII runs and whitespace runs of every kind at either edge."""
+    rng = random.Random(19)
+    src = tmp_path / "src"
+    src.mkdir()
+    docs = [_tricky(rng, rng.choice([200, 800, 2000])) for _ in range(24)]
+    # re-spaced copies: the same normal form from other raw text (the document's own offsets then)
+    docs += [t.replace(" ", rng.choice(["  ", "\t"])).replace("\n", rng.choice(["\r\n", " \n"])) for t in docs[:12]]
+    for i, t in enumerate(docs):
+        (src / f"d{i}.py").write_text(t, newline="")
+    build_index([src], tmp_path / "idx")
+    queries = []
+    for t in docs[:24]:
+        for _ in range(8):
+            parts = []
+            for u in [t] + rng.sample(docs, rng.randrange(0, 3)):
+                a, b = _cut(rng, u)
+                parts.append(rng.choice(["", "\u0301", "e", " \n", "\u00e9x "]) + u[a:b]
+                             + rng.choice(["", "\u0301", "\u030a", "q", "\n", "  ", "\u00a0"]))
+            queries.append("zz\n".join(parts))
+    tally = {"short": 0, "long": 0}
+    real = AttributionIndex._source
+
+    def counted(self, m, qa, qb, span_text=None):
+        reg = m[7]
+        if m[6] and span_text is not None and span_text.isascii():
+            tally["short" if reg.raw.startswith(span_text, reg.raw_offset(m[4] + qa - m[0])) else "long"] += 1
+        return real(self, m, qa, qb, span_text)
+
+    monkeypatch.setattr(AttributionIndex, "_source", counted)
+    got = [[s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(q, min_chars=40)] for q in queries]
+    monkeypatch.setattr(AttributionIndex, "_spans", reference_spans)
+    monkeypatch.setattr(AttributionIndex, "_source", reference_source)
+    want = [[s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(q, min_chars=40)] for q in queries]
+    for q, a, b in zip(queries, got, want):
+        assert a == b, q
+    assert tally["short"] > 200 and tally["long"] > 40, tally
+    assert sum(1 for ans in want for s in ans for x in s["sources"] if x["end_line"] > x["start_line"]) > 200
+
+
+def test_a_non_ascii_span_end_takes_the_documents_raw_offset(tmp_path, monkeypatch):
+    """Why the query's text stands in only for an ASCII span: here the document's NFC piece
+    ("\\n" + "\\u00e9\\u03a9\\u0301", whose length changes) maps the span's last character, "\\u00e9", to
+    the line break before it, so its end line is the line before; the query's "\\u00e9" is its own."""
+    rng = random.Random(20)
+    head, tail = code_like(rng, 6), code_like(rng, 6)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "d.py").write_text(head + "x = 1\n\u00e9\u03a9\u0301\n" + tail)
+    build_index([tmp_path / "src"], tmp_path / "idx")
+    query = head + "x = 1\n\u00e9 zz\n"
+    got = [s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(query, min_chars=40)]
+    monkeypatch.setattr(AttributionIndex, "_spans", reference_spans)
+    monkeypatch.setattr(AttributionIndex, "_source", reference_source)
+    want = [s.to_dict() for s in AttributionIndex.open(tmp_path / "idx").check(query, min_chars=40)]
+    assert got == want and want[0]["text"].endswith("\n\u00e9")
+    src = want[0]["sources"][0]
+    assert src["end_line"] == head.count("\n") + 1  # the line of "x = 1", not of "\u00e9"
+
+
+def test_sources_of_any_part_of_a_match_equal_the_reference(tmp_path, monkeypatch):
+    """``_source`` for random parts of real matches (starting or ending on a blank or next to
+    non-ASCII text too) gives the reference's lines, whichever way it counts them."""
+    rng = random.Random(21)
+    (tmp_path / "src").mkdir()
+    docs = [_tricky(rng, 600) for _ in range(8)]
+    docs += [t.replace(" ", "\t").replace("\n", "\r\n") for t in docs[:4]]
+    for i, t in enumerate(docs):
+        (tmp_path / "src" / f"d{i}.py").write_text(t, newline="")
+    build_index([tmp_path / "src"], tmp_path / "idx")
+    seen = []
+    real = AttributionIndex._spans
+
+    def keep(self, text, norm, offs, qh, matches, *rest):
+        seen.append((text, norm, offs, list(matches)))
+        return real(self, text, norm, offs, qh, matches, *rest)
+
+    monkeypatch.setattr(AttributionIndex, "_spans", keep)
+    idx = AttributionIndex.open(tmp_path / "idx")
+    for t in docs[:8]:
+        for _ in range(8):
+            a, b = _cut(rng, t)
+            idx.check(t[a:b] + rng.choice(["", "\u0301", "\n"]), min_chars=20)
+    checked = blank_end = 0
+    for text, norm, offs, matches in seen:
+        for m in matches:
+            if not m[6] or m[1] - m[0] < 2:
+                continue
+            for _ in range(12):
+                qa = rng.randrange(m[0], m[1] - 1)
+                qb = rng.randrange(qa + 1, m[1] + 1)
+                start, end = raw_span(offs, qa, qb)
+                assert idx._source(m, qa, qb, text[start:end]) == reference_source(idx, m, qa, qb), (m, qa, qb)
+                checked += 1
+                blank_end += norm[qb - 1] in " \n" and text[end - 1] == "\n"
+    assert checked > 500 and blank_end > 10, (checked, blank_end)
