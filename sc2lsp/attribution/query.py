@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import UserError
 from .hashing import HASH_NAME, WINDOW, window_hashes
 from . import report
-from .normalize import NORMALIZATION_VERSION, normalize_with_offsets
+from .normalize import NORMALIZATION_VERSION, normalize, normalize_with_offsets
 from .rawsearch import DocText
 from .segment import Segment, _common_len
 from .spans import Source, Span  # noqa: F401  (re-exported: part of this module's API)
@@ -190,7 +190,11 @@ class AttributionIndex:
         if min_chars < 1 or max_sources < 0:
             raise UserError("min_chars must be >= 1 and max_sources >= 0")
         roots = tuple(str(Path(p).resolve()) for p in exclude)
-        norm, offs = normalize_with_offsets(text)
+        if text.isascii():  # (its raw offsets are worked out only for the spans found)
+            norm = normalize(text)
+            offs = report.AsciiOffsets(text, norm)
+        else:
+            norm, offs = normalize_with_offsets(text)
         if len(norm) < WINDOW:
             return []
         qh = window_hashes(norm, 1)

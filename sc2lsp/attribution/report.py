@@ -20,13 +20,43 @@ import numpy as np
 
 from .hashing import WINDOW
 from .licenses import looks_like_license_text
-from .normalize import raw_span
+from .normalize import _CLASS, raw_span
 from .spans import Source, Span
 
 #: Ranges x matches up to which the covering matches are found in plain Python (numpy above).
 SMALL_COVER = 96
 #: Booleans per numpy block of the covering test (ranges x matches).
 _BLOCK = 1 << 18
+
+
+_BLANK = _CLASS[:128] != 0  # ASCII whitespace
+
+
+class AsciiOffsets:
+    """``normalize_with_offsets(text)[1]`` of an ASCII ``text`` (``norm`` its normal form), worked
+    out only at the positions asked (a query's spans' ends): most queries have no span. ASCII is
+    its own NFC, so the ``m``-th non-blank character of the normal form is the ``m``-th of the
+    text, and a blank (a whitespace run) starts just after the non-blank before it (a run at the
+    very start is dropped, so there is one)."""
+
+    __slots__ = ("text", "norm", "_nonblank")
+
+    def __init__(self, text: str, norm: str):
+        self.text, self.norm = text, norm
+        self._nonblank: list[int] | None = None
+
+    def __getitem__(self, k: int) -> int:
+        norm = self.norm
+        if k == len(norm):
+            return len(self.text)
+        if not 0 <= k < len(norm):
+            raise IndexError(k)
+        if self._nonblank is None:
+            self._nonblank = np.flatnonzero(~_BLANK[np.frombuffer(self.text.encode("ascii"), dtype=np.uint8)]).tolist()
+        m = k - norm.count(" ", 0, k) - norm.count("\n", 0, k)  # non-blanks before k
+        if norm[k] == " " or norm[k] == "\n":
+            return self._nonblank[m - 1] + 1
+        return self._nonblank[m]
 
 
 def covering(ranges: list[tuple[int, int]], lo: list[int], hi: list[int]) -> list[list[int]]:
@@ -92,11 +122,12 @@ def estimates(prev: np.ndarray, counts: np.ndarray, ranges: list[tuple[int, int]
     return [round(t / max(1.0, k / stride)) for t, k in zip(totals.tolist(), firsts.tolist())]
 
 
-def spans(segments, stride: int, text: str, norm: str, offs: np.ndarray, matches: list, capped: np.ndarray,
+def spans(segments, stride: int, text: str, norm: str, offs, matches: list, capped: np.ndarray,
           truncated: bool, min_chars: int, max_sources: int, common_threshold: int,
           estimate: Callable[[list[tuple[int, int]]], list[int]],
           source: Callable[[tuple, int, int, str], Source]) -> list[Span]:
-    """The spans of the query (``AttributionIndex._spans``): ``matches`` are ``_check``'s (qa, qb,
+    """The spans of the query (``AttributionIndex._spans``): ``offs``: ``normalize_with_offsets``'
+    offsets (or ``AsciiOffsets``); ``matches`` are ``_check``'s (qa, qb,
     segment, document, da, db, verified, region); ``estimate(ranges)`` counts the documents of
     spans from the postings (``estimates``), ``source(match, qa, qb, span's raw text)`` builds a
     source."""

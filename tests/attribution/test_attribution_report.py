@@ -442,3 +442,25 @@ def test_sources_of_any_part_of_a_match_equal_the_reference(tmp_path, monkeypatc
                 checked += 1
                 blank_end += norm[qb - 1] in " \n" and text[end - 1] == "\n"
     assert checked > 500 and blank_end > 10, (checked, blank_end)
+
+
+def test_ascii_offsets_equal_normalize_with_offsets():
+    """A query's raw offsets worked out at the positions asked (``report.AsciiOffsets``, ASCII
+    text) equal ``normalize_with_offsets``' array at every position, and ``normalize`` gives
+    its normal form."""
+    from sc2lsp.attribution.normalize import normalize, normalize_with_offsets
+
+    rng = random.Random(22)
+    bits = ["a", "bc", "(", " ", "  ", "\t", "\n", "\r\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x1f", "\n \n"]
+    checked = 0
+    for _ in range(1500):
+        text = "".join(rng.choice(bits) for _ in range(rng.randrange(0, 40)))
+        norm, want = normalize_with_offsets(text)
+        assert normalize(text) == norm
+        got = report.AsciiOffsets(text, norm)
+        for k in rng.sample(range(len(norm) + 1), len(norm) + 1):  # any order
+            assert got[k] == int(want[k]), (text, k)
+            checked += 1
+        with pytest.raises(IndexError):
+            got[len(norm) + 1]
+    assert checked > 10000
