@@ -74,29 +74,7 @@ class DocText:
 
 #: How many tokens' occurrences a ``DocText`` keeps (then it forgets them all).
 MAX_TOKENS = 64
-
-
-def _occurrences(raw: str, tok: str, occ: dict | None):
-    """The positions of ``tok`` in ``raw`` (overlapping ones too), in order: those ``occ`` has,
-    then found with ``str.find``; the ones found are added to ``occ`` when the caller stops
-    (``close``). A new tuple replaces the entry, so threads sharing ``occ`` see one or the other."""
-    known, done = occ.get(tok, ((), False)) if occ is not None else ((), False)
-    yield from known
-    if done:
-        return
-    new: list[int] = []
-    try:
-        p = raw.find(tok, known[-1] + 1) if known else raw.find(tok)
-        while p >= 0:
-            new.append(p)
-            yield p
-            p = raw.find(tok, p + 1)
-        done = True
-    finally:
-        if occ is not None and (new or done):
-            if len(occ) >= MAX_TOKENS and tok not in occ:
-                occ.clear()
-            occ[tok] = (known + tuple(new), done)
+_NONE: tuple[tuple[int, ...], bool] = ((), False)
 
 
 @lru_cache(maxsize=4096)
@@ -153,9 +131,26 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None 
     best, best_p, seen, reach, held, resume = -1, None, 0, (0, 0), [], -1
     best_sb = best_sa = 0
     settled = min_chars <= WINDOW  # (then _too_short never rejects)
-    occurrences = _occurrences(raw, tok, occ)
+    # the token's positions (overlapping ones too), in order: those ``occ`` keeps, then found
+    # with ``str.find``; the ones found are added to ``occ`` when the scan stops (a new tuple
+    # replaces the entry, so threads sharing ``occ`` see one or the other)
+    known, done = occ.get(tok, _NONE) if occ is not None else _NONE
+    new: list[int] = []
+    i, n_known, nxt = 0, len(known), known[-1] + 1 if known else 0
     try:
-        for p in occurrences:
+        while True:
+            if i < n_known:
+                p = known[i]
+                i += 1
+            elif done:
+                break
+            else:
+                p = raw.find(tok, nxt)
+                if p < 0:
+                    done = True
+                    break
+                new.append(p)
+                nxt = p + 1
             seen += 1
             if seen > MAX_SEEN:
                 return RawHit(-1, None, 0, 0, held, p)
@@ -191,7 +186,10 @@ def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None 
                 settled = settled or (_unflat_fwd(norm, qp + k + n, sa) - _unflat_back(norm, qp + k, sb)
                                       >= min_chars)
     finally:
-        occurrences.close()
+        if occ is not None and (new or done):
+            if len(occ) >= MAX_TOKENS and tok not in occ:
+                occ.clear()
+            occ[tok] = (known + tuple(new), done)
     result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
     return RawHit(result, best_p, best_sb, best_sa, held, resume)
 
