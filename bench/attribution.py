@@ -106,17 +106,13 @@ def _sections(out: str) -> dict:
     return sizes
 
 
-def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
-    import numpy as np
-
-    from sc2lsp.attribution import AttributionIndex
+def make_queries(corpus: list[str], n: int, seed: int) -> tuple[list[str], list[str], list]:
+    """The bench's queries: ``n`` 1 kB copies of indexed documents (picked in proportion to their
+    size), ``n`` 1 kB pieces of this repository's own code, and the documents ``(root, path,
+    size)`` the copies were picked from (``bench/attribution_scan.py`` uses them too)."""
     from sc2lsp.attribution.build import iter_corpus
 
     rng = random.Random(seed)
-    t0 = time.perf_counter()
-    idx = AttributionIndex.open(out)
-    open_s = time.perf_counter() - t0
-    # positives: 1 kB slices of indexed documents, picked in proportion to size
     docs = [(d.root, d.path, len(d.text)) for d in iter_corpus(corpus) if len(d.text) > 2000]
     weights = [x[2] for x in docs]
     positives = []
@@ -132,6 +128,18 @@ def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
         t = rng.choice(own_text)
         a = rng.randrange(0, len(t) - 1000)
         negatives.append(t[a : a + 1000])
+    return positives, negatives, docs
+
+
+def phase_query(corpus: list[str], out: str, n: int, seed: int) -> dict:
+    import numpy as np
+
+    from sc2lsp.attribution import AttributionIndex
+
+    t0 = time.perf_counter()
+    idx = AttributionIndex.open(out)
+    open_s = time.perf_counter() - t0
+    positives, negatives, docs = make_queries(corpus, n, seed)
     import sc2lsp
 
     res: dict = {"open_seconds": open_s, "package": str(Path(sc2lsp.__file__).parent)}
