@@ -52,7 +52,6 @@ class AttributionIndex:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int], DocText | None] = OrderedDict()
         self._cache_chars = 0
-        self._fields: dict[tuple[int, int], tuple] = {}  # each reported document's fields of a Source
 
     @classmethod
     def open(cls, path: str | Path) -> "AttributionIndex":
@@ -339,10 +338,6 @@ class AttributionIndex:
         return report.spans(self.segments, self.stride, text, norm, offs, matches, capped, truncated, min_chars,
                             max_sources, common_threshold, estimate, self._source)
 
-    def _estimate(self, prev: np.ndarray, counts: np.ndarray, qa: int, qb: int) -> int:
-        """Documents holding the span ``[qa, qb)``, from the postings' counts (``report.estimates``)."""
-        return report.estimates(prev, counts, [(qa, qb)], self.stride)[0]
-
     def _source(self, m, qa: int, qb: int, span_text: str | None = None) -> Source:
         """The source of match ``m`` for the span ``[qa, qb)`` of the query (inside the match);
         ``span_text``: the span's raw text in the query, when known.
@@ -355,9 +350,7 @@ class AttributionIndex:
         last character at the latest), so the query's text is counted instead of the document's
         raw offset of the end being found (``Region.raw_offset``, the costly part)."""
         mqa, mqb, si, d, da, db, verified, reg = m
-        fields = self._fields.get((si, d))
-        if fields is None:  # the document's own fields, built once
-            fields = self._fields[(si, d)] = _source_fields(self.segments[si].meta(d))
+        fields = _source_fields(self.segments[si].meta(d))  # (the row is cached by the segment)
         raw = reg.raw if verified else None
         if raw is None:
             return Source(*fields, None, None, verified)

@@ -152,13 +152,12 @@ def test_tight_regions_give_the_checkpoint_regions_answers(tmp_path, monkeypatch
 
 
 def test_estimate_counts_each_distinct_window_once():
-    """``_estimate`` from ``_previous`` (one sort per query) equals the per-span ``np.unique``."""
+    """``report.estimates`` from ``_previous`` (one sort per query) equals the per-span ``np.unique``."""
     import numpy as np
 
     from sc2lsp.attribution.query import _previous
+    from sc2lsp.attribution.report import estimates
 
-    idx = AttributionIndex.__new__(AttributionIndex)
-    idx.stride = 37
     rng = np.random.default_rng(5)
     for trial in range(200):
         n = int(rng.integers(1, 400))
@@ -171,4 +170,4 @@ def test_estimate_counts_each_distinct_window_once():
             n_win = max(1, qb - qa - WINDOW + 1)
             _, first = np.unique(qh[qa : qa + n_win], return_index=True)
             want = round(int(counts[qa + first].sum()) / max(1.0, len(first) / 37))
-            assert idx._estimate(prev, counts, qa, qb) == want
+            assert estimates(prev, counts, [(qa, qb)], 37) == [want]
