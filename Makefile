@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast test-deps model attribution-index clean-venv vsix vscode-test-tools llama-server
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py sc2lsp/attribution/_speedups.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build of torch first, so nothing later pulls a multi-GB CUDA build

@@ -23,6 +23,7 @@ import numpy as np
 from .hashing import WINDOW
 from .lines import Newlines
 from .normalize import _CLASS
+from .speedups import C as _C
 
 #: How many occurrences of a window's longest token are looked at before the caller normalises
 #: the whole document instead, and how much of the query around the window they are scored on.
@@ -118,6 +119,32 @@ class RawHit:
 
 def scan_raw(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None = None) -> RawHit:
     """``best_raw`` and what the scan saw (``RawHit``). ``occ``: the document's ``DocText.occ``.
+    The occurrence loop is compiled when ``_speedups`` is built (``_scan_compiled``), else
+    ``scan_raw_py``; both give the same ``RawHit``."""
+    if _C is not None:
+        return _scan_compiled(raw, norm, qp, min_chars, occ)
+    return scan_raw_py(raw, norm, qp, min_chars, occ)
+
+
+def _scan_compiled(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None = None) -> RawHit:
+    """``scan_raw`` with its occurrence loop in ``_speedups.scan``."""
+    tok, k, q_before, q_after, win_b, win_a = window_parts(norm, qp)
+    known, done = occ.get(tok, _NONE) if occ is not None else _NONE
+    too_many, best_p, sb, sa, held, resume, reach_b, reach_a, new, done = _C.scan(
+        raw, tok, q_before, q_after, len(win_b), len(win_a), known, done, _nonblanks(norm), qp + k, len(norm),
+        min_chars, WINDOW, MAX_SEEN, MAX_SCORED)
+    if occ is not None and (new or done):  # (as scan_raw_py does)
+        if len(occ) >= MAX_TOKENS and tok not in occ:
+            occ.clear()
+        occ[tok] = (known + tuple(new), done)
+    if too_many:
+        return RawHit(-1, None, 0, 0, held, resume)
+    result = _too_short(norm, qp, k, tok, best_p, (reach_b, reach_a), len(held), min_chars)
+    return RawHit(result, best_p, sb, sa, held, resume)
+
+
+def scan_raw_py(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | None = None) -> RawHit:
+    """``scan_raw`` in Python (any text).
 
     Every occurrence of the token (overlapping ones too) is counted; whether it holds the
     window is decided from the characters next to it when they differ from the window's, and

@@ -2,7 +2,9 @@
 made once per occurrence (the holder test and the first comparison with the query share them)
 gives exactly what the scan before it gave: every ``RawHit`` field, for random documents and
 queries, every kind of ASCII whitespace included, with and without a document's kept token
-positions. The scan before is kept here (main at 628e8c6, slices by ``str.split``/``join``)."""
+positions. The scan before is kept here (main at 628e8c6, slices by ``str.split``/``join``).
+Both the Python scan (``scan_raw_py``) and the compiled one (``_speedups.scan``, when built) are
+compared with it."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from sc2lsp.attribution import rawsearch
 from sc2lsp.attribution.hashing import WINDOW
 from sc2lsp.attribution.normalize import normalize
 from sc2lsp.attribution.rawsearch import (FIRST, MAX_SCORED, MAX_SEEN, DocText, _common_len, _flat, _flat_after,
-                                          _flat_before, _too_short, _unflat_back, _unflat_fwd, scan_raw,
-                                          window_parts)
+                                          _flat_before, _too_short, _unflat_back, _unflat_fwd, window_parts)
+from sc2lsp.attribution.speedups import C
 
 from test_attribution_query_path import VOCABS, _code, edited_query
 
@@ -140,12 +142,19 @@ def _respaced(rng: random.Random, raw: str) -> str:
     return "".join(out)
 
 
+#: The scans compared with the old one: Python's, and the compiled one when it is built.
+SCANS = [pytest.param(rawsearch.scan_raw_py, id="python"),
+         pytest.param(rawsearch._scan_compiled, id="compiled",
+                      marks=pytest.mark.skipif(C is None, reason="sc2lsp.attribution._speedups is not built"))]
+
+
 def _fields(h) -> tuple:
     return h.result, h.p, h.sb, h.sa, list(h.held), h.resume
 
 
+@pytest.mark.parametrize("scan_raw", SCANS)
 @pytest.mark.parametrize("vocab", sorted(VOCABS) + ["respaced"])
-def test_scan_gives_the_old_scans_hit(vocab):
+def test_scan_gives_the_old_scans_hit(vocab, scan_raw):
     rng = random.Random(sum(map(ord, vocab)))
     checked, kinds = 0, set()
     for trial in range(25):
@@ -174,7 +183,8 @@ def test_scan_gives_the_old_scans_hit(vocab):
     assert vocab == "unicode" or "frequent" in kinds, kinds
 
 
-def test_scan_of_text_with_every_ascii_whitespace():
+@pytest.mark.parametrize("scan_raw", SCANS)
+def test_scan_of_text_with_every_ascii_whitespace(scan_raw):
     # a block repeated with each separator replaced by runs of every ASCII whitespace kind: each
     # copy holds the window whitespace aside (and the scan must take \x1c-\x1f for whitespace)
     # (the query differs from every copy somewhere, so none agrees all the way and up to
@@ -218,5 +228,5 @@ def test_the_shared_first_slices_are_the_ones_agreement_compares(monkeypatch):
         norm = edited_query(rng, norm_doc)
         if norm is not None:
             for qp in range(0, len(norm) - WINDOW + 1, 11):
-                scan_raw(raw, norm, qp, 50)
+                rawsearch.scan_raw_py(raw, norm, qp, 50)
     assert calls and all(calls)

@@ -1,0 +1,8 @@
+"""The one thing pyproject.toml cannot say: the optional C extension of the attribution query path
+(sc2lsp/attribution/_speedups.c). When it cannot be built (no C compiler), the install goes on and
+the same code runs in Python (sc2lsp/attribution/speedups.py)."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("sc2lsp.attribution._speedups", ["sc2lsp/attribution/_speedups.c"], optional=True,
+                             extra_compile_args=["-O2"])])
