@@ -142,8 +142,113 @@ static Py_ssize_t bisect_left_list(PyObject *lst, Py_ssize_t x) {
     return lo;
 }
 
-/* nb[r] for a list of ints; -1 (with an error set) on failure */
-static Py_ssize_t item(PyObject *lst, Py_ssize_t r) { return PyLong_AsSsize_t(PyList_GET_ITEM(lst, r)); }
+/* Append the int v to a list; -1 on error. */
+static int append_int(PyObject *lst, Py_ssize_t v) {
+    PyObject *o = PyLong_FromSsize_t(v);
+    int rc = o == NULL ? -1 : PyList_Append(lst, o);
+    Py_XDECREF(o);
+    return rc;
+}
+
+/* One scan: its arguments, and what it has seen so far. */
+typedef struct {
+    PyObject *raw_o, *tok_o, *known, *nbl, *held, *newp;
+    Text raw, tok, qb, qa;
+    Py_ssize_t need_b, need_a, tok_pos, norm_len, min_chars, window, max_seen, max_scored;
+    Py_ssize_t r_tok, r_end;     /* the ranks of the token's start and end among the query's non-blanks */
+    Py_ssize_t i, nxt;           /* the next kept position to take; where str.find goes on */
+    Py_ssize_t best, best_p, best_sb, best_sa, reach_b, reach_a, seen, resume;
+    int done, bytewise, too_many, settled;
+} Scan;
+
+/* The next occurrence of the token: 1 (at *p), 0 when there is none, -1 on error. The kept
+ * positions first, then those found from the last one kept on (added to s->newp). */
+static int next_position(Scan *s, Py_ssize_t *p) {
+    Py_ssize_t len = s->raw.len, n = s->tok.len;
+    if (s->i < PyTuple_GET_SIZE(s->known)) {
+        *p = PyLong_AsSsize_t(PyTuple_GET_ITEM(s->known, s->i++));
+        if (*p == -1 && PyErr_Occurred()) return -1;
+        if (*p < 0 || *p + n > len) {
+            PyErr_SetString(PyExc_ValueError, "scan: a kept position is outside the text");
+            return -1;
+        }
+        return 1;
+    }
+    if (s->done) return 0;
+    if (s->nxt > len - n) {
+        *p = -1;
+    } else if (s->bytewise) { /* one byte a character on both sides: memmem is str.find */
+        const Py_UCS1 *r = s->raw.data, *hit = memmem(r + s->nxt, len - s->nxt, s->tok.data, n);
+        *p = hit == NULL ? -1 : hit - r;
+    } else {
+        *p = PyUnicode_Find(s->raw_o, s->tok_o, s->nxt, len, 1);
+        if (*p == -2) return -1;
+    }
+    if (*p < 0) {
+        s->done = 1;
+        return 0;
+    }
+    s->nxt = *p + 1;
+    return append_int(s->newp, *p) < 0 ? -1 : 1;
+}
+
+/* Whether the best occurrence alone gives min_chars: the query characters it agrees with (sb
+ * non-blanks before the token, sa after it), blanks included (rawsearch._unflat_back/_fwd). */
+static int settles(Scan *s, Py_ssize_t sb, Py_ssize_t sa) {
+    Py_ssize_t a = s->tok_pos, b = s->tok_pos + s->tok.len;
+    if (sb > 0) {
+        Py_ssize_t r = s->r_tok - sb;
+        a = r >= 0 ? PyLong_AsSsize_t(PyList_GET_ITEM(s->nbl, r)) : 0;
+    }
+    if (sa > 0) {
+        Py_ssize_t r = s->r_end + sa - 1;
+        b = r < PyList_GET_SIZE(s->nbl) ? PyLong_AsSsize_t(PyList_GET_ITEM(s->nbl, r)) + 1 : s->norm_len;
+    }
+    if (PyErr_Occurred()) return -1;
+    return b - a >= s->min_chars;
+}
+
+/* Score the occurrence at p: 1 when it agrees with all of the query's context (the scan stops),
+ * 0 otherwise, -1 on error. An occurrence that holds the window joins s->held. */
+static int score(Scan *s, Py_ssize_t p) {
+    Py_ssize_t nb = s->qb.len, na = s->qa.len;
+    Py_ssize_t sa = agree_after(&s->raw, p + s->tok.len, &s->qa, na);
+    if (sa < s->need_a || agree_before(&s->raw, p, &s->qb, s->need_b) < s->need_b)
+        return 0; /* (q_before ends with the window's part before the token) */
+    if (append_int(s->held, p) < 0) return -1;
+    if (s->settled && sa + nb <= s->best) return 0; /* it cannot beat the best, long enough alone */
+    Py_ssize_t sb = agree_before(&s->raw, p, &s->qb, nb);
+    if (sb > s->reach_b) s->reach_b = sb;
+    if (sa > s->reach_a) s->reach_a = sa;
+    if (sb + sa <= s->best) return 0;
+    s->best = sb + sa, s->best_p = p, s->best_sb = sb, s->best_sa = sa;
+    if (sb == nb && sa == na) {
+        s->resume = p + 1;
+        return 1;
+    }
+    if (!s->settled && (s->settled = settles(s, sb, sa)) < 0) return -1;
+    return 0;
+}
+
+/* The loop: 0, or -1 on error. */
+static int run_scan(Scan *s) {
+    for (;;) {
+        Py_ssize_t p;
+        int got = next_position(s, &p);
+        if (got <= 0) return got;
+        if (++s->seen > s->max_seen) {
+            s->too_many = 1;
+            s->resume = p;
+            return 0;
+        }
+        if (PyList_GET_SIZE(s->held) >= s->max_scored) {
+            s->resume = p;
+            return 0;
+        }
+        got = score(s, p);
+        if (got != 0) return got < 0 ? -1 : 0;
+    }
+}
 
 /* scan(raw, tok, q_before, q_after, need_b, need_a, known, done, nonblanks, tok_pos, norm_len,
  *      min_chars, window, max_seen, max_scored)
@@ -159,130 +264,45 @@ static Py_ssize_t item(PyObject *lst, Py_ssize_t r) { return PyLong_AsSsize_t(Py
  * gives ``min_chars``). too_many: more than max_seen occurrences (``resume`` is then the last).
  */
 static PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *raw_o, *tok_o, *qb_o, *qa_o, *known, *nbl;
-    Py_ssize_t need_b, need_a, tok_pos, norm_len, min_chars, window, max_seen, max_scored;
-    int done;
-    if (!PyArg_ParseTuple(args, "UUUUnnO!pO!nnnnnn", &raw_o, &tok_o, &qb_o, &qa_o, &need_b, &need_a,
-                          &PyTuple_Type, &known, &done, &PyList_Type, &nbl, &tok_pos, &norm_len, &min_chars,
-                          &window, &max_seen, &max_scored))
+    Scan s = {0};
+    PyObject *qb_o, *qa_o;
+    if (!PyArg_ParseTuple(args, "UUUUnnO!pO!nnnnnn", &s.raw_o, &s.tok_o, &qb_o, &qa_o, &s.need_b, &s.need_a,
+                          &PyTuple_Type, &s.known, &s.done, &PyList_Type, &s.nbl, &s.tok_pos, &s.norm_len,
+                          &s.min_chars, &s.window, &s.max_seen, &s.max_scored))
         return NULL;
-    Text raw, tok, qb, qa;
-    if (text_of(raw_o, &raw, "raw") < 0 || text_of(tok_o, &tok, "tok") < 0 || text_of(qb_o, &qb, "q_before") < 0
-        || text_of(qa_o, &qa, "q_after") < 0)
+    if (text_of(s.raw_o, &s.raw, "raw") < 0 || text_of(s.tok_o, &s.tok, "tok") < 0
+        || text_of(qb_o, &s.qb, "q_before") < 0 || text_of(qa_o, &s.qa, "q_after") < 0)
         return NULL;
-    Py_ssize_t len = raw.len, n = tok.len, nb = qb.len, na = qa.len;
-    if (n == 0 || need_b > nb || need_a > na || need_b < 0 || need_a < 0) {
+    if (s.tok.len == 0 || s.need_b > s.qb.len || s.need_a > s.qa.len || s.need_b < 0 || s.need_a < 0) {
         PyErr_SetString(PyExc_ValueError, "scan: inconsistent token or query parts");
         return NULL;
     }
-    /* the token is found by memmem when both are one byte a character, else as str.find does */
-    int bytewise = raw.kind == PyUnicode_1BYTE_KIND && tok.kind == PyUnicode_1BYTE_KIND;
-    /* the non-blank ranks around the token, for whether the best alone gives min_chars */
-    Py_ssize_t n_nb = PyList_GET_SIZE(nbl);
-    Py_ssize_t r_tok = bisect_left_list(nbl, tok_pos), r_end = bisect_left_list(nbl, tok_pos + n);
-    if (r_tok == -2 || r_end == -2) return NULL;
-
-    PyObject *held = PyList_New(0), *newp = PyList_New(0);
-    if (held == NULL || newp == NULL) goto fail;
-    Py_ssize_t n_known = PyTuple_GET_SIZE(known), i = 0, nxt = 0;
+    s.bytewise = s.raw.kind == PyUnicode_1BYTE_KIND && s.tok.kind == PyUnicode_1BYTE_KIND;
+    s.r_tok = bisect_left_list(s.nbl, s.tok_pos);
+    s.r_end = bisect_left_list(s.nbl, s.tok_pos + s.tok.len);
+    if (s.r_tok == -2 || s.r_end == -2) return NULL;
+    Py_ssize_t n_known = PyTuple_GET_SIZE(s.known);
     if (n_known) {
-        nxt = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, n_known - 1)) + 1;
-        if (nxt == 0 && PyErr_Occurred()) goto fail;
+        s.nxt = PyLong_AsSsize_t(PyTuple_GET_ITEM(s.known, n_known - 1)) + 1;
+        if (s.nxt == 0 && PyErr_Occurred()) return NULL;
     }
-    Py_ssize_t best = -1, best_p = -1, best_sb = 0, best_sa = 0, seen = 0, reach_b = 0, reach_a = 0;
-    Py_ssize_t resume = -1, n_held = 0;
-    int too_many = 0, settled = min_chars <= window;
-    for (;;) {
-        Py_ssize_t p;
-        if (i < n_known) {
-            p = PyLong_AsSsize_t(PyTuple_GET_ITEM(known, i++));
-            if (p == -1 && PyErr_Occurred()) goto fail;
-            if (p < 0 || p + n > len) {
-                PyErr_SetString(PyExc_ValueError, "scan: a kept position is outside the text");
-                goto fail;
-            }
-        } else if (done) {
-            break;
-        } else {
-            if (bytewise) {
-                const Py_UCS1 *r = raw.data;
-                const Py_UCS1 *hit = nxt <= len - n ? memmem(r + nxt, len - nxt, tok.data, n) : NULL;
-                p = hit == NULL ? -1 : hit - r;
-            } else {
-                p = nxt <= len - n ? PyUnicode_Find(raw_o, tok_o, nxt, len, 1) : -1;
-                if (p == -2) goto fail;
-            }
-            if (p < 0) {
-                done = 1;
-                break;
-            }
-            PyObject *v = PyLong_FromSsize_t(p);
-            if (v == NULL || PyList_Append(newp, v) < 0) {
-                Py_XDECREF(v);
-                goto fail;
-            }
-            Py_DECREF(v);
-            nxt = p + 1;
-        }
-        seen++;
-        if (seen > max_seen) {
-            too_many = 1;
-            resume = p;
-            break;
-        }
-        if (n_held >= max_scored) {
-            resume = p;
-            break;
-        }
-        Py_ssize_t e = p + n;
-        Py_ssize_t sa = agree_after(&raw, e, &qa, na);
-        if (sa < need_a) continue;
-        Py_ssize_t sb_min = agree_before(&raw, p, &qb, need_b); /* (q_before ends with the window's part) */
-        if (sb_min < need_b) continue;
-        PyObject *v = PyLong_FromSsize_t(p);
-        if (v == NULL || PyList_Append(held, v) < 0) {
-            Py_XDECREF(v);
-            goto fail;
-        }
-        Py_DECREF(v);
-        n_held++;
-        if (settled && sa + nb <= best) continue; /* it cannot beat the best, long enough alone */
-        Py_ssize_t sb = agree_before(&raw, p, &qb, nb);
-        if (sb > reach_b) reach_b = sb;
-        if (sa > reach_a) reach_a = sa;
-        if (sb + sa > best) {
-            best = sb + sa, best_p = p, best_sb = sb, best_sa = sa;
-            if (sb == nb && sa == na) {
-                resume = p + 1;
-                break;
-            }
-            if (!settled) { /* the query characters the best agrees with, blanks included */
-                Py_ssize_t a = tok_pos, b = tok_pos + n;
-                if (sb > 0) {
-                    Py_ssize_t r = r_tok - sb;
-                    a = r >= 0 ? item(nbl, r) : 0;
-                }
-                if (sa > 0) {
-                    Py_ssize_t r = r_end + sa - 1;
-                    b = r < n_nb ? item(nbl, r) + 1 : norm_len;
-                }
-                if (PyErr_Occurred()) goto fail;
-                settled = b - a >= min_chars;
-            }
-        }
+    s.best = s.best_p = s.resume = -1;
+    s.settled = s.min_chars <= s.window;
+    s.held = PyList_New(0);
+    s.newp = PyList_New(0);
+    if (s.held == NULL || s.newp == NULL || run_scan(&s) < 0) {
+        Py_XDECREF(s.held);
+        Py_XDECREF(s.newp);
+        return NULL;
     }
-    PyObject *res;
-    if (best_p < 0)
-        res = Py_BuildValue("(iOnnNnnnNO)", too_many, Py_None, best_sb, best_sa, held, resume, reach_b, reach_a, newp,
-                            done ? Py_True : Py_False);
-    else
-        res = Py_BuildValue("(innnNnnnNO)", too_many, best_p, best_sb, best_sa, held, resume, reach_b, reach_a, newp,
-                            done ? Py_True : Py_False);
-    return res;
-fail:
-    Py_XDECREF(held);
-    Py_XDECREF(newp);
-    return NULL;
+    PyObject *best_p = s.best_p < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(s.best_p);
+    if (best_p == NULL) {
+        Py_DECREF(s.held);
+        Py_DECREF(s.newp);
+        return NULL;
+    }
+    return Py_BuildValue("(iNnnNnnnNO)", s.too_many, best_p, s.best_sb, s.best_sa, s.held, s.resume, s.reach_b,
+                         s.reach_a, s.newp, s.done ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {
