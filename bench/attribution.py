@@ -106,6 +106,29 @@ def _sections(out: str) -> dict:
     return sizes
 
 
+def add_query_arguments(ap: argparse.ArgumentParser) -> None:
+    """The query options the A/B benches share (``attribution_scan.py``, ``attribution_ab.py``):
+    a pickle of ``(copied, own_code)`` texts, or this bench's recipe over a corpus."""
+    ap.add_argument("--queries-pickle", default=None)
+    ap.add_argument("--corpus", nargs="+", default=None)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", default=None)
+
+
+def queries_of(args) -> tuple[list[str], list[str]]:
+    """``(copied, own_code)`` query texts from ``add_query_arguments``' options."""
+    if args.queries_pickle:
+        import pickle
+
+        with open(args.queries_pickle, "rb") as f:
+            copied, own = pickle.load(f)
+        return copied, own
+    copied, own, _ = make_queries(args.corpus or default_corpus(), args.queries, args.seed)
+    return copied, own
+
+
 def make_queries(corpus: list[str], n: int, seed: int) -> tuple[list[str], list[str], list]:
     """The bench's queries: ``n`` 1 kB copies of indexed documents (picked in proportion to their
     size), ``n`` 1 kB pieces of this repository's own code, and the documents ``(root, path,

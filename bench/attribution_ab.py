@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.attribution import add_query_arguments, queries_of  # noqa: E402
 
 NAME = "sc2lsp_baseline"
 
@@ -112,20 +113,9 @@ def main() -> int:
     base.add_argument("--baseline-rev", default=None)
     base.add_argument("--baseline-python", action="store_true",
                       help="this code with the compiled kernels off as the baseline")
-    ap.add_argument("--queries-pickle", default=None)
-    ap.add_argument("--corpus", nargs="+", default=None)
-    ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", default=None)
+    add_query_arguments(ap)
     args = ap.parse_args()
-    if args.queries_pickle:
-        with open(args.queries_pickle, "rb") as f:
-            copied, own = pickle.load(f)
-    else:
-        from bench.attribution import default_corpus, make_queries
-
-        copied, own, _ = make_queries(args.corpus or default_corpus(), args.queries, args.seed)
+    copied, own = queries_of(args)
     import sc2lsp.attribution as this_pkg
     from sc2lsp.attribution.speedups import C
 

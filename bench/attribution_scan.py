@@ -25,7 +25,6 @@ import argparse
 import importlib
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.attribution import add_query_arguments, queries_of  # noqa: E402
 
 
 def record(index: str, queries: dict[str, list[str]]) -> dict[str, tuple[dict, list]]:
@@ -106,20 +107,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", required=True)
     ap.add_argument("--baseline-rev", required=True)
-    ap.add_argument("--queries-pickle", default=None)
-    ap.add_argument("--corpus", nargs="+", default=None)
-    ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", default=None)
+    add_query_arguments(ap)
     args = ap.parse_args()
-    if args.queries_pickle:
-        with open(args.queries_pickle, "rb") as f:
-            copied, own = pickle.load(f)
-    else:
-        from bench.attribution import default_corpus, make_queries
-
-        copied, own, _ = make_queries(args.corpus or default_corpus(), args.queries, args.seed)
+    copied, own = queries_of(args)
     recorded = record(args.index, {"copied": copied, "own code": own})
     from sc2lsp.attribution import rawsearch
 
