@@ -1,4 +1,4 @@
-"""The optional compiled kernels (``_speedups.c``) for ASCII text, or None.
+"""The optional compiled kernels of the attribution query path (``_speedups.c``), or None.
 
 ``pip install`` builds them when a C compiler is there (setup.py marks the extension optional);
 without it, or with ``SC2LSP_NO_SPEEDUPS=1`` in the environment, the Python code runs instead.
