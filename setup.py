@@ -1,6 +1,7 @@
 """The optional C extension of the attribution query path (sc2lsp/attribution/_speedups.c); everything
-else is in pyproject.toml, whose setuptools table declares extensions only as an experimental feature. When it cannot be built (no C compiler), the install goes on and
-the same code runs in Python (sc2lsp/attribution/speedups.py)."""
+else is in pyproject.toml, whose setuptools table declares extensions only as an experimental
+feature. When the extension cannot be built (no C compiler), the install goes on and the same code
+runs in Python (sc2lsp/attribution/speedups.py)."""
 
 from setuptools import Extension, setup
 
