@@ -37,7 +37,7 @@ from .base import Generation, Timings
 from .speculative import MAX_MATCH, DraftPolicy, History, PromptLookup, Run
 from .llama_cpp_decode import DecodeMixin
 from .llama_cpp_states import SavedStatesMixin
-from .state_store import DiskStates, StateCache, _common_prefix, file_identity  # noqa: F401 - StateCache is part of this module's API
+from .state_store import StateCache, _common_prefix  # noqa: F401 - StateCache is part of this module's API
 
 # llama-cpp-python's CPU backend is built with OpenMP; libgomp's default active wait spins after
 # every parallel region, and on a busy machine (an editor, a build, other models) every decode
@@ -50,6 +50,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 #: its many small operations pays a thread wake-up, so a second thread makes decoding slower (the
 #: 7 MB sc2-tiny: 64 tokens in 51 ms on one thread, 479 ms on two, same machine, same prompt)
 SMALL_MODEL_BYTES = 200 * 1024 * 1024
+
+#: automatic speculation (a model file of SMALL_MODEL_BYTES or more) stays on only where a padded
+#: lone-token pass, the 2-row minimum of an exact speculative pass, costs at most this many one-row
+#: passes on this machine (measured at load: ``LlamaCppBackend.pad_cost``). The 3B-shaped Q4_K_M on
+#: 2 threads here: 1.57 (compute-bound rows), where drafting gained 1.27-1.32x over padded passes,
+#: so speculation would lose ~0.8x against one-row decoding; a bandwidth-bound machine pays ~1.05
+PAD_PAYS = 1.2
 
 
 def repack_crashes() -> bool:
@@ -118,8 +125,9 @@ class LlamaSettings:
     #: speculative decoding from the prompt: tokens drafted by n-gram lookup in the prompt (and in
     #: earlier requests' prompts) are checked in one batched pass (identical greedy output;
     #: drafting stops where it would not pay). None = automatic: on for a model file of
-    #: SMALL_MODEL_BYTES or more (bandwidth-bound: a pass over several tokens costs little more
-    #: than one), off below
+    #: SMALL_MODEL_BYTES or more where a padded lone-token pass costs at most PAD_PAYS one-row
+    #: passes on this machine, measured at load (bandwidth-bound: a pass over several tokens costs
+    #: little more than one), off below or where it costs more
     speculative: bool | None = None
     #: flash attention. None = automatic: on for large models, off for small ones (its CPU kernel
     #: costs sc2-tiny ~1.7x per one-token pass at an 800-token cache and 0.64 of a pass per extra
@@ -128,8 +136,9 @@ class LlamaSettings:
     #: every generation pass computed as a batch (2+ rows; a lone token gets a second row that is
     #: thrown away or holds a drafted token): a row then rounds the same whatever the pass's size,
     #: so drafted tokens are checked exactly as a lone pass would compute them. None = automatic:
-    #: where speculative decoding needs it (without flash attention, whose kernel is row-stable on
-    #: one thread) and with flash attention on several threads (a one-row pass splits the cache)
+    #: when speculating, where that needs it (without flash attention, whose kernel is row-stable
+    #: on one thread, and with flash attention on several threads: a one-row pass splits the
+    #: cache); without speculation passes keep one row
     stable_rows: bool | None = None
     draft_max: int = 8  #: at most this many drafted tokens per pass
 
@@ -185,34 +194,22 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         self._pieces: PieceTable | None = None
         self._order = None  # numpy array of PieceTable.order
         self._n_vocab = self.llm.n_vocab()
-        #: generation passes always have 2+ rows: without flash attention a one-row pass rounds its
-        #: attention matmuls differently from a batch's rows (ggml's vec_dot vs tinyBLAS: 51 of
-        #: 1,989 positions differed on sc2-tiny), and with several threads a one-row
-        #: flash-attention pass splits the cache between threads
-        auto_pad = (threads > 1 and self.flash_attn) or (self.speculative and not self.flash_attn)
-        self._pad = auto_pad if s.stable_rows is None else s.stable_rows
-        # KV states on disk are valid for the same model, kernels and row shapes only
-        self.states = StateCache(s.state_cache_mb * 1024 * 1024)
-        self.disk: DiskStates | None = None
-        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
-            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
-                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
-                        "flash_attn": self.flash_attn, "stable_rows": self._pad,
-                        "llama_cpp": getattr(llama_cpp, "__version__", "?")}
-            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
-            self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
-        self._thread_clock = threads == 1  # pass costs on this thread's CPU clock (load-proof)
-        #: a lone token's pass computes logits for its second row too (the shape of a pass with one
-        #: drafted token): llama.cpp builds its graph again whenever a pass's shape differs from the
-        #: one before (~0.08 of a sc2-tiny pass; the second row's logits cost ~0.03), else reuses it
-        self._same_shape = bool(self.speculative and self._pad)
-        self.policy = DraftPolicy(max_draft=s.draft_max, base_rows=2 if self._pad else 1)
         self.history = History()
         self._batch_views()
+        self._rows(s, threads)
         # one pass now: the first request after a start must not pay for faulting the weights in
         # and first-time allocations (sc2-tiny's first 8 tokens after a restart: 6.7 ms each, 0.75 later)
         self._decode(self.tokenize("\n"), all_logits=False)
         self._rollback(0)
+        #: automatic speculation on a large model: a padded lone-token pass's cost in one-row passes,
+        #: measured here; past PAD_PAYS the rows cost compute on this machine and speculation is off
+        self.pad_cost: float | None = None
+        if s.speculative is None and self.speculative:
+            self.pad_cost = self._pad_cost()
+            if self.pad_cost > PAD_PAYS:
+                self.speculative = False
+                self._rows(s, threads)
+        self._states(s, llama_cpp)
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
     notify = None  #: nothing to report after loading: a local model has no endpoint to lose

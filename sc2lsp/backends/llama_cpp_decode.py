@@ -1,13 +1,56 @@
-"""The llama.cpp backend's model passes (a mixin of ``LlamaCppBackend``): the batch written
-through numpy views of llama.cpp's arrays, logits only for the rows needed, read as numpy views
-without copies, and the rollback of rejected draft tokens. Uses the backend's ``llm``,
-``settings``, ``_pad`` and ``_n_vocab``; runs on the worker thread like the rest of it.
+"""The llama.cpp backend's model passes (a mixin of ``LlamaCppBackend``): their row shapes
+(``_rows``: one row, or two where exact speculation needs it, and what a padded pass costs here),
+the batch written through numpy views of llama.cpp's arrays, logits only for the rows needed, read
+as numpy views without copies, and the rollback of rejected draft tokens. Uses the backend's
+``llm``, ``settings``, ``speculative``, ``flash_attn``, ``_pad`` and ``_n_vocab``; runs on the
+worker thread like the rest of it.
 """
 
 from __future__ import annotations
 
+import time
+
+from .speculative import DraftPolicy
+
 
 class DecodeMixin:
+    def _rows(self, s, threads: int) -> None:
+        """The row shapes of generation passes, which follow ``speculative``: ``_pad``,
+        ``_same_shape`` and the draft policy's base rows."""
+        #: speculative passes always have 2+ rows: without flash attention a one-row pass rounds its
+        #: attention matmuls differently from a batch's rows (ggml's vec_dot vs tinyBLAS: 51 of
+        #: 1,989 positions differed on sc2-tiny), and with several threads a one-row
+        #: flash-attention pass splits the cache between threads. Without speculation nothing is
+        #: checked against a batch's rows, so passes keep one row (a padded pass cost the 3B-shaped
+        #: Q4_K_M 1.57x a one-row pass on 2 threads here)
+        auto_pad = self.speculative and (threads > 1 or not self.flash_attn)
+        self._pad = auto_pad if s.stable_rows is None else s.stable_rows
+        self._thread_clock = threads == 1  # pass costs on this thread's CPU clock (load-proof)
+        #: a lone token's pass computes logits for its second row too (the shape of a pass with one
+        #: drafted token): llama.cpp builds its graph again whenever a pass's shape differs from the
+        #: one before (~0.08 of a sc2-tiny pass; the second row's logits cost ~0.03), else reuses it
+        self._same_shape = bool(self.speculative and self._pad)
+        self.policy = DraftPolicy(max_draft=s.draft_max, base_rows=2 if self._pad else 1)
+
+    def _pad_cost(self, reps: int = 3) -> float:
+        """A padded lone-token pass (two rows, the second thrown away) in one-row passes: the
+        fastest of ``reps`` of each, interleaved, by the wall clock (the other threads' work
+        counts), after the warm-up pass."""
+        tok = self.tokenize("\n")[-1:]
+        best = {False: float("inf"), True: float("inf")}
+        kept = self._pad
+        try:
+            for _ in range(reps):
+                for padded in (False, True):
+                    self._pad = padded
+                    t0 = time.perf_counter()
+                    self._decode(tok, all_logits=False)
+                    best[padded] = min(best[padded], time.perf_counter() - t0)
+                    self._rollback(0)
+        finally:
+            self._pad = kept
+        return best[True] / best[False]
+
     def _batch_views(self) -> None:
         """numpy views of the llama_batch's token, position and logits-flag arrays, written in one
         step per pass (llama-cpp-python's ``set_batch`` loops in Python over every field of every

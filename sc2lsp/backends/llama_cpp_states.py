@@ -1,15 +1,31 @@
 """Saving and restoring the llama.cpp backend's KV cache (sequence 0) through the state stores of
 ``state_store.py``: the RAM LRU and the disk tier. A mixin of ``LlamaCppBackend`` (it uses its
-``llm``, ``settings``, ``states`` and ``disk``); runs on the worker thread like the rest of it.
+``llm``, ``settings``, ``states`` and ``disk``, made by ``_states``); runs on the worker thread like
+the rest of it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .base import Timings
-from .state_store import _common_prefix
+from .state_store import DiskStates, StateCache, _common_prefix, file_identity
 
 
 class SavedStatesMixin:
+    def _states(self, s, llama_cpp) -> None:
+        """The saved-state cache, and its disk tier (valid for the same model, kernels and row
+        shapes only)."""
+        self.states = StateCache(s.state_cache_mb * 1024 * 1024)
+        self.disk: DiskStates | None = None
+        if s.state_dir and s.state_disk_mb > 0 and s.state_cache_mb > 0:
+            identity = {"format": 1, "model": file_identity(self.model_path), "lora": file_identity(s.lora_path),
+                        "lora_scale": s.lora_scale if s.lora_path else None, "n_ctx": self.n_ctx,
+                        "flash_attn": self.flash_attn, "stable_rows": self._pad,
+                        "llama_cpp": getattr(llama_cpp, "__version__", "?")}
+            self.disk = DiskStates(Path(s.state_dir), identity, s.state_disk_mb * 1024 * 1024)
+            self.disk.prefetch(s.state_cache_mb * 1024 * 1024 // 2)
+
     def _copy_state(self):
         """The live KV cache of sequence 0 as bytes: (its tokens, ctypes buffer, length)."""
         import ctypes

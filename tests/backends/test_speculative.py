@@ -176,6 +176,40 @@ def test_speculation_is_on_by_default_only_for_large_models(tmp_path):
     assert forced.speculative and not forced.flash_attn and forced._pad
 
 
+def test_automatic_speculation_on_a_large_model_follows_the_measured_pad_cost(tmp_path, monkeypatch):
+    # sc2-tiny taken for a large model: automatic speculation measures a padded pass against a
+    # one-row pass at load and stays on only when it costs at most PAD_PAYS one-row passes
+    from sc2lsp.backends import llama_cpp as lc
+
+    monkeypatch.setattr(lc, "_small_model", lambda path: False)
+    common = dict(n_threads=1, flash_attn=False, state_dir=str(tmp_path / "states"), state_disk_mb=8)
+    for pays, on in ((100.0, True), (0.0, False)):
+        monkeypatch.setattr(lc, "PAD_PAYS", pays)
+        b = LlamaCppBackend(TINY, LlamaSettings(**common))
+        assert b.pad_cost is not None and 0.5 < b.pad_cost < 20  # two rows cost about one to a few rows
+        assert b.speculative is on and b._pad is on  # (without flash attention: padded exactly when speculating)
+        assert b.policy.base_rows == (2 if on else 1) and b._same_shape is on
+        assert b.disk.identity["stable_rows"] is on  # saved states are keyed by the rows decided
+        b.close()
+    monkeypatch.setattr(lc, "PAD_PAYS", 0.0)
+    for explicit in (True, False):  # a setting given is kept, nothing measured
+        b = LlamaCppBackend(TINY, LlamaSettings(speculative=explicit, **common))
+        assert b.pad_cost is None and b.speculative is explicit
+        b.close()
+
+
+def test_passes_keep_one_row_without_speculation():
+    # flash attention on several threads: padded when speculating (a one-row pass splits the
+    # cache), one row otherwise (nothing is checked against a batch's rows)
+    for spec in (True, False):
+        b = LlamaCppBackend(TINY, LlamaSettings(speculative=spec, flash_attn=True, n_threads=2, state_cache_mb=0))
+        assert b._pad is spec
+        b.close()
+    b = LlamaCppBackend(TINY, LlamaSettings(speculative=False, stable_rows=True, state_cache_mb=0))
+    assert b._pad  # the exactness reference of the tests and the bench: asked for explicitly
+    b.close()
+
+
 def test_speculation_keeps_time_caps_cancellation_and_stops():
     spec = LlamaCppBackend(TINY, LlamaSettings(speculative=True))
     spec.policy = DraftPolicy(max_draft=8, extra_cost=1e-3, adaptive=False, base_rows=2)
