@@ -367,7 +367,7 @@ def cost_at(curve: dict[int, float], k: int) -> float:
 
 def expected_3b(items: list[dict], curve: dict[int, float], threads: int) -> dict:
     """Drafts of a policy priced with the 3B's curve, over the same positions on sc2-tiny."""
-    one = curve[2] if threads > 1 else curve[1]  # with several threads every pass has 2+ rows
+    one = curve[1]  # plain decoding: one row per pass (2+ rows only when speculating)
     slope = (curve[8] - curve[1]) / 7 / curve[1]
     b = LlamaCppBackend(TINY, LlamaSettings(n_threads=1, speculative=True))
     b.policy = DraftPolicy(max_draft=16, extra_cost=slope, adaptive=False)
