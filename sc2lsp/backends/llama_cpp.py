@@ -24,6 +24,7 @@ Not thread-safe: one thread owns a backend (``sc2lsp.backends.worker``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 #: its many small operations pays a thread wake-up, so a second thread makes decoding slower (the
 #: 7 MB sc2-tiny: 64 tokens in 51 ms on one thread, 479 ms on two, same machine, same prompt)
 SMALL_MODEL_BYTES = 200 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 #: automatic speculation (a model file of SMALL_MODEL_BYTES or more) stays on only where a padded
 #: lone-token pass, the 2-row minimum of an exact speculative pass, costs at most this many one-row
@@ -209,6 +212,8 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
             if self.pad_cost > PAD_PAYS:
                 self.speculative = False
                 self._rows(s, threads)
+            log.info("%s: speculative decoding %s (a 2-row pass costs %.2f one-row passes here; on up to %.2f)",
+                     self.name, "on" if self.speculative else "off", self.pad_cost, PAD_PAYS)
         self._states(s, llama_cpp)
         self.device = "cpu" if s.n_gpu_layers == 0 else f"gpu ({'all' if s.n_gpu_layers < 0 else s.n_gpu_layers} layers)"
 
