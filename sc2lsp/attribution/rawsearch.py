@@ -136,10 +136,7 @@ def _scan_compiled(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict |
     too_many, best_p, sb, sa, held, resume, reach_b, reach_a, new, done = _C.scan(
         raw, tok, q_before, q_after, len(win_b), len(win_a), known, done, _nonblanks(norm), qp + k, len(norm),
         min_chars, WINDOW, MAX_SEEN, MAX_SCORED)
-    if occ is not None and (new or done):  # (as scan_raw_py does)
-        if len(occ) >= MAX_TOKENS and tok not in occ:
-            occ.clear()
-        occ[tok] = (known + tuple(new), done)
+    _keep_positions(occ, tok, known, new, done)
     if too_many:
         return RawHit(-1, None, 0, 0, held, resume)
     result = _too_short(norm, qp, k, tok, best_p, (reach_b, reach_a), len(held), min_chars)
@@ -216,12 +213,19 @@ def scan_raw_py(raw: str, norm: str, qp: int, min_chars: int = 0, occ: dict | No
                 settled = settled or (_unflat_fwd(norm, qp + k + n, sa) - _unflat_back(norm, qp + k, sb)
                                       >= min_chars)
     finally:
-        if occ is not None and (new or done):
-            if len(occ) >= MAX_TOKENS and tok not in occ:
-                occ.clear()
-            occ[tok] = (known + tuple(new), done)
+        _keep_positions(occ, tok, known, new, done)
     result = _too_short(norm, qp, k, tok, best_p, reach, len(held), min_chars)
     return RawHit(result, best_p, best_sb, best_sa, held, resume)
+
+
+def _keep_positions(occ: dict | None, tok: str, known: tuple, new: list, done: bool) -> None:
+    """Add the positions of ``tok`` a scan found (``new``, after the ``known`` ones) to the
+    document's ``occ``, and whether that is all of them; a new tuple replaces the entry, so threads
+    sharing ``occ`` see one or the other. Past ``MAX_TOKENS`` tokens it forgets them all."""
+    if occ is not None and (new or done):
+        if len(occ) >= MAX_TOKENS and tok not in occ:
+            occ.clear()
+        occ[tok] = (known + tuple(new), done)
 
 
 def holds_window(raw: str, norm: str, qp: int, p: int) -> bool:
