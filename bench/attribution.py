@@ -265,12 +265,24 @@ def compare(new: dict, old: dict) -> dict:
     return out
 
 
+def extract_rev(rev: str, dest: Path, paths: tuple[str, ...] = ("sc2lsp",)) -> Path:
+    """``paths`` of git revision ``rev`` extracted into ``dest`` (``git archive``), with that
+    revision's compiled kernels built in place when it has them (``setup.py``), as an install
+    would: a baseline then runs the code its users ran, not its Python fallback."""
+    has_setup = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:setup.py"],
+                               stderr=subprocess.DEVNULL).returncode == 0
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *paths, *(["setup.py"] if has_setup else [])],
+                             stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    if has_setup:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return dest
+
+
 def baseline_code(rev: str) -> Path:
     """The bench and package of git revision ``rev``, extracted to a temporary directory."""
-    d = Path(tempfile.mkdtemp(prefix="sc2lsp-attr-base-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "sc2lsp", "bench", "finetune"],
-                             stdout=subprocess.PIPE, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    d = extract_rev(rev, Path(tempfile.mkdtemp(prefix="sc2lsp-attr-base-")), ("sc2lsp", "bench", "finetune"))
     return d / "bench" / "attribution.py"
 
 

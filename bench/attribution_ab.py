@@ -26,7 +26,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.attribution import add_query_arguments, queries_of  # noqa: E402
+from bench.attribution import add_query_arguments, extract_rev, queries_of  # noqa: E402
 
 NAME = "sc2lsp_baseline"
 
@@ -49,16 +48,7 @@ def baseline_package(rev: str | None, tmp: Path):
     if rev is None:
         shutil.copytree(ROOT / "sc2lsp", tmp / "sc2lsp", ignore=shutil.ignore_patterns("__pycache__"))
     else:
-        paths = ["sc2lsp"]
-        if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:setup.py"],
-                          stderr=subprocess.DEVNULL).returncode == 0:
-            paths.append("setup.py")
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *paths], stdout=subprocess.PIPE,
-                                 check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-        if (tmp / "setup.py").exists():  # its compiled kernels, as an install would build them
-            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tmp,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        extract_rev(rev, tmp)
     shutil.move(str(tmp / "sc2lsp"), str(tmp / NAME))
     sys.path.insert(0, str(tmp))
     pkg = importlib.import_module(f"{NAME}.attribution")

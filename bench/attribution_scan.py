@@ -26,7 +26,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.attribution import add_query_arguments, queries_of  # noqa: E402
+from bench.attribution import add_query_arguments, extract_rev, queries_of  # noqa: E402
 
 
 def record(index: str, queries: dict[str, list[str]]) -> dict[str, tuple[dict, list]]:
@@ -66,11 +65,9 @@ def record(index: str, queries: dict[str, list[str]]) -> dict[str, tuple[dict, l
 
 
 def baseline_rawsearch(rev: str, tmp: Path):
-    """The ``rawsearch`` module of revision ``rev`` (``git archive``), imported as a package of
-    another name beside this one."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "sc2lsp"], stdout=subprocess.PIPE,
-                             check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    """The ``rawsearch`` module of revision ``rev`` (``extract_rev``: with its compiled kernels when
+    it has them), imported as a package of another name beside this one."""
+    extract_rev(rev, tmp)
     shutil.move(str(tmp / "sc2lsp"), str(tmp / "sc2lsp_baseline"))
     sys.path.insert(0, str(tmp))
     return importlib.import_module("sc2lsp_baseline.attribution.rawsearch")
