@@ -56,6 +56,9 @@ class Settings:
     """Allow multi-line suggestions when the rest of the line is empty."""
     max_lines: int = 16
     """At most this many lines in a suggestion."""
+    stop_when_settled: bool = True
+    """Stop generating a multi-line suggestion once the lines written settle what is shown (the
+    block ended, a repeat, ``maxLines``): the same suggestion, without the tokens cut anyway."""
     syntax_check: bool = True
     """Cut suggestions to the longest prefix that adds no tree-sitter syntax error."""
     warm_up: bool = True

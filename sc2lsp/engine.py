@@ -32,7 +32,7 @@ from .backends.factory import load_backend as default_backend
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
 from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, prompt_budget
-from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess
+from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess, settled
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 from .engine_context import DocumentContexts
@@ -314,6 +314,7 @@ class Engine:
             time_limit_s=s.max_predict_ms / 1000,
             prompt_time_limit_s=s.max_prompt_ms / 1000,
             heal_bytes=self._heal_bytes(p),
+            enough=None if single_line or not s.stop_when_settled else self._enough(cur, p, sfx),
         )
         req = _Request(cur, prefix, suffix, p, sfx, job, plan_ms=(time.perf_counter() - t0) * 1000)
         self.totals["model_requests"] += 1
@@ -322,6 +323,20 @@ class Engine:
         self.worker.submit(job, supersede=True)
         self.syntax.preparse(cur.uri, cur.language, p + sfx)  # post-processing's first check, done while generating
         return req
+
+    def _enough(self, cur: Cursor, prefix: str, suffix: str) -> Callable[[str], bool]:
+        """The generation's stop test: what post-processing will show is settled (judged again
+        only when a line was completed, as ``settled`` looks at complete lines only)."""
+        options, seen = self._pp_options(cur), [-1]
+
+        def enough(text: str) -> bool:
+            eol = text.rfind("\n")
+            if eol == seen[0]:
+                return False
+            seen[0] = eol
+            return settled(text, prefix, suffix, options)
+
+        return enough
 
     def _heal_bytes(self, cut_prefix: str) -> int:
         """How much of the prompt's end token healing may take back: the kept prefix, which ends

@@ -205,3 +205,29 @@ def test_mid_line_generation_stops_at_the_end_of_the_line():
         assert "\n" not in e._last.job.stop  # only a closer after the cursor: multi-line allowed
     finally:
         e.close()
+
+
+def test_stopping_when_settled_shows_the_same_suggestions_with_fewer_tokens():
+    """Multi-line requests at line ends of real files, with ``stop_when_settled`` on and off: the
+    same suggestions; where it stopped ("done"), fewer tokens than the full generation."""
+    import json.decoder
+    import random
+
+    on, off = make_engine(stop_when_settled=True, repo_context=False), make_engine(stop_when_settled=False, repo_context=False)
+    sources = [SOURCE, GEOMETRY, Path(json.decoder.__file__).read_text()]
+    rng, done = random.Random(3), 0
+    try:
+        for i in range(24):
+            text = sources[i % len(sources)]
+            off_ = text.index("\n", rng.randrange(len(text) - 200))  # the end of a line
+            cur = Cursor(f"file:///w/{i % len(sources)}.py", text, off_, "python", f"{i}.py")
+            a, b = on.complete(cur).future.result(timeout=120), off.complete(cur).future.result(timeout=120)
+            assert a.text == b.text, (text[:off_][-80:], a.raw, b.raw)
+            assert b.reason != "done" and b.raw.startswith(a.raw)
+            if a.reason == "done":
+                done += 1
+                assert a.timings["generated_tokens"] < b.timings["generated_tokens"]
+    finally:
+        on.close()
+        off.close()
+    assert done >= 6, done

@@ -51,8 +51,9 @@ class Timings:
 
 #: Why a generation ended: "stop" (end-of-generation token or a stop string), "length"
 #: (max_tokens), "time" (generation cap), "cancelled" (should_stop), "prompt_time" (prompt cap;
-#: no text), "warm" (a warm-up: prompt only); the worker adds "no_model".
-STOP_REASONS = ("stop", "length", "time", "cancelled", "prompt_time", "warm", "no_model")
+#: no text), "warm" (a warm-up: prompt only), "done" (``on_text`` said the caller has what it
+#: needs); the worker adds "no_model".
+STOP_REASONS = ("stop", "length", "time", "cancelled", "prompt_time", "warm", "done", "no_model")
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Backend(Protocol):
         prompt_time_limit_s: float | None = None,
         should_stop: Callable[[], bool] | None = None,
         stop: Sequence[str] = (),
-        on_text: Callable[[str], None] | None = None,
+        on_text: Callable[[str], bool | None] | None = None,
         heal_bytes: int = 0,
     ) -> Generation:
         """Greedy text after ``prompt`` (a FIM string with special tokens).
@@ -106,7 +107,8 @@ class Backend(Protocol):
         ``max_tokens`` tokens, when ``should_stop()`` turns true (checked between tokens and
         between prompt chunks: "cancelled"), when generating took ``time_limit_s`` (at least one
         token is produced: "time"), or when evaluating the prompt took ``prompt_time_limit_s``
-        (empty text: "prompt_time"). ``on_text(text_so_far)`` follows the generation.
+        (empty text: "prompt_time"). ``on_text(text_so_far)`` follows the generation; when it
+        returns true the generation ends there ("done": what more it would write is not wanted).
         ``heal_bytes`` > 0 allows token healing within the prompt's last ``heal_bytes`` bytes;
         the text returned always starts at the end of the prompt.
         """

@@ -359,7 +359,7 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         should_stop: Callable[[], bool] | None = None,
         stop: Sequence[str] = (),
         prompt_time_limit_s: float | None = None,
-        on_text: Callable[[str], None] | None = None,
+        on_text: Callable[[str], bool | None] | None = None,
         heal_bytes: int = 0,
     ) -> Generation:
         """Greedy generation after ``prompt``; stops on end-of-generation tokens (EOS, ``<file_sep>``).
@@ -367,7 +367,7 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
         ``time_limit_s`` caps generation (measured from the end of the prompt evaluation; the
         first token is always produced), ``prompt_time_limit_s`` caps prompt evaluation (checked
         between chunks; the result is then empty with stop reason ``prompt_time``).
-        ``on_text(text_so_far)`` is called after each generated token.
+        ``on_text(text_so_far)`` is called after each generated token (true: stop there, "done").
         ``heal_bytes`` > 0 turns on token healing within the prompt's last ``heal_bytes`` bytes:
         the returned text then starts at the end of the prompt as usual, and
         ``timings.healed_tokens`` says how many prompt tokens were regenerated.

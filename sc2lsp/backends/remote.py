@@ -214,7 +214,7 @@ class RemoteBackend:
 
     def generate(self, prompt: str, *, max_tokens: int, time_limit_s: float | None = None,
                  should_stop: Callable[[], bool] | None = None, stop: Sequence[str] = (),
-                 prompt_time_limit_s: float | None = None, on_text: Callable[[str], None] | None = None,
+                 prompt_time_limit_s: float | None = None, on_text: Callable[[str], bool | None] | None = None,
                  heal_bytes: int = 0) -> Generation:
         """Stream a greedy completion of ``prompt``. ``heal_bytes`` is ignored (servers cannot
         constrain the first tokens to the healed text)."""
@@ -247,8 +247,9 @@ class RemoteBackend:
                     if cut is not None:
                         text, finish = cut, "stop"
                         break
-                    if on_text is not None and not warm:
-                        on_text(text)
+                    if on_text is not None and not warm and on_text(text):
+                        finish = "done"  # the stream is closed below: the server stops generating
+                        break
                 if ev.finish:
                     finish = ev.finish
         except RemoteError as e:

@@ -219,7 +219,7 @@ class Run:
     backend (its ``llm``, ``pieces`` and end-of-generation test)."""
 
     def __init__(self, backend, removed: bytes, max_tokens: int,
-                 stop: Sequence[str], on_text: Callable[[str], None] | None):
+                 stop: Sequence[str], on_text: Callable[[str], bool | None] | None):
         self.backend, self.removed, self.max_tokens = backend, removed, max_tokens
         self.stop, self.on_text = stop, on_text
         self.out: list[int] = []
@@ -260,6 +260,6 @@ class Run:
             self.text = text[: min(hits)]
             return "stop"
         self.text = text
-        if self.on_text is not None:
-            self.on_text(text)
+        if self.on_text is not None and self.on_text(text):
+            return "done"
         return None

@@ -96,6 +96,9 @@ class Job:
     time_limit_s: float | None = None
     prompt_time_limit_s: float | None = None
     heal_bytes: int = 0  #: token healing within the prompt's last bytes (0 = off)
+    #: the generation ends (stop reason "done") once this holds of the text so far: what more it
+    #: would write is not wanted (``core.postprocess.settled``: it would be cut anyway)
+    enough: Callable[[str], bool] | None = None
     id: int = field(default_factory=lambda: next(_ids))
     future: Future = field(default_factory=Future)
     partial: str = ""  #: the text generated so far (updated while running)
@@ -310,8 +313,9 @@ class ModelWorker:
             resolve(job.future, backend.warm(job.prompt, should_stop=should_stop))
             return
 
-        def on_text(text: str) -> None:
+        def on_text(text: str) -> bool:
             job.partial = text
+            return job.enough is not None and job.enough(text)
 
         gen = backend.generate(
             job.prompt,

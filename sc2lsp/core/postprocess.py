@@ -138,6 +138,51 @@ def advance_suggestion(shown: str, typed: str) -> str | None:
     return shown[len(typed):] if shown.startswith(typed) else None
 
 
+def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = PostprocessOptions()) -> bool:
+    """Whether ``postprocess(raw + more, prefix, suffix)`` is the same for every ``more``: the
+    generation can stop, what it would add is cut anyway (with or without the syntax hook, which
+    only sees what the line steps kept).
+
+    Only the line steps of a multi-line suggestion settle it, judged on the complete lines of
+    ``raw`` (those followed by a newline; the line being written can still change). Each step's
+    cut depends on a bounded number of lines after it, and an earlier step could still cut sooner
+    where a later line is missing, so:
+
+    - ``scope`` ending the block at a complete line settles it (it runs first, and a later line
+      cannot move its first ending line);
+    - ``repeat`` cutting at line j, or ``next_lines`` at line j, settles it when lines up to j + 2
+      are complete (no repeat of up to 4 lines could start before j in a continuation);
+    - more than ``max_lines`` lines settle it when lines up to ``max_lines`` + 2 are complete.
+
+    False when the cursor is mid-line or ``multiline`` is off (the generation stops at the first
+    newline then), and for a raw text with a special token (the generation stops there anyway).
+    """
+    if "\r" in raw or "\r\n" in prefix or "\r\n" in suffix:
+        raw, prefix, suffix = (s.replace("\r\n", "\n") for s in (raw, prefix, suffix))
+    eol = raw.rfind("\n")
+    if eol < 0 or not options.multiline or _cut_at_special(raw) != raw:
+        return False
+    nl = prefix.rfind("\n")
+    line_before = prefix[nl + 1:]
+    end = suffix.find("\n")
+    line_after = suffix if end < 0 else suffix[:end]
+    if any(c not in _TRAILING_OK for c in line_after):
+        return False
+    complete = raw[:eol]  # the complete lines (n of them), as a continuation would also begin
+    if not complete.strip():
+        return False
+    n = complete.count("\n") + 1
+    if _scope_end(complete, line_before, _syntax_for(options.language), options.tab_size) is not None:
+        return True
+    above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
+    cut = _repeat_end(complete, line_before, "", above)
+    if cut is None:
+        cut = _next_lines_end(complete, line_before, suffix, end)
+    if cut is not None:
+        return cut + 3 <= n
+    return n >= options.max_lines + 3
+
+
 # --------------------------------------------------------------------------- the pipeline
 
 

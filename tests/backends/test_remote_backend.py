@@ -78,6 +78,22 @@ def test_superseded_request_is_closed_and_the_server_sees_it(server):
     assert remote.generate(prompt, max_tokens=8, stop=STOP_TOKENS).text
 
 
+def test_enough_ends_the_stream_where_the_local_backend_ends(server, local):
+    """``on_text`` saying the text is enough ("done", a settled suggestion) closes the stream: the
+    same text as the local backend stopped by the same test, and the server sees the client go."""
+    remote = OpenAIBackend(RemoteConfig(endpoint=server.url, model="sc2-tiny"))
+    prompt = prompts()[1]
+    enough = lambda text: len(text) >= 12  # noqa: E731
+    want = local.generate(prompt, max_tokens=64, stop=(), on_text=enough)
+    before = server.log().count("Disconnected from client")
+    got = remote.generate(prompt, max_tokens=64, stop=(), on_text=enough)
+    assert want.stop_reason == got.stop_reason == "done" and got.text == want.text and len(got.text) >= 12
+    end = time.monotonic() + 10
+    while server.log().count("Disconnected from client") == before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.log().count("Disconnected from client") == before + 1
+
+
 def test_generation_cap_is_a_request_timeout(server):
     remote = OpenAIBackend(RemoteConfig(endpoint=server.url, model="sc2-tiny"))
     g = remote.generate(prompts()[1], max_tokens=2000, stop=(), time_limit_s=0.05)

@@ -152,7 +152,8 @@ def test_speculative_greedy_output_is_identical_at_hundreds_of_positions():
     for i, (name, prefix, suffix) in enumerate(_positions(240)):
         prompt = infill_prompt(prefix, suffix, path=name)
         kw = dict(max_tokens=40, stop=STOP_TOKENS + (("\n",) if i % 4 == 1 else ()),
-                  heal_bytes=len(prefix.encode()) if i % 2 else 0)
+                  heal_bytes=len(prefix.encode()) if i % 2 else 0,
+                  on_text=(lambda text: text.count("\n") >= 2) if i % 4 == 2 else None)  # "done" at a line
         a = plain.generate(prompt, **kw)
         b = spec.generate(prompt, **kw)
         if (a.text, a.stop_reason) != (b.text, b.stop_reason):
@@ -227,6 +228,10 @@ def test_speculation_keeps_time_caps_cancellation_and_stops():
     assert g.text == first_line and g.stop_reason == "stop"
     g = spec.generate(prompt, max_tokens=5)
     assert g.stop_reason == "length" and g.timings.generated_tokens == 5 and full.text.startswith(g.text)
+    seen: list[str] = []
+    g = spec.generate(prompt, max_tokens=48, on_text=lambda text: seen.append(text) or len(text) >= 10)
+    assert g.stop_reason == "done" and full.text.startswith(g.text) and seen[-1] == g.text
+    assert len(g.text) >= 10 and all(len(s) < 10 for s in seen[:-1])  # at the first token that made it true
 
 
 def test_drafts_are_capped_by_draft_max():
