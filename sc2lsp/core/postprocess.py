@@ -55,17 +55,16 @@ says: the rest of the suggestion, or ``None`` when they diverged.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from .lexer import OPENERS as _OPENERS
 from .lexer import Syntax as _Syntax
 from .lexer import brackets as _brackets
-from .lexer import code_of as _code
 from .lexer import indent_width as _indent
-from .lexer import line_depths as _line_depths
 from .lexer import suggestion_brackets as _suggestion_brackets
 from .lexer import syntax_for as _syntax_for
+from .line_steps import keep_lines, next_lines_end, repeat_end, scope_end
 from .tokens import SPECIAL_TOKENS
 
 SyntaxErrors = Callable[[str], int]
@@ -75,8 +74,6 @@ _CLOSERS = ")]}"
 #: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs).
 _TRAILING_OK = frozenset(")]}\"'`;,: \t")
 _QUOTES = "\"'`"
-_CLAUSE_WORDS = ("else", "elif", "except", "finally", "catch")
-_LETTER = re.compile(r"[A-Za-z_]")
 _ALNUM = re.compile(r"[A-Za-z0-9_]")
 _TOKEN_END = re.compile(r"\w+|[^\w\s]")
 #: Special tokens that end a suggestion; the PII placeholders (<NAME>, <EMAIL>, ...) do not.
@@ -172,12 +169,12 @@ def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = Po
     if not complete.strip():
         return False
     n = complete.count("\n") + 1
-    if _scope_end(complete, line_before, _syntax_for(options.language), options.tab_size) is not None:
+    if scope_end(complete, line_before, _syntax_for(options.language), options.tab_size) is not None:
         return True
     above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
-    cut = _repeat_end(complete, line_before, "", above)
+    cut = repeat_end(complete, line_before, "", above)
     if cut is None:
-        cut = _next_lines_end(complete, line_before, suffix, end)
+        cut = next_lines_end(complete, line_before, suffix, end)
     if cut is not None:
         return cut + 3 <= n
     return n >= options.max_lines + 3
@@ -219,15 +216,15 @@ def postprocess_trace(
     if text and (mid_line or not options.multiline):
         step("single_line", text.split("\n", 1)[0])
     if text and "\n" in text:
-        step("scope", _keep_lines(text, _scope_end(text, line_before, syn, options.tab_size)))
+        step("scope", keep_lines(text, scope_end(text, line_before, syn, options.tab_size)))
     if text:
         above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
         tail = line_after if "\n" not in text else ""
-        step("repeat", _keep_lines(text, _repeat_end(text, line_before, tail, above)))
+        step("repeat", keep_lines(text, repeat_end(text, line_before, tail, above)))
     if text and not mid_line:
-        step("next_lines", _keep_lines(text, _next_lines_end(text, line_before, suffix, end)))
+        step("next_lines", keep_lines(text, next_lines_end(text, line_before, suffix, end)))
     if text:
-        step("max_lines", _keep_lines(text, options.max_lines))
+        step("max_lines", keep_lines(text, options.max_lines))
     if text:
         step("brackets", _cut_supplied_closer(text, line_before, suffix, syn, options.tab_size))
     if text and line_after:
@@ -255,110 +252,6 @@ def _cut_at_special(text: str) -> str:
         if i >= 0:
             cut = i
     return text[:cut]
-
-
-def _keep_lines(text: str, n: int | None) -> str:
-    if n is None:
-        return text
-    return "\n".join(text.split("\n")[:n]) if n > 0 else ""
-
-
-def _scope_end(text: str, line_before: str, syn: _Syntax, tab: int) -> int | None:
-    """Number of suggestion lines inside the block the suggestion started in."""
-    lines = text.split("\n")
-    full = line_before + text
-    depths = _line_depths(full, syn)  # depths[j]: at the start of line j; depths[-1]: at the end
-    first = line_before + lines[0]
-    start = 0
-    if not first.strip():
-        start = next((j for j in range(1, len(lines)) if lines[j].strip()), None)
-        if start is None:
-            return None
-        first = lines[start]
-    base = _indent(first, tab)
-    code = _code(first, syn)
-    by_bracket = depths[start + 1] > depths[start]
-    # On a blank line the user writes statements of the enclosing block; on a line they started,
-    # an opener means they want its body.
-    opener = bool(line_before.strip()) and (by_bracket or (syn.colon_blocks and code.endswith(":")))
-    for j in range(start + 1, len(lines)):
-        line = lines[j]
-        if not line.strip():
-            continue
-        ind = _indent(line, tab)
-        if opener:
-            if ind > base:
-                continue
-            code = _code(line, syn)
-            if _continues_statement(code, syn):
-                continue
-            if by_bracket and code[:1] in _CLOSERS:
-                return j + 1
-            return j
-        if depths[j] > depths[start]:
-            continue  # a continuation line inside brackets the suggestion opened
-        if ind < base:
-            return j
-    return None
-
-
-def _continues_statement(code: str, syn: _Syntax) -> bool:
-    """``} else {``, ``else:``, ``except E:``: a line that keeps the opener's statement going."""
-    if code[:1] in _CLOSERS and code[-1:] in _OPENERS:
-        return True
-    word = re.match(r"[A-Za-z]+", code)
-    ends = code.endswith(":") if syn.colon_blocks else code.endswith("{")
-    return bool(word and word.group(0) in _CLAUSE_WORDS and ends)
-
-
-def _significant(block: list[str]) -> bool:
-    return any(_LETTER.search(line) for line in block)
-
-
-def _repeat_end(text: str, line_before: str, line_after: str, above: list[str]) -> int | None:
-    """Cut before a block of 1-4 lines that repeats the block just before it."""
-    lines = text.split("\n")
-    full = [line_before + lines[0] + line_after] + lines[1:]
-    seq = [s.rstrip() for s in above + full]
-    na = len(above)
-    for second in range(na, len(seq)):  # where the copy would start
-        for p in range(1, 5):
-            first = second - p
-            if first < 0 or second + p > len(seq):
-                continue
-            block = seq[first:second]
-            if seq[second:second + p] == block and _significant(block):
-                return second - na
-    return None
-
-
-def _iter_lines(text: str, start: int):
-    while start <= len(text):
-        end = text.find("\n", start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start:end]
-        start = end + 1
-
-
-def _next_lines_end(text: str, line_before: str, suffix: str, eol: int) -> int | None:
-    """Cut before the suggestion line that re-writes the next non-blank line after the cursor."""
-    if eol < 0:
-        return None
-    nxt = next((s for s in _iter_lines(suffix, eol + 1) if s.strip()), None)
-    if nxt is None or not _ALNUM.search(nxt):
-        return None
-    nxt = nxt.rstrip()
-    lines = text.split("\n")
-    full = [line_before + lines[0]] + lines[1:]
-    for j, line in enumerate(full):
-        if line.rstrip() == nxt and (j or lines[0].strip()):
-            return j
-    last = full[-1].rstrip()
-    if len(full) > 1 and len(last.strip()) >= 4 and nxt.startswith(last):
-        return len(full) - 1
-    return None
 
 
 def _unclosed(line: str, syn: _Syntax) -> int:
