@@ -363,7 +363,8 @@ class Engine:
         text = ""
         if gen.text and gen.stop_reason != "cancelled":
             checker = self.syntax.checker(req.cursor.uri, req.cursor.language)
-            text = postprocess(gen.text, req.cut_prefix, req.cut_suffix, self._pp_options(req.cursor), checker)
+            text = postprocess(gen.text, req.cut_prefix, req.cut_suffix, self._pp_options(req.cursor), checker,
+                               truncated=gen.stop_reason in ("length", "time"))
         pp_ms = (time.perf_counter() - tp) * 1000
         timings = {
             "source": "model",

@@ -124,3 +124,35 @@ def next_lines_end(text: str, line_before: str, suffix: str, eol: int) -> int | 
     if len(full) > 1 and len(last.strip()) >= 4 and nxt.startswith(last):
         return len(full) - 1
     return None
+
+
+#: A generation ended by a limit whose text ends in a loop: a unit of up to this many characters,
+#: written at least ``LOOP_TIMES`` times and over at least ``LOOP_CHARS`` characters.
+LOOP_UNIT = 40
+LOOP_TIMES = 3
+LOOP_CHARS = 16
+
+
+def loop_start(text: str) -> int | None:
+    """Where the periodic run that ends ``text`` starts (``int(int(int(int(``, ``g.g.g.g.g.g.g.g.``),
+    or None. The earliest start over the unit lengths that qualify."""
+    n, best = len(text), None
+    for p in range(1, min(LOOP_UNIT, n // LOOP_TIMES) + 1):
+        i = n - p - 1  # extend the run back while each character equals the one a unit later
+        while i >= 0 and text[i] == text[i + p]:
+            i -= 1
+        run = n - (i + 1)
+        if run >= max(LOOP_TIMES * p, LOOP_CHARS) and (best is None or i + 1 < best):
+            best = i + 1
+    return best
+
+
+def unfinished_cut(text: str) -> str:
+    """What to show of a generation that ``max_tokens`` or the time cap ended (the text still
+    reaches that end): without the loop it ends in, if any, and for a multi-line text without its
+    last line, which is unfinished."""
+    start = loop_start(text)
+    if start is not None:
+        text = text[:start]
+    eol = text.rfind("\n")
+    return text[:eol] if eol >= 0 else text

@@ -29,6 +29,10 @@ suggestion (or empty it), never add text, so the result is always a prefix of th
                   (same indentation, contains a letter or digit), or that is an unfinished copy of
                   it at the very end.
 ``max_lines``     at most ``options.max_lines`` lines.
+``unfinished``    with ``truncated`` (``max_tokens`` or the time cap ended the generation) and no
+                  step above cut the text: a loop it ends in is dropped (a unit of up to 40
+                  characters written 3+ times over 16+ characters: ``int(int(int(int(``), then,
+                  if it has several lines, its last line, which the limit left unfinished.
 ``brackets``      a closing bracket the suggestion did not open is cut (with everything after
                   it) when the text after the cursor already supplies it: at the same indentation
                   for a closer that starts a line, else counting the brackets the cursor's line
@@ -64,7 +68,7 @@ from .lexer import brackets as _brackets
 from .lexer import indent_width as _indent
 from .lexer import suggestion_brackets as _suggestion_brackets
 from .lexer import syntax_for as _syntax_for
-from .line_steps import keep_lines, next_lines_end, repeat_end, scope_end
+from .line_steps import keep_lines, next_lines_end, repeat_end, scope_end, unfinished_cut
 from .tokens import SPECIAL_TOKENS
 
 SyntaxErrors = Callable[[str], int]
@@ -120,9 +124,12 @@ def postprocess(
     suffix: str,
     options: PostprocessOptions = PostprocessOptions(),
     syntax_errors: SyntaxErrors | None = None,
+    *,
+    truncated: bool = False,
 ) -> str:
-    """The suggestion to show for ``raw`` model output at the cursor between prefix and suffix."""
-    return postprocess_trace(raw, prefix, suffix, options, syntax_errors).text
+    """The suggestion to show for ``raw`` model output at the cursor between prefix and suffix
+    (``truncated``: a limit ended the generation, ``max_tokens`` or the time cap)."""
+    return postprocess_trace(raw, prefix, suffix, options, syntax_errors, truncated=truncated).text
 
 
 def advance_suggestion(shown: str, typed: str) -> str | None:
@@ -189,6 +196,8 @@ def postprocess_trace(
     suffix: str,
     options: PostprocessOptions = PostprocessOptions(),
     syntax_errors: SyntaxErrors | None = None,
+    *,
+    truncated: bool = False,
 ) -> Postprocessed:
     """``postprocess`` with the names of the steps that changed the text."""
     crlf = "\r\n" in prefix or "\r\n" in suffix
@@ -211,6 +220,7 @@ def postprocess_trace(
     mid_line = any(c not in _TRAILING_OK for c in line_after)
 
     step("stop", _cut_at_special(text))
+    generated = text
     if not text.strip():
         step("blank", "")
     if text and (mid_line or not options.multiline):
@@ -225,6 +235,8 @@ def postprocess_trace(
         step("next_lines", keep_lines(text, next_lines_end(text, line_before, suffix, end)))
     if text:
         step("max_lines", keep_lines(text, options.max_lines))
+    if text and truncated and text == generated:  # no step cut it: it ends where the limit did
+        step("unfinished", unfinished_cut(text))
     if text:
         step("brackets", _cut_supplied_closer(text, line_before, suffix, syn, options.tab_size))
     if text and line_after:

@@ -41,7 +41,8 @@ def run_case(case: dict):
     if case["syntax"]:
         checker = syntax_checker(case["language"])
         assert checker is not None, f"no tree-sitter grammar installed for {case['language']}"
-    return postprocess_trace(text(case["raw"]), text(case["prefix"]), text(case["suffix"]), options, checker)
+    return postprocess_trace(text(case["raw"]), text(case["prefix"]), text(case["suffix"]), options, checker,
+                             truncated=case.get("truncated", False))
 
 
 def test_enough_golden_cases():
@@ -137,3 +138,17 @@ def test_advance_suggestion(shown, typed, rest):
 def test_options_validated():
     with pytest.raises(ValueError):
         PostprocessOptions(max_lines=0)
+
+
+def test_loops_at_the_end_of_a_cut_off_generation():
+    from sc2lsp.core.line_steps import loop_start, unfinished_cut
+
+    assert loop_start("x = [0, 0, 0]") is None  # a repeat that ends is no loop
+    assert loop_start("ab" * 7) is None and loop_start("ab" * 8) == 0  # 16 characters at least
+    assert loop_start("foo(" + "bar, " * 4) == 4
+    assert loop_start("print('" + "the cat sat on " * 3) == 7  # a unit of 15 characters
+    assert loop_start(("x" * 41 + "y") * 3) is None  # units of up to 40 characters
+    assert loop_start("=" * 15) is None and loop_start("# " + "=" * 16) == 2
+    assert unfinished_cut("a\nb(c(c(c(c(c(c(c(c(c(") == "a"  # the loop, then the unfinished line
+    assert unfinished_cut("if x:\n    return f(x") == "if x:"
+    assert unfinished_cut("return f(x") == "return f(x"  # one line, no loop: kept

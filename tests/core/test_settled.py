@@ -1,7 +1,8 @@
 """``settled``: when a generation can stop because what it would add is cut anyway.
 
 The property: wherever ``settled(raw[:k])`` holds, ``postprocess(raw[:k]) == postprocess(raw)``
-(the generation stopped there shows what the whole generation would have shown). Checked at
+(the generation stopped there shows what the whole generation would have shown, also when a limit
+ended the whole one: ``truncated``). Checked at
 every cut of the golden cases' raw outputs, and of continuations taken from real files on disk
 (this repository and the Python standard library), some of them edited to repeat a block, to
 re-write the line after the cursor, or to leave the block early.
@@ -37,14 +38,16 @@ def _cuts(raw: str, rnd: random.Random, every: bool):
 
 
 def _check_all_cuts(raw, prefix, suffix, options, checker=None, rnd=None, every=True) -> int:
-    """Assert the property at each cut; the number of settled cuts."""
+    """Assert the property at each cut; the number of settled cuts. The whole output may have
+    ended at an end token or at a limit (``truncated``): the same either way."""
     full = postprocess(raw, prefix, suffix, options, checker)
+    cut_off = postprocess(raw, prefix, suffix, options, checker, truncated=True)
     hits = 0
     for k in _cuts(raw, rnd or random.Random(0), every):
         if settled(raw[:k], prefix, suffix, options):
             hits += 1
             got = postprocess(raw[:k], prefix, suffix, options, checker)
-            assert got == full, f"settled at {k} ({raw[:k]!r}) but shows {got!r}, not {full!r}"
+            assert got == full == cut_off, f"settled at {k} ({raw[:k]!r}) but shows {got!r}, not {full!r} / {cut_off!r}"
     return hits
 
 
