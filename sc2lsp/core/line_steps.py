@@ -133,26 +133,26 @@ LOOP_TIMES = 3
 LOOP_CHARS = 16
 
 
-def loop_start(text: str) -> int | None:
+def loop_start(text: str) -> tuple[int, int] | None:
     """Where the periodic run that ends ``text`` starts (``int(int(int(int(``, ``g.g.g.g.g.g.g.g.``),
-    or None. The earliest start over the unit lengths that qualify."""
+    and its unit's length, or None. The earliest start over the unit lengths that qualify."""
     n, best = len(text), None
     for p in range(1, min(LOOP_UNIT, n // LOOP_TIMES) + 1):
         i = n - p - 1  # extend the run back while each character equals the one a unit later
         while i >= 0 and text[i] == text[i + p]:
             i -= 1
         run = n - (i + 1)
-        if run >= max(LOOP_TIMES * p, LOOP_CHARS) and (best is None or i + 1 < best):
-            best = i + 1
+        if run >= max(LOOP_TIMES * p, LOOP_CHARS) and (best is None or i + 1 < best[0]):
+            best = (i + 1, p)
     return best
 
 
 def unfinished_cut(text: str) -> str:
     """What to show of a generation that ``max_tokens`` or the time cap ended (the text still
-    reaches that end): without the loop it ends in, if any, and for a multi-line text without its
-    last line, which is unfinished."""
-    start = loop_start(text)
-    if start is not None:
-        text = text[:start]
+    reaches that end): with one copy of the loop it ends in, if any (what the model wrote before
+    it repeated itself), and for a multi-line text without its last line, which is unfinished."""
+    loop = loop_start(text)
+    if loop is not None:
+        text = text[: loop[0] + loop[1]]
     eol = text.rfind("\n")
     return text[:eol] if eol >= 0 else text

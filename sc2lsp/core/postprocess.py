@@ -30,9 +30,9 @@ suggestion (or empty it), never add text, so the result is always a prefix of th
                   it at the very end.
 ``max_lines``     at most ``options.max_lines`` lines.
 ``unfinished``    with ``truncated`` (``max_tokens`` or the time cap ended the generation) and no
-                  step above cut the text: a loop it ends in is dropped (a unit of up to 40
-                  characters written 3+ times over 16+ characters: ``int(int(int(int(``), then,
-                  if it has several lines, its last line, which the limit left unfinished.
+                  step above cut the text: a loop it ends in (a unit of up to 40 characters
+                  written 3+ times over 16+ characters: ``int(int(int(int(``) is cut to one copy,
+                  then, if it has several lines, its last line, which the limit left unfinished.
 ``brackets``      a closing bracket the suggestion did not open is cut (with everything after
                   it) when the text after the cursor already supplies it: at the same indentation
                   for a closer that starts a line, else counting the brackets the cursor's line

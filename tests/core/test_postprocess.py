@@ -144,11 +144,12 @@ def test_loops_at_the_end_of_a_cut_off_generation():
     from sc2lsp.core.line_steps import loop_start, unfinished_cut
 
     assert loop_start("x = [0, 0, 0]") is None  # a repeat that ends is no loop
-    assert loop_start("ab" * 7) is None and loop_start("ab" * 8) == 0  # 16 characters at least
-    assert loop_start("foo(" + "bar, " * 4) == 4
-    assert loop_start("print('" + "the cat sat on " * 3) == 7  # a unit of 15 characters
+    assert loop_start("ab" * 7) is None and loop_start("ab" * 8) == (0, 2)  # 16 characters at least
+    assert loop_start("foo(" + "bar, " * 4) == (4, 5)
+    assert loop_start("print('" + "the cat sat on " * 3) == (7, 15)  # a unit of 15 characters
     assert loop_start(("x" * 41 + "y") * 3) is None  # units of up to 40 characters
-    assert loop_start("=" * 15) is None and loop_start("# " + "=" * 16) == 2
+    assert loop_start("=" * 15) is None and loop_start("# " + "=" * 16) == (2, 1)
+    assert unfinished_cut("return f." + "read(f." * 5 + "re") == "return f.read("  # one copy of the loop
     assert unfinished_cut("a\nb(c(c(c(c(c(c(c(c(c(") == "a"  # the loop, then the unfinished line
     assert unfinished_cut("if x:\n    return f(x") == "if x:"
     assert unfinished_cut("return f(x") == "return f(x"  # one line, no loop: kept

@@ -149,7 +149,11 @@ async function main() {
     });
     step("ghost text");
     await page.screenshot({ path: cfg.screenshot });
-    out.status = await statusText(page);
+    // the status bar polls sc2lsp/status (statusPollMs): give it a few polls to show the latency
+    for (const until = Date.now() + 5000; ; await page.waitForTimeout(100)) {
+      out.status = await statusText(page);
+      if ((out.status && out.status.includes(" ms")) || Date.now() > until) break;
+    }
 
     await page.keyboard.press("Tab");
     await page.waitForTimeout(300);
