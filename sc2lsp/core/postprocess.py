@@ -161,33 +161,54 @@ def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = Po
     False when the cursor is mid-line or ``multiline`` is off (the generation stops at the first
     newline then), and for a raw text with a special token (the generation stops there anyway).
     """
-    if "\r" in raw or "\r\n" in prefix or "\r\n" in suffix:
-        raw, prefix, suffix = (s.replace("\r\n", "\n") for s in (raw, prefix, suffix))
+    raw, prefix, suffix = _lf(raw, prefix, suffix)
     eol = raw.rfind("\n")
     if eol < 0 or not options.multiline or _cut_at_special(raw) != raw:
         return False
-    nl = prefix.rfind("\n")
-    line_before = prefix[nl + 1:]
-    end = suffix.find("\n")
-    line_after = suffix if end < 0 else suffix[:end]
-    if any(c not in _TRAILING_OK for c in line_after):
+    at = _At.of(prefix, suffix)
+    if at.mid_line:
         return False
     complete = raw[:eol]  # the complete lines (n of them), as a continuation would also begin
     if not complete.strip():
         return False
     n = complete.count("\n") + 1
-    if scope_end(complete, line_before, _syntax_for(options.language), options.tab_size) is not None:
+    if scope_end(complete, at.line_before, _syntax_for(options.language), options.tab_size) is not None:
         return True
-    above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
-    cut = repeat_end(complete, line_before, "", above)
+    cut = repeat_end(complete, at.line_before, "", at.above)
     if cut is None:
-        cut = next_lines_end(complete, line_before, suffix, end)
+        cut = next_lines_end(complete, at.line_before, suffix, at.eol)
     if cut is not None:
         return cut + 3 <= n
     return n >= options.max_lines + 3
 
 
 # --------------------------------------------------------------------------- the pipeline
+
+
+def _lf(raw: str, prefix: str, suffix: str) -> tuple[str, str, str]:
+    """The three texts with CRLF line ends as LF (the steps work on LF)."""
+    if "\r" in raw or "\r\n" in prefix or "\r\n" in suffix:
+        raw, prefix, suffix = (s.replace("\r\n", "\n") for s in (raw, prefix, suffix))
+    return raw, prefix, suffix
+
+
+@dataclass(frozen=True)
+class _At:
+    """What the steps look at around the cursor."""
+
+    line_before: str  #: the cursor's line before it
+    line_after: str  #: the cursor's line after it
+    eol: int  #: where the cursor's line ends in the suffix (-1: the suffix has one line)
+    above: list[str]  #: up to four lines above the cursor's line
+    mid_line: bool  #: more than closers after the cursor: one line is shown
+
+    @classmethod
+    def of(cls, prefix: str, suffix: str) -> "_At":
+        nl, eol = prefix.rfind("\n"), suffix.find("\n")
+        line_after = suffix if eol < 0 else suffix[:eol]
+        return cls(line_before=prefix[nl + 1:], line_after=line_after, eol=eol,
+                   above=prefix.rsplit("\n", 5)[-5:-1],
+                   mid_line=any(c not in _TRAILING_OK for c in line_after))
 
 
 def postprocess_trace(
@@ -201,8 +222,7 @@ def postprocess_trace(
 ) -> Postprocessed:
     """``postprocess`` with the names of the steps that changed the text."""
     crlf = "\r\n" in prefix or "\r\n" in suffix
-    if crlf or "\r" in raw:
-        raw, prefix, suffix = (s.replace("\r\n", "\n") for s in (raw, prefix, suffix))
+    raw, prefix, suffix = _lf(raw, prefix, suffix)
     syn = _syntax_for(options.language)
     applied: list[str] = []
     text = raw
@@ -213,11 +233,8 @@ def postprocess_trace(
             applied.append(name)
             text = new
 
-    nl = prefix.rfind("\n")
-    line_before = prefix[nl + 1:]
-    end = suffix.find("\n")
-    line_after = suffix if end < 0 else suffix[:end]
-    mid_line = any(c not in _TRAILING_OK for c in line_after)
+    at = _At.of(prefix, suffix)
+    line_before, line_after, mid_line = at.line_before, at.line_after, at.mid_line
 
     step("stop", _cut_at_special(text))
     generated = text
@@ -228,11 +245,10 @@ def postprocess_trace(
     if text and "\n" in text:
         step("scope", keep_lines(text, scope_end(text, line_before, syn, options.tab_size)))
     if text:
-        above = prefix[: max(nl, 0)].rsplit("\n", 4)[-4:] if nl >= 0 else []
         tail = line_after if "\n" not in text else ""
-        step("repeat", keep_lines(text, repeat_end(text, line_before, tail, above)))
+        step("repeat", keep_lines(text, repeat_end(text, line_before, tail, at.above)))
     if text and not mid_line:
-        step("next_lines", keep_lines(text, next_lines_end(text, line_before, suffix, end)))
+        step("next_lines", keep_lines(text, next_lines_end(text, line_before, suffix, at.eol)))
     if text:
         step("max_lines", keep_lines(text, options.max_lines))
     if text and truncated and text == generated:  # no step cut it: it ends where the limit did
