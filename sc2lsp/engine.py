@@ -326,14 +326,16 @@ class Engine:
 
     def _enough(self, cur: Cursor, prefix: str, suffix: str) -> Callable[[str], bool]:
         """The generation's stop test: what post-processing will show is settled (judged again
-        only when a line was completed, as ``settled`` looks at complete lines only)."""
-        options, seen = self._pp_options(cur), [-1]
+        only when a line was completed or the line being written got its indentation, the only
+        changes ``settled`` looks at)."""
+        options, seen = self._pp_options(cur), [None]
 
         def enough(text: str) -> bool:
             eol = text.rfind("\n")
-            if eol == seen[0]:
+            key = (eol, not text[eol + 1:].isspace() and eol + 1 < len(text))
+            if key == seen[0]:
                 return False
-            seen[0] = eol
+            seen[0] = key
             return settled(text, prefix, suffix, options)
 
         return enough

@@ -30,6 +30,14 @@ def keep_lines(text: str, n: int | None) -> str:
 
 def scope_end(text: str, line_before: str, syn: _Syntax, tab: int) -> int | None:
     """Number of suggestion lines inside the block the suggestion started in."""
+    found = scope_decision(text, line_before, syn, tab)
+    return None if found is None else found[0]
+
+
+def scope_decision(text: str, line_before: str, syn: _Syntax, tab: int) -> tuple[int, int, bool] | None:
+    """``scope_end``'s cut, the line that decided it, and whether the decision read that whole line
+    (True: its code, ``} else {``; False: only its indentation, fixed by its first non-blank
+    character, so an unfinished line decides it too)."""
     lines = text.split("\n")
     full = line_before + text
     depths = _line_depths(full, syn)  # depths[j]: at the start of line j; depths[-1]: at the end
@@ -58,12 +66,12 @@ def scope_end(text: str, line_before: str, syn: _Syntax, tab: int) -> int | None
             if _continues_statement(code, syn):
                 continue
             if by_bracket and code[:1] in CLOSERS:
-                return j + 1
-            return j
+                return j + 1, j, True
+            return j, j, True
         if depths[j] > depths[start]:
             continue  # a continuation line inside brackets the suggestion opened
         if ind < base:
-            return j
+            return j, j, False
     return None
 
 

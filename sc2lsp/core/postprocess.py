@@ -68,7 +68,7 @@ from .lexer import brackets as _brackets
 from .lexer import indent_width as _indent
 from .lexer import suggestion_brackets as _suggestion_brackets
 from .lexer import syntax_for as _syntax_for
-from .line_steps import keep_lines, next_lines_end, repeat_end, scope_end, unfinished_cut
+from .line_steps import keep_lines, next_lines_end, repeat_end, scope_decision, scope_end, unfinished_cut
 from .tokens import SPECIAL_TOKENS
 
 SyntaxErrors = Callable[[str], int]
@@ -153,7 +153,8 @@ def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = Po
     where a later line is missing, so:
 
     - ``scope`` ending the block at a complete line settles it (it runs first, and a later line
-      cannot move its first ending line);
+      cannot move its first ending line), and so does the line being written when its
+      indentation alone ends the block (a dedent: fixed by its first non-blank character);
     - ``repeat`` cutting at line j, or ``next_lines`` at line j, settles it when lines up to j + 2
       are complete (no repeat of up to 4 lines could start before j in a continuation);
     - more than ``max_lines`` lines settle it when lines up to ``max_lines`` + 2 are complete.
@@ -172,7 +173,8 @@ def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = Po
     if not complete.strip():
         return False
     n = complete.count("\n") + 1
-    if scope_end(complete, at.line_before, _syntax_for(options.language), options.tab_size) is not None:
+    scope = scope_decision(raw, at.line_before, _syntax_for(options.language), options.tab_size)
+    if scope is not None and (scope[1] < n or not scope[2]):  # a complete line, or an indentation
         return True
     cut = repeat_end(complete, at.line_before, "", at.above)
     if cut is None:

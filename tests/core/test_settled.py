@@ -122,10 +122,16 @@ def test_real_continuations_stopped_where_settled_show_the_same(seed: int):
 def test_settled_cases():
     opts = PostprocessOptions(language="python")
     prefix = "def f(x):\n    if x:\n        "
-    # the block ends at a complete line: settled; while that line is still being written: not yet
+    # the block ends at a complete line, or where a line's indentation alone ends it: settled
     assert settled("return 1\n    return 2\n", prefix, "\n", opts)
-    assert settled("return 1\n    return 2", prefix, "\n", opts) is False
+    assert settled("return 1\n    r", prefix, "\n", opts)
+    assert settled("return 1\n    ", prefix, "\n", opts) is False  # no indentation yet
     assert settled("return 1\n        y = 2\n", prefix, "\n", opts) is False
+    # after an opener the ending line's code decides (``else:`` continues): it must be complete
+    opener = "def f(x):\n    if x:"
+    assert settled("\n        return 1\n    els", opener, "\n", opts) is False
+    assert settled("\n        return 1\n    else:\n        return 2\n    y = 3\n", opener, "\n", opts)
+    assert settled("\n        return 1\n    y = 3\n", opener, "\n", opts)
     # mid-line (the generation stops at the newline), one line, multiline off, a special token
     assert settled("return 1\n    return 2\n", prefix, "foo)\n", opts) is False
     assert settled("return 1", prefix, "\n", opts) is False
