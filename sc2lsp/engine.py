@@ -332,7 +332,7 @@ class Engine:
 
         def enough(text: str) -> bool:
             eol = text.rfind("\n")
-            key = (eol, not text[eol + 1:].isspace() and eol + 1 < len(text))
+            key = (eol, bool(text[eol + 1:].strip()))  # the line being written has its indentation
             if key == seen[0]:
                 return False
             seen[0] = key

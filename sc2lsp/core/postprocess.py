@@ -148,9 +148,9 @@ def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = Po
     only sees what the line steps kept).
 
     Only the line steps of a multi-line suggestion settle it, judged on the complete lines of
-    ``raw`` (those followed by a newline; the line being written can still change). Each step's
-    cut depends on a bounded number of lines after it, and an earlier step could still cut sooner
-    where a later line is missing, so:
+    ``raw`` (those followed by a newline) and on the indentation of the line being written (its
+    text can still change). Each step's cut depends on a bounded number of lines after it, and an
+    earlier step could still cut sooner where a later line is missing, so:
 
     - ``scope`` ending the block at a complete line settles it (it runs first, and a later line
       cannot move its first ending line), and so does the line being written when its
