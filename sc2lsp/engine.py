@@ -32,7 +32,7 @@ from .backends.factory import load_backend as default_backend
 from .backends.worker import Job, ModelWorker, resolve
 from .config import Settings
 from .core.budget import BudgetPlan, approx_tokens, memo_counter, plan_budget, prompt_budget
-from .core.postprocess import PostprocessOptions, advance_suggestion, postprocess, settled
+from .core.postprocess import PostprocessOptions, advance_suggestion, mid_line, postprocess, settled
 from .core.prompt import FimMode, SourceFile, infill_prompt
 from .core.tokens import STOP_TOKENS
 from .engine_context import DocumentContexts
@@ -40,9 +40,6 @@ from .engine_syntax import SyntaxCheckers
 from .suggestions import ContextFn, Cursor, Suggestion, Ticket, latency_summary  # noqa: F401  (the engine's API)
 
 log = logging.getLogger(__name__)
-
-#: What may follow the cursor on its line for a multi-line suggestion (as in core.postprocess).
-_CLOSERS_AND_SPACE = ")]}\"'`;,: \t\r"
 
 
 @dataclass(eq=False)
@@ -303,10 +300,8 @@ class Engine:
         s = self.settings
         t0 = time.perf_counter()
         p, sfx, max_tokens, prompt, _ = self._plan(cur, prefix, suffix)
-        line_after = suffix.split("\n", 1)[0]
-        # mid-line (more than closers after the cursor) only the first line is ever shown
-        # (core.postprocess): stop generating at the end of it
-        single_line = not s.multiline or bool(line_after.strip(_CLOSERS_AND_SPACE))
+        # mid-line only the first line is ever shown (core.postprocess): stop generating at its end
+        single_line = not s.multiline or mid_line(suffix)
         job = Job(
             prompt=prompt,
             max_tokens=max_tokens,

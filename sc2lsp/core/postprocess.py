@@ -75,8 +75,9 @@ SyntaxErrors = Callable[[str], int]
 
 _CLOSE_TO_OPEN = {")": "(", "]": "[", "}": "{"}
 _CLOSERS = ")]}"
-#: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs).
-_TRAILING_OK = frozenset(")]}\"'`;,: \t")
+#: Characters that may follow the cursor without making it "mid-line" (auto-closed pairs; a CRLF
+#: document's CR).
+_TRAILING_OK = frozenset(")]}\"'`;,: \t\r")
 _QUOTES = "\"'`"
 _ALNUM = re.compile(r"[A-Za-z0-9_]")
 _TOKEN_END = re.compile(r"\w+|[^\w\s]")
@@ -140,6 +141,14 @@ def advance_suggestion(shown: str, typed: str) -> str | None:
     millisecond and re-applies the overlap and bracket rules to the new cursor.
     """
     return shown[len(typed):] if shown.startswith(typed) else None
+
+
+def mid_line(suffix: str) -> bool:
+    """Whether the cursor is mid-line: more than closing brackets, quotes, ``;,:`` and whitespace
+    follow it on its line. Then only the first line of a suggestion is shown (``single_line``), so
+    a generation can stop at the first newline."""
+    eol = suffix.find("\n")
+    return any(c not in _TRAILING_OK for c in (suffix if eol < 0 else suffix[:eol]))
 
 
 def settled(raw: str, prefix: str, suffix: str, options: PostprocessOptions = PostprocessOptions()) -> bool:
@@ -210,7 +219,7 @@ class _At:
         line_after = suffix if eol < 0 else suffix[:eol]
         return cls(line_before=prefix[nl + 1:], line_after=line_after, eol=eol,
                    above=prefix.rsplit("\n", 5)[-5:-1],
-                   mid_line=any(c not in _TRAILING_OK for c in line_after))
+                   mid_line=mid_line(line_after))
 
 
 def postprocess_trace(
