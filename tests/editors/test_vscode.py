@@ -119,6 +119,7 @@ def _settings(log_file: Path, index: Path | None = None) -> dict:
         "sc2lsp.repoContext": False,
         "sc2lsp.maxPromptMs": 600000,
         "sc2lsp.maxPredictMs": 600000,
+        "sc2lsp.warmDelayMs": 250,  # not in the first list of settings the extension sent: reaches the server now
         # a quiet editor: nothing but the inline suggestion reacts to typing
         "editor.inlineSuggest.enabled": True,
         "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
@@ -270,6 +271,8 @@ def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_it(tools, tmp_path
         assert extra.strip() in shown, (shown, suggestion)
     # the status bar shows the model and a latency
     assert MODEL in result["status"] and " ms" in result["status"], result["status"]
+    # every setting declared in package.json reaches the server, not only a hand-kept list
+    assert "'warmDelayMs': 250" in server_log.read_text(), "sc2lsp.warmDelayMs did not reach the server"
     # Tab inserted exactly the suggestion at the cursor
     prefix, suffix = typed.split("\n")[:LINE], typed.split("\n")[LINE:]
     expected = "\n".join(prefix) + suggestion + "\n" + "\n".join(suffix)

@@ -1,28 +1,21 @@
 // The settings sent to the server (initializationOptions and didChangeConfiguration, under "sc2lsp").
-// Only the names sc2lsp/config.py knows; the extension's own settings (enable, serverCommand,
-// pythonPath, serverArgs, statusPollMs) stay in the client.
+// The extension's package.json declares every setting of sc2lsp/config.py (tests/editors/
+// test_vscode_settings.py keeps the two equal); the client's own settings (CLIENT_KEYS) stay here.
 import * as cp from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as vscode from "vscode";
 
-export const SERVER_KEYS = [
-  "model",
-  "threads",
-  "gpuLayers",
-  "maxTokens",
-  "contextBudget",
-  "contextLength",
-  "maxPromptMs",
-  "maxPredictMs",
-  "repoContext",
-  "multiline",
-  "languages",
-  "endpoint",
-  "api",
-  "apiKeyEnv",
-  "caBundle",
-] as const;
+// bundled by esbuild: the manifest of this build, so the keys sent are the ones the Settings UI shows
+const manifest = require("../package.json") as { contributes: { configuration: { properties: Record<string, unknown> } } };
+
+/** The extension's own settings, never sent to the server. */
+export const CLIENT_KEYS: ReadonlySet<string> = new Set(["enable", "serverCommand", "pythonPath", "serverArgs", "statusPollMs", "trace.server"]);
+
+/** The server's settings, in the order package.json declares them. */
+export const SERVER_KEYS: readonly string[] = Object.keys(manifest.contributes.configuration.properties)
+  .map((k) => k.replace(/^sc2lsp\./, ""))
+  .filter((k) => !CLIENT_KEYS.has(k) && k !== "attributionIndex");
 
 /** Settings the user set explicitly; unset ones go as null (= the server's default). */
 export function serverSettings(): Record<string, unknown> {

@@ -4,13 +4,16 @@ warning each and the field's default (``sc2lsp.config.parse_settings``)."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import fields
 from typing import Any
 
 from lsprotocol import types
 
-from ...config import Settings, parse_settings
+from ...config import Settings, camel_case, parse_settings
 from ..language_server import Sc2Server
 
+log = logging.getLogger(__name__)
 
 
 def apply_settings(ls: Sc2Server, raw: Any) -> None:
@@ -24,6 +27,10 @@ def use_settings(ls: Sc2Server, settings: Settings) -> None:
     """Make ``settings`` the server's: the engine reloads the model only if a setting it depends on
     changed, and attribution indexes no longer in use (another ``attributionIndex``, another
     model's linked indexes) are closed."""
+    changed = {camel_case(f.name): getattr(settings, f.name) for f in fields(Settings)
+               if getattr(settings, f.name) != getattr(ls.settings, f.name)}
+    if changed:  # no secret among them: apiKeyEnv is a variable's name, endpoints carry no credentials
+        log.info("settings changed: %s", changed)
     ls.settings = settings
     ls.workspaces.enabled = settings.repo_context
     ls.engine.configure(settings)
