@@ -195,6 +195,15 @@ def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCac
     return rest
 
 
+def _background() -> None:
+    """A background parser process yields the CPU to the server's requests (the model's threads):
+    the parse right after the scan otherwise competed with the first prompt's evaluation."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # no nice() (Windows): the parse runs at the same priority
+        pass
+
+
 def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: SymbolCache | None = None,
                   stop: Callable[[], bool] | None = None, root: str | Path | None = None) -> int:
     """Parse the index's entries that have no symbols yet (in worker processes when there are
@@ -225,7 +234,7 @@ def parse_pending(index: RepoIndex, *, workers: int | None = None, cache: Symbol
         items = [(e.path, e.digest if send else e.text_once()) for e in entries]
         job = partial(_encode_batch, root=str(root) if send else None)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_background) as pool:
             for results in pool.map(job, _batches(items, BATCH)):
                 put(results)
                 if stop is not None and stop():

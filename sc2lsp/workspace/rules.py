@@ -6,7 +6,9 @@ one file with them, ``finetune prepare`` trains only on what they allow."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 from typing import Sequence
 
 #: Secret-bearing file names (fnmatch patterns on the base name, case-insensitive).
@@ -24,13 +26,21 @@ SECRET_IN_DIR = frozenset({(".docker", "config.json"), (".config/gcloud", "crede
                            ("gcloud", "application_default_credentials.json")})
 
 
+@functools.lru_cache(maxsize=None)
+def _globs(patterns: tuple[str, ...]) -> re.Pattern:
+    """One regular expression matching a (lower-cased) name that any of the fnmatch ``patterns``
+    matches, case-insensitively: what ``any(fnmatchcase(...))`` answers, in one match. Every
+    path of a scan is judged against these lists (8,577 files: 620,000 fnmatch calls before)."""
+    return re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns))
+
+
 def is_secret_path(rel_path: str) -> bool:
     """Does this ``/``-separated path (relative or absolute) name a secret-bearing file?"""
     parts = [p for p in rel_path.replace(os.sep, "/").split("/") if p]
     if not parts:
         return False
     name = parts[-1].lower()
-    if any(fnmatch.fnmatchcase(name, p) for p in SECRET_NAMES):
+    if _globs(SECRET_NAMES).match(name):
         return True
     low = [p.lower() for p in parts[:-1]]
     if any(p in SECRET_DIRS for p in low):
@@ -77,10 +87,10 @@ SOURCE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "Rakefile"
 
 
 def _match_any(name: str, patterns: Sequence[str]) -> bool:
-    low = name.lower()
-    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+    return _globs(tuple(patterns)).match(name.lower()) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # folder names repeat: every file's path is judged part by part
 def is_vendored_dir(name: str) -> bool:
     return name in VENDORED_DIRS or _match_any(name, _VENDORED_DIR_GLOBS)
 

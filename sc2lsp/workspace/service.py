@@ -90,6 +90,7 @@ class WorkspaceContext:
         self.workers = workers
         self.ready = threading.Event()  #: set when the initial scan is done
         self.report: IndexReport | None = None
+        self.index_seconds: float | None = None  #: start to ready: watcher started and folder scanned
         self._watcher: _DiskWatcher | None = None
         #: why the folder is not watched for changes (the watcher failed to start), or None
         self.watch_error: str | None = None
@@ -113,6 +114,7 @@ class WorkspaceContext:
         return self
 
     def _scan(self) -> None:
+        t0 = time.perf_counter()
         if self.watch:  # watch first, so nothing written during the scan is missed
             try:
                 self._watcher = _DiskWatcher(self.root, self.index).start()
@@ -121,6 +123,7 @@ class WorkspaceContext:
                 self.watch_error = f"{type(e).__name__}: {e}"
                 log.warning("not watching %s (%s): the index is built once and not kept current",
                             self.root, self.watch_error)
+        watched = time.perf_counter()
         try:
             self.index.from_disk.on = True
             # nothing parsed here: symbols come from the cache or from a parse when first needed
@@ -129,6 +132,10 @@ class WorkspaceContext:
             for language in self.index.languages():
                 if language != "text":
                     tags_query(language)  # compiled here, not on the first request
+            r = self.report
+            self.index_seconds = time.perf_counter() - t0
+            log.info("indexed %s: %d files in %.2f s (watcher %.2f s, scan %.2f s), %d cached, %d to parse",
+                     self.root, r.files, time.perf_counter() - t0, watched - t0, r.scan_seconds, r.cached, r.lazy)
         except Exception:
             log.warning("indexing %s failed", self.root, exc_info=True)
         finally:
@@ -193,8 +200,12 @@ class WorkspaceContext:
                 del self._prep_queue[rel]
             try:
                 self.prepared[rel] = prepare(self.index, rel, count=self.count)
+                log.info("prepared %s: %s", rel, self.prepared[rel])
             except Exception:  # preparing is an optimisation: never let it end the thread
-                log.warning("preparing %s failed", rel, exc_info=True)
+                if self._stopped:  # the server is exiting (its thread pools refuse work): not a failure
+                    log.debug("preparing %s stopped by the shutdown", rel, exc_info=True)
+                else:
+                    log.warning("preparing %s failed", rel, exc_info=True)
 
     def _wait_for_preparation(self, rel: str, timeout: float) -> None:
         with self._prep_lock:

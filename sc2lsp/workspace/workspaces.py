@@ -2,6 +2,7 @@
 
     ws = Workspaces(documents)                   # documents() -> [(uri, text, language_id)]
     ws.set_folders([(path, name), ...])          # on initialize / didChangeWorkspaceFolders
+    ws.start()                                   # at initialized: every folder's index starts scanning
     ws.locate(uri) -> (relative path, repo name) # the prompt's path, one mapping for everything
     ws.did_open(uri, text, lang); ws.did_change(uri); ws.did_close(uri)
     ws.context(cursor, plan, count)              # the engine's ``context_fn``
@@ -118,9 +119,17 @@ class Workspaces:
         if not self.enabled:
             return None
         found = self.folder_of(uri)
-        if found is None:
-            return None
-        root = found[0].root
+        return None if found is None else self._context_at(found[0].root, create)
+
+    def start(self) -> None:
+        """Start the index of every workspace folder (at ``initialized`` and when folders are
+        added), so that the initial scan runs while the model loads and before the first
+        document's first request, instead of from that document's didOpen."""
+        if self.enabled and self.started:
+            for folder in self._folders:
+                self._context_at(folder.root, True)
+
+    def _context_at(self, root: Path, create: bool) -> "WorkspaceContext | None":
         if not root.is_dir() or root in (Path(root.anchor), resolve(Path.home())):
             return None  # a whole disk or home directory is not a project: never index it
         with self._lock:

@@ -103,6 +103,31 @@ async def test_the_first_request_after_open_carries_the_cross_file_definition(cl
     assert "<file_sep>threading.py\n" in ctx and NEEDED in ctx, (ctx, {k: st["last"].get(k) for k in ("context_files", "context_ms", "context_complete", "prompt_tokens")})
 
 
+async def test_the_workspace_folder_is_indexed_before_a_document_is_opened(client, tmp_path):
+    """The folder's scan starts at ``initialized``, while the model loads, not at the first
+    didOpen: an editor restoring its tabs sends the first request right after opening them, and
+    that request waits for the scan (in an 8,577-file folder ~1.6 s here)."""
+    root, text, line, col = workspace(tmp_path)
+    await client.initialize_session(init_params(dict(OPTIONS), root=root))
+    await wait_indexed(client)  # no document opened
+    (ws,) = (await status(client))["server"]["workspaces"]
+    assert ws["files"] == 3 and Path(ws["root"]) == root.resolve(), ws
+    assert (await wait_ready(client))["state"] == "ready"
+    uri = (root / "queue.py").as_uri()
+    open_doc(client, uri, text)
+    await inline(client, uri, line, col)
+    assert NEEDED in context_of(await last_prompt(client))
+
+
+async def test_without_repository_context_no_folder_is_indexed(client, tmp_path):
+    root, text, line, col = workspace(tmp_path)
+    await client.initialize_session(init_params(dict(OPTIONS, repoContext=False), root=root))
+    assert (await wait_ready(client))["state"] == "ready"
+    open_doc(client, (root / "queue.py").as_uri(), text)
+    await inline(client, (root / "queue.py").as_uri(), line, col)
+    assert (await status(client))["server"]["workspaces"] == []
+
+
 async def test_a_typing_session_evaluates_a_few_tokens_per_keystroke_with_the_context_in(client, tmp_path):
     """The editor opens the file and puts the cursor in Queue.get (documentHighlight); the user
     starts typing after a moment: every keystroke, the first included, evaluates a few tokens, and

@@ -85,7 +85,9 @@ async def test_repository_context_from_the_workspace(client, model_path, tmp_pat
         if workspaces and workspaces[0]["indexed"]:
             break
         await asyncio.sleep(0.05)
+    seconds = workspaces[0].pop("index_seconds")  # watcher started and folder scanned
     assert workspaces == [{"root": str(root), "indexed": True, "files": 2, "watching": True, "not_watching_because": None}]
+    assert 0 < seconds < 60
     await inline(client, main.as_uri(), 4, len("    return scale_vector("))
     st = plain(await client.protocol.send_request_async("sc2lsp/status", {"prompt": True}))
     prompt = st["last_prompt"]

@@ -196,3 +196,23 @@ def test_a_file_open_for_writing_is_read_once_it_is_closed(tmp_path):
             f.write("    pass\n")
         assert wait_for(lambda: names(idx, "half") == ["slow.py"])
         assert idx.get("slow.py").text == "def half():\n    pass\n" and w.batches == 2
+
+
+def test_reading_files_sends_the_watcher_no_events(tmp_path):
+    """The watcher asks only for the events it acts on: the scan's own reads (and a ``grep`` or
+    ``git status`` in the folder) used to send it an open and a close-without-write per file,
+    each decoded and dispatched in Python while the scan ran."""
+    for i in range(40):
+        (tmp_path / f"m{i}.py").write_text(f"def f{i}():\n    pass\n")
+    idx = RepoIndex()
+    seen: list[str] = []
+    with WorkspaceWatcher(tmp_path, idx) as w:
+        time.sleep(0.1)
+        dispatch = w._handler.dispatch
+        w._handler.dispatch = lambda event: (seen.append(event.event_type), dispatch(event))
+        for i in range(40):
+            (tmp_path / f"m{i}.py").read_bytes()
+        index_workspace(RepoIndex(), tmp_path)  # a whole scan reads every file again
+        (tmp_path / "last.py").write_text("def last():\n    pass\n")  # the events before it have arrived
+        assert wait_for(lambda: names(idx, "last") == ["last.py"])
+    assert seen and not {"opened", "closed_no_write"} & set(seen), seen

@@ -33,6 +33,7 @@ def use_settings(ls: Sc2Server, settings: Settings) -> None:
         log.info("settings changed: %s", changed)
     ls.settings = settings
     ls.workspaces.enabled = settings.repo_context
+    ls.workspaces.start()  # repoContext turned on: the folders' indexes (none before ``initialized``)
     ls.engine.configure(settings)
     ls.attribution.forget(keep=ls.attribution.indexes(settings.attribution_index, settings.model))
 

@@ -1,5 +1,5 @@
 """``initialize`` (settings from ``initializationOptions``, the workspace folders), ``initialized``
-(queued messages are shown, the model starts loading), ``workspace/didChangeWorkspaceFolders``
+(queued messages are shown, the model starts loading, the folders' indexes start scanning), ``workspace/didChangeWorkspaceFolders``
 and ``shutdown`` (model and workspace watchers stopped)."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def initialized(ls: Sc2Server, params: types.InitializedParams) -> None:
     ls.pending_messages.clear()
     if ls.engine.model_state == "not loaded":
         ls.engine.start()
+    ls.workspaces.start()  # the folders' scans run while the model loads
     threading.Thread(target=_prime_converter, args=(ls,), name="sc2lsp-prime", daemon=True).start()
     ls.stats.start()  # the statistics writer's thread, not started by the first suggestion shown
 
@@ -55,6 +56,7 @@ def _prime_converter(ls: Sc2Server) -> None:
 def did_change_workspace_folders(ls: Sc2Server, params: types.DidChangeWorkspaceFoldersParams) -> None:
     # pygls has already updated its workspace (its built-in handler runs first)
     ls.workspaces.set_folders(workspace_folders(ls))
+    ls.workspaces.start()
 
 
 def workspace_folders(ls: Sc2Server) -> list[tuple[str, str | None]]:

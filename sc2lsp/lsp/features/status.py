@@ -25,6 +25,7 @@ def status(ls: Sc2Server, params: Any = None) -> dict:
         "completion_fallback": wants_completion_fallback(ls),
         "settings_defaults": settings_doc(),
         "workspaces": [{"root": str(root), "indexed": ws.ready.is_set(), "files": getattr(ws.report, "files", None),
+                        "index_seconds": getattr(ws, "index_seconds", None),
                         "watching": getattr(ws, "_watcher", None) is not None,
                         "not_watching_because": getattr(ws, "watch_error", None)}
                        for root, ws in ls.workspaces.contexts().items()],
