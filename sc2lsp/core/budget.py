@@ -40,6 +40,11 @@ TokenCounter = Callable[[str], int]
 
 #: Tokens kept free in the context besides the generated ones (special tokens, path lines).
 PROMPT_OVERHEAD = 96
+#: A text longer than ``budget * MAX_CHARS_PER_TOKEN`` characters is taken as over ``budget``
+#: without being tokenized (code averages 3-4 characters per token). A cut inside one huge line
+#: is searched only in its last ``budget * MAX_CHARS_PER_TOKEN`` characters: a 900,000-character
+#: line under the cursor took 7 s of tokenizing per keystroke before, on the server's event loop.
+MAX_CHARS_PER_TOKEN = 16
 
 
 def prompt_budget(n_ctx: int, max_tokens: int, context_budget: int) -> tuple[int, int]:
@@ -115,6 +120,7 @@ def plan_budget(
     p_max = int(total * options.prefix_share)
     s_max = int(total * options.suffix_share)
     g = options.grid_lines
+    count_p, count_s = _bounded(count, p_max), _bounded(count, s_max)
 
     starts = _line_starts(prefix)
     cursor_line = len(starts) - 1
@@ -124,7 +130,7 @@ def plan_budget(
         """Tokens of grid chunk ``k`` (the cursor's chunk ends at the cursor)."""
         if k not in chunks:
             a, b = k * g, (k + 1) * g
-            chunks[k] = count(prefix[starts[a]: starts[b]] if b <= cursor_line else prefix[starts[a]:])
+            chunks[k] = count_p(prefix[starts[a]: starts[b]] if b <= cursor_line else prefix[starts[a]:])
         return chunks[k]
 
     def from_line(line: int, limit: int) -> int:
@@ -133,9 +139,9 @@ def plan_budget(
         if line % g == 0:
             t = 0
         elif end > cursor_line:
-            return count(prefix[starts[line]:])
+            return count_p(prefix[starts[line]:])
         else:
-            t, k = count(prefix[starts[line]: starts[end]]), k + 1
+            t, k = count_p(prefix[starts[line]: starts[end]]), k + 1
         for j in range(k, cursor_line // g + 1):
             if t > limit:
                 break
@@ -149,15 +155,22 @@ def plan_budget(
         if t <= p_max and (previous.prefix_line == 0 or t >= options.min_fill * p_max):
             line, offset, p_tokens = previous.prefix_line, previous.prefix_start, t
     if line is None:
-        line, offset, p_tokens = _prefix_cut(prefix, starts, g, p_max, chunk, count)
+        line, offset, p_tokens = _prefix_cut(prefix, starts, g, p_max, chunk, count_p)
 
-    s_end, s_tokens = _suffix_cut(suffix, g, s_max, count)
+    s_end, s_tokens = _suffix_cut(suffix, g, s_max, count_s)
 
     p_reserve = _reserve(p_tokens, p_max, offset > 0, options.reserve_step,
                          previous.prefix_reserve if previous else None)
     s_reserve = _reserve(s_tokens, s_max, s_end < len(suffix), options.reserve_step,
                          previous.suffix_reserve if previous else None)
     return BudgetPlan(offset, s_end, line, p_tokens, s_tokens, p_reserve, s_reserve, total - p_reserve - s_reserve)
+
+
+def _bounded(count: TokenCounter, budget: int) -> TokenCounter:
+    """``count``, but a text too long to fit ``budget`` at ``MAX_CHARS_PER_TOKEN`` is not
+    tokenized: its count is taken as ``budget + 1``."""
+    limit = budget * MAX_CHARS_PER_TOKEN
+    return lambda text: budget + 1 if len(text) > limit else count(text)
 
 
 def _line_starts(text: str) -> list[int]:
@@ -187,8 +200,9 @@ def _prefix_cut(prefix, starts, g, budget, chunk, count) -> tuple[int, int, int]
         t = count(prefix[starts[line]:])
         if t <= budget:
             return line, starts[line], t
-    # The cursor's line alone is too long: the smallest offset into it that fits.
-    lo, hi = starts[cursor_line], len(prefix)
+    # The cursor's line alone is too long: the smallest offset into it that fits, searched in
+    # the part of it that can fit (``MAX_CHARS_PER_TOKEN``)
+    lo, hi = max(starts[cursor_line], len(prefix) - budget * MAX_CHARS_PER_TOKEN), len(prefix)
     while lo < hi:
         mid = (lo + hi) // 2
         if count(prefix[mid:]) <= budget:
@@ -218,8 +232,8 @@ def _suffix_cut(suffix: str, g: int, budget: int, count: TokenCounter) -> tuple[
             if tokens + t > budget:
                 break
             end, tokens = e, tokens + t
-    if end == 0:  # not even one line: characters
-        lo, hi = 0, ends[0]
+    if end == 0:  # not even one line: characters (of the part of it that can fit)
+        lo, hi = 0, min(ends[0], budget * MAX_CHARS_PER_TOKEN)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if count(suffix[:mid]) <= budget:

@@ -94,6 +94,35 @@ def test_huge_lines_are_cut_inside_the_line():
     assert 0 < len(kept_suffix) <= 400 and kept_suffix.strip("y") == ""
 
 
+@pytest.mark.parametrize("where", ["prefix", "suffix", "both", "line above"])
+def test_a_huge_line_is_never_tokenized_whole(where):
+    """A 900,000-character line (a data table, minified code) near the cursor: the plan tokenizes
+    only what can fit (``MAX_CHARS_PER_TOKEN`` per token of the budget), not the whole line at
+    every step of a search. It took 7 s per keystroke on the server's event loop before."""
+    from sc2lsp.core.budget import MAX_CHARS_PER_TOKEN
+
+    huge = "x = [" + "1, " * 300_000
+    prefix = {"prefix": "a = 1\n" + huge, "suffix": "a = 1\nb = ", "both": "a = 1\n" + huge,
+              "line above": "a = 1\n" + huge + "\nb = "}[where]
+    suffix = {"prefix": "\nc = 2\n", "suffix": huge + "]\nc = 2\n", "both": huge + "]\nc = 2\n",
+              "line above": "\nc = 2\n"}[where]
+    counted: list[int] = []
+
+    def count(text: str) -> int:
+        counted.append(len(text))
+        return word_tokens(text)
+
+    total, opts = 1024, BudgetOptions()
+    plan = plan_budget(prefix, suffix, total, count, opts)
+    check_plan(plan, prefix, suffix, total, word_tokens, opts)
+    assert max(counted) <= total * MAX_CHARS_PER_TOKEN, max(counted)
+    assert sum(counted) <= 40 * total * MAX_CHARS_PER_TOKEN, sum(counted)
+    kept_prefix, kept_suffix = plan.cut(prefix, suffix)
+    assert kept_prefix.endswith(prefix[-4:]) and kept_suffix.startswith(suffix[:2])
+    if where == "prefix":  # the kept part of the huge line uses the budget, as before
+        assert plan.prefix_tokens > 0.8 * int(total * opts.prefix_share)
+
+
 def type_file(text: str, total: int, use_previous: bool, count=approx_tokens):
     """Plans for every keystroke of typing ``text`` from an empty file (suffix fixed)."""
     suffix = "\n\nif __name__ == '__main__':\n    main()\n"
