@@ -231,3 +231,22 @@ def test_stopping_when_settled_shows_the_same_suggestions_with_fewer_tokens():
         on.close()
         off.close()
     assert done >= 6, done
+
+
+def test_a_crlf_document_gets_the_prompt_and_suggestions_of_its_lf_twin():
+    """Windows line endings never reach the model (core.prompt writes them as \\n, in training
+    too): the same prompt as the LF file, the same suggestions, written back with \\r\\n."""
+    e = make_engine()
+    try:
+        for needle in ("    def distance(self", "import math", "def centroid(points", "\n\n"):
+            lf = at(GEOMETRY, needle)
+            crlf_text = GEOMETRY.replace("\n", "\r\n")
+            crlf = Cursor(lf.uri, crlf_text, len(GEOMETRY[: lf.offset].replace("\n", "\r\n")), "python", "a.py")
+            a = e.complete(lf).future.result(timeout=120)
+            prompt_lf = e.last_prompt
+            b = e.complete(crlf).future.result(timeout=120)
+            assert "\r" not in e.last_prompt and e.last_prompt == prompt_lf, needle
+            assert b.text == a.text.replace("\n", "\r\n"), (needle, a.text, b.text)
+            assert "\r" not in a.text
+    finally:
+        e.close()

@@ -14,6 +14,11 @@ FIM, applied to one file fragment (the text after a ``<file_sep>``)::
 
 SPM puts the prefix last: while the user types, only the end of the prompt changes, so the
 KV cache of everything before it is reused.
+
+Line endings: every text enters a prompt with ``\r\n`` written ``\n``, in serving and training
+alike, so a file saved with Windows line endings is the same prompt as its LF twin (the ``\r``
+tokens made it ~9% longer and changed the model's suggestion). The server's post-processing
+writes the suggestion back with the document's line endings.
 """
 
 from __future__ import annotations
@@ -39,13 +44,18 @@ class SourceFile:
     code: str
 
 
+def lf(text: str) -> str:
+    """``text`` with Windows line endings written as ``\n`` (a lone ``\r`` is kept)."""
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
 def repo_header(repo: str) -> str:
     return f"{REPO_NAME}{repo}"
 
 
 def file_fragment(code: str, path: str | None = None) -> str:
     """The text that follows a ``<file_sep>``: ``path\\ncode``, or just ``code``."""
-    return f"{path}\n{code}" if path else code
+    return f"{path}\n{lf(code)}" if path else lf(code)
 
 
 def file_block(code: str, path: str | None = None) -> str:
@@ -54,6 +64,7 @@ def file_block(code: str, path: str | None = None) -> str:
 
 def fim_string(prefix: str, suffix: str, mode: FimMode = FimMode.SPM, middle: str = "") -> str:
     """One FIM-formatted fragment; ``middle`` is empty at inference time."""
+    prefix, suffix, middle = lf(prefix), lf(suffix), lf(middle)
     if FimMode(mode) is FimMode.PSM:
         return f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}{middle}"
     return f"{FIM_PREFIX}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}{prefix}{middle}"

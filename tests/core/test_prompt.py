@@ -85,3 +85,15 @@ def test_special_tokens_order():
     assert SPECIAL_TOKENS[:7] == ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>",
                                   "<repo_name>", "<file_sep>")
     assert SPECIAL_TOKENS[-4:] == ("<NAME>", "<EMAIL>", "<KEY>", "<PASSWORD>") and len(set(SPECIAL_TOKENS)) == 38
+
+
+def test_windows_line_endings_enter_no_prompt_and_no_training_sample():
+    ctx = [SourceFile("b.py", "def b():\r\n    return 1\r\n")]
+    for mode in FimMode:
+        crlf = infill_prompt("x = 1\r\ny = ", "\r\nz = 3\r\n", path="a.py", repo="r", context=ctx, mode=mode)
+        lf = infill_prompt("x = 1\ny = ", "\nz = 3\n", path="a.py", repo="r",
+                           context=[SourceFile("b.py", "def b():\n    return 1\n")], mode=mode)
+        assert crlf == lf and "\r" not in crlf
+    files = [SourceFile("a.py", "a = 1\r\n" * 40), SourceFile("b.py", "b = 2\r\n" * 40)]
+    for seed in range(20):
+        assert "\r" not in repository_sample(files, random.Random(seed), repo="r", fim_rate=1.0)
