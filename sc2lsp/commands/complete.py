@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         engine.close()
         raise
     load_ms = (time.perf_counter() - t0) * 1000
-    cur = Cursor(str(args.file), text, len(prefix), language_id_for_path(args.file), args.file.name)
+    cur = Cursor(str(args.file), text, len(prefix), language_id_for_path(args.file, text), args.file.name)
     s = engine.complete(cur).future.result()
     engine.close()
     t = s.timings

@@ -95,7 +95,7 @@ def make_request(index: RepoIndex, path: str, text: str, offset: int, *, count=a
     options = options or ContextOptions()
     offset = max(0, min(offset, len(text)))
     entry = index.get(path)
-    if entry is None or (entry.text != text and language_for(path, language_id) != entry.language):
+    if entry is None or (entry.text != text and language_for(path, language_id, text) != entry.language):
         entry = build_entry(path, text, language_id)
     elif entry.text != text:
         # a stale entry keeps its symbols (imports and definitions change rarely while typing)

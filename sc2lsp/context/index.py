@@ -209,7 +209,7 @@ def reject_reason(text: str, max_bytes: int = MAX_BYTES) -> str | None:
 
 def build_entry(path: str, text: str, language_id: str | None = None, *, lazy: bool = False) -> FileEntry:
     """One file's entry, parsed now, or (``lazy``) on first use."""
-    language = language_for(path, language_id)
+    language = language_for(path, language_id, text)
     return FileEntry(path, language, text, None if lazy else extract(path, text, language), text_digest(text))
 
 

@@ -87,10 +87,11 @@ SPECS: dict[str, LanguageSpec] = {s.name: s for s in (
 _LSP_IDS = {"javascriptreact": "javascript", "typescriptreact": "tsx", "c++": "cpp", "objective-c": "c"}
 
 
-def language_for(path: str, language_id: str | None = None) -> str | None:
+def language_for(path: str, language_id: str | None = None, text: str | None = None) -> str | None:
     """Canonical language name for an LSP ``language_id`` or else the file's extension
-    (``core.languages``, the one extension table)."""
-    for lang in (language_id, language_id_for_path(path)):
+    (``core.languages``, the one extension table); a ``.h`` file without a ``language_id`` is C++
+    when its ``text`` says so (``is_cpp_header``), else C."""
+    for lang in (language_id, language_id_for_path(path, text)):
         if lang:
             name = _LSP_IDS.get(lang.lower()) or canonical_language(lang)
             if name in SPECS:

@@ -7,6 +7,7 @@ and by the repository index (``context.languages.language_for`` maps the id to i
 from __future__ import annotations
 
 import os
+import re
 
 #: file extension (lower case, with the dot) -> LSP languageId
 LANGUAGE_IDS: dict[str, str] = {
@@ -21,6 +22,23 @@ LANGUAGE_IDS: dict[str, str] = {
 }
 
 
-def language_id_for_path(path: str | os.PathLike) -> str:
-    """The LSP languageId of a file by its extension ("" when unknown)."""
-    return LANGUAGE_IDS.get(os.path.splitext(os.fspath(path))[1].lower(), "")
+#: What only C++ writes, at a line start: a C header parsed as C++ loses nothing, a C++ header
+#: parsed as C loses most of its definitions (fmt's format.h: 185 of 435).
+_CPP_ONLY = re.compile(r"^[ \t]*(?:namespace\s+[\w:]*\s*\{|template\s*<|using\s+namespace\s|"
+                       r"class\s+\w+(?:\s+final)?\s*[:{]|struct\s+\w+(?:\s+final)?\s*:\s*(?:public|private|protected)\s|"
+                       r"(?:public|private|protected)\s*:|#\s*include\s*<(?:string|vector|memory|map|iostream|"
+                       r"utility|type_traits|cstdint|cstddef|cstdio|cstring|algorithm|functional)>)", re.M)
+
+
+def is_cpp_header(text: str) -> bool:
+    """Whether a ``.h`` file is C++ (its first 64 KB hold a construct only C++ has)."""
+    return _CPP_ONLY.search(text, 0, 65536) is not None
+
+
+def language_id_for_path(path: str | os.PathLike, text: str | None = None) -> str:
+    """The LSP languageId of a file by its extension ("" when unknown); a ``.h`` file is ``cpp``
+    when its ``text`` is given and says so (``is_cpp_header``), else ``c``."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext == ".h" and text is not None and is_cpp_header(text):
+        return "cpp"
+    return LANGUAGE_IDS.get(ext, "")

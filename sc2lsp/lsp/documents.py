@@ -158,7 +158,7 @@ def read_document(uri: str, language_id: str = "") -> tuple[Document | None, str
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, f"{path} is not valid UTF-8 (byte {e.start})"
-    return Document(uri, text, None, language_id or language_id_for_path(path)), None
+    return Document(uri, text, None, language_id or language_id_for_path(path, text)), None
 
 
 class Documents:

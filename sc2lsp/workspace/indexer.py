@@ -65,7 +65,7 @@ def wanted(rel_path: str) -> bool:
 def _parse_batch(items: list[tuple[str, str]]) -> list[tuple[str, str | None, FileSymbols]]:
     out = []
     for path, text in items:
-        language = language_for(path)
+        language = language_for(path, text=text)
         out.append((path, language, extract(path, text, language)))
     return out
 
@@ -76,7 +76,6 @@ def _encode_batch(items: list[tuple[str, str | bytes]], root: str | None = None)
     indexed text) and the file is read here: one whose text is no longer the indexed one is left out."""
     out = []
     for path, text in items:
-        language = language_for(path)
         if root is not None:
             digest = text
             try:
@@ -85,6 +84,7 @@ def _encode_batch(items: list[tuple[str, str | bytes]], root: str | None = None)
                 continue
             if text_digest(text) != digest:
                 continue
+        language = language_for(path, text=text)
         key = cache_key(path, language, text_digest(text))
         out.append((path, key, encode(key, extract(path, text, language))))
     return out
@@ -129,7 +129,7 @@ def index_workspace(index: RepoIndex, root: str | Path, *, workers: int | None =
     done = n - len(items)
     if lazy:
         for path, text in items:
-            index.apply_entry(FileEntry(path, language_for(path), text, None, text_digest(text)))
+            index.apply_entry(FileEntry(path, language_for(path, text=text), text, None, text_digest(text)))
         report.lazy, items = len(items), []
     report.parsed = len(items)
     if workers is None:
@@ -176,7 +176,7 @@ def _from_cache(index: RepoIndex, items: list[tuple[str, str]], cache: SymbolCac
         return items
     rest = []
     for path, text in items:
-        language = language_for(path)
+        language = language_for(path, text=text)
         digest = text_digest(text)
         found = cache.lookup(path, language, digest) if language is not None else None
         if found is None:

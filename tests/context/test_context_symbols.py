@@ -175,3 +175,47 @@ def test_text_file_gets_identifiers_only():
 def test_lone_surrogates_and_nul_do_not_crash():
     sym = extract("odd.py", "def f():\n    return '\udc80'\x00\n", "python")
     assert [d.name for d in sym.definitions] == ["f"]
+
+
+CPP_HEADER = """#pragma once
+#include <string>
+
+namespace geo {
+template <typename T> struct point { T x, y; };
+
+class shape {
+ public:
+  virtual ~shape() = default;
+  virtual double area() const = 0;
+  std::string name() const { return "shape"; }
+};
+}  // namespace geo
+"""
+C_HEADER = """#ifndef VEC_H
+#define VEC_H
+struct vec { double x, y; };
+typedef struct vec vec_t;
+double vec_len(const struct vec *v);
+#endif
+"""
+
+
+def test_a_cpp_header_is_indexed_as_cpp_and_a_c_header_as_c(tmp_path):
+    """``.h`` is C by extension; a header whose text has what only C++ writes (a namespace, a
+    template, a class) is parsed with the C++ grammar (fmt's format.h gave 185 definitions as C,
+    435 as C++), in the index and wherever no editor named the language."""
+    from sc2lsp.context.index import RepoIndex
+    from sc2lsp.core.languages import language_id_for_path
+    from sc2lsp.workspace.indexer import index_workspace
+
+    (tmp_path / "shape.h").write_text(CPP_HEADER)
+    (tmp_path / "vec.h").write_text(C_HEADER)
+    assert language_id_for_path("shape.h", CPP_HEADER) == "cpp" and language_id_for_path("vec.h", C_HEADER) == "c"
+    assert language_id_for_path("shape.h") == "c"  # no text: the extension's
+    assert language_for("shape.h", "c", CPP_HEADER) == "c"  # the editor's language id wins
+    for lazy in (False, True):
+        idx = RepoIndex()
+        index_workspace(idx, tmp_path, lazy=lazy, cache=None)
+        assert idx.get("shape.h").language == "cpp" and idx.get("vec.h").language == "c"
+        assert [d.path for d in idx.definitions_named("shape")] == ["shape.h"]
+        assert [d.path for d in idx.definitions_named("vec_len")] == ["vec.h"]
