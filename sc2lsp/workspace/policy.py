@@ -10,7 +10,8 @@ Invariants (ARCHITECTURE.md, "File access"):
 * An editor buffer of an excluded file (secret, ignored, vendored) is never indexed, never
   context for another file, never completed and never attribution input: requests on it get an
   empty result. A buffer outside every workspace folder is completed from its own text only,
-  unless its name is a secret one.
+  unless its name is a secret one; so is a buffer that is no local file (VS Code's
+  ``untitled:Untitled-1``, a notebook cell), which is never read from disk either.
 
 ``rules.is_secret_path`` is the one list of secret-bearing names, shared with ``finetune prepare``
 (through ``scan``) and the remote backends (never send such a file).
@@ -23,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import unquote, urlsplit
 
 from .paths import as_path, relative_path
 from .rules import SECRET_DIRS, SECRET_IN_DIR, SECRET_NAMES, IgnoreRules, is_secret_path, path_reason  # noqa: F401
@@ -82,8 +84,9 @@ class FilePolicy:
 
     def judge(self, uri_or_path: str) -> Verdict:
         path = uri_path(uri_or_path)
-        if path is None:
-            return Verdict(None, None, None, "not a local file")
+        if path is None:  # an editor buffer with no file: its own text, unless its name is a secret one
+            name = unquote(urlsplit(uri_or_path).path)
+            return Verdict(None, None, None, "secret-bearing file" if name and is_secret_path(name) else None)
         real = os.path.realpath(path)
         for root in self.roots:
             rel = relative_path(real, root)  # the one mapping (paths.py): by the resolved target

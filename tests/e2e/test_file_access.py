@@ -100,3 +100,16 @@ def test_allowed_workspace_file_not_open_is_read(client, project):
     uri = (project / "app.py").as_uri()
     client.inline(uri, APP.count("\n"), len(APP.rsplit("\n", 1)[-1]))
     assert "def connect():" in _last_prompt(client)
+
+
+def test_a_buffer_with_no_file_is_completed_from_its_own_text(client, project):
+    """VS Code's new-file buffer (``untitled:Untitled-1``) gets completions from the text the
+    editor sent, like a buffer outside every folder: no context, nothing read from disk."""
+    uri = "untitled:Untitled-1"
+    client.open(uri, APP, "python")
+    before = client.status()["totals"]["model_requests"]
+    client.inline(uri, APP.count("\n"), len(APP.rsplit("\n", 1)[1]), timeout=120)
+    st = client.status()
+    assert st["totals"]["model_requests"] == before + 1, st["totals"]
+    prompt = _last_prompt(client)
+    assert prompt.endswith(APP) and "<file_sep>" + "app.py" not in prompt and ENV_SENTINEL not in prompt

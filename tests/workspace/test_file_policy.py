@@ -65,6 +65,9 @@ def test_outside_workspace_and_ignored(tmp_path):
     etc = pol.judge("file:///etc/passwd")
     assert etc.root is None and not etc.readable
     assert not pol.judge("untitled:Untitled-1").readable
+    # a buffer with no file is completed from its own text (not excluded), unless its name is a secret one
+    assert not pol.judge("untitled:Untitled-1").excluded and not pol.judge("vscode-notebook-cell:/w/x.ipynb#W0").excluded
+    assert pol.judge("vscode-vfs://github/o/r/config/.env").excluded
     # a buffer with no file is no path, even where a file of that name exists in the working folder
     old = os.getcwd()
     os.chdir(tmp_path)
