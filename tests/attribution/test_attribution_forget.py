@@ -33,7 +33,7 @@ def test_a_settings_change_closes_the_indexes_no_longer_in_use(tmp_path):
             configured.append(settings)
 
     ls = SimpleNamespace(settings=Settings(attribution_index=[str(a)]), engine=Engine(),
-                         workspaces=SimpleNamespace(enabled=True), attribution=AttributionProvider())
+                         workspaces=SimpleNamespace(enabled=True, start=lambda: None), attribution=AttributionProvider())
     found = ls.attribution.check(CODE, ls.attribution.indexes(ls.settings.attribution_index, None))
     assert found.spans and mapped(a)
 
