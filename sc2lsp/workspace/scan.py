@@ -87,17 +87,20 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     def listing(rel_dir: str):
         """The sorted entries of ``rel_dir`` (its ignore files read first), or an error entry."""
         d = root / rel_dir if rel_dir else root
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            return ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
+        names = {e.name: e for e in entries if e.name in IgnoreRules.SOURCES}
         for source in IgnoreRules.SOURCES:
+            e = names.get(source)
             try:
-                present = (d / source).is_file()
-            except OSError:  # a folder we may not enter (EACCES): its listing fails just below
+                present = e is not None and e.is_file()  # a symlink to a file counts, as before
+            except OSError:
                 present = False
             if present:
                 rules.add(rel_dir, _read_ignore(d / source), source)
-        try:
-            return sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError as e:
-            return ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
+        return entries
 
     # An explicit stack of (folder, its remaining entries), not recursion: a tree 1,000+ folders
     # deep is walked like any other (depth-first, sorted, as before).
@@ -112,7 +115,6 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
         if e is None:
             stack.pop()
             continue
-        d = root / rel_dir if rel_dir else root
         rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
         try:
             is_link = e.is_symlink()
@@ -131,7 +133,7 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
                 yield ScanEntry(rel + "/", reason)
             continue
         if is_link:
-            target = Path(os.path.realpath(d / e.name))
+            target = Path(os.path.realpath(e.path))
             if target.is_dir():
                 if report_dirs:
                     yield ScanEntry(rel + "/", "symlinked directory (not followed)")
@@ -149,10 +151,10 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
                 policy = FilePolicy([real_root])
             why = policy.reason(real_root, target.relative_to(real_root).as_posix())
             reason = f"symlink to an excluded file ({why})" if why else None
-        yield ScanEntry(rel, reason) if reason else _read_entry(d / e.name, rel, max_bytes, read)
+        yield ScanEntry(rel, reason) if reason else _read_entry(e.path, rel, max_bytes, read)
 
 
-def _read_entry(path: Path, rel: str, max_bytes: int, read: bool) -> ScanEntry:
+def _read_entry(path: str | Path, rel: str, max_bytes: int, read: bool) -> ScanEntry:
     """The entry of a file its path allows: by size, then (``read``) by content; unreadable is a reason."""
     try:
         size = os.stat(path).st_size
@@ -160,7 +162,8 @@ def _read_entry(path: Path, rel: str, max_bytes: int, read: bool) -> ScanEntry:
             return ScanEntry(rel, f"larger than {max_bytes} bytes", size=size)
         if not read:
             return ScanEntry(rel, None, size=size)
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as err:
         return ScanEntry(rel, f"unreadable: {err.strerror or err}")
     reason, text = content_reason(data, max_bytes=max_bytes)
