@@ -85,6 +85,7 @@ class DocumentContexts:
         self._placed: set[str] = set()  #: documents whose first warm-up was placed (where an earlier session left them)
         self._submits = 0  #: completion jobs submitted so far (a warm-up commits only if none came after it)
         self._warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sc2lsp-warm")
+        self._closed = False  #: ``close`` was called: no more warm-ups (a model may finish loading after it)
         self._warm_seq = 0  #: the newest warm-up request (an older one still gathering is dropped)
         self._warm_on_load: Cursor | None = None  #: a warm-up asked for while the model was loading
         self._warm_preparing = 0  #: warm-ups whose context is still being gathered
@@ -100,6 +101,7 @@ class DocumentContexts:
             self.saved = saved_contexts_for(settings.state_disk_mb)
 
     def close(self) -> None:
+        self._closed = True
         self._warm_pool.shutdown(wait=False, cancel_futures=True)
         self.saved.close()
 
@@ -213,6 +215,8 @@ class DocumentContexts:
                 self._warm_on_load = cur
             return False
         with self._lock:
+            if self._closed:  # the model finished loading after the server closed
+                return False
             if self._busy():
                 return False  # a completion is running; it warms the cache itself
             self._warm_seq += 1

@@ -250,3 +250,13 @@ def test_a_crlf_document_gets_the_prompt_and_suggestions_of_its_lf_twin():
             assert "\r" not in a.text
     finally:
         e.close()
+
+
+def test_a_warm_up_after_close_is_refused_not_raised():
+    """The model can finish loading after the server closed the engine (a client that exits at
+    once); the load's callback then asks for the warm-up a didOpen left pending. It logged
+    'cannot schedule new futures after shutdown' from a future's callback."""
+    e = make_engine()
+    e.close()
+    assert e.model_state == "ready"
+    assert e.warm(at(GEOMETRY, "import math")) is False

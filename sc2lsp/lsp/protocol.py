@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _not_pygls_deserialize_error(record: logging.LogRecord) -> bool:
+    """pygls logs every message it cannot structure at ERROR with a traceback in the text;
+    ``Sc2Protocol.structure_message`` answers it and logs one warning line instead, so a client
+    sending bad positions (a negative line) does not fill the log with tracebacks."""
+    return not (isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"))
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_pygls_deserialize_error)
+
+
 class _Rejected:
     """Stands in for a message that was already answered with an error."""
 
