@@ -124,3 +124,29 @@ def test_client_gone_mid_request_exits_cleanly(model_path, tmp_path):
     c.proc.stdin.close()  # the editor died: no shutdown, no exit
     rc = c.proc.wait(timeout=60)
     assert rc == 0, log.read_text()[-3000:]  # no hang, no crash while the model is freed
+
+
+def test_bad_positions_log_one_warning_line_and_no_traceback(model_path, tmp_path):
+    """A negative line gets InvalidParams (above); the log gets one warning line, not pygls's
+    ERROR with a traceback per message, and a client exiting while the model loads leaves no
+    error behind either."""
+    log = tmp_path / "serve.log"
+    c = StdioClient(SERVER + ["--log-file", str(log)], cwd=DEMO)
+    c.initialize(DEMO, dict(OPTIONS))
+    assert c.wait_ready()["state"] == "ready"
+    c.open(URI, GEOMETRY.read_text())
+    for line, col in ((-1, 0), (0, -5), (2**40, 0)):
+        with pytest.raises(LspError) as e:
+            c.inline(URI, line, col, timeout=30)
+        assert e.value.code == -32602
+    assert c.close() == 0
+    text = log.read_text()
+    assert text.count("WARNING sc2lsp.lsp.protocol: invalid params") == 3, text
+    assert "Traceback" not in text and " ERROR " not in text, text
+    # exiting at once, while the model loads (the pending warm-up of a didOpen meets a closed engine)
+    c = StdioClient(SERVER + ["--log-file", str(log)], cwd=DEMO)
+    c.initialize(DEMO, dict(OPTIONS, warmUp=True))
+    c.open(URI, GEOMETRY.read_text())
+    assert c.close() == 0
+    text = log.read_text()
+    assert "Traceback" not in text and " ERROR " not in text, text
