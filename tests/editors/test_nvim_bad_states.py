@@ -38,6 +38,18 @@ def test_checkhealth_reports_command_model_and_inline_support(tmp_path):
     assert "model file not found: " + str(tmp_path / "gone.gguf") in report
 
 
+def test_checkhealth_with_a_models_toml_name(tmp_path):
+    """The README's setup names the model (``sc2-tiny``): the check asks ``sc2lsp models list
+    --json``, whose ``"endpoint": null`` decoded to a truthy vim.NIL and crashed the check."""
+    with Nvim(tmp_path / "nvim") as nv:
+        nv.setup(cmd=SERVER, settings=dict(OPTIONS, model="sc2-tiny"))
+        nv.cmd("checkhealth sc2lsp")
+        report = "\n".join(nv.api.current.buffer[:])
+    assert "Failed to run healthcheck" not in report and "ERROR" not in report, report
+    assert "model sc2-tiny present: " in report and "sc2-tiny-q8_0.gguf" in report, report
+    assert "sc2lsp: running servers" in report, report
+
+
 @pytest.mark.slow
 def test_missing_model_is_one_clear_error_and_the_server_keeps_serving(tmp_path):
     proj = make_project(tmp_path)

@@ -61,7 +61,8 @@ function M.check()
       if not ok or res.code ~= 0 then
         h.warn("`" .. table.concat(args, " ") .. "` failed: " .. tostring(ok and res.stderr or res))
       else
-        local decoded_ok, data = pcall(vim.json.decode, res.stdout)
+        -- JSON null as nil (luanil): "endpoint": null must not read as a set endpoint (vim.NIL is truthy)
+        local decoded_ok, data = pcall(vim.json.decode, res.stdout, { luanil = { object = true, array = true } })
         local entry
         for _, m in ipairs(decoded_ok and data.models or {}) do
           if m.name == model then
