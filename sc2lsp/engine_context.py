@@ -105,6 +105,12 @@ class DocumentContexts:
         self._warm_pool.shutdown(wait=False, cancel_futures=True)
         self.saved.close()
 
+    def forget(self) -> None:
+        """Drop every document's committed context (the workspace folders changed: a removed
+        folder's files must not stay in the prompts); the next request gathers afresh."""
+        with self._lock:
+            self._contexts.clear()
+
     def committed(self, uri: str) -> Committed | None:
         """The context the prompts of ``uri`` hold now."""
         return self._contexts.get(uri)

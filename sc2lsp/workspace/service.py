@@ -123,6 +123,9 @@ class WorkspaceContext:
                 self.watch_error = f"{type(e).__name__}: {e}"
                 log.warning("not watching %s (%s): the index is built once and not kept current",
                             self.root, self.watch_error)
+        if self._stopped and self._watcher is not None:  # stopped while the watcher started
+            self._watcher.stop()
+            self._watcher = None
         watched = time.perf_counter()
         try:
             self.index.from_disk.on = True

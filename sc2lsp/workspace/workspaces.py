@@ -71,16 +71,25 @@ class Workspaces:
 
     # ---------------------------------------------------------------- folders and paths
 
-    def set_folders(self, folders: Sequence[tuple[str | Path, str | None]]) -> None:
-        """The workspace folders as (path or file: URI, name or None for the basename)."""
+    def set_folders(self, folders: Sequence[tuple[str | Path, str | None]]) -> bool:
+        """The workspace folders as (path or file: URI, name or None for the basename). The index
+        of a folder no longer among them is stopped and dropped (its watcher and threads too).
+        Returns whether the folders changed."""
         out = []
         for where, name in folders:
             path = as_path(where)
             if path is not None:
                 out.append(Folder(path, resolve(path), name or path.name))
         # innermost first: a document in nested folders belongs to the deepest one
-        self._folders = tuple(sorted(out, key=lambda f: -len(f.root.parts)))
+        new = tuple(sorted(out, key=lambda f: -len(f.root.parts)))
+        changed, self._folders = new != self._folders, new
         self.policy.set_roots(f.root for f in self._folders)
+        roots = {f.root for f in self._folders}
+        with self._lock:
+            gone = [self._contexts.pop(r) for r in list(self._contexts) if r not in roots]
+        for ctx in gone:  # off the caller's thread (the LSP event loop): stopping joins the watcher's
+            threading.Thread(target=ctx.stop, name="sc2lsp-stop-index", daemon=True).start()
+        return changed
 
     @property
     def folders(self) -> tuple[Folder, ...]:

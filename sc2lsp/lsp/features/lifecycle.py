@@ -55,7 +55,8 @@ def _prime_converter(ls: Sc2Server) -> None:
 
 def did_change_workspace_folders(ls: Sc2Server, params: types.DidChangeWorkspaceFoldersParams) -> None:
     # pygls has already updated its workspace (its built-in handler runs first)
-    ls.workspaces.set_folders(workspace_folders(ls))
+    if ls.workspaces.set_folders(workspace_folders(ls)):
+        ls.engine.context.forget()  # a removed folder's files leave the prompts (and its index stops)
     ls.workspaces.start()
 
 
