@@ -34,7 +34,8 @@ class Settings:
     copy costs about the model's size in RAM next to the mapped file (+1.2 GB on a 3B Q4_K_M)
     and was not faster on the 3B here (docs/server.md, bench/repack.py)."""
     context_length: int = 2048
-    """llama.cpp context (KV cache) size in tokens: prompt plus generated tokens."""
+    """llama.cpp context (KV cache) size in tokens: prompt plus generated tokens (capped, with a
+    warning, at the model's training context)."""
     max_tokens: int = 64
     """At most this many generated tokens per suggestion."""
     max_prompt_ms: int = 4000

@@ -133,6 +133,8 @@ class Engine:
         # through the worker's counter, never the backend itself: a count never touches a freed model
         self._counter = memo_counter(self.worker.tokens.count if self.worker.tokens.exact else approx_tokens)
         backend.notify = self._notify  # a remote backend reports its endpoint's state changes itself
+        for warning in getattr(backend, "warnings", ()):
+            self._notify("warning", f"sc2lsp: {warning}")
         self._plans.clear()
         pending = self.context.take_pending()
         if pending is not None:  # didOpen came before the model was loaded: warm up now

@@ -260,3 +260,24 @@ def test_a_warm_up_after_close_is_refused_not_raised():
     e.close()
     assert e.model_state == "ready"
     assert e.warm(at(GEOMETRY, "import math")) is False
+
+
+def test_a_context_length_past_the_models_training_is_capped_with_a_warning():
+    """contextLength 1,048,576 on a model trained on 2,048 tokens took 3.2 GB of KV cache (on a
+    3B it would not fit) with only llama.cpp's stderr to say so."""
+    notes: list[tuple[str, str]] = []
+    e = Engine(Settings(model=TINY, threads=1, context_length=1 << 20), notify=lambda level, msg: notes.append((level, msg)))
+    try:
+        e.start().result(timeout=60)
+        assert e.worker.backend.n_ctx == 2048
+        assert [lvl for lvl, m in notes if "contextLength 1048576" in m and "2048" in m] == ["warning"], notes
+        s = e.complete(at(GEOMETRY, "import math")).future.result(timeout=120)
+        assert s.source == "model"
+    finally:
+        e.close()
+    notes.clear()
+    e = make_engine(context_length=1024)  # within the training length: as asked, no warning
+    try:
+        assert e.worker.backend.n_ctx == 1024 and not e.worker.backend.warnings
+    finally:
+        e.close()

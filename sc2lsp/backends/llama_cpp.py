@@ -160,7 +160,15 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
 
         self.settings = s = settings or LlamaSettings()
         self.model_path = Path(model_path)
-        check_gguf(self.model_path)
+        info = check_gguf(self.model_path)
+        #: what the user should hear about this load (the engine shows them once it is ready)
+        self.warnings: list[str] = []
+        n_ctx = s.n_ctx
+        trained = info.context_length
+        if trained and n_ctx > trained:  # past it the model degrades, and the KV cache grows with it
+            self.warnings.append(f"contextLength {n_ctx} is more than {self.model_path.name} was trained on "
+                                 f"({trained} tokens); using {trained}")
+            n_ctx = trained
         if s.lora_path:
             check_gguf(s.lora_path, adapter=True, label=f"LoRA adapter {s.lora_path}",
                        hint="export it again (`python -m finetune export RUN --adapter`)")
@@ -176,7 +184,7 @@ class LlamaCppBackend(DecodeMixin, SavedStatesMixin):
             with repacking(self.repack):
                 self.llm = llama_cpp.Llama(
                     model_path=str(self.model_path),
-                    n_ctx=s.n_ctx,
+                    n_ctx=n_ctx,
                     n_threads=threads,
                     # batches (prompt chunks, speculative checks) on as many threads as single tokens:
                     # llama-cpp-python's default (every core) made a 2-token pass of sc2-tiny ~10x slower
