@@ -49,6 +49,19 @@ LICENSE_PHRASES = (
 
 _LICENSE_NAMES = re.compile(r"^(license|licence|copying|notice|copyright|unlicense)([-._].*)?$", re.I)
 
+#: ``LICENSE-MIT`` + ``LICENSE-APACHE`` side by side: the dual-license convention (Rust, many
+#: others), the user picks one: ``MIT OR Apache-2.0``
+_SUFFIXED = re.compile(r"^licen[cs]e[-_.](?!txt$|md$|rst$)", re.I)
+
+
+def _several(licenses: dict[str, str]) -> str:
+    """An SPDX expression for a folder whose license files name several licenses (``licenses``:
+    SPDX id -> file): ``A OR B`` when each is named ``LICENSE-<name>`` (dual licensing), else
+    ``A AND B`` (e.g. a project license and a notice of bundled code: both apply)."""
+    dual = all(_SUFFIXED.match(where.rsplit("/", 1)[-1]) for where in licenses.values())
+    return (" OR " if dual else " AND ").join(sorted(licenses))
+
+
 _CLASSIFIER_SPDX = {
     "MIT License": "MIT", "BSD License": "BSD", "Apache Software License": "Apache-2.0",
     "Python Software Foundation License": "PSF-2.0", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -155,14 +168,19 @@ class LicenseResolver:
             names = sorted(p.name for p in d.iterdir() if p.is_file() and _LICENSE_NAMES.match(p.name))
         except OSError:
             names = []
+        licenses: dict[str, str] = {}  # spdx -> the first file that has it
         for name in names:
             try:
                 spdx = identify((d / name).read_text(encoding="utf-8", errors="replace"))
             except OSError:
                 continue
-            if spdx:
-                found = (spdx, "file:" + (f"{rel_dir}/{name}" if rel_dir else name))
-                break
+            if spdx and spdx not in licenses:
+                licenses[spdx] = f"{rel_dir}/{name}" if rel_dir else name
+        if len(licenses) == 1:
+            (spdx, where), = licenses.items()
+            found = (spdx, "file:" + where)
+        elif licenses:
+            found = (_several(licenses), "files:" + ",".join(sorted(licenses.values())))
         if found[0] is None and rel_dir:
             found = self._dir_license(rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else "")
         self._dir_cache[rel_dir] = found

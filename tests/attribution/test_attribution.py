@@ -163,6 +163,24 @@ def test_license_detection():
     assert identify("just some text") is None
 
 
+def test_a_folder_with_several_license_files(tmp_path):
+    """rust-analyzer's LICENSE-MIT + LICENSE-APACHE: dual licensed, both named (it was the
+    first file's license only); a project license with a notice of another: both apply."""
+    from sc2lsp.attribution.licenses import LicenseResolver
+
+    dual, both = tmp_path / "dual", tmp_path / "both"
+    (dual / "src").mkdir(parents=True)
+    (dual / "LICENSE-MIT").write_text(MIT)
+    (dual / "LICENSE-APACHE").write_text(APACHE_HEADER)
+    (both / "src").mkdir(parents=True)
+    (both / "LICENSE").write_text(APACHE_HEADER)
+    (both / "COPYING.bundled").write_text(MIT)
+    assert LicenseResolver(dual).for_file("src/lib.rs", "fn f() {}") == ("Apache-2.0 OR MIT", "files:LICENSE-APACHE,LICENSE-MIT")
+    assert LicenseResolver(both).for_file("src/a.py", "x = 1\n") == ("Apache-2.0 AND MIT", "files:COPYING.bundled,LICENSE")
+    (dual / "LICENSE-APACHE").unlink()
+    assert LicenseResolver(dual).for_file("src/lib.rs", "fn f() {}") == ("MIT", "file:LICENSE-MIT")
+
+
 # -- query ----------------------------------------------------------------------------------------
 
 def test_reindented_respaced_copy_is_found_with_its_source(index, corpus):
