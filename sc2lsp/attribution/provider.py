@@ -14,6 +14,8 @@ is asked for, so fixing the file fixes the next request.
 
 from __future__ import annotations
 
+import os
+
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +60,8 @@ class AttributionProvider:
 
     def indexes(self, configured: Sequence[str], model: str | None) -> tuple[Path, ...]:
         """The setting's list if it is non-empty, else the model's linked indexes."""
-        if configured:
-            return tuple(Path(p).expanduser() for p in configured)
+        if configured:  # each index once, however it is spelled (a trailing slash, ~, a repeat)
+            return tuple(dict.fromkeys(Path(os.path.normpath(Path(p).expanduser())) for p in configured))
         return linked_indexes(model)
 
     def _get(self, path: Path) -> AttributionIndex:

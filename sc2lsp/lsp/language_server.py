@@ -78,6 +78,22 @@ class Sc2Server(LanguageServer):
         if is_parse_error(error):
             self.protocol.report_parse_error(error)
             return
+        from pygls.exceptions import JsonRpcInvalidParams
+
+        from .params import RequestFailed
+
+        chain, e = [], error
+        while e is not None and len(chain) < 8:  # pygls wraps the handler's error
+            chain.append(e)
+            e = e.__cause__ or e.__context__
+        cause = next((e for e in chain if isinstance(e, (RequestFailed, JsonRpcInvalidParams))), error)
+        name = getattr(source, "__name__", source)
+        if isinstance(cause, RequestFailed):  # expected ("no suggestion accepted yet"): the client was told
+            log.info("request failed (%s): %s", name, error)
+            return
+        if isinstance(cause, JsonRpcInvalidParams):  # the client's mistake, answered with the reason
+            log.warning("invalid params (%s): %s", name, error)
+            return
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     # ---------------------------------------------------------------- documents

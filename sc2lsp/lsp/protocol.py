@@ -33,8 +33,18 @@ log = logging.getLogger(__name__)
 def _not_pygls_deserialize_error(record: logging.LogRecord) -> bool:
     """pygls logs every message it cannot structure at ERROR with a traceback in the text;
     ``Sc2Protocol.structure_message`` answers it and logs one warning line instead, so a client
-    sending bad positions (a negative line) does not fill the log with tracebacks."""
-    return not (isinstance(record.msg, str) and record.msg.startswith("Unable to deserialize message"))
+    sending bad positions (a negative line) does not fill the log with tracebacks. Likewise the
+    traceback pygls logs for a request that ends in an expected error (``RequestFailed``: "no
+    suggestion accepted yet", a range outside the document): the client gets the message, and
+    ``Sc2Server.report_server_error`` logs it in one line."""
+    msg = record.msg if isinstance(record.msg, str) else ""
+    if msg.startswith("Unable to deserialize message"):
+        return False
+    if msg.startswith("Exception occurred for message") and record.exc_info:
+        from .params import RequestFailed
+
+        return not isinstance(record.exc_info[1], (RequestFailed, JsonRpcInvalidParams))
+    return True
 
 
 logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_pygls_deserialize_error)

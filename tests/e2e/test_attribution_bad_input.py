@@ -41,7 +41,8 @@ def setup(tmp_path_factory, model_path):
     ws = tmp / "ws"
     ws.mkdir()
     (ws / "a.py").write_text("x = 1\n")
-    c = StdioClient(SERVER, cwd=ws)
+    c = StdioClient(SERVER + ["--log-file", str(tmp / "serve.log")], cwd=ws)
+    c.log_path = tmp / "serve.log"
     c.initialize(ws, dict(OPTIONS, attributionIndex=str(index), repoContext=False))
     assert c.wait_ready()["state"] == "ready"
     c.open((ws / "a.py").as_uri(), "x = 1\ny = 2\n")
@@ -121,3 +122,26 @@ def test_bad_command_arguments(setup):
     res = c.request("sc2lsp/attribution", {})
     assert res["text"] == CODE and res["uri"] == uri and res["spans"]
     still_serves(c)
+
+
+def test_expected_errors_are_answered_without_a_traceback_in_the_log(setup):
+    """A wrong type, a range outside the document, a document not open (and "no suggestion
+    accepted yet"): the client gets the message; the log got pygls's ERROR traceback for each
+    (11 in one session)."""
+    c, ws = setup
+    uri = (ws / "a.py").as_uri()
+    assert error(c, "sc2lsp/attribution", {"uri": 5}).code == -32602
+    rng = {"start": {"line": 40, "character": 0}, "end": {"line": 41, "character": 0}}
+    assert error(c, "sc2lsp/attribution", {"uri": uri, "range": rng}).code == -32803
+    assert error(c, "sc2lsp/attribution", {"uri": (ws / "closed.py").as_uri()}).code == -32803
+    still_serves(c)
+    log = c.log_path.read_text()
+    assert "Traceback" not in log and " ERROR " not in log, log
+
+
+def test_an_index_listed_twice_is_checked_once(tmp_path):
+    from sc2lsp.attribution.provider import AttributionProvider
+
+    idx = tmp_path / "index"
+    got = AttributionProvider().indexes([str(idx), str(idx) + "/", str(tmp_path / "." / "index"), str(tmp_path / "other")], None)
+    assert got == (idx, tmp_path / "other")
