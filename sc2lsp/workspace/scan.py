@@ -70,6 +70,25 @@ def _read_ignore(path: Path) -> list[str]:
         return []
 
 
+def _listing(root: Path, rel_dir: str, rules: IgnoreRules) -> "list[os.DirEntry] | ScanEntry":
+    """The sorted entries of ``rel_dir`` (its ignore files added to ``rules`` first), or an error entry."""
+    d = root / rel_dir if rel_dir else root
+    try:
+        entries = sorted(os.scandir(d), key=lambda e: e.name)
+    except OSError as e:
+        return ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
+    names = {e.name: e for e in entries if e.name in IgnoreRules.SOURCES}
+    for source in IgnoreRules.SOURCES:
+        e = names.get(source)
+        try:
+            present = e is not None and e.is_file()  # a symlink to a file counts
+        except OSError:
+            present = False
+        if present:
+            rules.add(rel_dir, _read_ignore(d / source), source)
+    return entries
+
+
 def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
          report_dirs: bool = False) -> Iterator[ScanEntry]:
     """Walk ``root`` in sorted order, yielding every file with its verdict.
@@ -85,22 +104,7 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     policy = None
 
     def listing(rel_dir: str):
-        """The sorted entries of ``rel_dir`` (its ignore files read first), or an error entry."""
-        d = root / rel_dir if rel_dir else root
-        try:
-            entries = sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError as e:
-            return ScanEntry(rel_dir or ".", f"unreadable directory: {e.strerror}")
-        names = {e.name: e for e in entries if e.name in IgnoreRules.SOURCES}
-        for source in IgnoreRules.SOURCES:
-            e = names.get(source)
-            try:
-                present = e is not None and e.is_file()  # a symlink to a file counts, as before
-            except OSError:
-                present = False
-            if present:
-                rules.add(rel_dir, _read_ignore(d / source), source)
-        return entries
+        return _listing(root, rel_dir, rules)
 
     # An explicit stack of (folder, its remaining entries), not recursion: a tree 1,000+ folders
     # deep is walked like any other (depth-first, sorted, as before).
