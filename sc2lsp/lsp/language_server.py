@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from .. import __version__
@@ -28,6 +29,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..workspace.workspaces import Workspaces
 from .documents import Document, Documents, read_document
+from .params import RequestFailed
 from .protocol import Sc2Protocol, is_parse_error
 
 log = logging.getLogger("sc2lsp.lsp")
@@ -78,10 +80,6 @@ class Sc2Server(LanguageServer):
         if is_parse_error(error):
             self.protocol.report_parse_error(error)
             return
-        from pygls.exceptions import JsonRpcInvalidParams
-
-        from .params import RequestFailed
-
         chain, e = [], error
         while e is not None and len(chain) < 8:  # pygls wraps the handler's error
             chain.append(e)
@@ -94,7 +92,7 @@ class Sc2Server(LanguageServer):
         if isinstance(cause, JsonRpcInvalidParams):  # the client's mistake, answered with the reason
             log.warning("invalid params (%s): %s", name, error)
             return
-        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        log.error("server error (%s): %s", name, error)
 
     # ---------------------------------------------------------------- documents
 

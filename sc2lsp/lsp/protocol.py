@@ -23,6 +23,8 @@ from pygls.exceptions import (JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonR
                               JsonRpcServerNotInitialized)
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
+from .params import RequestFailed
+
 
 if TYPE_CHECKING:
     from .language_server import Sc2Server
@@ -41,8 +43,6 @@ def _not_pygls_deserialize_error(record: logging.LogRecord) -> bool:
     if msg.startswith("Unable to deserialize message"):
         return False
     if msg.startswith("Exception occurred for message") and record.exc_info:
-        from .params import RequestFailed
-
         return not isinstance(record.exc_info[1], (RequestFailed, JsonRpcInvalidParams))
     return True
 

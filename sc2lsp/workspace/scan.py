@@ -103,12 +103,9 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
     rules = IgnoreRules()
     policy = None
 
-    def listing(rel_dir: str):
-        return _listing(root, rel_dir, rules)
-
     # An explicit stack of (folder, its remaining entries), not recursion: a tree 1,000+ folders
     # deep is walked like any other (depth-first, sorted, as before).
-    first = listing("")
+    first = _listing(root, "", rules)
     if isinstance(first, ScanEntry):
         yield first
         return
@@ -128,7 +125,7 @@ def scan(root: str | Path, *, max_bytes: int = MAX_BYTES, read: bool = True,
         if is_dir:
             reason = path_reason(rel, rules, is_dir=True)
             if reason is None:
-                sub = listing(rel)
+                sub = _listing(root, rel, rules)
                 if isinstance(sub, ScanEntry):
                     yield sub
                 else:
