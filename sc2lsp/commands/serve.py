@@ -83,4 +83,42 @@ def protocol_stdout():
     sys.stdout.flush()
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    return out
+    return _ClientPipe(out)
+
+
+class _ClientPipe:
+    """The protocol's stdout. When the editor has closed its end (quit without a shutdown, e.g.
+    Neovim's ``:qa!``), the pending answers are dropped: the descriptor is pointed at /dev/null
+    instead of raising BrokenPipeError into pygls, which logged a traceback per answer and failed
+    again sending the error."""
+
+    def __init__(self, f):
+        self._f = f
+        self.gone = False
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._f.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self._gone()
+            return len(data)
+
+    def flush(self) -> None:
+        try:
+            self._f.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self._gone()
+            self._f.flush()  # into /dev/null now
+
+    def _gone(self) -> None:
+        import os
+
+        if not self.gone:
+            self.gone = True
+            logging.getLogger("sc2lsp.lsp").info("the editor closed the connection: answers are dropped")
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._f.fileno())
+            os.close(null)
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)

@@ -38,12 +38,17 @@ def _not_pygls_deserialize_error(record: logging.LogRecord) -> bool:
     sending bad positions (a negative line) does not fill the log with tracebacks. Likewise the
     traceback pygls logs for a request that ends in an expected error (``RequestFailed``: "no
     suggestion accepted yet", a range outside the document): the client gets the message, and
-    ``Sc2Server.report_server_error`` logs it in one line."""
+    ``Sc2Server.report_server_error`` logs it in one line. And a broken pipe when the editor quit
+    without a shutdown (one traceback per pending answer)."""
     msg = record.msg if isinstance(record.msg, str) else ""
     if msg.startswith("Unable to deserialize message"):
         return False
-    if msg.startswith("Exception occurred for message") and record.exc_info:
-        return not isinstance(record.exc_info[1], (RequestFailed, JsonRpcInvalidParams))
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, (BrokenPipeError, ConnectionResetError)):  # the editor is gone (Neovim's :qa!)
+        log.debug("the client closed the connection: %s", exc)
+        return False
+    if msg.startswith("Exception occurred for message") and exc is not None:
+        return not isinstance(exc, (RequestFailed, JsonRpcInvalidParams))
     return True
 
 

@@ -150,3 +150,32 @@ def test_bad_positions_log_one_warning_line_and_no_traceback(model_path, tmp_pat
     assert c.close() == 0
     text = log.read_text()
     assert "Traceback" not in text and " ERROR " not in text, text
+
+
+def test_an_editor_that_quits_with_answers_pending_leaves_no_traceback(model_path, tmp_path):
+    """Neovim's :qa! closes the pipes while answers are on their way: each one was an ERROR with a
+    BrokenPipeError traceback in the server's log."""
+    import json
+    import subprocess
+
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(SERVER + ["--log-file", str(log)], cwd=DEMO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def send(msg: dict) -> None:
+        body = json.dumps(msg).encode()
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        proc.stdin.flush()
+
+    send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+          "params": {"processId": None, "rootUri": DEMO.as_uri(), "capabilities": {}, "initializationOptions": OPTIONS}})
+    send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    time.sleep(1.0)
+    proc.stdout.close()  # the editor stops reading, with requests pending
+    for i in range(5):
+        send({"jsonrpc": "2.0", "id": 10 + i, "method": "sc2lsp/status", "params": {}})
+    time.sleep(1.0)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    text = log.read_text()
+    assert "Traceback" not in text and " ERROR " not in text, text
