@@ -50,7 +50,7 @@ LICENSE_PHRASES = (
 _LICENSE_NAMES = re.compile(r"^(license|licence|copying|notice|copyright|unlicense)([-._].*)?$", re.I)
 
 #: ``LICENSE-MIT`` + ``LICENSE-APACHE`` side by side: the dual-license convention (Rust, many
-#: others), the user picks one: ``MIT OR Apache-2.0``
+#: others), the user picks one: ``Apache-2.0 OR MIT`` (ids sorted)
 _SUFFIXED = re.compile(r"^licen[cs]e[-_.](?!txt$|md$|rst$)", re.I)
 
 

@@ -138,7 +138,7 @@ class WorkspaceContext:
             r = self.report
             self.index_seconds = time.perf_counter() - t0
             log.info("indexed %s: %d files in %.2f s (watcher %.2f s, scan %.2f s), %d cached, %d to parse",
-                     self.root, r.files, time.perf_counter() - t0, watched - t0, r.scan_seconds, r.cached, r.lazy)
+                     self.root, r.files, self.index_seconds, watched - t0, r.scan_seconds, r.cached, r.lazy)
         except Exception:
             log.warning("indexing %s failed", self.root, exc_info=True)
         finally:
